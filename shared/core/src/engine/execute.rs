@@ -1,0 +1,350 @@
+//! Step execution: run one side-effecting step, then every pure step after
+//! it inline, record each attempt once, and hand the run on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::actions::Action;
+use crate::ports::{Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, WorkflowStore};
+use crate::retry::{RetryOn, RetryPolicy};
+use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
+use crate::workflow::{Step, WorkflowDefinition};
+
+use super::EngineError;
+
+/// SQS's longest `DelaySeconds`; longer waits hop through the queue.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+
+pub struct StepExecutor {
+    workflows: Arc<dyn WorkflowStore>,
+    runs: Arc<dyn RunLog>,
+    steps: Arc<dyn Queue>,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What one delivery of a step message did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// Steps whose action ran in this invocation, in order.
+    pub executed: Vec<String>,
+    /// Steps whose recorded outcome was replayed instead of running again.
+    pub replayed: Vec<String>,
+    pub next: NextMove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextMove {
+    /// A message for this step was sent.
+    Enqueued { step_id: String, attempt: u32, delay: Duration },
+    /// The run reached a terminal status (now or before).
+    Finished(RunStatus),
+}
+
+/// The outcome of running one action, before it is recorded.
+struct Attempt {
+    status: StepStatus,
+    output: Option<Value>,
+    error: Option<String>,
+    next: Option<String>,
+    retryable: bool,
+    retry_after_s: Option<f64>,
+}
+
+impl Attempt {
+    fn succeeded(output: Value, next: Option<String>) -> Self {
+        Self { status: StepStatus::Succeeded, output: Some(output), error: None, next, retryable: false, retry_after_s: None }
+    }
+
+    fn failed(error: impl ToString) -> Self {
+        Self { status: StepStatus::Failed, output: None, error: Some(error.to_string()), next: None, retryable: false, retry_after_s: None }
+    }
+}
+
+/// Where the executor is in the run while it walks pure steps inline.
+struct Cursor {
+    step_id: String,
+    attempt: u32,
+    resume_at: Option<DateTime<Utc>>,
+    context: Value,
+}
+
+impl StepExecutor {
+    pub fn new(
+        workflows: Arc<dyn WorkflowStore>,
+        runs: Arc<dyn RunLog>,
+        steps: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { workflows, runs, steps, http, clock }
+    }
+
+    pub async fn handle_message(&self, body: &str) -> Result<StepReport, EngineError> {
+        let message: StepMessage = serde_json::from_str(body).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+        self.execute(message).await
+    }
+
+    #[tracing::instrument(skip_all, fields(run_id = %message.run_id, workflow_id = %message.workflow_id, step_id = %message.step_id, attempt = message.attempt))]
+    pub async fn execute(&self, message: StepMessage) -> Result<StepReport, EngineError> {
+        let workflow = self
+            .workflows
+            .get_version(&message.workspace_id, &message.workflow_id, message.workflow_version)
+            .await?
+            .ok_or_else(|| EngineError::WorkflowVersionMissing {
+                workspace_id: message.workspace_id.clone(),
+                workflow_id: message.workflow_id.clone(),
+                version: message.workflow_version,
+            })?;
+        let run = self.runs.get_run(&message.run_id).await?.ok_or_else(|| EngineError::RunMissing(message.run_id.clone()))?;
+        let mut report = StepReport { executed: vec![], replayed: vec![], next: NextMove::Finished(run.status) };
+        if run.status.is_terminal() {
+            tracing::info!("run already ended; message ignored");
+            return Ok(report);
+        }
+
+        let mut cursor = Cursor {
+            step_id: message.step_id.clone(),
+            attempt: message.attempt,
+            resume_at: message.resume_at,
+            context: with_workflow_vars(message.context.clone(), &workflow),
+        };
+        let now = self.clock.now();
+        if let Some(resume_at) = cursor.resume_at.filter(|t| *t > now) {
+            // A wait longer than the queue's maximum delay: hop again.
+            report.next = self.enqueue(&message, &cursor, resume_at).await?;
+            return Ok(report);
+        }
+
+        let mut first = true;
+        loop {
+            let step = step_of(&workflow, &cursor.step_id)?;
+            let record = match self.runs.get_step(&message.run_id, &cursor.step_id, cursor.attempt).await? {
+                Some(recorded) => {
+                    report.replayed.push(cursor.step_id.clone());
+                    recorded
+                }
+                None => {
+                    if !first && step.action.has_side_effects() {
+                        let now = self.clock.now();
+                        report.next = self.enqueue(&message, &cursor, now).await?;
+                        return Ok(report);
+                    }
+                    let started_at = self.clock.now();
+                    let attempt = match &step.action {
+                        Action::Delay(delay) => {
+                            let due = match cursor.resume_at {
+                                Some(due) => Ok(due),
+                                None => delay.resume_at(started_at, &cursor.context),
+                            };
+                            match due {
+                                Ok(due) if due > started_at => {
+                                    cursor.resume_at = Some(due);
+                                    report.next = self.enqueue(&message, &cursor, due).await?;
+                                    return Ok(report);
+                                }
+                                Ok(due) => Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone()),
+                                Err(err) => Attempt::failed(err),
+                            }
+                        }
+                        _ => self.perform(&message.run_id, &cursor, step).await,
+                    };
+                    report.executed.push(cursor.step_id.clone());
+                    self.record(&message.run_id, &cursor, step, started_at, attempt).await?
+                }
+            };
+            first = false;
+            cursor.resume_at = None;
+
+            match record.status {
+                StepStatus::Succeeded => {
+                    apply_output(&mut cursor.context, &cursor.step_id, step, record.output.clone().unwrap_or(Value::Null));
+                    match record.next {
+                        Some(next) => {
+                            cursor.step_id = next;
+                            cursor.attempt = 1;
+                        }
+                        None => {
+                            report.next = self.finish(&message.run_id, RunStatus::Succeeded, None).await?;
+                            return Ok(report);
+                        }
+                    }
+                }
+                StepStatus::Failed => {
+                    let policy = step.retry_policy();
+                    let error = record.error.clone().unwrap_or_else(|| "step failed".into());
+                    if record.retryable && policy.allows_another_attempt(cursor.attempt) {
+                        let delay = policy.delay_after(
+                            cursor.attempt,
+                            record.retry_after_s,
+                            jitter_seed(&message.run_id, &cursor.step_id, cursor.attempt),
+                        );
+                        cursor.attempt += 1;
+                        let due = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                        report.next = self.enqueue(&message, &cursor, due).await?;
+                        return Ok(report);
+                    }
+                    match &step.on_failure {
+                        Some(on_failure) => {
+                            if let Value::Object(ctx) = &mut cursor.context {
+                                ctx.insert("error".into(), json!({"step_id": cursor.step_id, "message": error, "attempts": cursor.attempt}));
+                            }
+                            cursor.step_id = on_failure.clone();
+                            cursor.attempt = 1;
+                        }
+                        None => {
+                            let reason = format!("step {} failed after {} attempt(s): {error}", cursor.step_id, cursor.attempt);
+                            report.next = self.finish(&message.run_id, RunStatus::Failed, Some(reason)).await?;
+                            return Ok(report);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a non-Delay action once.
+    async fn perform(&self, run_id: &str, cursor: &Cursor, step: &Step) -> Attempt {
+        let context = &cursor.context;
+        match &step.action {
+            Action::HttpRequest(request) => {
+                let call = match request.prepare(context, &idempotency_key(run_id, &cursor.step_id)) {
+                    Ok(call) => call,
+                    Err(err) => return Attempt::failed(err),
+                };
+                let policy = step.retry_policy();
+                match self.http.send(call).await {
+                    Ok(reply) => match request.interpret(&reply) {
+                        Ok(output) => Attempt::succeeded(output, step.next.clone()),
+                        Err(failure) => Attempt {
+                            status: StepStatus::Failed,
+                            output: failure.response,
+                            error: Some(failure.message),
+                            next: None,
+                            retryable: retries(&policy, failure.class),
+                            retry_after_s: failure.retry_after_s,
+                        },
+                    },
+                    Err(err) => {
+                        let class = match err.kind {
+                            HttpErrorKind::Timeout => Some(RetryOn::Timeout),
+                            HttpErrorKind::Network => Some(RetryOn::Network),
+                            HttpErrorKind::Invalid => None,
+                        };
+                        Attempt { retryable: retries(&policy, class), ..Attempt::failed(err) }
+                    }
+                }
+            }
+            Action::Decision(decision) => {
+                let (next, branch) = decision.choose(context);
+                let taken = branch.map_or(json!("default"), |i| json!(i));
+                Attempt::succeeded(json!({"branch": taken, "next": next}), next)
+            }
+            Action::SetVariables(set) => match set.render(context) {
+                Ok(values) => Attempt::succeeded(Value::Object(values), step.next.clone()),
+                Err(err) => Attempt::failed(err),
+            },
+            Action::Delay(_) => Attempt::failed("Delay is handled by the executor"),
+        }
+    }
+
+    async fn record(&self, run_id: &str, cursor: &Cursor, step: &Step, started_at: DateTime<Utc>, attempt: Attempt) -> Result<StepRecord, EngineError> {
+        let record = StepRecord {
+            run_id: run_id.to_owned(),
+            step_id: cursor.step_id.clone(),
+            action: step.action.type_name().to_owned(),
+            status: attempt.status,
+            attempt: cursor.attempt,
+            started_at,
+            ended_at: self.clock.now(),
+            output: attempt.output,
+            error: attempt.error,
+            next: attempt.next,
+            retryable: attempt.retryable,
+            retry_after_s: attempt.retry_after_s,
+        };
+        tracing::info!(step_id = %record.step_id, attempt = record.attempt, action = %record.action, status = ?record.status,
+            error = record.error.as_deref().unwrap_or(""), "step attempt recorded");
+        Ok(match self.runs.put_step(&record).await? {
+            PutStep::Recorded => record,
+            // A concurrent delivery got there first: follow its outcome so
+            // both deliveries agree on where the run goes.
+            PutStep::AlreadyRecorded(existing) => existing,
+        })
+    }
+
+    /// Sends the message that continues the run at the cursor, due at `due`.
+    async fn enqueue(&self, message: &StepMessage, cursor: &Cursor, due: DateTime<Utc>) -> Result<NextMove, EngineError> {
+        let now = self.clock.now();
+        let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
+        let delay = wait.min(MAX_QUEUE_DELAY);
+        // Delay steps always carry their due time; other waits only when they
+        // outlast one queue delay and must hop.
+        let resume_at = if cursor.resume_at.is_some() || wait > MAX_QUEUE_DELAY { Some(due) } else { None };
+        let next = StepMessage {
+            run_id: message.run_id.clone(),
+            workspace_id: message.workspace_id.clone(),
+            workflow_id: message.workflow_id.clone(),
+            workflow_version: message.workflow_version,
+            step_id: cursor.step_id.clone(),
+            attempt: cursor.attempt,
+            context: cursor.context.clone(),
+            resume_at,
+        };
+        let body = serde_json::to_string(&next).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+        self.steps.send(body, delay).await?;
+        tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
+        Ok(NextMove::Enqueued { step_id: cursor.step_id.clone(), attempt: cursor.attempt, delay })
+    }
+
+    async fn finish(&self, run_id: &str, status: RunStatus, error: Option<String>) -> Result<NextMove, EngineError> {
+        if self.runs.finish_run(run_id, status, error.clone(), self.clock.now()).await? {
+            tracing::info!(status = ?status, error = error.as_deref().unwrap_or(""), "run finished");
+        }
+        Ok(NextMove::Finished(status))
+    }
+}
+
+fn retries(policy: &RetryPolicy, class: Option<RetryOn>) -> bool {
+    class.is_some_and(|c| policy.retry_on.contains(&c))
+}
+
+fn step_of<'a>(workflow: &'a WorkflowDefinition, step_id: &str) -> Result<&'a Step, EngineError> {
+    workflow.steps.get(step_id).ok_or_else(|| EngineError::StepMissing {
+        workflow_id: workflow.id.clone(),
+        version: workflow.version,
+        step_id: step_id.to_owned(),
+    })
+}
+
+/// The workflow's constant `vars` under whatever steps have set.
+fn with_workflow_vars(mut context: Value, workflow: &WorkflowDefinition) -> Value {
+    if workflow.vars.is_empty() {
+        return context;
+    }
+    if let Value::Object(ctx) = &mut context {
+        let vars = ctx.entry("vars").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(vars) = vars {
+            for (k, v) in &workflow.vars {
+                vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    context
+}
+
+/// Makes a finished step visible to the steps after it.
+fn apply_output(context: &mut Value, step_id: &str, step: &Step, output: Value) {
+    let Value::Object(ctx) = context else { return };
+    if let (Action::SetVariables(_), Value::Object(values)) = (&step.action, &output) {
+        if let Value::Object(vars) = ctx.entry("vars").or_insert_with(|| Value::Object(Map::new())) {
+            vars.extend(values.clone());
+        }
+    }
+    if let Value::Object(steps) = ctx.entry("steps").or_insert_with(|| Value::Object(Map::new())) {
+        steps.insert(step_id.to_owned(), output);
+    }
+}

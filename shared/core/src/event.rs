@@ -1,0 +1,274 @@
+//! The trigger event envelope: CloudEvents 1.0 plus Hookflow's extension
+//! attributes, and the parsing of ingest requests into events.
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::catalogue::{self, UnknownTriggerType};
+
+pub const SPEC_VERSION: &str = "1.0";
+pub const CONTENT_TYPE_SINGLE: &str = "application/cloudevents+json";
+pub const CONTENT_TYPE_BATCH: &str = "application/cloudevents-batch+json";
+/// Ids and attribute values longer than this are refused (they end up in keys).
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerEvent {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacontenttype: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+    pub workspaceid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siteid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cardid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contactid: Option<String>,
+    /// How many workflow hops produced this event (loop guard).
+    #[serde(default)]
+    pub depth: u32,
+}
+
+/// Why an ingest request was refused. Every variant is the sender's fault
+/// (HTTP 4xx); nothing of a refused request is enqueued.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("unsupported content type {0:?}; use application/cloudevents+json, application/json or application/cloudevents-batch+json")]
+    UnsupportedMediaType(String),
+    #[error("{at}missing required attribute `{attribute}`")]
+    MissingAttribute { at: String, attribute: &'static str },
+    #[error("{at}invalid attribute `{attribute}`: {reason}")]
+    InvalidAttribute { at: String, attribute: String, reason: String },
+    #[error("{at}{source}")]
+    UnknownTriggerType { at: String, source: UnknownTriggerType },
+    #[error("a batch must be a JSON array of 1 to {MAX_BATCH_EVENTS} events; got {0}")]
+    BadBatch(String),
+}
+
+impl IngestError {
+    /// A stable machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MissingAttribute { .. } => "missing_attribute",
+            Self::InvalidAttribute { .. } => "invalid_attribute",
+            Self::UnknownTriggerType { .. } => "unknown_trigger_type",
+            Self::BadBatch(_) => "invalid_batch",
+        }
+    }
+}
+
+/// Whether a request carries one event or a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Batch,
+}
+
+/// The mode a content type asks for; JSON parameters such as `charset` are ignored.
+pub fn mode_for_content_type(content_type: Option<&str>) -> Result<Mode, IngestError> {
+    let raw = content_type.unwrap_or("");
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        CONTENT_TYPE_SINGLE | "application/json" => Ok(Mode::Single),
+        CONTENT_TYPE_BATCH => Ok(Mode::Batch),
+        _ => Err(IngestError::UnsupportedMediaType(raw.to_owned())),
+    }
+}
+
+/// Parses and validates a whole request; any bad event refuses the request.
+pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<(Mode, Vec<TriggerEvent>), IngestError> {
+    let mode = mode_for_content_type(content_type)?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    let events = match (mode, value) {
+        (Mode::Single, value) => vec![TriggerEvent::from_cloudevent(&value, "")?],
+        (Mode::Batch, Value::Array(items)) => {
+            if items.is_empty() || items.len() > MAX_BATCH_EVENTS {
+                return Err(IngestError::BadBatch(format!("{} events", items.len())));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| TriggerEvent::from_cloudevent(item, &format!("events[{i}]: ")))
+                .collect::<Result<_, _>>()?
+        }
+        (Mode::Batch, other) => return Err(IngestError::BadBatch(json_kind(&other).into())),
+    };
+    Ok((mode, events))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl TriggerEvent {
+    /// Reads one CloudEvent in structured JSON, checking every attribute.
+    /// `at` prefixes messages (`events[3]: `) for batches.
+    pub fn from_cloudevent(value: &Value, at: &str) -> Result<Self, IngestError> {
+        let Value::Object(map) = value else {
+            return Err(IngestError::InvalidAttribute {
+                at: at.into(),
+                attribute: "(event)".into(),
+                reason: format!("an event must be a JSON object, not {}", json_kind(value)),
+            });
+        };
+        let required = |name: &'static str| -> Result<String, IngestError> {
+            match map.get(name) {
+                None | Some(Value::Null) => Err(IngestError::MissingAttribute { at: at.into(), attribute: name }),
+                Some(Value::String(s)) if s.is_empty() => Err(invalid(at, name, "must not be empty")),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(invalid(at, name, "must be a string")),
+            }
+        };
+        let specversion = required("specversion")?;
+        if specversion != SPEC_VERSION {
+            return Err(invalid(at, "specversion", &format!("only {SPEC_VERSION:?} is supported")));
+        }
+        let id = checked_id(at, "id", required("id")?)?;
+        let source = required("source")?;
+        if source.len() > 1024 || source.chars().any(char::is_control) {
+            return Err(invalid(at, "source", "must be at most 1024 bytes without control characters"));
+        }
+        let event_type = required("type")?;
+        catalogue::check_trigger_type(&event_type)
+            .map_err(|source| IngestError::UnknownTriggerType { at: at.into(), source })?;
+        let workspaceid = checked_id(at, "workspaceid", required("workspaceid")?)?;
+        let time = optional_string(map, at, "time")?;
+        if let Some(t) = &time {
+            DateTime::parse_from_rfc3339(t).map_err(|_| invalid(at, "time", "must be an RFC 3339 timestamp"))?;
+        }
+        let datacontenttype = optional_string(map, at, "datacontenttype")?;
+        let siteid = optional_string(map, at, "siteid")?.map(|v| checked_id(at, "siteid", v)).transpose()?;
+        let cardid = optional_string(map, at, "cardid")?.map(|v| checked_id(at, "cardid", v)).transpose()?;
+        let contactid = optional_string(map, at, "contactid")?.map(|v| checked_id(at, "contactid", v)).transpose()?;
+        let depth = match map.get("depth") {
+            None | Some(Value::Null) => 0,
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| invalid(at, "depth", "must be a non-negative integer"))?,
+            // CloudEvents extension values travel as strings in binary mode.
+            Some(Value::String(s)) => s.parse().map_err(|_| invalid(at, "depth", "must be a non-negative integer"))?,
+            Some(_) => return Err(invalid(at, "depth", "must be a non-negative integer")),
+        };
+        Ok(TriggerEvent {
+            specversion,
+            id,
+            source,
+            event_type,
+            time,
+            datacontenttype,
+            data: map.get("data").cloned().unwrap_or(Value::Null),
+            workspaceid,
+            siteid,
+            cardid,
+            contactid,
+            depth,
+        })
+    }
+}
+
+fn invalid(at: &str, attribute: &str, reason: &str) -> IngestError {
+    IngestError::InvalidAttribute { at: at.into(), attribute: attribute.into(), reason: reason.into() }
+}
+
+fn optional_string(map: &Map<String, Value>, at: &str, name: &str) -> Result<Option<String>, IngestError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(at, name, "must be a string")),
+    }
+}
+
+/// Ids end up in storage keys and log lines: bounded, no control characters.
+fn checked_id(at: &str, attribute: &str, value: String) -> Result<String, IngestError> {
+    if value.is_empty() {
+        return Err(invalid(at, attribute, "must not be empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(invalid(at, attribute, &format!("must be at most {MAX_ID_BYTES} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(at, attribute, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({"specversion": "1.0", "id": "evt-1", "source": "komo/cards", "type": "Gameplay.Ended",
+               "time": "2026-11-23T10:00:00Z", "workspaceid": "ws_demo", "cardid": "card_1", "depth": 0,
+               "data": {"gameplay": {"score": 120}}})
+    }
+
+    #[test]
+    fn parses_and_round_trips() {
+        let (mode, events) = parse_request(Some("application/cloudevents+json; charset=utf-8"), sample().to_string().as_bytes()).unwrap();
+        assert_eq!(mode, Mode::Single);
+        let e = &events[0];
+        assert_eq!((e.id.as_str(), e.cardid.as_deref(), e.depth), ("evt-1", Some("card_1"), 0));
+        let back: TriggerEvent = serde_json::from_value(serde_json::to_value(e).unwrap()).unwrap();
+        assert_eq!(&back, e);
+    }
+
+    #[test]
+    fn batches() {
+        let body = json!([sample(), sample()]).to_string();
+        let (mode, events) = parse_request(Some(CONTENT_TYPE_BATCH), body.as_bytes()).unwrap();
+        assert_eq!((mode, events.len()), (Mode::Batch, 2));
+        let mut bad = sample();
+        bad["type"] = json!("Nope");
+        let body = json!([sample(), bad]).to_string();
+        let err = parse_request(Some(CONTENT_TYPE_BATCH), body.as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("events[1]: unknown trigger type"), "{err}");
+        assert_eq!(parse_request(Some(CONTENT_TYPE_BATCH), b"[]").unwrap_err().code(), "invalid_batch");
+    }
+
+    #[test]
+    fn refusals_have_codes() {
+        let cases: Vec<(Option<&str>, String, &str)> = vec![
+            (Some("text/plain"), sample().to_string(), "unsupported_media_type"),
+            (None, sample().to_string(), "unsupported_media_type"),
+            (Some("application/json"), "{nope".into(), "malformed_json"),
+            (Some("application/json"), json!({"id": "x"}).to_string(), "missing_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["specversion"] = json!("0.3"); v.to_string() }, "invalid_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["time"] = json!("yesterday"); v.to_string() }, "invalid_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["id"] = json!("a\nb"); v.to_string() }, "invalid_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["id"] = json!("x".repeat(257)); v.to_string() }, "invalid_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["type"] = json!("Gameplay.Endd"); v.to_string() }, "unknown_trigger_type"),
+            (Some("application/json"), { let mut v = sample(); v.as_object_mut().unwrap().remove("workspaceid"); v.to_string() }, "missing_attribute"),
+            (Some("application/json"), { let mut v = sample(); v["depth"] = json!(-1); v.to_string() }, "invalid_attribute"),
+            (Some("application/json"), "[1]".into(), "invalid_attribute"),
+        ];
+        for (ct, body, code) in cases {
+            let err = parse_request(ct, body.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), code, "{body}: {err}");
+        }
+        let err = parse_request(Some("application/json"), json!({"specversion": "1.0", "id": "x", "source": "s", "type": "Gameplay.Endd", "workspaceid": "w"}).to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("did you mean Gameplay.Ended"), "{err}");
+    }
+}

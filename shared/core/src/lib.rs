@@ -1,0 +1,25 @@
+//! Hookflow's domain and workflow engine.
+//!
+//! No IO happens here except through the [`ports`]; no AWS, Lambda or HTTP
+//! server type appears. The same use cases run inside Lambda, in
+//! `hookflow dev` and in tests.
+
+pub mod actions;
+pub mod catalogue;
+pub mod condition;
+pub mod engine;
+pub mod event;
+pub mod memory;
+pub mod path;
+pub mod ports;
+pub mod retry;
+pub mod run;
+pub mod subscription;
+pub mod template;
+pub mod validate;
+pub mod worker;
+pub mod workflow;
+
+pub use engine::{Dispatcher, EngineError, Ingest, StepExecutor};
+pub use event::TriggerEvent;
+pub use workflow::WorkflowDefinition;

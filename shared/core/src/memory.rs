@@ -1,0 +1,368 @@
+//! In-memory twins of every port: the embedded default of `hookflow dev` and
+//! the fast half of the conformance suite. They keep the same promises as the
+//! AWS adapters (conditional writes, visibility timeouts), not just the API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::ports::*;
+use crate::run::{RunRecord, RunStatus, StepRecord};
+use crate::subscription::Subscription;
+use crate::workflow::WorkflowDefinition;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: the
+/// twins' invariants hold between statements, so the data is still sound.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+pub struct MemoryWorkflowStore {
+    versions: Mutex<HashMap<(String, String, u32), Arc<WorkflowDefinition>>>,
+}
+
+#[async_trait]
+impl WorkflowStore for MemoryWorkflowStore {
+    async fn put_version(&self, workflow: &WorkflowDefinition) -> PortResult<()> {
+        let key = (workflow.workspace_id.clone(), workflow.id.clone(), workflow.version);
+        let mut versions = lock(&self.versions);
+        match versions.get(&key) {
+            Some(existing) if **existing != *workflow => Err(PortError::terminal(
+                "put_version",
+                format!("version {} of workflow {} exists with other content; versions are immutable", workflow.version, workflow.id),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                versions.insert(key, Arc::new(workflow.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    async fn get_version(&self, workspace_id: &str, workflow_id: &str, version: u32) -> PortResult<Option<Arc<WorkflowDefinition>>> {
+        Ok(lock(&self.versions).get(&(workspace_id.to_owned(), workflow_id.to_owned(), version)).cloned())
+    }
+}
+
+#[derive(Default)]
+pub struct MemorySubscriptions {
+    /// (workspace, trigger type) → workflow id → subscription.
+    by_trigger: Mutex<HashMap<(String, String), BTreeMap<String, Subscription>>>,
+}
+
+#[async_trait]
+impl SubscriptionIndex for MemorySubscriptions {
+    async fn put(&self, subscription: &Subscription) -> PortResult<()> {
+        lock(&self.by_trigger)
+            .entry((subscription.workspace_id.clone(), subscription.trigger_type.clone()))
+            .or_default()
+            .insert(subscription.workflow_id.clone(), subscription.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()> {
+        if let Some(subs) = lock(&self.by_trigger).get_mut(&(workspace_id.to_owned(), trigger_type.to_owned())) {
+            subs.remove(workflow_id);
+        }
+        Ok(())
+    }
+
+    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+        Ok(lock(&self.by_trigger)
+            .get(&(workspace_id.to_owned(), trigger_type.to_owned()))
+            .map(|subs| subs.values().cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[derive(Default)]
+struct RunLogData {
+    runs: HashMap<String, RunRecord>,
+    /// run id → step records in the order they were written.
+    steps: HashMap<String, Vec<StepRecord>>,
+}
+
+#[derive(Default)]
+pub struct MemoryRunLog {
+    data: Mutex<RunLogData>,
+}
+
+#[async_trait]
+impl RunLog for MemoryRunLog {
+    async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
+        let mut data = lock(&self.data);
+        if let Some(existing) = data.runs.get(&run.run_id) {
+            return Ok(CreateRun::AlreadyExists(existing.clone()));
+        }
+        data.runs.insert(run.run_id.clone(), run.clone());
+        Ok(CreateRun::Created)
+    }
+
+    async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
+        Ok(lock(&self.data).runs.get(run_id).cloned())
+    }
+
+    async fn finish_run(&self, run_id: &str, status: RunStatus, error: Option<String>, ended_at: DateTime<Utc>) -> PortResult<bool> {
+        let mut data = lock(&self.data);
+        let Some(run) = data.runs.get_mut(run_id) else {
+            return Err(PortError::terminal("finish_run", format!("run {run_id} does not exist")));
+        };
+        if run.status.is_terminal() {
+            return Ok(false);
+        }
+        run.status = status;
+        run.error = error;
+        run.ended_at = Some(ended_at);
+        Ok(true)
+    }
+
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+        let data = lock(&self.data);
+        let mut runs: Vec<RunRecord> = data
+            .runs
+            .values()
+            .filter(|r| r.workspace_id == workspace_id)
+            .filter(|r| query.workflow_id.as_ref().is_none_or(|w| *w == r.workflow_id))
+            .filter(|r| query.status.is_none_or(|s| s == r.status))
+            .cloned()
+            .collect();
+        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.run_id.cmp(&a.run_id)));
+        if query.limit > 0 {
+            runs.truncate(query.limit);
+        }
+        Ok(runs)
+    }
+
+    async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
+        let mut data = lock(&self.data);
+        let steps = data.steps.entry(record.run_id.clone()).or_default();
+        if let Some(existing) = steps.iter().find(|s| s.step_id == record.step_id && s.attempt == record.attempt) {
+            return Ok(PutStep::AlreadyRecorded(existing.clone()));
+        }
+        steps.push(record.clone());
+        Ok(PutStep::Recorded)
+    }
+
+    async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
+        Ok(lock(&self.data)
+            .steps
+            .get(run_id)
+            .and_then(|steps| steps.iter().find(|s| s.step_id == step_id && s.attempt == attempt).cloned()))
+    }
+
+    async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        Ok(lock(&self.data).steps.get(run_id).cloned().unwrap_or_default())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryDedupe {
+    seen: Mutex<HashMap<(String, String), Instant>>,
+}
+
+#[async_trait]
+impl EventDedupe for MemoryDedupe {
+    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool> {
+        let key = (workspace_id.to_owned(), event_id.to_owned());
+        Ok(lock(&self.seen).get(&key).is_some_and(|expires| *expires > Instant::now()))
+    }
+
+    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()> {
+        let mut seen = lock(&self.seen);
+        let now = Instant::now();
+        // Expired entries go on write, as DynamoDB's TTL would drop them.
+        seen.retain(|_, expires| *expires > now);
+        seen.insert((workspace_id.to_owned(), event_id.to_owned()), now + ttl);
+        Ok(())
+    }
+}
+
+/// Settings of a queue, shared by the twin and the SQS resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub visibility_timeout: Duration,
+    /// Deliveries after which a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+struct StoredMessage {
+    id: u64,
+    body: String,
+    visible_at: Instant,
+    receive_count: u32,
+    receipt: Option<String>,
+}
+
+#[derive(Default)]
+struct QueueData {
+    messages: Vec<StoredMessage>,
+    next_id: u64,
+}
+
+/// Behaves like an SQS standard queue: delayed sends, a message not
+/// acknowledged within the visibility timeout is delivered again, and after
+/// `max_receive_count` deliveries it moves to the dead-letter queue.
+pub struct MemoryQueue {
+    name: String,
+    settings: QueueSettings,
+    data: Mutex<QueueData>,
+    arrived: Notify,
+    dead_letters: Option<Arc<MemoryQueue>>,
+}
+
+impl MemoryQueue {
+    pub fn new(name: impl Into<String>, settings: QueueSettings, dead_letters: Option<Arc<MemoryQueue>>) -> Self {
+        Self { name: name.into(), settings, data: Mutex::new(QueueData::default()), arrived: Notify::new(), dead_letters }
+    }
+
+    /// A queue with a dead-letter queue named `<name>-dlq`.
+    pub fn with_dlq(name: &str, settings: QueueSettings) -> (Arc<Self>, Arc<Self>) {
+        let dlq_settings = QueueSettings { max_receive_count: u32::MAX, ..settings };
+        let dlq = Arc::new(Self::new(format!("{name}-dlq"), dlq_settings, None));
+        (Arc::new(Self::new(name, settings, Some(dlq.clone()))), dlq)
+    }
+
+    /// Messages stored, visible or not (for tests and `dlq list`).
+    pub fn len(&self) -> usize {
+        lock(&self.data).messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, body: String, visible_at: Instant) {
+        let mut data = lock(&self.data);
+        let id = data.next_id;
+        data.next_id += 1;
+        data.messages.push(StoredMessage { id, body, visible_at, receive_count: 0, receipt: None });
+        drop(data);
+        self.arrived.notify_waiters();
+    }
+
+    /// Takes what is visible now; returns the deliveries and when the next
+    /// invisible message becomes visible.
+    fn take_visible(&self, max: usize) -> (Vec<Delivery>, Option<Instant>) {
+        let now = Instant::now();
+        let mut data = lock(&self.data);
+        let mut deliveries = vec![];
+        let mut dead = vec![];
+        for message in data.messages.iter_mut() {
+            if deliveries.len() >= max {
+                break;
+            }
+            if message.visible_at > now {
+                continue;
+            }
+            if message.receive_count >= self.settings.max_receive_count && self.dead_letters.is_some() {
+                dead.push(message.id);
+                continue;
+            }
+            message.receive_count += 1;
+            message.visible_at = now + self.settings.visibility_timeout;
+            let receipt = format!("{}:{}:{}", self.name, message.id, message.receive_count);
+            message.receipt = Some(receipt.clone());
+            deliveries.push(Delivery { receipt, body: message.body.clone(), receive_count: message.receive_count });
+        }
+        let mut moved = vec![];
+        data.messages.retain_mut(|m| {
+            if dead.contains(&m.id) {
+                moved.push(std::mem::take(&mut m.body));
+                false
+            } else {
+                true
+            }
+        });
+        let next_visible = data.messages.iter().map(|m| m.visible_at).filter(|t| *t > now).min();
+        drop(data);
+        if let Some(dlq) = &self.dead_letters {
+            for body in moved {
+                tracing::warn!(queue = %self.name, "message exceeded max receive count; moved to dead-letter queue");
+                dlq.push(body, now);
+            }
+        }
+        (deliveries, next_visible)
+    }
+
+    /// Every stored body, for inspection (`hookflow dlq list`).
+    pub fn peek_all(&self) -> Vec<String> {
+        lock(&self.data).messages.iter().map(|m| m.body.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, body: String, delay: Duration) -> PortResult<()> {
+        self.push(body, Instant::now() + delay);
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<Delivery>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let (deliveries, next_visible) = self.take_visible(max.max(1));
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(vec![]);
+            }
+            let wake = next_visible.map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                _ = &mut arrived => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, receipt: &str) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        // A stale receipt (the message was delivered again since) deletes
+        // nothing, as in SQS after the visibility timeout.
+        data.messages.retain(|m| m.receipt.as_deref() != Some(receipt));
+        Ok(())
+    }
+}
+
+/// A set of the in-memory twins wired together, as `hookflow dev` uses them.
+pub struct MemoryBackend {
+    pub workflows: Arc<MemoryWorkflowStore>,
+    pub subscriptions: Arc<MemorySubscriptions>,
+    pub runs: Arc<MemoryRunLog>,
+    pub dedupe: Arc<MemoryDedupe>,
+    pub triggers: Arc<MemoryQueue>,
+    pub triggers_dlq: Arc<MemoryQueue>,
+    pub steps: Arc<MemoryQueue>,
+    pub steps_dlq: Arc<MemoryQueue>,
+}
+
+impl MemoryBackend {
+    pub fn new(queue_settings: QueueSettings) -> Self {
+        let (triggers, triggers_dlq) = MemoryQueue::with_dlq("triggers", queue_settings);
+        let (steps, steps_dlq) = MemoryQueue::with_dlq("steps", queue_settings);
+        Self {
+            workflows: Arc::default(),
+            subscriptions: Arc::default(),
+            runs: Arc::default(),
+            dedupe: Arc::default(),
+            triggers,
+            triggers_dlq,
+            steps,
+            steps_dlq,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Capability traits: everything the use cases need from the outside world.
+//! Each has an in-memory twin ([`crate::memory`]) and, later, an AWS adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::run::{RunRecord, RunStatus, StepRecord};
+use crate::subscription::Subscription;
+use crate::workflow::WorkflowDefinition;
+
+/// A failure of a port. Retryable failures (throttling, timeouts) are worth
+/// trying again; terminal ones (access denied, bad data) are not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct PortError {
+    pub operation: &'static str,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl PortError {
+    pub fn retryable(operation: &'static str, message: impl Into<String>) -> Self {
+        Self { operation, message: message.into(), retryable: true }
+    }
+
+    pub fn terminal(operation: &'static str, message: impl Into<String>) -> Self {
+        Self { operation, message: message.into(), retryable: false }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// Stores an immutable version. Storing the same version again with the
+    /// same content is a no-op; with other content it is refused.
+    async fn put_version(&self, workflow: &WorkflowDefinition) -> PortResult<()>;
+    async fn get_version(&self, workspace_id: &str, workflow_id: &str, version: u32) -> PortResult<Option<Arc<WorkflowDefinition>>>;
+}
+
+#[async_trait]
+pub trait SubscriptionIndex: Send + Sync {
+    /// Adds or replaces the subscription of one workflow.
+    async fn put(&self, subscription: &Subscription) -> PortResult<()>;
+    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()>;
+    /// Every subscription of a workspace to a trigger type: one lookup per event.
+    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateRun {
+    Created,
+    AlreadyExists(RunRecord),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutStep {
+    Recorded,
+    /// Another delivery recorded this attempt first; its outcome wins.
+    AlreadyRecorded(StepRecord),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    pub workflow_id: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait RunLog: Send + Sync {
+    /// Creates the run unless a run with its id exists.
+    async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun>;
+    async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>>;
+    /// Moves a running run to a terminal status; false if it had already ended.
+    async fn finish_run(&self, run_id: &str, status: RunStatus, error: Option<String>, ended_at: DateTime<Utc>) -> PortResult<bool>;
+    /// Newest first.
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>>;
+    /// Records one attempt unless that (run, step, attempt) is recorded already.
+    async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep>;
+    async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>>;
+    /// In execution order.
+    async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>>;
+}
+
+#[async_trait]
+pub trait EventDedupe: Send + Sync {
+    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool>;
+    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()>;
+}
+
+/// One received message. `receipt` acknowledges this delivery only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub receipt: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+/// An at-least-once queue with delayed sends and visibility timeouts, like SQS.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    fn name(&self) -> &str;
+    async fn send(&self, body: String, delay: Duration) -> PortResult<()>;
+    /// Up to `max` messages, waiting at most `wait` for the first one.
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<Delivery>>;
+    async fn ack(&self, receipt: &str) -> PortResult<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpErrorKind {
+    Timeout,
+    /// DNS, connect, TLS, reset: the request may or may not have arrived.
+    Network,
+    /// The request could not be built or was refused before sending.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    pub kind: HttpErrorKind,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    async fn send(&self, call: HttpCall) -> Result<HttpReply, HttpError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

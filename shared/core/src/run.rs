@@ -1,0 +1,191 @@
+//! Runs, step records, the step message and the template context.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::event::TriggerEvent;
+
+/// Context keys the engine owns; event data may not shadow them.
+pub const RESERVED_CONTEXT_KEYS: &[&str] = &["event", "steps", "vars", "run", "error"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(text.to_owned())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub workspace_id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub event_id: String,
+    pub trigger_type: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One attempt of one step: keyed by (run, step, attempt), written once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub run_id: String,
+    pub step_id: String,
+    pub action: String,
+    pub status: StepStatus,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Where the run goes after a success (Decision branch, `next`); `None` ends it.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// For failures: whether the retry policy may try again, and the peer's `Retry-After`.
+    #[serde(default)]
+    pub retryable: bool,
+    #[serde(default)]
+    pub retry_after_s: Option<f64>,
+}
+
+/// What travels on the steps queue. State lives in the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub run_id: String,
+    pub workspace_id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub step_id: String,
+    pub attempt: u32,
+    pub context: Value,
+    /// Set while a `Delay` step waits: when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<DateTime<Utc>>,
+}
+
+/// The run id is a function of (workspace, event, workflow): a redelivered
+/// trigger computes the same id and cannot start a second run.
+pub fn run_id_for(workspace_id: &str, event_id: &str, workflow_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [workspace_id, event_id, workflow_id] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(13).map(|b| format!("{b:02x}")).collect();
+    format!("run_{hex}")
+}
+
+/// The header value receivers dedupe on.
+pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
+    format!("{run_id}:{step_id}")
+}
+
+/// A stable seed for retry jitter of one (run, step, attempt).
+pub fn jitter_seed(run_id: &str, step_id: &str, attempt: u32) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(run_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(step_id.as_bytes());
+    hasher.update(attempt.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// What `{{ … }}` sees at the start of a run: the event's `data` spread at
+/// the top level, plus `event`, `steps`, `vars` and `run`.
+pub fn initial_context(event: &TriggerEvent, run_id: &str, workflow_id: &str, workflow_version: u32) -> Value {
+    let mut context = Map::new();
+    match &event.data {
+        Value::Object(data) => {
+            for (k, v) in data {
+                if !RESERVED_CONTEXT_KEYS.contains(&k.as_str()) {
+                    context.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Value::Null => {}
+        other => {
+            context.insert("data".into(), other.clone());
+        }
+    }
+    context.insert(
+        "event".into(),
+        json!({"id": event.id, "type": event.event_type, "source": event.source, "time": event.time,
+               "workspaceid": event.workspaceid, "siteid": event.siteid, "cardid": event.cardid,
+               "contactid": event.contactid, "depth": event.depth}),
+    );
+    context.insert("steps".into(), json!({}));
+    context.insert("vars".into(), json!({}));
+    context.insert("run".into(), json!({"id": run_id, "workflow_id": workflow_id, "version": workflow_version}));
+    Value::Object(context)
+}
+
+/// The context a dispatcher evaluates trigger filters against: the same
+/// shape as a run's, before any run exists.
+pub fn filter_context(event: &TriggerEvent) -> Value {
+    initial_context(event, "", "", 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_deterministic_and_distinct() {
+        let a = run_id_for("ws", "evt", "wf");
+        assert_eq!(a, run_id_for("ws", "evt", "wf"));
+        assert_ne!(a, run_id_for("ws", "evt", "wf2"));
+        assert_ne!(run_id_for("ws", "ab", "c"), run_id_for("ws", "a", "bc"));
+        assert_eq!(a.len(), 4 + 26);
+    }
+
+    #[test]
+    fn context_spreads_data_and_protects_reserved_keys() {
+        let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": "e", "source": "s",
+            "type": "Prize.Won", "workspaceid": "w", "data": {"contact": {"email": "a@b"}, "steps": "evil"}})).unwrap();
+        let ctx = initial_context(&event, "run_1", "wf", 3);
+        assert_eq!(ctx["contact"]["email"], "a@b");
+        assert_eq!(ctx["steps"], json!({}));
+        assert_eq!(ctx["run"]["version"], 3);
+        assert_eq!(ctx["event"]["type"], "Prize.Won");
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let m = StepMessage { run_id: "r".into(), workspace_id: "w".into(), workflow_id: "f".into(), workflow_version: 1,
+            step_id: "s".into(), attempt: 2, context: json!({"a": 1}), resume_at: None };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(!text.contains("resume_at"));
+        assert_eq!(serde_json::from_str::<StepMessage>(&text).unwrap(), m);
+    }
+}

@@ -1,0 +1,35 @@
+//! Subscriptions: what the dispatcher reads, once per event, to find the
+//! workflows an event starts. One per active workflow.
+
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+use crate::workflow::{Scope, WorkflowDefinition, WorkflowStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub workspace_id: String,
+    pub trigger_type: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub scope: Scope,
+    /// Copied from the workflow so matching needs no second read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Condition>,
+    pub start: String,
+}
+
+impl Subscription {
+    /// The subscription of an active workflow; `None` for any other status.
+    pub fn for_workflow(workflow: &WorkflowDefinition) -> Option<Self> {
+        (workflow.status == WorkflowStatus::Active).then(|| Self {
+            workspace_id: workflow.workspace_id.clone(),
+            trigger_type: workflow.trigger.trigger_type.clone(),
+            workflow_id: workflow.id.clone(),
+            workflow_version: workflow.version,
+            scope: workflow.scope.clone(),
+            filter: workflow.trigger.filter.clone(),
+            start: workflow.start.clone(),
+        })
+    }
+}

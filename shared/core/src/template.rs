@@ -1,0 +1,211 @@
+//! `{{ … }}` templates, rendered with handlebars in strict mode.
+//!
+//! Two rules users rely on:
+//! - a string that is exactly one `{{ path }}` keeps the value's JSON type, so
+//!   `"score": "{{ gameplay.score }}"` sends the number 120;
+//! - a missing variable is an error naming it, never a silent empty string.
+
+use std::sync::OnceLock;
+
+use handlebars::{Handlebars, RenderErrorReason};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::path;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template variable `{0}` is missing")]
+    MissingVariable(String),
+    #[error("template does not parse: {0}")]
+    Syntax(String),
+    #[error("template failed to render: {0}")]
+    Render(String),
+}
+
+fn engine() -> &'static Handlebars<'static> {
+    static ENGINE: OnceLock<Handlebars<'static>> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        // Templates build JSON, URLs and headers, not HTML.
+        hb.register_escape_fn(handlebars::no_escape);
+        hb
+    })
+}
+
+fn single_expression() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
+        Regex::new(r"^\s*\{\{\s*([^{}\s]+)\s*\}\}\s*$").unwrap()
+    })
+}
+
+/// True when the text contains template syntax at all.
+pub fn is_templated(text: &str) -> bool {
+    text.contains("{{")
+}
+
+/// Checks that a template parses, without rendering it.
+pub fn check(text: &str) -> Result<(), TemplateError> {
+    if !is_templated(text) {
+        return Ok(());
+    }
+    handlebars::Template::compile(text)
+        .map(|_| ())
+        .map_err(|e| TemplateError::Syntax(e.to_string()))
+}
+
+/// Renders a template to text. Values that are not strings render as JSON
+/// would print them (`120`, `true`).
+pub fn render_text(text: &str, context: &Value) -> Result<String, TemplateError> {
+    match render_value(text, context)? {
+        Value::String(s) => Ok(s),
+        other => Ok(other.to_string()),
+    }
+}
+
+/// Renders one string leaf. A lone `{{ path }}` returns the value itself with
+/// its JSON type; anything else renders to a string.
+pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError> {
+    if !is_templated(text) {
+        return Ok(Value::String(text.to_owned()));
+    }
+    if let Some(captures) = single_expression().captures(text) {
+        let expr = captures.get(1).map_or("", |m| m.as_str());
+        if path::is_plain_path(expr) {
+            return path::lookup(context, expr)
+                .cloned()
+                .ok_or_else(|| TemplateError::MissingVariable(expr.to_owned()));
+        }
+    }
+    engine()
+        .render_template(text, context)
+        .map(Value::String)
+        .map_err(|err| match err.reason() {
+            RenderErrorReason::MissingVariable(Some(name)) => {
+                TemplateError::MissingVariable(name.clone())
+            }
+            RenderErrorReason::MissingVariable(None) => {
+                TemplateError::MissingVariable(String::from("(unknown)"))
+            }
+            RenderErrorReason::TemplateError(e) => TemplateError::Syntax(e.to_string()),
+            _ => TemplateError::Render(err.to_string()),
+        })
+}
+
+/// Renders every string leaf of a JSON document; keys and non-string leaves
+/// are left as they are, so the result is always valid JSON.
+pub fn render_json(value: &Value, context: &Value) -> Result<Value, TemplateError> {
+    Ok(match value {
+        Value::String(s) => render_value(s, context)?,
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| render_json(item, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, context)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Calls `visit` with every string leaf of a JSON document and its JSON path.
+pub fn for_each_string_leaf(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
+    match value {
+        Value::String(s) => visit(path, s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                for_each_string_leaf(item, &format!("{path}[{i}]"), visit);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                for_each_string_leaf(v, &format!("{path}.{k}"), visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Value {
+        json!({
+            "contact": {"email": "ana@example.com", "first_name": "Ana"},
+            "card": {"name": "Sponsor A Trivia"},
+            "gameplay": {"score": 120, "passed": true},
+            "items": [{"id": "i1"}],
+            "html": "<b>&</b>"
+        })
+    }
+
+    #[test]
+    fn single_expression_keeps_json_type() {
+        let c = ctx();
+        assert_eq!(render_value("{{ gameplay.score }}", &c), Ok(json!(120)));
+        assert_eq!(render_value("{{gameplay.passed}}", &c), Ok(json!(true)));
+        assert_eq!(render_value(" {{ contact }} ", &c), Ok(c["contact"].clone()));
+        assert_eq!(render_value("{{ items.0.id }}", &c), Ok(json!("i1")));
+    }
+
+    #[test]
+    fn mixed_text_renders_as_string_without_html_escaping() {
+        let c = ctx();
+        assert_eq!(
+            render_value("Komo - {{ card.name }}", &c),
+            Ok(json!("Komo - Sponsor A Trivia"))
+        );
+        assert_eq!(render_value("score={{ gameplay.score }}", &c), Ok(json!("score=120")));
+        assert_eq!(render_value("x {{ html }}", &c), Ok(json!("x <b>&</b>")));
+        assert_eq!(render_text("{{ gameplay.score }}", &c), Ok("120".into()));
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        let c = ctx();
+        assert_eq!(
+            render_value("{{ contact.phone }}", &c),
+            Err(TemplateError::MissingVariable("contact.phone".into()))
+        );
+        let err = render_value("Hi {{ contact.last_name }}!", &c).unwrap_err();
+        assert!(err.to_string().contains("last_name"), "{err}");
+    }
+
+    #[test]
+    fn json_bodies_stay_json() {
+        let body = json!({"properties": {"email": "{{ contact.email }}", "komo_score": "{{ gameplay.score }}",
+            "lead_source": "Komo - {{ card.name }}", "fixed": 3, "list": ["{{ contact.first_name }}"]}});
+        let out = render_json(&body, &ctx()).unwrap();
+        assert_eq!(
+            out,
+            json!({"properties": {"email": "ana@example.com", "komo_score": 120,
+                "lead_source": "Komo - Sponsor A Trivia", "fixed": 3, "list": ["Ana"]}})
+        );
+    }
+
+    #[test]
+    fn syntax_is_checked() {
+        assert!(check("{{ a.b }}").is_ok());
+        assert!(check("plain").is_ok());
+        assert!(matches!(check("{{#if x}}"), Err(TemplateError::Syntax(_))));
+        assert!(matches!(check("{{ a"), Err(TemplateError::Syntax(_))));
+    }
+
+    #[test]
+    fn leaves_are_visited_with_paths() {
+        let mut seen = vec![];
+        for_each_string_leaf(&json!({"a": ["x", {"b": "y"}], "n": 1}), "$.body", &mut |p, s| {
+            seen.push(format!("{p}={s}"))
+        });
+        assert_eq!(seen, vec!["$.body.a[0]=x", "$.body.a[1].b=y"]);
+    }
+}

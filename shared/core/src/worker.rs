@@ -1,0 +1,95 @@
+//! Queue consumers for long-running processes (`hookflow dev`, `--aws`).
+//! Lambda needs none of this: there the SQS event source polls for us and
+//! each record goes to the same [`MessageHandler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::engine::{Dispatcher, EngineError, StepExecutor};
+use crate::ports::Queue;
+
+#[async_trait]
+pub trait MessageHandler: Send + Sync {
+    async fn handle(&self, body: &str) -> Result<(), EngineError>;
+}
+
+#[async_trait]
+impl MessageHandler for Dispatcher {
+    async fn handle(&self, body: &str) -> Result<(), EngineError> {
+        self.handle_message(body).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl MessageHandler for StepExecutor {
+    async fn handle(&self, body: &str) -> Result<(), EngineError> {
+        self.handle_message(body).await.map(|_| ())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSettings {
+    pub batch_size: usize,
+    /// Long-poll wait; also how quickly a shutdown is noticed when idle.
+    pub wait: Duration,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self { batch_size: 10, wait: Duration::from_millis(500) }
+    }
+}
+
+/// Receives and handles batches until `shutdown` turns true. A batch in
+/// flight is always finished (drained) before the consumer returns. A
+/// message is acknowledged only after its handler succeeded; on error it
+/// stays on the queue and is delivered again after the visibility timeout.
+pub async fn consume(queue: Arc<dyn Queue>, handler: Arc<dyn MessageHandler>, settings: ConsumerSettings, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let batch = tokio::select! {
+            batch = queue.receive(settings.batch_size, settings.wait) => batch,
+            _ = shutdown.changed() => break,
+        };
+        let deliveries = match batch {
+            Ok(deliveries) => deliveries,
+            Err(err) => {
+                tracing::warn!(queue = queue.name(), error = %err, "receive failed; backing off");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut in_flight = JoinSet::new();
+        for delivery in deliveries {
+            let queue = queue.clone();
+            let handler = handler.clone();
+            in_flight.spawn(async move {
+                match handler.handle(&delivery.body).await {
+                    Ok(()) => {
+                        if let Err(err) = queue.ack(&delivery.receipt).await {
+                            tracing::warn!(queue = queue.name(), error = %err, "ack failed; message will be delivered again");
+                        }
+                    }
+                    Err(err) => tracing::warn!(
+                        queue = queue.name(),
+                        receive_count = delivery.receive_count,
+                        retryable = err.is_retryable(),
+                        error = %err,
+                        "message handling failed; it will be delivered again"
+                    ),
+                }
+            });
+        }
+        while let Some(joined) = in_flight.join_next().await {
+            if let Err(err) = joined {
+                tracing::error!(queue = queue.name(), error = %err, "message handler panicked; message will be delivered again");
+            }
+        }
+    }
+}
