@@ -1,1 +1,6 @@
+//! The `hookflow` command's library half, so tests drive the same code the
+//! binary runs.
 
+pub mod dev;
+pub mod load;
+mod sink;

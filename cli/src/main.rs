@@ -1,1 +1,95 @@
-fn main(){}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hookflow_cli::dev::{DevConfig, DevServer};
+use hookflow_cli::load::load_workflows;
+
+/// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
+#[derive(Parser)]
+#[command(name = "hookflow", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack locally in one process, on in-memory queues and tables.
+    Dev {
+        /// Address to serve the HTTP API on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        /// Folder of workflow files (*.json) to load.
+        #[arg(long, default_value = "examples/workflows")]
+        workflows: PathBuf,
+        /// Concurrent step workers.
+        #[arg(long, default_value_t = 4)]
+        step_workers: usize,
+        /// Seconds before an unacknowledged message is delivered again.
+        #[arg(long, default_value_t = 60)]
+        visibility_timeout_s: u64,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev { addr, workflows, step_workers, visibility_timeout_s, log_format } => {
+            init_tracing(log_format);
+            let loaded = match load_workflows(&workflows) {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    eprintln!("hookflow dev: refusing to start.\n{problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            let config = DevConfig {
+                addr,
+                step_workers,
+                visibility_timeout: Duration::from_secs(visibility_timeout_s.max(1)),
+                ..DevConfig::default()
+            };
+            let count = loaded.len();
+            let server = match DevServer::start(config, loaded).await {
+                Ok(server) => server,
+                Err(err) => {
+                    eprintln!("hookflow dev: cannot start: {err:#}");
+                    return ExitCode::from(1);
+                }
+            };
+            let base = format!("http://{}", server.addr);
+            println!("hookflow dev ready on {base} ({count} workflows from {}, in-memory backend)", workflows.display());
+            println!(
+                "try: curl -sS -X POST {base}/v1/events -H 'content-type: application/cloudevents+json' -d @events/triggers/gameplay.data-captured-qualified.json"
+            );
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                eprintln!("hookflow dev: cannot listen for Ctrl-C: {err}");
+            }
+            eprintln!("hookflow dev: shutting down, draining in-flight steps…");
+            server.shutdown().await;
+            ExitCode::SUCCESS
+        }
+    }
+}

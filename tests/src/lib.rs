@@ -1,1 +1,142 @@
+//! Test harness: a `hookflow dev` stack on a free loopback port, driven over
+//! real HTTP, plus helpers to build events and wait for runs.
 
+use std::time::{Duration, Instant};
+
+use hookflow_cli::dev::{DevConfig, DevServer};
+use hookflow_core::validate::validate;
+use hookflow_core::WorkflowDefinition;
+use serde_json::{json, Value};
+
+pub const WS: &str = "ws_test";
+
+pub struct Stack {
+    pub server: DevServer,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts the stack with these workflow documents (they must be valid).
+    pub async fn start(workflows: Vec<Value>) -> Self {
+        let workflows = workflows
+            .into_iter()
+            .map(|doc| {
+                let wf = WorkflowDefinition::from_value(doc).unwrap_or_else(|e| panic!("test workflow does not decode: {e}"));
+                let problems = validate(&wf);
+                assert!(problems.is_empty(), "test workflow {} is invalid: {problems:?}", wf.id);
+                wf
+            })
+            .collect();
+        let config = DevConfig { addr: "127.0.0.1:0".parse().expect("loopback address"), ..DevConfig::default() };
+        let server = DevServer::start(config, workflows).await.expect("dev server starts");
+        let base = format!("http://{}", server.addr);
+        Stack { server, base, client: reqwest::Client::new() }
+    }
+
+    pub async fn post_event(&self, event: &Value) -> (u16, Value) {
+        self.post_raw("application/cloudevents+json", event.to_string().into_bytes()).await
+    }
+
+    pub async fn post_raw(&self, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/events", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /v1/events");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn runs(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/workspaces/{WS}/runs{query}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The run with its step timeline.
+    pub async fn run(&self, run_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/workspaces/{WS}/runs/{run_id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until `count` runs exist and all have ended; returns them with
+    /// their timelines, oldest first.
+    pub async fn wait_for_finished_runs(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let runs = self.runs("").await;
+            if runs.len() >= count && runs.iter().all(|r| r["status"] != "running") {
+                assert_eq!(runs.len(), count, "more runs than expected: {runs:#?}");
+                let mut detailed = vec![];
+                for run in runs.iter().rev() {
+                    detailed.push(self.run(run["run_id"].as_str().unwrap_or_default()).await);
+                }
+                return detailed;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {count} finished runs; have {runs:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the pipeline is idle: nothing queued, no run running.
+    pub async fn wait_until_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let backend = &self.server.backend;
+            let runs = self.runs("?status=running").await;
+            if backend.triggers.is_empty() && backend.steps.is_empty() && runs.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "pipeline did not go idle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// A CloudEvent for the test workspace. `scope` sets siteid/cardid/contactid.
+pub fn event(id: &str, event_type: &str, scope: &[(&str, &str)], data: Value) -> Value {
+    let mut event = json!({"specversion": "1.0", "id": id, "source": "tests", "type": event_type,
+                           "time": "2026-11-23T10:00:00Z", "workspaceid": WS, "data": data});
+    for (key, value) in scope {
+        event[*key] = json!(value);
+    }
+    event
+}
+
+/// The step records of a run as (step_id, status, attempt).
+pub fn timeline(run: &Value) -> Vec<(String, String, u64)> {
+    run["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| {
+                    (
+                        s["step_id"].as_str().unwrap_or_default().to_owned(),
+                        s["status"].as_str().unwrap_or_default().to_owned(),
+                        s["attempt"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn step(id: &str, status: &str, attempt: u64) -> (String, String, u64) {
+    (id.to_owned(), status.to_owned(), attempt)
+}

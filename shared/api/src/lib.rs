@@ -1,1 +1,45 @@
+//! Hookflow's HTTP surface: one router for `hookflow dev` and the Lambda
+//! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
+mod error;
+mod events;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use hookflow_core::ports::RunLog;
+use hookflow_core::Ingest;
+
+pub use error::ApiError;
+
+/// Request bodies larger than this are refused with 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What the routes need. Each part is optional so that a Lambda function can
+/// serve only its own routes (least privilege): a route whose use case is
+/// missing answers 404.
+#[derive(Clone, Default)]
+pub struct ApiState {
+    pub ingest: Option<Arc<Ingest>>,
+    pub runs: Option<Arc<dyn RunLog>>,
+}
+
+pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    let mut router = Router::new();
+    if state.ingest.is_some() {
+        router = router.route("/v1/events", post(events::post_events));
+    }
+    if state.runs.is_some() {
+        router = router
+            .route("/v1/workspaces/{workspace_id}/runs", get(runs::list_runs))
+            .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(runs::get_run));
+    }
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

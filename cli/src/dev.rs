@@ -1,0 +1,111 @@
+//! `hookflow dev`: the whole pipeline in one process on the in-memory twins.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookflow_api::{router, ApiState, DEFAULT_MAX_BODY_BYTES};
+use hookflow_core::memory::{MemoryBackend, QueueSettings};
+use hookflow_core::ports::{Clock, HttpClient, Queue, SubscriptionIndex, SystemClock, WorkflowStore};
+use hookflow_core::subscription::Subscription;
+use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
+use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
+use hookflow_http_client::ReqwestHttpClient;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::sink;
+
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    pub addr: SocketAddr,
+    pub step_workers: usize,
+    pub visibility_timeout: Duration,
+    pub max_receive_count: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            step_workers: 4,
+            visibility_timeout: Duration::from_secs(60),
+            max_receive_count: 5,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// A running local stack. Dropping it without [`DevServer::shutdown`] aborts
+/// nothing: call `shutdown` to drain.
+pub struct DevServer {
+    pub addr: SocketAddr,
+    pub backend: Arc<MemoryBackend>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DevServer {
+    /// Registers the workflows, starts the dispatcher and step workers, and
+    /// serves the HTTP API.
+    pub async fn start(config: DevConfig, workflows: Vec<WorkflowDefinition>) -> anyhow::Result<Self> {
+        let backend = Arc::new(MemoryBackend::new(QueueSettings {
+            visibility_timeout: config.visibility_timeout,
+            max_receive_count: config.max_receive_count,
+        }));
+        for workflow in &workflows {
+            backend.workflows.put_version(workflow).await?;
+            if let Some(subscription) = Subscription::for_workflow(workflow) {
+                backend.subscriptions.put(&subscription).await?;
+            }
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new()?);
+        let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
+        let dispatcher: Arc<dyn MessageHandler> =
+            Arc::new(Dispatcher::new(backend.subscriptions.clone(), backend.runs.clone(), backend.steps.clone(), clock.clone()));
+        let executor: Arc<dyn MessageHandler> = Arc::new(StepExecutor::new(
+            backend.workflows.clone(),
+            backend.runs.clone(),
+            backend.steps.clone(),
+            http,
+            clock,
+        ));
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = vec![];
+        let settings = ConsumerSettings::default();
+        let triggers: Arc<dyn Queue> = backend.triggers.clone();
+        tasks.push(tokio::spawn(consume(triggers, dispatcher, settings, shutdown_rx.clone())));
+        for _ in 0..config.step_workers.max(1) {
+            let steps: Arc<dyn Queue> = backend.steps.clone();
+            tasks.push(tokio::spawn(consume(steps, executor.clone(), settings, shutdown_rx.clone())));
+        }
+
+        let state = ApiState { ingest: Some(ingest), runs: Some(backend.runs.clone()) };
+        let app = router(state, config.max_body_bytes).merge(sink::routes(sink::Sink::default()));
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let mut http_shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let graceful = async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+            };
+            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                tracing::error!(error = %err, "HTTP server failed");
+            }
+        }));
+        Ok(Self { addr, backend, shutdown, tasks })
+    }
+
+    /// Stops accepting requests and waits for in-flight messages to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "task ended abnormally during shutdown");
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hookflow_core::event::IngestError;
+use hookflow_core::EngineError;
+use serde_json::json;
+
+/// An HTTP error with a stable code and a message that names the problem.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        let status = match err {
+            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, err.code(), err.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        // Our fault, not the caller's: the caller should retry a retryable one.
+        tracing::error!(error = %err, retryable = err.is_retryable(), "request failed");
+        if err.is_retryable() {
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable; retry the request")
+        } else {
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+}
