@@ -63,8 +63,12 @@ impl DevServer {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new()?);
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
-        let dispatcher: Arc<dyn MessageHandler> =
-            Arc::new(Dispatcher::new(backend.subscriptions.clone(), backend.runs.clone(), backend.steps.clone(), clock.clone()));
+        let dispatcher: Arc<dyn MessageHandler> = Arc::new(Dispatcher::new(
+            backend.subscriptions.clone(),
+            backend.runs.clone(),
+            backend.steps.clone(),
+            clock.clone(),
+        ));
         let executor: Arc<dyn MessageHandler> = Arc::new(StepExecutor::new(
             backend.workflows.clone(),
             backend.runs.clone(),
@@ -77,13 +81,26 @@ impl DevServer {
         let mut tasks = vec![];
         let settings = ConsumerSettings::default();
         let triggers: Arc<dyn Queue> = backend.triggers.clone();
-        tasks.push(tokio::spawn(consume(triggers, dispatcher, settings, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(consume(
+            triggers,
+            dispatcher,
+            settings,
+            shutdown_rx.clone(),
+        )));
         for _ in 0..config.step_workers.max(1) {
             let steps: Arc<dyn Queue> = backend.steps.clone();
-            tasks.push(tokio::spawn(consume(steps, executor.clone(), settings, shutdown_rx.clone())));
+            tasks.push(tokio::spawn(consume(
+                steps,
+                executor.clone(),
+                settings,
+                shutdown_rx.clone(),
+            )));
         }
 
-        let state = ApiState { ingest: Some(ingest), runs: Some(backend.runs.clone()) };
+        let state = ApiState {
+            ingest: Some(ingest),
+            runs: Some(backend.runs.clone()),
+        };
         let app = router(state, config.max_body_bytes).merge(sink::routes(sink::Sink::default()));
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
@@ -96,7 +113,12 @@ impl DevServer {
                 tracing::error!(error = %err, "HTTP server failed");
             }
         }));
-        Ok(Self { addr, backend, shutdown, tasks })
+        Ok(Self {
+            addr,
+            backend,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Stops accepting requests and waits for in-flight messages to finish.

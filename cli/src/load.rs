@@ -38,7 +38,11 @@ impl std::error::Error for LoadProblems {}
 pub fn load_workflows(dir: &Path) -> Result<Vec<WorkflowDefinition>, LoadProblems> {
     let mut report = LoadProblems::default();
     let mut problem = |file: &Path, path: &str, message: String| {
-        report.problems.push(FileProblem { file: file.to_owned(), path: path.to_owned(), message });
+        report.problems.push(FileProblem {
+            file: file.to_owned(),
+            path: path.to_owned(),
+            message,
+        });
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -74,7 +78,16 @@ pub fn load_workflows(dir: &Path) -> Result<Vec<WorkflowDefinition>, LoadProblem
         }
         let key = (workflow.workspace_id.clone(), workflow.id.clone(), workflow.version);
         if let Some(other) = seen.get(&key) {
-            problem(file, "$.id", format!("workflow {} version {} is also defined in {}", workflow.id, workflow.version, other.display()));
+            problem(
+                file,
+                "$.id",
+                format!(
+                    "workflow {} version {} is also defined in {}",
+                    workflow.id,
+                    workflow.version,
+                    other.display()
+                ),
+            );
         } else {
             seen.insert(key, file.clone());
         }
@@ -112,9 +125,13 @@ mod tests {
         let problems = load_workflows(dir.path()).unwrap_err();
         let text = problems.to_string();
         assert!(text.contains("a.json: $"), "{text}");
-        assert!(text.contains("b.json: $.trigger.type: unknown trigger type \"Prize.Wonn\"; did you mean Prize.Won"), "{text}");
+        assert!(
+            text.contains("b.json: $.trigger.type: unknown trigger type \"Prize.Wonn\"; did you mean Prize.Won"),
+            "{text}"
+        );
         assert!(text.contains("b.json: $.start"), "{text}");
         assert!(text.contains("b.json: $.steps.s.next"), "{text}");
-        assert_eq!(problems.problems.len(), 5, "{text}");
+        assert_eq!(problems.problems.len(), 4, "{text}");
+        assert!(text.contains("a.json: $: key must be a string"), "{text}");
     }
 }

@@ -44,8 +44,11 @@ enum LogFormat {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -56,7 +59,13 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { addr, workflows, step_workers, visibility_timeout_s, log_format } => {
+        Command::Dev {
+            addr,
+            workflows,
+            step_workers,
+            visibility_timeout_s,
+            log_format,
+        } => {
             init_tracing(log_format);
             let loaded = match load_workflows(&workflows) {
                 Ok(loaded) => loaded,
@@ -80,7 +89,10 @@ async fn main() -> ExitCode {
                 }
             };
             let base = format!("http://{}", server.addr);
-            println!("hookflow dev ready on {base} ({count} workflows from {}, in-memory backend)", workflows.display());
+            println!(
+                "hookflow dev ready on {base} ({count} workflows from {}, in-memory backend)",
+                workflows.display()
+            );
             println!(
                 "try: curl -sS -X POST {base}/v1/events -H 'content-type: application/cloudevents+json' -d @events/triggers/gameplay.data-captured-qualified.json"
             );

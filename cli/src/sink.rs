@@ -24,7 +24,13 @@ pub(crate) fn routes(sink: Sink) -> Router {
         .with_state(sink)
 }
 
-async fn receive(State(sink): State<Sink>, method: Method, Path(path): Path<String>, headers: HeaderMap, body: Bytes) -> (StatusCode, Json<Value>) {
+async fn receive(
+    State(sink): State<Sink>,
+    method: Method,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Json<Value>) {
     if method == Method::GET {
         return (StatusCode::OK, Json(json!({"requests": filtered(&sink, &path)})));
     }
@@ -37,7 +43,9 @@ async fn receive(State(sink): State<Sink>, method: Method, Path(path): Path<Stri
         .collect();
     let mut received = sink.received.lock().unwrap_or_else(|p| p.into_inner());
     let id = format!("sink-{}", received.len() + 1);
-    received.push(json!({"id": id, "method": method.as_str(), "path": format!("/{path}"), "headers": headers, "body": body}));
+    received.push(
+        json!({"id": id, "method": method.as_str(), "path": format!("/{path}"), "headers": headers, "body": body}),
+    );
     if received.len() > KEPT_REQUESTS {
         received.remove(0);
     }
@@ -47,7 +55,11 @@ async fn receive(State(sink): State<Sink>, method: Method, Path(path): Path<Stri
 fn filtered(sink: &Sink, path: &str) -> Vec<Value> {
     let prefix = format!("/{path}");
     let received = sink.received.lock().unwrap_or_else(|p| p.into_inner());
-    received.iter().filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(&prefix))).cloned().collect()
+    received
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(&prefix)))
+        .cloned()
+        .collect()
 }
 
 async fn list(State(sink): State<Sink>) -> Json<Value> {

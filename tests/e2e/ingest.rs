@@ -5,7 +5,14 @@ use crate::post_workflow;
 
 #[tokio::test]
 async fn bad_requests_are_refused_with_json_errors_and_nothing_is_enqueued() {
-    let stack = Stack::start(vec![post_workflow("wf_x", "Card.Completed", json!({"workspace": true}), "http://127.0.0.1:9/x", json!({}))]).await;
+    let stack = Stack::start(vec![post_workflow(
+        "wf_x",
+        "Card.Completed",
+        json!({"workspace": true}),
+        "http://127.0.0.1:9/x",
+        json!({}),
+    )])
+    .await;
     let good = event("ok-1", "Card.Completed", &[], json!({}));
     let mut unknown = good.clone();
     unknown["type"] = json!("Card.Complete");
@@ -14,22 +21,67 @@ async fn bad_requests_are_refused_with_json_errors_and_nothing_is_enqueued() {
     let mut bad_batch_member = good.clone();
     bad_batch_member["time"] = json!("not a time");
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("application/cloudevents+json", b"{\"specversion\": ".to_vec(), 400, "malformed_json"),
-        ("text/plain", good.to_string().into_bytes(), 415, "unsupported_media_type"),
-        ("application/json", unknown.to_string().into_bytes(), 400, "unknown_trigger_type"),
-        ("application/json", no_ws.to_string().into_bytes(), 400, "missing_attribute"),
-        ("application/cloudevents-batch+json", json!([good, bad_batch_member]).to_string().into_bytes(), 400, "invalid_attribute"),
-        ("application/cloudevents-batch+json", good.to_string().into_bytes(), 400, "invalid_batch"),
+        (
+            "application/cloudevents+json",
+            b"{\"specversion\": ".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "text/plain",
+            good.to_string().into_bytes(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            unknown.to_string().into_bytes(),
+            400,
+            "unknown_trigger_type",
+        ),
+        (
+            "application/json",
+            no_ws.to_string().into_bytes(),
+            400,
+            "missing_attribute",
+        ),
+        (
+            "application/cloudevents-batch+json",
+            json!([good, bad_batch_member]).to_string().into_bytes(),
+            400,
+            "invalid_attribute",
+        ),
+        (
+            "application/cloudevents-batch+json",
+            good.to_string().into_bytes(),
+            400,
+            "invalid_batch",
+        ),
         ("application/json", vec![b' '; 300 * 1024], 413, "payload_too_large"),
     ];
     for (content_type, body, status, code) in cases {
         let (got_status, got) = stack.post_raw(content_type, body).await;
-        assert_eq!((got_status, got["error"]["code"].as_str()), (status, Some(code)), "{got}");
+        assert_eq!(
+            (got_status, got["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{got}"
+        );
         assert!(got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let (_, unknown_reply) = stack.post_raw("application/json", unknown.to_string().into_bytes()).await;
-    assert!(unknown_reply["error"]["message"].as_str().unwrap_or_default().contains("did you mean Card.Completed"), "{unknown_reply}");
-    assert!(stack.server.backend.triggers.is_empty(), "a refused request enqueues nothing");
+    let (_, unknown_reply) = stack
+        .post_raw("application/json", unknown.to_string().into_bytes())
+        .await;
+    assert!(
+        unknown_reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did you mean Card.Completed"),
+        "{unknown_reply}"
+    );
+    assert!(
+        stack.server.backend.triggers.is_empty(),
+        "a refused request enqueues nothing"
+    );
     assert!(stack.runs("").await.is_empty());
     stack.shutdown().await;
 }
@@ -37,8 +89,13 @@ async fn bad_requests_are_refused_with_json_errors_and_nothing_is_enqueued() {
 #[tokio::test]
 async fn batches_are_accepted_whole() {
     let stack = Stack::start(vec![]).await;
-    let batch = json!([event("b-1", "Site.Published", &[], json!({})), event("b-2", "Form.Submitted", &[], json!({}))]);
-    let (status, body) = stack.post_raw("application/cloudevents-batch+json", batch.to_string().into_bytes()).await;
+    let batch = json!([
+        event("b-1", "Site.Published", &[], json!({})),
+        event("b-2", "Form.Submitted", &[], json!({}))
+    ]);
+    let (status, body) = stack
+        .post_raw("application/cloudevents-batch+json", batch.to_string().into_bytes())
+        .await;
     assert_eq!((status, body), (202, json!({"event_ids": ["b-1", "b-2"]})));
     stack.shutdown().await;
 }
@@ -54,7 +111,11 @@ async fn the_runs_api_filters_and_refuses_bad_queries() {
     stack.post_event(&event("r-1", "Card.Completed", &[], json!({}))).await;
     // wf_a's POST goes nowhere: three network failures (about 3 s of backoff), then failed.
     let runs = stack.wait_for_finished_runs(2).await;
-    let status_of = |wf: &str| runs.iter().find(|r| r["workflow_id"] == wf).map(|r| r["status"].clone());
+    let status_of = |wf: &str| {
+        runs.iter()
+            .find(|r| r["workflow_id"] == wf)
+            .map(|r| r["status"].clone())
+    };
     assert_eq!(status_of("wf_a"), Some(json!("failed")));
     assert_eq!(status_of("wf_b"), Some(json!("succeeded")));
     let failed: Vec<Value> = stack.runs("?status=failed").await;
@@ -62,10 +123,18 @@ async fn the_runs_api_filters_and_refuses_bad_queries() {
     assert_eq!(failed[0]["workflow_id"], "wf_a");
     assert_eq!(stack.runs("?workflow_id=wf_b").await.len(), 1);
     for query in ["?status=weird", "?limit=0", "?colour=blue"] {
-        let (status, body) = stack.get(&format!("/v1/workspaces/{}/runs{query}", hookflow_tests::WS)).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{query}");
+        let (status, body) = stack
+            .get(&format!("/v1/workspaces/{}/runs{query}", hookflow_tests::WS))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}"
+        );
     }
-    let (status, body) = stack.get(&format!("/v1/workspaces/{}/runs/run_nope", hookflow_tests::WS)).await;
+    let (status, body) = stack
+        .get(&format!("/v1/workspaces/{}/runs/run_nope", hookflow_tests::WS))
+        .await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("run_not_found")));
     let run_id = runs[0]["run_id"].as_str().unwrap_or_default();
     let (status, _) = stack.get(&format!("/v1/workspaces/ws_other/runs/{run_id}")).await;

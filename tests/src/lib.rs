@@ -22,20 +22,29 @@ impl Stack {
         let workflows = workflows
             .into_iter()
             .map(|doc| {
-                let wf = WorkflowDefinition::from_value(doc).unwrap_or_else(|e| panic!("test workflow does not decode: {e}"));
+                let wf = WorkflowDefinition::from_value(doc)
+                    .unwrap_or_else(|e| panic!("test workflow does not decode: {e}"));
                 let problems = validate(&wf);
                 assert!(problems.is_empty(), "test workflow {} is invalid: {problems:?}", wf.id);
                 wf
             })
             .collect();
-        let config = DevConfig { addr: "127.0.0.1:0".parse().expect("loopback address"), ..DevConfig::default() };
+        let config = DevConfig {
+            addr: "127.0.0.1:0".parse().expect("loopback address"),
+            ..DevConfig::default()
+        };
         let server = DevServer::start(config, workflows).await.expect("dev server starts");
         let base = format!("http://{}", server.addr);
-        Stack { server, base, client: reqwest::Client::new() }
+        Stack {
+            server,
+            base,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub async fn post_event(&self, event: &Value) -> (u16, Value) {
-        self.post_raw("application/cloudevents+json", event.to_string().into_bytes()).await
+        self.post_raw("application/cloudevents+json", event.to_string().into_bytes())
+            .await
     }
 
     pub async fn post_raw(&self, content_type: &str, body: Vec<u8>) -> (u16, Value) {
@@ -52,7 +61,12 @@ impl Stack {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -84,7 +98,10 @@ impl Stack {
                 }
                 return detailed;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {count} finished runs; have {runs:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} finished runs; have {runs:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -11,18 +11,30 @@ use crate::{ApiError, ApiState};
 
 /// `POST /v1/events`: one CloudEvent or a batch. The whole request is
 /// validated before anything is enqueued.
-pub(crate) async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub(crate) async fn post_events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let Some(ingest) = state.ingest else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"));
     };
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        ),
         status => ApiError::new(status, "bad_request", rejection.body_text()),
     })?;
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "content type is not valid text")
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "content type is not valid text",
+            )
         })?),
     };
     let (mode, events) = event::parse_request(content_type, &body)?;

@@ -22,14 +22,21 @@ pub(crate) async fn list_runs(
     Path(workspace_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let runs = state.runs.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
-    let mut query = RunQuery { limit: DEFAULT_LIMIT, ..RunQuery::default() };
+    let runs = state
+        .runs
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
+    let mut query = RunQuery {
+        limit: DEFAULT_LIMIT,
+        ..RunQuery::default()
+    };
     for (key, value) in params {
         match key.as_str() {
             "workflow_id" => query.workflow_id = Some(value),
             "status" => {
                 query.status = Some(RunStatus::parse(&value).ok_or_else(|| {
-                    bad_query(format!("unknown status {value:?}; expected running, succeeded or failed"))
+                    bad_query(format!(
+                        "unknown status {value:?}; expected running, succeeded or failed"
+                    ))
                 })?)
             }
             "limit" => {
@@ -39,10 +46,17 @@ pub(crate) async fn list_runs(
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| bad_query(format!("limit must be a number from 1 to {MAX_LIMIT}")))?
             }
-            other => return Err(bad_query(format!("unknown query parameter {other:?}; expected workflow_id, status or limit"))),
+            other => {
+                return Err(bad_query(format!(
+                    "unknown query parameter {other:?}; expected workflow_id, status or limit"
+                )))
+            }
         }
     }
-    let found = runs.list_runs(&workspace_id, &query).await.map_err(hookflow_core::EngineError::from)?;
+    let found = runs
+        .list_runs(&workspace_id, &query)
+        .await
+        .map_err(hookflow_core::EngineError::from)?;
     let runs: Vec<Value> = found
         .iter()
         .map(|r| {
@@ -59,14 +73,29 @@ pub(crate) async fn get_run(
     State(state): State<ApiState>,
     Path((workspace_id, run_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let runs = state.runs.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "run_not_found", format!("run {run_id:?} does not exist in workspace {workspace_id:?}"));
-    let run = runs.get_run(&run_id).await.map_err(hookflow_core::EngineError::from)?.ok_or_else(not_found)?;
+    let runs = state
+        .runs
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "run_not_found",
+            format!("run {run_id:?} does not exist in workspace {workspace_id:?}"),
+        )
+    };
+    let run = runs
+        .get_run(&run_id)
+        .await
+        .map_err(hookflow_core::EngineError::from)?
+        .ok_or_else(not_found)?;
     // Runs of another workspace are reported as missing, not forbidden.
     if run.workspace_id != workspace_id {
         return Err(not_found());
     }
-    let steps = runs.list_steps(&run_id).await.map_err(hookflow_core::EngineError::from)?;
+    let steps = runs
+        .list_steps(&run_id)
+        .await
+        .map_err(hookflow_core::EngineError::from)?;
     let steps: Vec<Value> = steps
         .iter()
         .map(|s| {
@@ -74,7 +103,8 @@ pub(crate) async fn get_run(
                    "started_at": s.started_at, "ended_at": s.ended_at, "output": s.output, "error": s.error})
         })
         .collect();
-    let mut body = serde_json::to_value(&run).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let mut body = serde_json::to_value(&run)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     if let Value::Object(map) = &mut body {
         map.insert("steps".into(), Value::Array(steps));
     }

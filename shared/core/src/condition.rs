@@ -11,8 +11,19 @@ use crate::path;
 
 /// The comparison operators a leaf may use.
 pub const OPERATORS: &[&str] = &[
-    "eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "ends_with", "in", "exists",
-    "empty", "matches",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "in",
+    "exists",
+    "empty",
+    "matches",
 ];
 
 /// Operators that take no `value`.
@@ -54,7 +65,11 @@ impl Condition {
                 .enumerate()
                 .map(|(i, item)| Condition::from_value(item).map_err(|e| format!("{key}[{i}]: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok(if key == "all" { Self::All(parsed) } else { Self::Any(parsed) });
+            return Ok(if key == "all" {
+                Self::All(parsed)
+            } else {
+                Self::Any(parsed)
+            });
         }
         if single("not") {
             let inner = Condition::from_value(&map["not"]).map_err(|e| format!("not: {e}"))?;
@@ -65,7 +80,10 @@ impl Condition {
                 .map(Self::Leaf)
                 .map_err(|e| format!("invalid comparison: {e}"));
         }
-        Err("a condition is {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}} or {\"path\", \"op\", \"value\"}".into())
+        Err(
+            "a condition is {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}} or {\"path\", \"op\", \"value\"}"
+                .into(),
+        )
     }
 
     pub fn to_value(&self) -> Value {
@@ -158,7 +176,10 @@ impl Leaf {
                 out.push((format!("{at}.value"), "operator \"in\" needs an array value".into()));
             }
             ("gt" | "gte" | "lt" | "lte", Some(other)) if !(other.is_number() || other.is_string()) => {
-                out.push((format!("{at}.value"), format!("operator {op:?} needs a number or string value")));
+                out.push((
+                    format!("{at}.value"),
+                    format!("operator {op:?} needs a number or string value"),
+                ));
             }
             _ => {}
         }
@@ -269,16 +290,28 @@ mod tests {
             (json!({"path": "gameplay.score", "op": "gt", "value": "100"}), false),
             (json!({"path": "gameplay.tags", "op": "contains", "value": "vip"}), true),
             (json!({"path": "contact.email", "op": "contains", "value": "@x"}), true),
-            (json!({"path": "contact.email", "op": "starts_with", "value": "ana"}), true),
-            (json!({"path": "contact.email", "op": "ends_with", "value": ".io"}), true),
-            (json!({"path": "form_fields.company", "op": "in", "value": ["ACME", "Initech"]}), true),
+            (
+                json!({"path": "contact.email", "op": "starts_with", "value": "ana"}),
+                true,
+            ),
+            (
+                json!({"path": "contact.email", "op": "ends_with", "value": ".io"}),
+                true,
+            ),
+            (
+                json!({"path": "form_fields.company", "op": "in", "value": ["ACME", "Initech"]}),
+                true,
+            ),
             (json!({"path": "contact.email", "op": "exists"}), true),
             (json!({"path": "contact.phone", "op": "exists"}), false),
             (json!({"path": "contact.nope", "op": "exists"}), false),
             (json!({"path": "contact.name", "op": "empty"}), true),
             (json!({"path": "contact.nope", "op": "empty"}), true),
             (json!({"path": "gameplay.tags", "op": "empty"}), false),
-            (json!({"path": "contact.email", "op": "matches", "value": "^[a-z]+@x\\.io$"}), true),
+            (
+                json!({"path": "contact.email", "op": "matches", "value": "^[a-z]+@x\\.io$"}),
+                true,
+            ),
             (json!({"path": "contact.email", "op": "matches", "value": "("}), false),
             (json!({"path": "form_fields.consent", "op": "eq", "value": true}), true),
         ];
@@ -363,7 +396,13 @@ mod tests {
                 prop::sample::select(OPERATORS.to_vec()),
                 prop::option::of(arb_json()).prop_map(|v| v.filter(|x| !x.is_null())),
             )
-                .prop_map(|(path, op, value)| Condition::Leaf(Leaf { path, op: op.to_owned(), value }));
+                .prop_map(|(path, op, value)| {
+                    Condition::Leaf(Leaf {
+                        path,
+                        op: op.to_owned(),
+                        value,
+                    })
+                });
             leaf.prop_recursive(3, 16, 4, |inner| {
                 prop_oneof![
                     prop::collection::vec(inner.clone(), 0..4).prop_map(Condition::All),

@@ -50,7 +50,11 @@ pub enum IngestError {
     #[error("{at}missing required attribute `{attribute}`")]
     MissingAttribute { at: String, attribute: &'static str },
     #[error("{at}invalid attribute `{attribute}`: {reason}")]
-    InvalidAttribute { at: String, attribute: String, reason: String },
+    InvalidAttribute {
+        at: String,
+        attribute: String,
+        reason: String,
+    },
     #[error("{at}{source}")]
     UnknownTriggerType { at: String, source: UnknownTriggerType },
     #[error("a batch must be a JSON array of 1 to {MAX_BATCH_EVENTS} events; got {0}")]
@@ -134,7 +138,10 @@ impl TriggerEvent {
         };
         let required = |name: &'static str| -> Result<String, IngestError> {
             match map.get(name) {
-                None | Some(Value::Null) => Err(IngestError::MissingAttribute { at: at.into(), attribute: name }),
+                None | Some(Value::Null) => Err(IngestError::MissingAttribute {
+                    at: at.into(),
+                    attribute: name,
+                }),
                 Some(Value::String(s)) if s.is_empty() => Err(invalid(at, name, "must not be empty")),
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(_) => Err(invalid(at, name, "must be a string")),
@@ -142,12 +149,20 @@ impl TriggerEvent {
         };
         let specversion = required("specversion")?;
         if specversion != SPEC_VERSION {
-            return Err(invalid(at, "specversion", &format!("only {SPEC_VERSION:?} is supported")));
+            return Err(invalid(
+                at,
+                "specversion",
+                &format!("only {SPEC_VERSION:?} is supported"),
+            ));
         }
         let id = checked_id(at, "id", required("id")?)?;
         let source = required("source")?;
         if source.len() > 1024 || source.chars().any(char::is_control) {
-            return Err(invalid(at, "source", "must be at most 1024 bytes without control characters"));
+            return Err(invalid(
+                at,
+                "source",
+                "must be at most 1024 bytes without control characters",
+            ));
         }
         let event_type = required("type")?;
         catalogue::check_trigger_type(&event_type)
@@ -158,9 +173,15 @@ impl TriggerEvent {
             DateTime::parse_from_rfc3339(t).map_err(|_| invalid(at, "time", "must be an RFC 3339 timestamp"))?;
         }
         let datacontenttype = optional_string(map, at, "datacontenttype")?;
-        let siteid = optional_string(map, at, "siteid")?.map(|v| checked_id(at, "siteid", v)).transpose()?;
-        let cardid = optional_string(map, at, "cardid")?.map(|v| checked_id(at, "cardid", v)).transpose()?;
-        let contactid = optional_string(map, at, "contactid")?.map(|v| checked_id(at, "contactid", v)).transpose()?;
+        let siteid = optional_string(map, at, "siteid")?
+            .map(|v| checked_id(at, "siteid", v))
+            .transpose()?;
+        let cardid = optional_string(map, at, "cardid")?
+            .map(|v| checked_id(at, "cardid", v))
+            .transpose()?;
+        let contactid = optional_string(map, at, "contactid")?
+            .map(|v| checked_id(at, "contactid", v))
+            .transpose()?;
         let depth = match map.get("depth") {
             None | Some(Value::Null) => 0,
             Some(Value::Number(n)) => n
@@ -168,7 +189,9 @@ impl TriggerEvent {
                 .and_then(|d| u32::try_from(d).ok())
                 .ok_or_else(|| invalid(at, "depth", "must be a non-negative integer"))?,
             // CloudEvents extension values travel as strings in binary mode.
-            Some(Value::String(s)) => s.parse().map_err(|_| invalid(at, "depth", "must be a non-negative integer"))?,
+            Some(Value::String(s)) => s
+                .parse()
+                .map_err(|_| invalid(at, "depth", "must be a non-negative integer"))?,
             Some(_) => return Err(invalid(at, "depth", "must be a non-negative integer")),
         };
         Ok(TriggerEvent {
@@ -189,7 +212,11 @@ impl TriggerEvent {
 }
 
 fn invalid(at: &str, attribute: &str, reason: &str) -> IngestError {
-    IngestError::InvalidAttribute { at: at.into(), attribute: attribute.into(), reason: reason.into() }
+    IngestError::InvalidAttribute {
+        at: at.into(),
+        attribute: attribute.into(),
+        reason: reason.into(),
+    }
 }
 
 fn optional_string(map: &Map<String, Value>, at: &str, name: &str) -> Result<Option<String>, IngestError> {
@@ -227,10 +254,17 @@ mod tests {
 
     #[test]
     fn parses_and_round_trips() {
-        let (mode, events) = parse_request(Some("application/cloudevents+json; charset=utf-8"), sample().to_string().as_bytes()).unwrap();
+        let (mode, events) = parse_request(
+            Some("application/cloudevents+json; charset=utf-8"),
+            sample().to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(mode, Mode::Single);
         let e = &events[0];
-        assert_eq!((e.id.as_str(), e.cardid.as_deref(), e.depth), ("evt-1", Some("card_1"), 0));
+        assert_eq!(
+            (e.id.as_str(), e.cardid.as_deref(), e.depth),
+            ("evt-1", Some("card_1"), 0)
+        );
         let back: TriggerEvent = serde_json::from_value(serde_json::to_value(e).unwrap()).unwrap();
         assert_eq!(&back, e);
     }
@@ -245,7 +279,10 @@ mod tests {
         let body = json!([sample(), bad]).to_string();
         let err = parse_request(Some(CONTENT_TYPE_BATCH), body.as_bytes()).unwrap_err();
         assert!(err.to_string().starts_with("events[1]: unknown trigger type"), "{err}");
-        assert_eq!(parse_request(Some(CONTENT_TYPE_BATCH), b"[]").unwrap_err().code(), "invalid_batch");
+        assert_eq!(
+            parse_request(Some(CONTENT_TYPE_BATCH), b"[]").unwrap_err().code(),
+            "invalid_batch"
+        );
     }
 
     #[test]
@@ -254,21 +291,87 @@ mod tests {
             (Some("text/plain"), sample().to_string(), "unsupported_media_type"),
             (None, sample().to_string(), "unsupported_media_type"),
             (Some("application/json"), "{nope".into(), "malformed_json"),
-            (Some("application/json"), json!({"id": "x"}).to_string(), "missing_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["specversion"] = json!("0.3"); v.to_string() }, "invalid_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["time"] = json!("yesterday"); v.to_string() }, "invalid_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["id"] = json!("a\nb"); v.to_string() }, "invalid_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["id"] = json!("x".repeat(257)); v.to_string() }, "invalid_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["type"] = json!("Gameplay.Endd"); v.to_string() }, "unknown_trigger_type"),
-            (Some("application/json"), { let mut v = sample(); v.as_object_mut().unwrap().remove("workspaceid"); v.to_string() }, "missing_attribute"),
-            (Some("application/json"), { let mut v = sample(); v["depth"] = json!(-1); v.to_string() }, "invalid_attribute"),
+            (
+                Some("application/json"),
+                json!({"id": "x"}).to_string(),
+                "missing_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["specversion"] = json!("0.3");
+                    v.to_string()
+                },
+                "invalid_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["time"] = json!("yesterday");
+                    v.to_string()
+                },
+                "invalid_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["id"] = json!("a\nb");
+                    v.to_string()
+                },
+                "invalid_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["id"] = json!("x".repeat(257));
+                    v.to_string()
+                },
+                "invalid_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["type"] = json!("Gameplay.Endd");
+                    v.to_string()
+                },
+                "unknown_trigger_type",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v.as_object_mut().unwrap().remove("workspaceid");
+                    v.to_string()
+                },
+                "missing_attribute",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["depth"] = json!(-1);
+                    v.to_string()
+                },
+                "invalid_attribute",
+            ),
             (Some("application/json"), "[1]".into(), "invalid_attribute"),
         ];
         for (ct, body, code) in cases {
             let err = parse_request(ct, body.as_bytes()).unwrap_err();
             assert_eq!(err.code(), code, "{body}: {err}");
         }
-        let err = parse_request(Some("application/json"), json!({"specversion": "1.0", "id": "x", "source": "s", "type": "Gameplay.Endd", "workspaceid": "w"}).to_string().as_bytes()).unwrap_err();
+        let err = parse_request(
+            Some("application/json"),
+            json!({"specversion": "1.0", "id": "x", "source": "s", "type": "Gameplay.Endd", "workspaceid": "w"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("did you mean Gameplay.Ended"), "{err}");
     }
 }

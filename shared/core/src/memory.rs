@@ -35,7 +35,10 @@ impl WorkflowStore for MemoryWorkflowStore {
         match versions.get(&key) {
             Some(existing) if **existing != *workflow => Err(PortError::terminal(
                 "put_version",
-                format!("version {} of workflow {} exists with other content; versions are immutable", workflow.version, workflow.id),
+                format!(
+                    "version {} of workflow {} exists with other content; versions are immutable",
+                    workflow.version, workflow.id
+                ),
             )),
             Some(_) => Ok(()),
             None => {
@@ -45,8 +48,15 @@ impl WorkflowStore for MemoryWorkflowStore {
         }
     }
 
-    async fn get_version(&self, workspace_id: &str, workflow_id: &str, version: u32) -> PortResult<Option<Arc<WorkflowDefinition>>> {
-        Ok(lock(&self.versions).get(&(workspace_id.to_owned(), workflow_id.to_owned(), version)).cloned())
+    async fn get_version(
+        &self,
+        workspace_id: &str,
+        workflow_id: &str,
+        version: u32,
+    ) -> PortResult<Option<Arc<WorkflowDefinition>>> {
+        Ok(lock(&self.versions)
+            .get(&(workspace_id.to_owned(), workflow_id.to_owned(), version))
+            .cloned())
     }
 }
 
@@ -98,7 +108,7 @@ impl RunLog for MemoryRunLog {
     async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
         let mut data = lock(&self.data);
         if let Some(existing) = data.runs.get(&run.run_id) {
-            return Ok(CreateRun::AlreadyExists(existing.clone()));
+            return Ok(CreateRun::AlreadyExists(Box::new(existing.clone())));
         }
         data.runs.insert(run.run_id.clone(), run.clone());
         Ok(CreateRun::Created)
@@ -108,10 +118,19 @@ impl RunLog for MemoryRunLog {
         Ok(lock(&self.data).runs.get(run_id).cloned())
     }
 
-    async fn finish_run(&self, run_id: &str, status: RunStatus, error: Option<String>, ended_at: DateTime<Utc>) -> PortResult<bool> {
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        ended_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
         let mut data = lock(&self.data);
         let Some(run) = data.runs.get_mut(run_id) else {
-            return Err(PortError::terminal("finish_run", format!("run {run_id} does not exist")));
+            return Err(PortError::terminal(
+                "finish_run",
+                format!("run {run_id} does not exist"),
+            ));
         };
         if run.status.is_terminal() {
             return Ok(false);
@@ -142,18 +161,23 @@ impl RunLog for MemoryRunLog {
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
         let mut data = lock(&self.data);
         let steps = data.steps.entry(record.run_id.clone()).or_default();
-        if let Some(existing) = steps.iter().find(|s| s.step_id == record.step_id && s.attempt == record.attempt) {
-            return Ok(PutStep::AlreadyRecorded(existing.clone()));
+        if let Some(existing) = steps
+            .iter()
+            .find(|s| s.step_id == record.step_id && s.attempt == record.attempt)
+        {
+            return Ok(PutStep::AlreadyRecorded(Box::new(existing.clone())));
         }
         steps.push(record.clone());
         Ok(PutStep::Recorded)
     }
 
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
-        Ok(lock(&self.data)
-            .steps
-            .get(run_id)
-            .and_then(|steps| steps.iter().find(|s| s.step_id == step_id && s.attempt == attempt).cloned()))
+        Ok(lock(&self.data).steps.get(run_id).and_then(|steps| {
+            steps
+                .iter()
+                .find(|s| s.step_id == step_id && s.attempt == attempt)
+                .cloned()
+        }))
     }
 
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
@@ -170,7 +194,9 @@ pub struct MemoryDedupe {
 impl EventDedupe for MemoryDedupe {
     async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool> {
         let key = (workspace_id.to_owned(), event_id.to_owned());
-        Ok(lock(&self.seen).get(&key).is_some_and(|expires| *expires > Instant::now()))
+        Ok(lock(&self.seen)
+            .get(&key)
+            .is_some_and(|expires| *expires > Instant::now()))
     }
 
     async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()> {
@@ -218,12 +244,21 @@ pub struct MemoryQueue {
 
 impl MemoryQueue {
     pub fn new(name: impl Into<String>, settings: QueueSettings, dead_letters: Option<Arc<MemoryQueue>>) -> Self {
-        Self { name: name.into(), settings, data: Mutex::new(QueueData::default()), arrived: Notify::new(), dead_letters }
+        Self {
+            name: name.into(),
+            settings,
+            data: Mutex::new(QueueData::default()),
+            arrived: Notify::new(),
+            dead_letters,
+        }
     }
 
     /// A queue with a dead-letter queue named `<name>-dlq`.
     pub fn with_dlq(name: &str, settings: QueueSettings) -> (Arc<Self>, Arc<Self>) {
-        let dlq_settings = QueueSettings { max_receive_count: u32::MAX, ..settings };
+        let dlq_settings = QueueSettings {
+            max_receive_count: u32::MAX,
+            ..settings
+        };
         let dlq = Arc::new(Self::new(format!("{name}-dlq"), dlq_settings, None));
         (Arc::new(Self::new(name, settings, Some(dlq.clone()))), dlq)
     }
@@ -241,7 +276,13 @@ impl MemoryQueue {
         let mut data = lock(&self.data);
         let id = data.next_id;
         data.next_id += 1;
-        data.messages.push(StoredMessage { id, body, visible_at, receive_count: 0, receipt: None });
+        data.messages.push(StoredMessage {
+            id,
+            body,
+            visible_at,
+            receive_count: 0,
+            receipt: None,
+        });
         drop(data);
         self.arrived.notify_waiters();
     }
@@ -268,7 +309,11 @@ impl MemoryQueue {
             message.visible_at = now + self.settings.visibility_timeout;
             let receipt = format!("{}:{}:{}", self.name, message.id, message.receive_count);
             message.receipt = Some(receipt.clone());
-            deliveries.push(Delivery { receipt, body: message.body.clone(), receive_count: message.receive_count });
+            deliveries.push(Delivery {
+                receipt,
+                body: message.body.clone(),
+                receive_count: message.receive_count,
+            });
         }
         let mut moved = vec![];
         data.messages.retain_mut(|m| {

@@ -23,11 +23,19 @@ pub struct PortError {
 
 impl PortError {
     pub fn retryable(operation: &'static str, message: impl Into<String>) -> Self {
-        Self { operation, message: message.into(), retryable: true }
+        Self {
+            operation,
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     pub fn terminal(operation: &'static str, message: impl Into<String>) -> Self {
-        Self { operation, message: message.into(), retryable: false }
+        Self {
+            operation,
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -38,7 +46,12 @@ pub trait WorkflowStore: Send + Sync {
     /// Stores an immutable version. Storing the same version again with the
     /// same content is a no-op; with other content it is refused.
     async fn put_version(&self, workflow: &WorkflowDefinition) -> PortResult<()>;
-    async fn get_version(&self, workspace_id: &str, workflow_id: &str, version: u32) -> PortResult<Option<Arc<WorkflowDefinition>>>;
+    async fn get_version(
+        &self,
+        workspace_id: &str,
+        workflow_id: &str,
+        version: u32,
+    ) -> PortResult<Option<Arc<WorkflowDefinition>>>;
 }
 
 #[async_trait]
@@ -53,14 +66,14 @@ pub trait SubscriptionIndex: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateRun {
     Created,
-    AlreadyExists(RunRecord),
+    AlreadyExists(Box<RunRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PutStep {
     Recorded,
     /// Another delivery recorded this attempt first; its outcome wins.
-    AlreadyRecorded(StepRecord),
+    AlreadyRecorded(Box<StepRecord>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +89,13 @@ pub trait RunLog: Send + Sync {
     async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun>;
     async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>>;
     /// Moves a running run to a terminal status; false if it had already ended.
-    async fn finish_run(&self, run_id: &str, status: RunStatus, error: Option<String>, ended_at: DateTime<Utc>) -> PortResult<bool>;
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        ended_at: DateTime<Utc>,
+    ) -> PortResult<bool>;
     /// Newest first.
     async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>>;
     /// Records one attempt unless that (run, step, attempt) is recorded already.
@@ -128,7 +147,10 @@ pub struct HttpReply {
 
 impl HttpReply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -179,9 +179,15 @@ mod tests {
 
     #[test]
     fn max_attempts_counts_the_first_call() {
-        let once = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
         assert!(!once.allows_another_attempt(1));
-        let four = RetryPolicy { max_attempts: 4, ..RetryPolicy::default() };
+        let four = RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
         assert!(four.allows_another_attempt(3));
         assert!(!four.allows_another_attempt(4));
         assert_eq!(RetryPolicy::default().max_attempts, 3);
@@ -197,7 +203,10 @@ mod tests {
             ..RetryPolicy::default()
         };
         let fields: Vec<_> = bad.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, vec!["max_attempts", "initial_interval_s", "backoff_rate", "max_interval_s"]);
+        assert_eq!(
+            fields,
+            vec!["max_attempts", "initial_interval_s", "backoff_rate", "max_interval_s"]
+        );
         assert!(RetryPolicy::default().problems().is_empty());
     }
 }

@@ -146,7 +146,10 @@ pub fn initial_context(event: &TriggerEvent, run_id: &str, workflow_id: &str, wo
     );
     context.insert("steps".into(), json!({}));
     context.insert("vars".into(), json!({}));
-    context.insert("run".into(), json!({"id": run_id, "workflow_id": workflow_id, "version": workflow_version}));
+    context.insert(
+        "run".into(),
+        json!({"id": run_id, "workflow_id": workflow_id, "version": workflow_version}),
+    );
     Value::Object(context)
 }
 
@@ -172,7 +175,8 @@ mod tests {
     #[test]
     fn context_spreads_data_and_protects_reserved_keys() {
         let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": "e", "source": "s",
-            "type": "Prize.Won", "workspaceid": "w", "data": {"contact": {"email": "a@b"}, "steps": "evil"}})).unwrap();
+            "type": "Prize.Won", "workspaceid": "w", "data": {"contact": {"email": "a@b"}, "steps": "evil"}}))
+        .unwrap();
         let ctx = initial_context(&event, "run_1", "wf", 3);
         assert_eq!(ctx["contact"]["email"], "a@b");
         assert_eq!(ctx["steps"], json!({}));
@@ -182,8 +186,16 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let m = StepMessage { run_id: "r".into(), workspace_id: "w".into(), workflow_id: "f".into(), workflow_version: 1,
-            step_id: "s".into(), attempt: 2, context: json!({"a": 1}), resume_at: None };
+        let m = StepMessage {
+            run_id: "r".into(),
+            workspace_id: "w".into(),
+            workflow_id: "f".into(),
+            workflow_version: 1,
+            step_id: "s".into(),
+            attempt: 2,
+            context: json!({"a": 1}),
+            resume_at: None,
+        };
         let text = serde_json::to_string(&m).unwrap();
         assert!(!text.contains("resume_at"));
         assert_eq!(serde_json::from_str::<StepMessage>(&text).unwrap(), m);

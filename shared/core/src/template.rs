@@ -54,7 +54,7 @@ pub fn check(text: &str) -> Result<(), TemplateError> {
     }
     handlebars::Template::compile(text)
         .map(|_| ())
-        .map_err(|e| TemplateError::Syntax(e.to_string()))
+        .map_err(|e| TemplateError::Syntax(e.reason().to_string()))
 }
 
 /// Renders a template to text. Values that are not strings render as JSON
@@ -84,12 +84,8 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
         .render_template(text, context)
         .map(Value::String)
         .map_err(|err| match err.reason() {
-            RenderErrorReason::MissingVariable(Some(name)) => {
-                TemplateError::MissingVariable(name.clone())
-            }
-            RenderErrorReason::MissingVariable(None) => {
-                TemplateError::MissingVariable(String::from("(unknown)"))
-            }
+            RenderErrorReason::MissingVariable(Some(name)) => TemplateError::MissingVariable(name.clone()),
+            RenderErrorReason::MissingVariable(None) => TemplateError::MissingVariable(String::from("(unknown)")),
             RenderErrorReason::TemplateError(e) => TemplateError::Syntax(e.to_string()),
             _ => TemplateError::Render(err.to_string()),
         })

@@ -33,7 +33,10 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
 
     for (field, value) in [("id", &workflow.id), ("workspace_id", &workflow.workspace_id)] {
         if !is_valid_id(value) {
-            push(format!("$.{field}"), format!("{value:?} is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)"));
+            push(
+                format!("$.{field}"),
+                format!("{value:?} is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)"),
+            );
         }
     }
     if workflow.name.trim().is_empty() {
@@ -43,10 +46,14 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
         push("$.version".into(), "versions start at 1".into());
     }
     match &workflow.scope {
-        Scope::Workspace(false) => push("$.scope.workspace".into(), "must be true; use a site or card scope to narrow".into()),
-        Scope::Site(id) | Scope::Card(id) if id.is_empty() || id.len() > 256 => {
-            push(format!("$.scope.{}", workflow.scope.kind()), "must be a non-empty id of at most 256 bytes".into())
-        }
+        Scope::Workspace(false) => push(
+            "$.scope.workspace".into(),
+            "must be true; use a site or card scope to narrow".into(),
+        ),
+        Scope::Site(id) | Scope::Card(id) if id.is_empty() || id.len() > 256 => push(
+            format!("$.scope.{}", workflow.scope.kind()),
+            "must be a non-empty id of at most 256 bytes".into(),
+        ),
         _ => {}
     }
     if let Err(err) = catalogue::check_trigger_type(&workflow.trigger.trigger_type) {
@@ -64,12 +71,18 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
         push("$.steps".into(), format!("at most {MAX_STEPS} steps"));
     }
     if !workflow.steps.contains_key(&workflow.start) {
-        push("$.start".into(), format!("start step {:?} does not exist", workflow.start));
+        push(
+            "$.start".into(),
+            format!("start step {:?} does not exist", workflow.start),
+        );
     }
     for (step_id, step) in &workflow.steps {
         let at = format!("$.steps.{step_id}");
         if !is_valid_id(step_id) {
-            push(at.clone(), format!("{step_id:?} is not a valid step id (1-64 characters of A-Z a-z 0-9 _ -)"));
+            push(
+                at.clone(),
+                format!("{step_id:?} is not a valid step id (1-64 characters of A-Z a-z 0-9 _ -)"),
+            );
         }
         for (field, target) in step.edges() {
             if !workflow.steps.contains_key(target) {
@@ -79,10 +92,17 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
             }
         }
         if step.action.type_name() == "Decision" && step.next.is_some() {
-            push(format!("{at}.next"), "a Decision chooses its next step with branches and default; remove `next`".into());
+            push(
+                format!("{at}.next"),
+                "a Decision chooses its next step with branches and default; remove `next`".into(),
+            );
         }
         for (field, message) in step.action.problems() {
-            let path = if field.is_empty() { format!("{at}.action") } else { format!("{at}.action.{field}") };
+            let path = if field.is_empty() {
+                format!("{at}.action")
+            } else {
+                format!("{at}.action.{field}")
+            };
             push(path, message);
         }
         for (field, text) in step.action.templates() {
@@ -96,11 +116,13 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
             }
         }
     }
-    let mut problems = problems;
     for (key, value) in &workflow.vars {
         template::for_each_string_leaf(value, &format!("$.vars.{key}"), &mut |path, text| {
             if template::is_templated(text) {
-                problems.push(Problem { path: path.into(), message: "workflow vars are constants; set computed values with a SetVariables step".into() });
+                problems.push(Problem {
+                    path: path.into(),
+                    message: "workflow vars are constants; set computed values with a SetVariables step".into(),
+                });
             }
         });
     }
@@ -114,7 +136,12 @@ fn graph_problems(workflow: &WorkflowDefinition) -> Vec<Problem> {
         .steps
         .iter()
         .map(|(id, step)| {
-            let targets = step.edges().into_iter().map(|(_, t)| t).filter(|t| workflow.steps.contains_key(*t) && t != id).collect();
+            let targets = step
+                .edges()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| workflow.steps.contains_key(*t) && t != id)
+                .collect();
             (id.as_str(), targets)
         })
         .collect();
@@ -174,7 +201,10 @@ fn graph_problems(workflow: &WorkflowDefinition) -> Vec<Problem> {
             }
         }
         for id in edges.keys().filter(|id| !reachable.contains(*id)) {
-            problems.push(Problem { path: format!("$.steps.{id}"), message: format!("step {id:?} is unreachable from start {:?}", workflow.start) });
+            problems.push(Problem {
+                path: format!("$.steps.{id}"),
+                message: format!("step {id:?} is unreachable from start {:?}", workflow.start),
+            });
         }
     }
     problems
@@ -191,16 +221,19 @@ mod tests {
 
     #[test]
     fn a_valid_workflow_has_no_problems() {
-        let wf = decode(json!({"id": "wf", "workspace_id": "ws", "name": "n", "scope": {"workspace": true},
+        let wf = decode(
+            json!({"id": "wf", "workspace_id": "ws", "name": "n", "scope": {"workspace": true},
             "trigger": {"type": "Prize.Won"}, "start": "a",
             "steps": {"a": {"action": {"type": "SetVariables", "values": {"x": "{{ contact.email }}"}}, "next": "b"},
-                      "b": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://x.example/{{ vars.x }}"}}}}));
+                      "b": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://x.example/{{ vars.x }}"}}}}),
+        );
         assert_eq!(validate(&wf), vec![]);
     }
 
     #[test]
     fn every_problem_is_reported_with_its_path() {
-        let wf = decode(json!({"id": "bad id", "workspace_id": "ws", "name": "", "scope": {"workspace": false},
+        let wf = decode(
+            json!({"id": "bad id", "workspace_id": "ws", "name": "", "scope": {"workspace": false},
             "trigger": {"type": "Gameplay.Endd", "filter": {"path": "x", "op": "matches", "value": "("}},
             "start": "nowhere",
             "steps": {
@@ -209,25 +242,51 @@ mod tests {
                       "retry": {"max_attempts": 0}},
                 "c": {"action": {"type": "Delay", "seconds": 5}, "next": "b", "on_failure": "c"},
                 "lonely": {"action": {"type": "SetVariables", "values": {}}}
-            }}));
+            }}),
+        );
         let problems = validate(&wf);
         let paths: BTreeSet<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         for expected in [
-            "$.id", "$.name", "$.scope.workspace", "$.trigger.type", "$.trigger.filter.value", "$.start",
-            "$.steps.a.action.default", "$.steps.a.action.branches[0].when.op", "$.steps.b.action.url",
-            "$.steps.b.action.body", "$.steps.b.action.body.t", "$.steps.b.retry.max_attempts", "$.steps.c.on_failure",
+            "$.id",
+            "$.name",
+            "$.scope.workspace",
+            "$.trigger.type",
+            "$.trigger.filter.value",
+            "$.start",
+            "$.steps.a.action.default",
+            "$.steps.a.action.branches[0].when.op",
+            "$.steps.b.action.url",
+            "$.steps.b.action.body",
+            "$.steps.b.action.body.t",
+            "$.steps.b.retry.max_attempts",
+            "$.steps.c.on_failure",
         ] {
             assert!(paths.contains(expected), "missing {expected} in {problems:#?}");
         }
-        assert!(problems.iter().any(|p| p.message.starts_with("cycle: b -> c -> b") || p.message.starts_with("cycle: c -> b -> c")), "{problems:#?}");
-        assert!(problems.iter().any(|p| p.message.contains("did you mean Gameplay.Ended")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.starts_with("cycle: b -> c -> b") || p.message.starts_with("cycle: c -> b -> c")),
+            "{problems:#?}"
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.message.contains("did you mean Gameplay.Ended")));
     }
 
     #[test]
     fn unreachable_steps_are_reported() {
-        let wf = decode(json!({"id": "wf", "workspace_id": "ws", "name": "n", "scope": {"card": "c"},
+        let wf = decode(
+            json!({"id": "wf", "workspace_id": "ws", "name": "n", "scope": {"card": "c"},
             "trigger": {"type": "Prize.Won"}, "start": "a",
-            "steps": {"a": {"action": {"type": "Delay", "seconds": 1}}, "z": {"action": {"type": "Delay", "seconds": 1}}}}));
-        assert_eq!(validate(&wf), vec![Problem { path: "$.steps.z".into(), message: "step \"z\" is unreachable from start \"a\"".into() }]);
+            "steps": {"a": {"action": {"type": "Delay", "seconds": 1}}, "z": {"action": {"type": "Delay", "seconds": 1}}}}),
+        );
+        assert_eq!(
+            validate(&wf),
+            vec![Problem {
+                path: "$.steps.z".into(),
+                message: "step \"z\" is unreachable from start \"a\"".into()
+            }]
+        );
     }
 }

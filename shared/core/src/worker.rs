@@ -40,7 +40,10 @@ pub struct ConsumerSettings {
 
 impl Default for ConsumerSettings {
     fn default() -> Self {
-        Self { batch_size: 10, wait: Duration::from_millis(500) }
+        Self {
+            batch_size: 10,
+            wait: Duration::from_millis(500),
+        }
     }
 }
 
@@ -48,7 +51,12 @@ impl Default for ConsumerSettings {
 /// flight is always finished (drained) before the consumer returns. A
 /// message is acknowledged only after its handler succeeded; on error it
 /// stays on the queue and is delivered again after the visibility timeout.
-pub async fn consume(queue: Arc<dyn Queue>, handler: Arc<dyn MessageHandler>, settings: ConsumerSettings, mut shutdown: watch::Receiver<bool>) {
+pub async fn consume(
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn MessageHandler>,
+    settings: ConsumerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;

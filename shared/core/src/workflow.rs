@@ -141,9 +141,19 @@ impl WorkflowDefinition {
     /// structural problem. Semantic problems are [`crate::validate`]'s job.
     pub fn from_json(text: &str) -> Result<Self, DecodeError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let decoded = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| DecodeError {
-            path: format!("$.{}", err.path()).replace("$..", "$.").trim_end_matches('.').to_owned(),
-            message: err.inner().to_string(),
+        let decoded = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            let path = if err.inner().is_syntax() || err.inner().is_eof() {
+                "$".to_owned()
+            } else {
+                format!("$.{}", err.path())
+                    .replace("$..", "$.")
+                    .trim_end_matches('.')
+                    .to_owned()
+            };
+            DecodeError {
+                path,
+                message: err.inner().to_string(),
+            }
         })?;
         deserializer.end().map_err(|err| DecodeError {
             path: "$".into(),
@@ -164,19 +174,19 @@ mod tests {
 
     pub(crate) fn issue_example() -> Value {
         json!({"id": "wf_hot_leads", "workspace_id": "ws_demo", "name": "Route hot Sponsor A leads", "status": "active",
-         "scope": {"card": "card_sponsor_a"},
-         "trigger": {"type": "Gameplay.DataCapturedQualified", "filter": {"path": "form_fields.consent", "op": "eq", "value": true}},
-         "start": "route",
-         "steps": {
-           "route": {"action": {"type": "Decision", "branches": [{"when": {"path": "gameplay.score", "op": "gte", "value": 100}, "next": "hot"}], "default": "cold"}},
-           "hot":  {"action": {"type": "HttpRequest", "method": "POST", "url": "https://crm.example/leads",
-                    "headers": {"Authorization": "Bearer {{ vars.token }}"},
-                    "body": {"email": "{{ contact.email }}", "source": "Komo - {{ card.name }}", "score": "{{ gameplay.score }}"}},
-                    "retry": {"max_attempts": 4, "initial_interval_s": 2, "backoff_rate": 2.0, "max_interval_s": 60, "jitter": "full"},
-                    "on_failure": "alert"},
-           "cold": {"action": {"type": "SetVariables", "values": {"tier": "cold"}}},
-           "alert": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://hooks.example/alerts", "body": {"text": "lead {{ contact.email }} failed"}}}
-         }})
+        "scope": {"card": "card_sponsor_a"},
+        "trigger": {"type": "Gameplay.DataCapturedQualified", "filter": {"path": "form_fields.consent", "op": "eq", "value": true}},
+        "start": "route",
+        "steps": {
+          "route": {"action": {"type": "Decision", "branches": [{"when": {"path": "gameplay.score", "op": "gte", "value": 100}, "next": "hot"}], "default": "cold"}},
+          "hot":  {"action": {"type": "HttpRequest", "method": "POST", "url": "https://crm.example/leads",
+                   "headers": {"Authorization": "Bearer {{ vars.token }}"},
+                   "body": {"email": "{{ contact.email }}", "source": "Komo - {{ card.name }}", "score": "{{ gameplay.score }}"}},
+                   "retry": {"max_attempts": 4, "initial_interval_s": 2, "backoff_rate": 2.0, "max_interval_s": 60, "jitter": "full"},
+                   "on_failure": "alert"},
+          "cold": {"action": {"type": "SetVariables", "values": {"tier": "cold"}}},
+          "alert": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://hooks.example/alerts", "body": {"text": "lead {{ contact.email }} failed"}}}
+        }})
     }
 
     #[test]
@@ -209,6 +219,9 @@ mod tests {
         assert!(!Scope::Site("s1".into()).matches(Some("s2"), None));
         assert!(Scope::Card("c1".into()).matches(None, Some("c1")));
         assert!(!Scope::Card("c1".into()).matches(Some("c1"), Some("c2")));
-        assert_eq!(serde_json::to_value(Scope::Site("s".into())).unwrap(), json!({"site": "s"}));
+        assert_eq!(
+            serde_json::to_value(Scope::Site("s".into())).unwrap(),
+            json!({"site": "s"})
+        );
     }
 }

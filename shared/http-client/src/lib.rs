@@ -22,7 +22,10 @@ impl ReqwestHttpClient {
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HttpError { kind: HttpErrorKind::Invalid, message: format!("cannot build HTTP client: {e}") })?;
+            .map_err(|e| HttpError {
+                kind: HttpErrorKind::Invalid,
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
         Ok(Self { client })
     }
 }
@@ -58,8 +61,10 @@ fn describe(err: reqwest::Error) -> String {
 #[async_trait]
 impl HttpClient for ReqwestHttpClient {
     async fn send(&self, call: HttpCall) -> Result<HttpReply, HttpError> {
-        let method = reqwest::Method::from_bytes(call.method.as_bytes())
-            .map_err(|_| HttpError { kind: HttpErrorKind::Invalid, message: format!("invalid method {:?}", call.method) })?;
+        let method = reqwest::Method::from_bytes(call.method.as_bytes()).map_err(|_| HttpError {
+            kind: HttpErrorKind::Invalid,
+            message: format!("invalid method {:?}", call.method),
+        })?;
         let mut request = self.client.request(method, &call.url).timeout(call.timeout);
         for (name, value) in &call.headers {
             request = request.header(name, value);
@@ -67,7 +72,10 @@ impl HttpClient for ReqwestHttpClient {
         if let Some(body) = call.body {
             request = request.body(body);
         }
-        let err = |e: reqwest::Error| HttpError { kind: classify(&e), message: describe(e) };
+        let err = |e: reqwest::Error| HttpError {
+            kind: classify(&e),
+            message: describe(e),
+        };
         let mut response = request.send().await.map_err(err)?;
         let status = response.status().as_u16();
         let headers = response
@@ -116,7 +124,10 @@ mod tests {
             .mount(&server)
             .await;
         let client = ReqwestHttpClient::new().unwrap();
-        let reply = client.send(call(format!("{}/x", server.uri()), Duration::from_secs(5))).await.unwrap();
+        let reply = client
+            .send(call(format!("{}/x", server.uri()), Duration::from_secs(5)))
+            .await
+            .unwrap();
         assert_eq!(reply.status, 201);
         assert_eq!(reply.body, br#"{"ok":true}"#);
     }
@@ -129,10 +140,16 @@ mod tests {
             .mount(&server)
             .await;
         let client = ReqwestHttpClient::new().unwrap();
-        let err = client.send(call(server.uri(), Duration::from_millis(50))).await.unwrap_err();
+        let err = client
+            .send(call(server.uri(), Duration::from_millis(50)))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, HttpErrorKind::Timeout, "{err}");
         // Nothing listens on port 9 of loopback.
-        let err = client.send(call("http://127.0.0.1:9/".into(), Duration::from_secs(2))).await.unwrap_err();
+        let err = client
+            .send(call("http://127.0.0.1:9/".into(), Duration::from_secs(2)))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, HttpErrorKind::Network, "{err}");
     }
 }

@@ -66,13 +66,41 @@ mod tests {
     #[test]
     fn seconds_and_until() {
         let now = Utc::now();
-        let d = Delay { seconds: Some(1.5), until: None };
-        assert_eq!(d.resume_at(now, &json!({})).unwrap(), now + chrono::Duration::milliseconds(1500));
-        let d = Delay { seconds: None, until: Some("{{ at }}".into()) };
+        let d = Delay {
+            seconds: Some(1.5),
+            until: None,
+        };
+        assert_eq!(
+            d.resume_at(now, &json!({})).unwrap(),
+            now + chrono::Duration::milliseconds(1500)
+        );
+        let d = Delay {
+            seconds: None,
+            until: Some("{{ at }}".into()),
+        };
         let at = d.resume_at(now, &json!({"at": "2030-01-01T00:00:00Z"})).unwrap();
         assert_eq!(at.to_rfc3339(), "2030-01-01T00:00:00+00:00");
-        assert!(matches!(d.resume_at(now, &json!({"at": "tomorrow"})), Err(DelayError::BadTime(_))));
-        assert!(Delay { seconds: None, until: Some("nope".into()) }.problems().len() == 1);
-        assert!(Delay { seconds: None, until: None }.problems().len() == 1);
+        assert!(matches!(
+            d.resume_at(now, &json!({"at": "tomorrow"})),
+            Err(DelayError::BadTime(_))
+        ));
+        assert!(
+            Delay {
+                seconds: None,
+                until: Some("nope".into())
+            }
+            .problems()
+            .len()
+                == 1
+        );
+        assert!(
+            Delay {
+                seconds: None,
+                until: None
+            }
+            .problems()
+            .len()
+                == 1
+        );
     }
 }

@@ -59,9 +59,17 @@ pub enum BodyFormat {
 pub enum Auth {
     #[default]
     None,
-    Bearer { token: String },
-    Basic { username: String, password: String },
-    ApiKey { header: String, value: String },
+    Bearer {
+        token: String,
+    },
+    Basic {
+        username: String,
+        password: String,
+    },
+    ApiKey {
+        header: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +130,10 @@ impl HttpRequest {
         match &self.auth {
             Auth::None => {}
             Auth::Bearer { token } => {
-                headers.push(("Authorization".into(), format!("Bearer {}", template::render_text(token, context)?)));
+                headers.push((
+                    "Authorization".into(),
+                    format!("Bearer {}", template::render_text(token, context)?),
+                ));
             }
             Auth::Basic { username, password } => {
                 let pair = format!(
@@ -137,7 +148,8 @@ impl HttpRequest {
                 headers.push((header.clone(), template::render_text(value, context)?));
             }
         }
-        let has_header = |headers: &[(String, String)], name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let has_header =
+            |headers: &[(String, String)], name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
         let body = match (&self.body, self.body_format) {
             (None, _) => None,
             (Some(body), BodyFormat::Json) => {
@@ -214,7 +226,9 @@ impl HttpRequest {
             out.push((format!("headers.{k}"), v.clone()));
         }
         if let Some(body) = &self.body {
-            template::for_each_string_leaf(body, "body", &mut |path, text| out.push((path.to_owned(), text.to_owned())));
+            template::for_each_string_leaf(body, "body", &mut |path, text| {
+                out.push((path.to_owned(), text.to_owned()))
+            });
         }
         match &self.auth {
             Auth::None => {}
@@ -230,12 +244,22 @@ impl HttpRequest {
     pub(super) fn problems(&self) -> Vec<(String, String)> {
         let mut out = vec![];
         if !METHODS.contains(&self.method.to_ascii_uppercase().as_str()) {
-            out.push(("method".into(), format!("unsupported method {:?}; expected one of {}", self.method, METHODS.join(", "))));
+            out.push((
+                "method".into(),
+                format!(
+                    "unsupported method {:?}; expected one of {}",
+                    self.method,
+                    METHODS.join(", ")
+                ),
+            ));
         }
         if !template::is_templated(&self.url) {
             match url::Url::parse(&self.url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(u) => out.push(("url".into(), format!("scheme {:?} is not allowed; use http or https", u.scheme()))),
+                Ok(u) => out.push((
+                    "url".into(),
+                    format!("scheme {:?} is not allowed; use http or https", u.scheme()),
+                )),
                 Err(e) => out.push(("url".into(), format!("invalid URL: {e}"))),
             }
         } else if !(self.url.starts_with("http://") || self.url.starts_with("https://") || self.url.starts_with("{{")) {
@@ -265,12 +289,19 @@ impl HttpRequest {
                     StatusMatch::Class(c) => class_digit(c).is_some(),
                 };
                 if !ok {
-                    out.push((format!("success_statuses[{i}]"), "expected a status code (100-599) or a class like \"2xx\"".into()));
+                    out.push((
+                        format!("success_statuses[{i}]"),
+                        "expected a status code (100-599) or a class like \"2xx\"".into(),
+                    ));
                 }
             }
         }
         for name in self.headers.keys() {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
                 out.push((format!("headers.{name}"), "invalid header name".into()));
             }
         }
@@ -328,16 +359,20 @@ mod tests {
 
     #[test]
     fn prepares_json_with_auth_query_and_idempotency_key() {
-        let r = request(json!({"method": "post", "url": "https://crm.example/{{ path }}", "query": {"q": "{{ contact.email }}"},
+        let r = request(
+            json!({"method": "post", "url": "https://crm.example/{{ path }}", "query": {"q": "{{ contact.email }}"},
             "auth": {"type": "basic", "username": "u", "password": "{{ vars.pw }}"},
-            "body": {"score": "{{ score }}", "who": "x-{{ contact.email }}"}}));
+            "body": {"score": "{{ score }}", "who": "x-{{ contact.email }}"}}),
+        );
         let ctx = json!({"path": "leads", "contact": {"email": "a+b@x.io"}, "vars": {"pw": "p"}, "score": 7});
         let call = r.prepare(&ctx, "run1:hot").unwrap();
         assert_eq!(call.method, "POST");
         assert_eq!(call.url, "https://crm.example/leads?q=a%2Bb%40x.io");
         assert!(call.headers.contains(&("Authorization".into(), "Basic dTpw".into())));
         assert!(call.headers.contains(&("Idempotency-Key".into(), "run1:hot".into())));
-        assert!(call.headers.contains(&("Content-Type".into(), "application/json".into())));
+        assert!(call
+            .headers
+            .contains(&("Content-Type".into(), "application/json".into())));
         let body: Value = serde_json::from_slice(call.body.as_deref().unwrap()).unwrap();
         assert_eq!(body, json!({"score": 7, "who": "x-a+b@x.io"}));
         assert_eq!(call.timeout, Duration::from_secs(10));
@@ -345,8 +380,10 @@ mod tests {
 
     #[test]
     fn form_and_raw_bodies() {
-        let r = request(json!({"method": "POST", "url": "http://h/x", "body_format": "form", "body": {"a": "{{ n }}", "b": "x y"},
-            "auth": {"type": "api_key", "header": "X-Api-Key", "value": "k"}}));
+        let r = request(
+            json!({"method": "POST", "url": "http://h/x", "body_format": "form", "body": {"a": "{{ n }}", "b": "x y"},
+            "auth": {"type": "api_key", "header": "X-Api-Key", "value": "k"}}),
+        );
         let call = r.prepare(&json!({"n": 1}), "k").unwrap();
         assert_eq!(call.body.unwrap(), b"a=1&b=x+y");
         assert!(call.headers.contains(&("X-Api-Key".into(), "k".into())));
@@ -362,12 +399,20 @@ mod tests {
             headers: headers.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
             body: body.as_bytes().to_vec(),
         };
-        let ok = r.interpret(&reply(200, vec![("Content-Type", "application/json")], r#"{"id": 5}"#)).unwrap();
+        let ok = r
+            .interpret(&reply(200, vec![("Content-Type", "application/json")], r#"{"id": 5}"#))
+            .unwrap();
         assert_eq!(ok["body"]["id"], 5);
         assert_eq!(ok["headers"]["content-type"], "application/json");
         let busy = r.interpret(&reply(429, vec![("Retry-After", "3")], "")).unwrap_err();
-        assert_eq!((busy.class, busy.retry_after_s), (Some(RetryOn::TooManyRequests), Some(3.0)));
-        assert_eq!(r.interpret(&reply(503, vec![], "down")).unwrap_err().class, Some(RetryOn::ServerError));
+        assert_eq!(
+            (busy.class, busy.retry_after_s),
+            (Some(RetryOn::TooManyRequests), Some(3.0))
+        );
+        assert_eq!(
+            r.interpret(&reply(503, vec![], "down")).unwrap_err().class,
+            Some(RetryOn::ServerError)
+        );
         assert_eq!(r.interpret(&reply(404, vec![], "")).unwrap_err().class, None);
         let custom = request(json!({"url": "http://h", "success_statuses": [404, "2xx"]}));
         assert!(custom.interpret(&reply(404, vec![], "")).is_ok());
@@ -376,9 +421,21 @@ mod tests {
 
     #[test]
     fn problems_are_found() {
-        let r = request(json!({"method": "FETCH", "url": "ftp://x", "timeout_s": 0, "body_format": "raw", "body": {"a": 1},
-            "success_statuses": ["9xx"], "headers": {"bad header": "x"}}));
+        let r = request(
+            json!({"method": "FETCH", "url": "ftp://x", "timeout_s": 0, "body_format": "raw", "body": {"a": 1},
+            "success_statuses": ["9xx"], "headers": {"bad header": "x"}}),
+        );
         let fields: Vec<_> = r.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, vec!["method", "url", "timeout_s", "body", "success_statuses[0]", "headers.bad header"]);
+        assert_eq!(
+            fields,
+            vec![
+                "method",
+                "url",
+                "timeout_s",
+                "body",
+                "success_statuses[0]",
+                "headers.bad header"
+            ]
+        );
     }
 }

@@ -31,8 +31,19 @@ pub struct DispatchReport {
 }
 
 impl Dispatcher {
-    pub fn new(subscriptions: Arc<dyn SubscriptionIndex>, runs: Arc<dyn RunLog>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> Self {
-        Self { subscriptions, runs, steps, clock, max_depth: DEFAULT_MAX_DEPTH }
+    pub fn new(
+        subscriptions: Arc<dyn SubscriptionIndex>,
+        runs: Arc<dyn RunLog>,
+        steps: Arc<dyn Queue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            subscriptions,
+            runs,
+            steps,
+            clock,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
     }
 
     pub fn with_max_depth(mut self, max_depth: u32) -> Self {
@@ -49,8 +60,15 @@ impl Dispatcher {
     pub async fn dispatch(&self, event: &TriggerEvent) -> Result<DispatchReport, EngineError> {
         let mut report = DispatchReport::default();
         if event.depth > self.max_depth {
-            let reason = format!("event depth {} exceeds the limit of {}; no run started (workflow loop?)", event.depth, self.max_depth);
-            tracing::warn!(depth = event.depth, max_depth = self.max_depth, "loop guard refused event");
+            let reason = format!(
+                "event depth {} exceeds the limit of {}; no run started (workflow loop?)",
+                event.depth, self.max_depth
+            );
+            tracing::warn!(
+                depth = event.depth,
+                max_depth = self.max_depth,
+                "loop guard refused event"
+            );
             report.refused = Some(reason);
             return Ok(report);
         }

@@ -39,7 +39,11 @@ pub struct StepReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextMove {
     /// A message for this step was sent.
-    Enqueued { step_id: String, attempt: u32, delay: Duration },
+    Enqueued {
+        step_id: String,
+        attempt: u32,
+        delay: Duration,
+    },
     /// The run reached a terminal status (now or before).
     Finished(RunStatus),
 }
@@ -56,11 +60,25 @@ struct Attempt {
 
 impl Attempt {
     fn succeeded(output: Value, next: Option<String>) -> Self {
-        Self { status: StepStatus::Succeeded, output: Some(output), error: None, next, retryable: false, retry_after_s: None }
+        Self {
+            status: StepStatus::Succeeded,
+            output: Some(output),
+            error: None,
+            next,
+            retryable: false,
+            retry_after_s: None,
+        }
     }
 
     fn failed(error: impl ToString) -> Self {
-        Self { status: StepStatus::Failed, output: None, error: Some(error.to_string()), next: None, retryable: false, retry_after_s: None }
+        Self {
+            status: StepStatus::Failed,
+            output: None,
+            error: Some(error.to_string()),
+            next: None,
+            retryable: false,
+            retry_after_s: None,
+        }
     }
 }
 
@@ -80,7 +98,13 @@ impl StepExecutor {
         http: Arc<dyn HttpClient>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { workflows, runs, steps, http, clock }
+        Self {
+            workflows,
+            runs,
+            steps,
+            http,
+            clock,
+        }
     }
 
     pub async fn handle_message(&self, body: &str) -> Result<StepReport, EngineError> {
@@ -99,8 +123,16 @@ impl StepExecutor {
                 workflow_id: message.workflow_id.clone(),
                 version: message.workflow_version,
             })?;
-        let run = self.runs.get_run(&message.run_id).await?.ok_or_else(|| EngineError::RunMissing(message.run_id.clone()))?;
-        let mut report = StepReport { executed: vec![], replayed: vec![], next: NextMove::Finished(run.status) };
+        let run = self
+            .runs
+            .get_run(&message.run_id)
+            .await?
+            .ok_or_else(|| EngineError::RunMissing(message.run_id.clone()))?;
+        let mut report = StepReport {
+            executed: vec![],
+            replayed: vec![],
+            next: NextMove::Finished(run.status),
+        };
         if run.status.is_terminal() {
             tracing::info!("run already ended; message ignored");
             return Ok(report);
@@ -122,7 +154,11 @@ impl StepExecutor {
         let mut first = true;
         loop {
             let step = step_of(&workflow, &cursor.step_id)?;
-            let record = match self.runs.get_step(&message.run_id, &cursor.step_id, cursor.attempt).await? {
+            let record = match self
+                .runs
+                .get_step(&message.run_id, &cursor.step_id, cursor.attempt)
+                .await?
+            {
                 Some(recorded) => {
                     report.replayed.push(cursor.step_id.clone());
                     recorded
@@ -146,7 +182,9 @@ impl StepExecutor {
                                     report.next = self.enqueue(&message, &cursor, due).await?;
                                     return Ok(report);
                                 }
-                                Ok(due) => Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone()),
+                                Ok(due) => {
+                                    Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone())
+                                }
                                 Err(err) => Attempt::failed(err),
                             }
                         }
@@ -161,7 +199,12 @@ impl StepExecutor {
 
             match record.status {
                 StepStatus::Succeeded => {
-                    apply_output(&mut cursor.context, &cursor.step_id, step, record.output.clone().unwrap_or(Value::Null));
+                    apply_output(
+                        &mut cursor.context,
+                        &cursor.step_id,
+                        step,
+                        record.output.clone().unwrap_or(Value::Null),
+                    );
                     match record.next {
                         Some(next) => {
                             cursor.step_id = next;
@@ -190,13 +233,19 @@ impl StepExecutor {
                     match &step.on_failure {
                         Some(on_failure) => {
                             if let Value::Object(ctx) = &mut cursor.context {
-                                ctx.insert("error".into(), json!({"step_id": cursor.step_id, "message": error, "attempts": cursor.attempt}));
+                                ctx.insert(
+                                    "error".into(),
+                                    json!({"step_id": cursor.step_id, "message": error, "attempts": cursor.attempt}),
+                                );
                             }
                             cursor.step_id = on_failure.clone();
                             cursor.attempt = 1;
                         }
                         None => {
-                            let reason = format!("step {} failed after {} attempt(s): {error}", cursor.step_id, cursor.attempt);
+                            let reason = format!(
+                                "step {} failed after {} attempt(s): {error}",
+                                cursor.step_id, cursor.attempt
+                            );
                             report.next = self.finish(&message.run_id, RunStatus::Failed, Some(reason)).await?;
                             return Ok(report);
                         }
@@ -234,7 +283,10 @@ impl StepExecutor {
                             HttpErrorKind::Network => Some(RetryOn::Network),
                             HttpErrorKind::Invalid => None,
                         };
-                        Attempt { retryable: retries(&policy, class), ..Attempt::failed(err) }
+                        Attempt {
+                            retryable: retries(&policy, class),
+                            ..Attempt::failed(err)
+                        }
                     }
                 }
             }
@@ -251,7 +303,14 @@ impl StepExecutor {
         }
     }
 
-    async fn record(&self, run_id: &str, cursor: &Cursor, step: &Step, started_at: DateTime<Utc>, attempt: Attempt) -> Result<StepRecord, EngineError> {
+    async fn record(
+        &self,
+        run_id: &str,
+        cursor: &Cursor,
+        step: &Step,
+        started_at: DateTime<Utc>,
+        attempt: Attempt,
+    ) -> Result<StepRecord, EngineError> {
         let record = StepRecord {
             run_id: run_id.to_owned(),
             step_id: cursor.step_id.clone(),
@@ -272,18 +331,27 @@ impl StepExecutor {
             PutStep::Recorded => record,
             // A concurrent delivery got there first: follow its outcome so
             // both deliveries agree on where the run goes.
-            PutStep::AlreadyRecorded(existing) => existing,
+            PutStep::AlreadyRecorded(existing) => *existing,
         })
     }
 
     /// Sends the message that continues the run at the cursor, due at `due`.
-    async fn enqueue(&self, message: &StepMessage, cursor: &Cursor, due: DateTime<Utc>) -> Result<NextMove, EngineError> {
+    async fn enqueue(
+        &self,
+        message: &StepMessage,
+        cursor: &Cursor,
+        due: DateTime<Utc>,
+    ) -> Result<NextMove, EngineError> {
         let now = self.clock.now();
         let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
         let delay = wait.min(MAX_QUEUE_DELAY);
         // Delay steps always carry their due time; other waits only when they
         // outlast one queue delay and must hop.
-        let resume_at = if cursor.resume_at.is_some() || wait > MAX_QUEUE_DELAY { Some(due) } else { None };
+        let resume_at = if cursor.resume_at.is_some() || wait > MAX_QUEUE_DELAY {
+            Some(due)
+        } else {
+            None
+        };
         let next = StepMessage {
             run_id: message.run_id.clone(),
             workspace_id: message.workspace_id.clone(),
@@ -297,11 +365,19 @@ impl StepExecutor {
         let body = serde_json::to_string(&next).map_err(|e| EngineError::Undecodable(e.to_string()))?;
         self.steps.send(body, delay).await?;
         tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
-        Ok(NextMove::Enqueued { step_id: cursor.step_id.clone(), attempt: cursor.attempt, delay })
+        Ok(NextMove::Enqueued {
+            step_id: cursor.step_id.clone(),
+            attempt: cursor.attempt,
+            delay,
+        })
     }
 
     async fn finish(&self, run_id: &str, status: RunStatus, error: Option<String>) -> Result<NextMove, EngineError> {
-        if self.runs.finish_run(run_id, status, error.clone(), self.clock.now()).await? {
+        if self
+            .runs
+            .finish_run(run_id, status, error.clone(), self.clock.now())
+            .await?
+        {
             tracing::info!(status = ?status, error = error.as_deref().unwrap_or(""), "run finished");
         }
         Ok(NextMove::Finished(status))

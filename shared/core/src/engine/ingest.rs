@@ -46,7 +46,10 @@ impl Ingest {
             } else {
                 tracing::info!(event_id = %event.id, workspace_id = %event.workspaceid, "duplicate event ignored");
             }
-            receipts.push(IngestReceipt { event_id: event.id.clone(), duplicate });
+            receipts.push(IngestReceipt {
+                event_id: event.id.clone(),
+                duplicate,
+            });
         }
         Ok(receipts)
     }

@@ -22,9 +22,17 @@ pub enum EngineError {
     #[error("message body cannot be decoded: {0}")]
     Undecodable(String),
     #[error("workflow {workflow_id} version {version} does not exist in workspace {workspace_id}")]
-    WorkflowVersionMissing { workspace_id: String, workflow_id: String, version: u32 },
+    WorkflowVersionMissing {
+        workspace_id: String,
+        workflow_id: String,
+        version: u32,
+    },
     #[error("step {step_id} does not exist in workflow {workflow_id} version {version}")]
-    StepMissing { workflow_id: String, version: u32, step_id: String },
+    StepMissing {
+        workflow_id: String,
+        version: u32,
+        step_id: String,
+    },
     #[error("run {0} does not exist")]
     RunMissing(String),
 }
