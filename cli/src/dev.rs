@@ -30,7 +30,8 @@ impl Default for DevConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             step_workers: 4,
-            visibility_timeout: Duration::from_secs(60),
+            // 6x the longest HttpRequest timeout (120 s), as SQS wants for Lambda.
+            visibility_timeout: Duration::from_secs(720),
             max_receive_count: 5,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
@@ -54,7 +55,11 @@ impl DevServer {
             visibility_timeout: config.visibility_timeout,
             max_receive_count: config.max_receive_count,
         }));
-        for workflow in &workflows {
+        // Every version is stored (runs execute the version they started with);
+        // only the highest active version of each workflow is subscribed.
+        let mut by_version: Vec<&WorkflowDefinition> = workflows.iter().collect();
+        by_version.sort_by_key(|w| w.version);
+        for workflow in by_version {
             backend.workflows.put_version(workflow).await?;
             if let Some(subscription) = Subscription::for_workflow(workflow) {
                 backend.subscriptions.put(&subscription).await?;

@@ -28,8 +28,9 @@ enum Command {
         /// Concurrent step workers.
         #[arg(long, default_value_t = 4)]
         step_workers: usize,
-        /// Seconds before an unacknowledged message is delivered again.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds before an unacknowledged message is delivered again (more than the
+        /// longest step timeout, 120 s, so a slow step is never run twice at once).
+        #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u64).range(121..))]
         visibility_timeout_s: u64,
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]

@@ -15,6 +15,7 @@ const KEPT_REQUESTS: usize = 1000;
 #[derive(Clone, Default)]
 pub(crate) struct Sink {
     received: Arc<Mutex<Vec<Value>>>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub(crate) fn routes(sink: Sink) -> Router {
@@ -42,7 +43,10 @@ async fn receive(
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_owned()))))
         .collect();
     let mut received = sink.received.lock().unwrap_or_else(|p| p.into_inner());
-    let id = format!("sink-{}", received.len() + 1);
+    let id = format!(
+        "sink-{}",
+        sink.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    );
     received.push(
         json!({"id": id, "method": method.as_str(), "path": format!("/{path}"), "headers": headers, "body": body}),
     );

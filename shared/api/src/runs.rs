@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -20,8 +21,9 @@ fn bad_query(message: String) -> ApiError {
 pub(crate) async fn list_runs(
     State(state): State<ApiState>,
     Path(workspace_id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
     let runs = state
         .runs
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;

@@ -2,7 +2,8 @@
 //!
 //! `{"all": [...]}`, `{"any": [...]}`, `{"not": …}` and leaves
 //! `{"path": "gameplay.score", "op": "gte", "value": 100}`. A type mismatch
-//! evaluates to false; evaluation never panics.
+//! evaluates to false, except for `ne`, which is always the negation of `eq`
+//! (a number is "not equal" to a string); evaluation never panics.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};

@@ -25,6 +25,8 @@ pub enum DelayError {
     Template(#[from] TemplateError),
     #[error("`until` is not an RFC 3339 time: {0:?}")]
     BadTime(String),
+    #[error("`until` is more than a year away: {0:?}")]
+    TooFar(String),
 }
 
 impl Delay {
@@ -32,9 +34,13 @@ impl Delay {
     pub fn resume_at(&self, now: DateTime<Utc>, context: &Value) -> Result<DateTime<Utc>, DelayError> {
         if let Some(until) = &self.until {
             let rendered = template::render_text(until, context)?;
-            return DateTime::parse_from_rfc3339(rendered.trim())
+            let at = DateTime::parse_from_rfc3339(rendered.trim())
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| DelayError::BadTime(rendered));
+                .map_err(|_| DelayError::BadTime(rendered.clone()))?;
+            if at > now + chrono::Duration::seconds(MAX_DELAY_S as i64) {
+                return Err(DelayError::TooFar(rendered));
+            }
+            return Ok(at);
         }
         let seconds = self.seconds.unwrap_or(0.0).clamp(0.0, MAX_DELAY_S);
         Ok(now + chrono::Duration::milliseconds((seconds * 1000.0) as i64))
@@ -78,11 +84,16 @@ mod tests {
             seconds: None,
             until: Some("{{ at }}".into()),
         };
-        let at = d.resume_at(now, &json!({"at": "2030-01-01T00:00:00Z"})).unwrap();
-        assert_eq!(at.to_rfc3339(), "2030-01-01T00:00:00+00:00");
+        let tomorrow = (now + chrono::Duration::days(1)).to_rfc3339();
+        let at = d.resume_at(now, &json!({ "at": tomorrow })).unwrap();
+        assert_eq!(at.to_rfc3339(), tomorrow);
         assert!(matches!(
             d.resume_at(now, &json!({"at": "tomorrow"})),
             Err(DelayError::BadTime(_))
+        ));
+        assert!(matches!(
+            d.resume_at(now, &json!({"at": "9999-01-01T00:00:00Z"})),
+            Err(DelayError::TooFar(_))
         ));
         assert!(
             Delay {

@@ -115,6 +115,12 @@ impl HttpRequest {
     pub fn prepare(&self, context: &Value, idempotency_key: &str) -> Result<HttpCall, TemplateError> {
         let mut url = url::Url::parse(&template::render_text(&self.url, context)?)
             .map_err(|e| TemplateError::Render(format!("url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(TemplateError::Render(format!(
+                "url scheme {:?} is not allowed; use http or https",
+                url.scheme()
+            )));
+        }
         if !self.query.is_empty() {
             let rendered = self
                 .query
@@ -389,6 +395,13 @@ mod tests {
         assert!(call.headers.contains(&("X-Api-Key".into(), "k".into())));
         let r = request(json!({"method": "PUT", "url": "http://h/x", "body_format": "raw", "body": "hi {{ n }}"}));
         assert_eq!(r.prepare(&json!({"n": 2}), "k").unwrap().body.unwrap(), b"hi 2");
+    }
+
+    #[test]
+    fn a_rendered_url_must_be_http() {
+        let r = request(json!({"url": "{{ target }}"}));
+        let err = r.prepare(&json!({"target": "file:///etc/passwd"}), "k").unwrap_err();
+        assert!(err.to_string().contains("scheme \"file\" is not allowed"), "{err}");
     }
 
     #[test]

@@ -102,6 +102,14 @@ impl Dispatcher {
                     if existing.status.is_terminal() {
                         continue;
                     }
+                    if existing.workflow_version != sub.workflow_version {
+                        // A newer version was published since the run began; the
+                        // run keeps its own version, whose first step we cannot
+                        // re-send from this subscription.
+                        tracing::warn!(run_id = %run_id, run_version = existing.workflow_version,
+                            subscribed_version = sub.workflow_version, "run started on an older version; first step not re-sent");
+                        continue;
+                    }
                     // Still running: an earlier delivery may have died before
                     // sending the first step. Send it again; the step record
                     // keyed by (run, step, attempt) absorbs the duplicate.

@@ -37,7 +37,9 @@ impl Ingest {
         let mut receipts = Vec::with_capacity(events.len());
         for event in events {
             let duplicate = self.dedupe.seen(&event.workspaceid, &event.id).await?
-                || receipts.iter().any(|r: &IngestReceipt| r.event_id == event.id);
+                || events[..receipts.len()]
+                    .iter()
+                    .any(|e| e.workspaceid == event.workspaceid && e.id == event.id);
             if !duplicate {
                 let body = serde_json::to_string(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
                 self.triggers.send(body, Duration::ZERO).await?;
@@ -52,5 +54,39 @@ impl Ingest {
             });
         }
         Ok(receipts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryDedupe, MemoryQueue, QueueSettings};
+    use serde_json::json;
+
+    fn event(workspace: &str, id: &str) -> TriggerEvent {
+        serde_json::from_value(
+            json!({"specversion": "1.0", "id": id, "source": "t", "type": "Prize.Won", "workspaceid": workspace}),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_per_workspace_within_and_across_requests() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        };
+        let queue = Arc::new(MemoryQueue::new("triggers", settings, None));
+        let ingest = Ingest::new(Arc::new(MemoryDedupe::default()), queue.clone());
+        let receipts = ingest
+            .accept(&[event("ws1", "e1"), event("ws2", "e1"), event("ws1", "e1")])
+            .await
+            .unwrap();
+        let duplicates: Vec<bool> = receipts.iter().map(|r| r.duplicate).collect();
+        assert_eq!(duplicates, vec![false, false, true]);
+        assert_eq!(queue.len(), 2);
+        let again = ingest.accept(&[event("ws2", "e1")]).await.unwrap();
+        assert!(again[0].duplicate);
+        assert_eq!(queue.len(), 2);
     }
 }
