@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod catalogue;
 pub mod condition;
+pub mod conformance;
 pub mod engine;
 pub mod event;
 pub mod memory;

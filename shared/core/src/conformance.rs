@@ -1,0 +1,374 @@
+//! The port contract as executable checks. Every adapter of a port (the
+//! in-memory twins here, the AWS adapters later) must pass the same suite,
+//! so the engine can rely on the promises, not on one implementation.
+//!
+//! Each check panics with a message naming the broken promise. Call them
+//! from a test with a fresh, empty instance of the adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+use crate::ports::*;
+use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::subscription::Subscription;
+use crate::workflow::{Scope, WorkflowDefinition};
+
+fn workflow(workspace: &str, id: &str, version: u32, name: &str) -> WorkflowDefinition {
+    WorkflowDefinition::from_value(
+        json!({"id": id, "workspace_id": workspace, "name": name, "status": "active",
+        "version": version, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",
+        "steps": {"s": {"action": {"type": "SetVariables", "values": {"a": 1}}}}}),
+    )
+    .expect("conformance workflow decodes")
+}
+
+pub async fn workflow_store(store: Arc<dyn WorkflowStore>) {
+    let v1 = workflow("ws_c", "wf", 1, "first");
+    store.put_version(&v1).await.expect("put v1");
+    store
+        .put_version(&v1)
+        .await
+        .expect("storing the same version again is a no-op");
+    let changed = workflow("ws_c", "wf", 1, "changed");
+    let err = store
+        .put_version(&changed)
+        .await
+        .expect_err("a stored version is immutable");
+    assert!(!err.retryable, "changing a version is a terminal error");
+    store
+        .put_version(&workflow("ws_c", "wf", 2, "second"))
+        .await
+        .expect("put v2");
+    let got = store
+        .get_version("ws_c", "wf", 1)
+        .await
+        .expect("get")
+        .expect("v1 exists");
+    assert_eq!(*got, v1, "a version reads back as stored");
+    assert_eq!(
+        store
+            .get_version("ws_c", "wf", 2)
+            .await
+            .expect("get")
+            .map(|w| w.name.clone()),
+        Some("second".into())
+    );
+    assert!(store.get_version("ws_c", "wf", 3).await.expect("get").is_none());
+    assert!(
+        store.get_version("ws_other", "wf", 1).await.expect("get").is_none(),
+        "workspaces are fenced"
+    );
+}
+
+fn subscription(workspace: &str, trigger: &str, workflow_id: &str, scope: Scope) -> Subscription {
+    Subscription {
+        workspace_id: workspace.into(),
+        trigger_type: trigger.into(),
+        workflow_id: workflow_id.into(),
+        workflow_version: 1,
+        scope,
+        filter: None,
+        start: "s".into(),
+    }
+}
+
+pub async fn subscription_index(index: Arc<dyn SubscriptionIndex>) {
+    let a = subscription("ws_c", "Prize.Won", "wf_a", Scope::Card("c1".into()));
+    let b = subscription("ws_c", "Prize.Won", "wf_b", Scope::Workspace(true));
+    index.put(&a).await.expect("put");
+    index.put(&b).await.expect("put");
+    index
+        .put(&subscription("ws_c", "Card.Completed", "wf_c", Scope::Site("s".into())))
+        .await
+        .expect("put");
+    index
+        .put(&subscription("ws_other", "Prize.Won", "wf_d", Scope::Workspace(true)))
+        .await
+        .expect("put");
+    let mut found = index.find("ws_c", "Prize.Won").await.expect("find");
+    found.sort_by(|x, y| x.workflow_id.cmp(&y.workflow_id));
+    assert_eq!(
+        found,
+        vec![a.clone(), b.clone()],
+        "find returns exactly the workspace's subscriptions to the type"
+    );
+    let replaced = Subscription {
+        workflow_version: 2,
+        ..a.clone()
+    };
+    index.put(&replaced).await.expect("replace");
+    let found = index.find("ws_c", "Prize.Won").await.expect("find");
+    assert_eq!(found.len(), 2, "put replaces a workflow's subscription");
+    assert!(found.contains(&replaced));
+    index.remove("ws_c", "Prize.Won", "wf_a").await.expect("remove");
+    assert_eq!(index.find("ws_c", "Prize.Won").await.expect("find"), vec![b]);
+    assert!(index.find("ws_c", "Nothing.Here").await.expect("find").is_empty());
+    for i in 0..1000 {
+        index
+            .put(&subscription(
+                "ws_many",
+                "Prize.Won",
+                &format!("wf_{i:04}"),
+                Scope::Workspace(true),
+            ))
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        index.find("ws_many", "Prize.Won").await.expect("find").len(),
+        1000,
+        "find is not truncated"
+    );
+}
+
+fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        workspace_id: workspace.into(),
+        workflow_id: workflow_id.into(),
+        workflow_version: 1,
+        event_id: format!("evt_{run_id}"),
+        trigger_type: "Prize.Won".into(),
+        status: RunStatus::Running,
+        started_at: Utc
+            .with_ymd_and_hms(2026, 11, 23, 10, minute, 0)
+            .single()
+            .expect("valid time"),
+        ended_at: None,
+        error: None,
+    }
+}
+
+fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus) -> StepRecord {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 23, 11, 0, attempt)
+        .single()
+        .expect("valid time");
+    StepRecord {
+        run_id: run_id.into(),
+        step_id: step_id.into(),
+        action: "HttpRequest".into(),
+        status,
+        attempt,
+        started_at: at,
+        ended_at: at,
+        output: Some(json!({"status": 200, "body": {"n": attempt}})),
+        error: None,
+        next: Some("after".into()),
+        retryable: status == StepStatus::Failed,
+        retry_after_s: None,
+    }
+}
+
+pub async fn run_log(log: Arc<dyn RunLog>) {
+    let r1 = run("run_1", "ws_c", "wf_a", 1);
+    assert_eq!(log.create_run(&r1).await.expect("create"), CreateRun::Created);
+    let again = RunRecord {
+        started_at: r1.started_at + chrono::Duration::minutes(5),
+        ..r1.clone()
+    };
+    assert_eq!(
+        log.create_run(&again).await.expect("create"),
+        CreateRun::AlreadyExists(Box::new(r1.clone())),
+        "a second create returns the first run untouched"
+    );
+    log.create_run(&run("run_2", "ws_c", "wf_b", 2)).await.expect("create");
+    log.create_run(&run("run_3", "ws_c", "wf_a", 3)).await.expect("create");
+    log.create_run(&run("run_x", "ws_other", "wf_a", 4))
+        .await
+        .expect("create");
+
+    let ended = Utc
+        .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .expect("valid time");
+    assert!(log
+        .finish_run("run_2", RunStatus::Failed, Some("boom".into()), ended)
+        .await
+        .expect("finish"));
+    assert!(
+        !log.finish_run("run_2", RunStatus::Succeeded, None, ended)
+            .await
+            .expect("finish"),
+        "a run ends once"
+    );
+    let r2 = log.get_run("run_2").await.expect("get").expect("exists");
+    assert_eq!(
+        (r2.status, r2.error.as_deref(), r2.ended_at),
+        (RunStatus::Failed, Some("boom"), Some(ended))
+    );
+    assert!(log.get_run("run_none").await.expect("get").is_none());
+
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let all = RunQuery {
+        limit: 100,
+        ..RunQuery::default()
+    };
+    assert_eq!(
+        ids(log.list_runs("ws_c", &all).await.expect("list")),
+        vec!["run_3", "run_2", "run_1"],
+        "newest first"
+    );
+    let by_workflow = RunQuery {
+        workflow_id: Some("wf_a".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(log.list_runs("ws_c", &by_workflow).await.expect("list")),
+        vec!["run_3", "run_1"]
+    );
+    let failed = RunQuery {
+        status: Some(RunStatus::Failed),
+        ..all.clone()
+    };
+    assert_eq!(ids(log.list_runs("ws_c", &failed).await.expect("list")), vec!["run_2"]);
+    let one = RunQuery {
+        limit: 1,
+        ..all.clone()
+    };
+    assert_eq!(ids(log.list_runs("ws_c", &one).await.expect("list")), vec!["run_3"]);
+
+    let first = step_record("run_1", "push", 1, StepStatus::Failed);
+    assert_eq!(log.put_step(&first).await.expect("put step"), PutStep::Recorded);
+    let rival = StepRecord {
+        status: StepStatus::Succeeded,
+        ..first.clone()
+    };
+    assert_eq!(
+        log.put_step(&rival).await.expect("put step"),
+        PutStep::AlreadyRecorded(Box::new(first.clone())),
+        "an attempt is recorded once; the first outcome wins"
+    );
+    let second = step_record("run_1", "push", 2, StepStatus::Succeeded);
+    log.put_step(&second).await.expect("put step");
+    let after = step_record("run_1", "after", 1, StepStatus::Succeeded);
+    log.put_step(&after).await.expect("put step");
+    assert_eq!(
+        log.get_step("run_1", "push", 2).await.expect("get step"),
+        Some(second.clone())
+    );
+    assert_eq!(log.get_step("run_1", "push", 3).await.expect("get step"), None);
+    assert_eq!(
+        log.list_steps("run_1").await.expect("list steps"),
+        vec![first, second, after],
+        "execution order"
+    );
+    assert!(log.list_steps("run_3").await.expect("list steps").is_empty());
+}
+
+pub async fn event_dedupe(dedupe: Arc<dyn EventDedupe>) {
+    assert!(!dedupe.seen("ws_c", "e1").await.expect("seen"));
+    dedupe
+        .remember("ws_c", "e1", Duration::from_secs(3600))
+        .await
+        .expect("remember");
+    assert!(dedupe.seen("ws_c", "e1").await.expect("seen"));
+    assert!(
+        !dedupe.seen("ws_other", "e1").await.expect("seen"),
+        "dedupe is per workspace"
+    );
+    dedupe
+        .remember("ws_c", "short", Duration::from_millis(1))
+        .await
+        .expect("remember");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        !dedupe.seen("ws_c", "short").await.expect("seen"),
+        "an expired id is forgotten"
+    );
+}
+
+/// `queue` must have a visibility timeout of at most 2 s.
+pub async fn queue(queue: Arc<dyn Queue>) {
+    assert!(
+        queue.receive(10, Duration::ZERO).await.expect("receive").is_empty(),
+        "starts empty"
+    );
+    queue.send("now".into(), Duration::ZERO).await.expect("send");
+    queue.send("later".into(), Duration::from_secs(1)).await.expect("send");
+    let got = queue.receive(10, Duration::from_millis(200)).await.expect("receive");
+    assert_eq!(
+        got.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        vec!["now"],
+        "a delayed message waits"
+    );
+    assert_eq!(got[0].receive_count, 1);
+    queue.ack(&got[0].receipt).await.expect("ack");
+    let later = queue.receive(10, Duration::from_secs(3)).await.expect("receive");
+    assert_eq!(
+        later.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        vec!["later"],
+        "it arrives after its delay"
+    );
+    // Not acknowledged: delivered again after the visibility timeout.
+    let again = queue.receive(10, Duration::from_secs(5)).await.expect("receive");
+    assert_eq!(again.len(), 1, "an unacknowledged message comes back");
+    assert_eq!((again[0].body.as_str(), again[0].receive_count), ("later", 2));
+    queue.ack(&again[0].receipt).await.expect("ack");
+    assert!(
+        queue
+            .receive(10, Duration::from_millis(2500))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "acknowledged means gone"
+    );
+}
+
+#[cfg(test)]
+mod memory_twins {
+    use super::*;
+    use crate::memory::*;
+
+    #[tokio::test]
+    async fn workflow_store_conforms() {
+        workflow_store(Arc::new(MemoryWorkflowStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn subscription_index_conforms() {
+        subscription_index(Arc::new(MemorySubscriptions::default())).await;
+    }
+
+    #[tokio::test]
+    async fn run_log_conforms() {
+        run_log(Arc::new(MemoryRunLog::default())).await;
+    }
+
+    #[tokio::test]
+    async fn event_dedupe_conforms() {
+        event_dedupe(Arc::new(MemoryDedupe::default())).await;
+    }
+
+    #[tokio::test]
+    async fn queue_conforms() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(1),
+            max_receive_count: 10,
+        };
+        queue(Arc::new(MemoryQueue::new("conformance", settings, None))).await;
+    }
+
+    #[tokio::test]
+    async fn the_twin_queue_dead_letters_after_max_receive_count() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_millis(20),
+            max_receive_count: 2,
+        };
+        let (q, dlq) = MemoryQueue::with_dlq("poison", settings);
+        q.send("bad".into(), Duration::ZERO).await.expect("send");
+        for expected in 1..=2 {
+            let got = q.receive(1, Duration::from_secs(1)).await.expect("receive");
+            assert_eq!(got[0].receive_count, expected);
+        }
+        assert!(q
+            .receive(1, Duration::from_millis(100))
+            .await
+            .expect("receive")
+            .is_empty());
+        assert_eq!(dlq.peek_all(), vec!["bad".to_owned()]);
+    }
+}
