@@ -5,9 +5,9 @@
 dev:
 	cargo run -p hookflow-cli --bin hookflow -- dev --workflows examples/workflows
 
-# Every test: unit, property, end-to-end through hookflow dev's HTTP surface.
+# Every test: unit, property, end-to-end, and the port conformance suite on moto (installed by the script).
 test:
-	cargo test --workspace --all-targets
+	bash scripts/test.sh
 
 fmt:
 	cargo fmt --all

@@ -142,9 +142,10 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
     }
 }
 
-fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus) -> StepRecord {
+/// `second` orders the records in time, as the executor's clock would.
+fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus, second: u32) -> StepRecord {
     let at = Utc
-        .with_ymd_and_hms(2026, 11, 23, 11, 0, attempt)
+        .with_ymd_and_hms(2026, 11, 23, 11, 0, second)
         .single()
         .expect("valid time");
     StepRecord {
@@ -231,7 +232,7 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
     };
     assert_eq!(ids(log.list_runs("ws_c", &one).await.expect("list")), vec!["run_3"]);
 
-    let first = step_record("run_1", "push", 1, StepStatus::Failed);
+    let first = step_record("run_1", "push", 1, StepStatus::Failed, 1);
     assert_eq!(log.put_step(&first).await.expect("put step"), PutStep::Recorded);
     let rival = StepRecord {
         status: StepStatus::Succeeded,
@@ -242,9 +243,9 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         PutStep::AlreadyRecorded(Box::new(first.clone())),
         "an attempt is recorded once; the first outcome wins"
     );
-    let second = step_record("run_1", "push", 2, StepStatus::Succeeded);
+    let second = step_record("run_1", "push", 2, StepStatus::Succeeded, 2);
     log.put_step(&second).await.expect("put step");
-    let after = step_record("run_1", "after", 1, StepStatus::Succeeded);
+    let after = step_record("run_1", "after", 1, StepStatus::Succeeded, 3);
     log.put_step(&after).await.expect("put step");
     assert_eq!(
         log.get_step("run_1", "push", 2).await.expect("get step"),

@@ -1,0 +1,581 @@
+//! DynamoDB adapters. Keys follow brief §5 and start with the workspace
+//! where they can, so `dynamodb:LeadingKeys` can fence tenants.
+//!
+//! | table | pk | sk | item |
+//! |---|---|---|---|
+//! | workflows | `WS#<ws>` | `WF#<id>#V#<version>` | an immutable workflow version |
+//! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
+//! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>` / started at + run id) |
+//! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt |
+//! | runs | `EVT#<ws>#<event id>` | `META` | ingest dedupe, TTL `expires_at` |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use hookflow_core::ports::*;
+use hookflow_core::run::{RunRecord, RunStatus, StepRecord, StepStatus};
+use hookflow_core::subscription::Subscription;
+use hookflow_core::WorkflowDefinition;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{decode_error, port_error};
+use crate::resources::{RUNS_GSI, TTL_ATTRIBUTE};
+
+type Item = HashMap<String, AttributeValue>;
+/// (workspace, workflow id, version).
+type VersionKey = (String, String, u32);
+
+const NOT_EXISTS: &str = "attribute_not_exists(pk)";
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, PortError> {
+    serde_dynamo::to_item(value).map_err(|e| PortError::terminal(operation, e.to_string()))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(operation: &'static str, item: Item) -> Result<T, PortError> {
+    serde_dynamo::from_item(item).map_err(|e| decode_error(operation, e))
+}
+
+/// Sortable, fixed-width UTC timestamp for index keys.
+fn sortable(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// Workflow versions and subscriptions (the `workflows` table).
+#[derive(Clone)]
+pub struct DynamoWorkflows {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    /// Versions are immutable, so a warm function never reads one twice.
+    cache: Arc<std::sync::Mutex<HashMap<VersionKey, Arc<WorkflowDefinition>>>>,
+}
+
+impl DynamoWorkflows {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            cache: Arc::default(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct VersionItem {
+    pk: String,
+    sk: String,
+    workflow_id: String,
+    version: u32,
+    /// The public JSON document, stored as written.
+    definition: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SubscriptionItem {
+    pk: String,
+    sk: String,
+    subscription: String,
+}
+
+fn version_key(workspace_id: &str, workflow_id: &str, version: u32) -> (String, String) {
+    (format!("WS#{workspace_id}"), format!("WF#{workflow_id}#V#{version}"))
+}
+
+fn subscription_pk(workspace_id: &str, trigger_type: &str) -> String {
+    format!("SUB#{workspace_id}#{trigger_type}")
+}
+
+#[async_trait]
+impl WorkflowStore for DynamoWorkflows {
+    async fn put_version(&self, workflow: &WorkflowDefinition) -> PortResult<()> {
+        let (pk, sk) = version_key(&workflow.workspace_id, &workflow.id, workflow.version);
+        let definition =
+            serde_json::to_string(workflow).map_err(|e| PortError::terminal("put_version", e.to_string()))?;
+        let item = to_item(
+            "put_version",
+            &VersionItem {
+                pk,
+                sk,
+                workflow_id: workflow.id.clone(),
+                version: workflow.version,
+                definition,
+            },
+        )?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS);
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let existing = self
+                    .get_version(&workflow.workspace_id, &workflow.id, workflow.version)
+                    .await?;
+                if existing.is_some_and(|e| *e == *workflow) {
+                    Ok(())
+                } else {
+                    Err(PortError::terminal(
+                        "put_version",
+                        format!(
+                            "version {} of workflow {} exists with other content; versions are immutable",
+                            workflow.version, workflow.id
+                        ),
+                    ))
+                }
+            }
+            Err(err) => Err(port_error("put_version", err)),
+        }
+    }
+
+    async fn get_version(
+        &self,
+        workspace_id: &str,
+        workflow_id: &str,
+        version: u32,
+    ) -> PortResult<Option<Arc<WorkflowDefinition>>> {
+        let cache_key = (workspace_id.to_owned(), workflow_id.to_owned(), version);
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key) {
+            return Ok(Some(hit.clone()));
+        }
+        let (pk, sk) = version_key(workspace_id, workflow_id, version);
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("get_version", e))?;
+        let Some(item) = got.item else { return Ok(None) };
+        let stored: VersionItem = from_item("get_version", item)?;
+        let workflow = WorkflowDefinition::from_json(&stored.definition).map_err(|e| decode_error("get_version", e))?;
+        let workflow = Arc::new(workflow);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cache_key, workflow.clone());
+        Ok(Some(workflow))
+    }
+}
+
+#[async_trait]
+impl SubscriptionIndex for DynamoWorkflows {
+    async fn put(&self, subscription: &Subscription) -> PortResult<()> {
+        let json =
+            serde_json::to_string(subscription).map_err(|e| PortError::terminal("put_subscription", e.to_string()))?;
+        let item = to_item(
+            "put_subscription",
+            &SubscriptionItem {
+                pk: subscription_pk(&subscription.workspace_id, &subscription.trigger_type),
+                sk: format!("WF#{}", subscription.workflow_id),
+                subscription: json,
+            },
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| port_error("put_subscription", e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(subscription_pk(workspace_id, trigger_type)))
+            .key("sk", s(format!("WF#{workflow_id}")))
+            .send()
+            .await
+            .map_err(|e| port_error("remove_subscription", e))?;
+        Ok(())
+    }
+
+    /// One Query per event; further pages only past DynamoDB's 1 MB page.
+    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+        let mut found = vec![];
+        let mut start_key: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(subscription_pk(workspace_id, trigger_type)))
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| port_error("find_subscriptions", e))?;
+            for item in page.items.unwrap_or_default() {
+                let stored: SubscriptionItem = from_item("find_subscriptions", item)?;
+                found.push(
+                    serde_json::from_str(&stored.subscription).map_err(|e| decode_error("find_subscriptions", e))?,
+                );
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+/// Runs, step records and ingest dedupe (the `runs` table).
+#[derive(Clone)]
+pub struct DynamoRuns {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoRuns {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct RunItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(flatten)]
+    run: RunRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StepItem {
+    pk: String,
+    sk: String,
+    run_id: String,
+    step_id: String,
+    action: String,
+    status: StepStatus,
+    attempt: u32,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    /// JSON text: outputs are arbitrary JSON (deeper than DynamoDB's 32 levels).
+    output: Option<String>,
+    error: Option<String>,
+    next: Option<String>,
+    retryable: bool,
+    retry_after_s: Option<f64>,
+}
+
+impl StepItem {
+    fn from_record(record: &StepRecord) -> Result<Self, PortError> {
+        Ok(Self {
+            pk: format!("RUN#{}", record.run_id),
+            sk: step_sk(&record.step_id, record.attempt),
+            run_id: record.run_id.clone(),
+            step_id: record.step_id.clone(),
+            action: record.action.clone(),
+            status: record.status,
+            attempt: record.attempt,
+            started_at: record.started_at,
+            ended_at: record.ended_at,
+            output: record
+                .output
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| PortError::terminal("put_step", e.to_string()))?,
+            error: record.error.clone(),
+            next: record.next.clone(),
+            retryable: record.retryable,
+            retry_after_s: record.retry_after_s,
+        })
+    }
+
+    fn into_record(self) -> Result<StepRecord, PortError> {
+        Ok(StepRecord {
+            output: self
+                .output
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| decode_error("get_step", e))?,
+            run_id: self.run_id,
+            step_id: self.step_id,
+            action: self.action,
+            status: self.status,
+            attempt: self.attempt,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            error: self.error,
+            next: self.next,
+            retryable: self.retryable,
+            retry_after_s: self.retry_after_s,
+        })
+    }
+}
+
+fn step_sk(step_id: &str, attempt: u32) -> String {
+    format!("STEP#{step_id}#{attempt:05}")
+}
+
+const META: &str = "META";
+
+impl DynamoRuns {
+    async fn get(&self, operation: &'static str, pk: String, sk: String) -> PortResult<Option<Item>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(operation, e))?;
+        Ok(got.item)
+    }
+}
+
+#[async_trait]
+impl RunLog for DynamoRuns {
+    async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
+        let item = to_item(
+            "create_run",
+            &RunItem {
+                pk: format!("RUN#{}", run.run_id),
+                sk: META.into(),
+                gsi1pk: format!("WS#{}", run.workspace_id),
+                gsi1sk: format!("{}#{}", sortable(&run.started_at), run.run_id),
+                run: run.clone(),
+            },
+        )?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS);
+        match put.send().await {
+            Ok(_) => Ok(CreateRun::Created),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let existing = self
+                    .get_run(&run.run_id)
+                    .await?
+                    .ok_or_else(|| PortError::retryable("create_run", "run exists but cannot be read yet"))?;
+                Ok(CreateRun::AlreadyExists(Box::new(existing)))
+            }
+            Err(err) => Err(port_error("create_run", err)),
+        }
+    }
+
+    async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
+        match self.get("get_run", format!("RUN#{run_id}"), META.into()).await? {
+            Some(item) => Ok(Some(from_item::<RunItem>("get_run", item)?.run)),
+            None => Ok(None),
+        }
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        ended_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        let status_text = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let error_value = error.map_or(AttributeValue::Null(true), AttributeValue::S);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RUN#{run_id}")))
+            .key("sk", s(META))
+            .update_expression("SET #status = :status, #error = :error, ended_at = :ended")
+            .condition_expression("attribute_exists(pk) AND #status = :running")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":status", s(status_text))
+            .expression_attribute_values(":error", error_value)
+            .expression_attribute_values(
+                ":ended",
+                s(ended_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            )
+            .expression_attribute_values(":running", s("running"));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_run(run_id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(PortError::terminal(
+                        "finish_run",
+                        format!("run {run_id} does not exist"),
+                    )),
+                }
+            }
+            Err(err) => Err(port_error("finish_run", err)),
+        }
+    }
+
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+        let mut runs = vec![];
+        let mut start_key: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RUNS_GSI)
+                .key_condition_expression("gsi1pk = :ws")
+                .expression_attribute_values(":ws", s(format!("WS#{workspace_id}")))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| port_error("list_runs", e))?;
+            for item in page.items.unwrap_or_default() {
+                let run = from_item::<RunItem>("list_runs", item)?.run;
+                let wanted = query.workflow_id.as_ref().is_none_or(|w| *w == run.workflow_id)
+                    && query.status.is_none_or(|st| st == run.status);
+                if wanted {
+                    runs.push(run);
+                    if query.limit > 0 && runs.len() >= query.limit {
+                        return Ok(runs);
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => return Ok(runs),
+            }
+        }
+    }
+
+    async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
+        let item = to_item("put_step", &StepItem::from_record(record)?)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS);
+        match put.send().await {
+            Ok(_) => Ok(PutStep::Recorded),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let existing = self
+                    .get_step(&record.run_id, &record.step_id, record.attempt)
+                    .await?
+                    .ok_or_else(|| PortError::retryable("put_step", "step record exists but cannot be read yet"))?;
+                Ok(PutStep::AlreadyRecorded(Box::new(existing)))
+            }
+            Err(err) => Err(port_error("put_step", err)),
+        }
+    }
+
+    async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
+        match self
+            .get("get_step", format!("RUN#{run_id}"), step_sk(step_id, attempt))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<StepItem>("get_step", item)?.into_record()?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        let mut steps = vec![];
+        let mut start_key: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
+                .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+                .expression_attribute_values(":step", s("STEP#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| port_error("list_steps", e))?;
+            for item in page.items.unwrap_or_default() {
+                steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        // Keys sort by step id; the timeline is by time.
+        steps.sort_by(|a, b| {
+            a.started_at
+                .cmp(&b.started_at)
+                .then(a.ended_at.cmp(&b.ended_at))
+                .then(a.attempt.cmp(&b.attempt))
+        });
+        Ok(steps)
+    }
+}
+
+#[async_trait]
+impl EventDedupe for DynamoRuns {
+    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool> {
+        let Some(item) = self
+            .get("dedupe_seen", format!("EVT#{workspace_id}#{event_id}"), META.into())
+            .await?
+        else {
+            return Ok(false);
+        };
+        // DynamoDB deletes expired items lazily (up to days later): check the time.
+        let expires_at = item
+            .get(TTL_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0);
+        Ok(expires_at > Utc::now().timestamp())
+    }
+
+    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()> {
+        let expires_at = Utc::now().timestamp() + ttl.as_secs().max(1) as i64;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("EVT#{workspace_id}#{event_id}")))
+            .item("sk", s(META))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| port_error("dedupe_remember", e))?;
+        Ok(())
+    }
+}

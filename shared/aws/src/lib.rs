@@ -1,0 +1,12 @@
+//! DynamoDB and SQS adapters behind `hookflow-core`'s ports. Each adapter
+//! keeps the same promises as its in-memory twin; `hookflow_core::conformance`
+//! checks both.
+
+mod dynamo;
+mod error;
+mod resources;
+mod sqs;
+
+pub use dynamo::{DynamoRuns, DynamoWorkflows};
+pub use resources::{create_resources, QueueUrls, ResourceNames, RUNS_GSI, TTL_ATTRIBUTE};
+pub use sqs::SqsQueue;
