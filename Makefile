@@ -1,5 +1,5 @@
 # The verbs a user types. See README.md.
-.PHONY: dev test check fmt lint
+.PHONY: dev test check fmt lint lint-template build deploy
 
 # Run the whole stack locally (in-memory backend) on http://127.0.0.1:3000.
 dev:
@@ -17,3 +17,15 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 check: lint test
+
+# cfn-lint and sam validate --lint on template.yaml (installed into .venv by the script).
+lint-template:
+	bash scripts/lint-template.sh
+
+# arm64 Lambda bootstraps for every function (PyPI cargo-lambda, which ships zig).
+build:
+	bash scripts/build-lambdas.sh
+
+# Needs AWS credentials; cannot run on a machine without AWS access.
+deploy: build
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam build && SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --guided

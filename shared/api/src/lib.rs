@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
 use hookflow_core::ports::RunLog;
 use hookflow_core::Ingest;
 
+pub use axum::Router;
 pub use error::ApiError;
 
 /// Request bodies larger than this are refused with 413.

@@ -1,0 +1,59 @@
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use hookflow_core::Dispatcher;
+use hookflow_lambda::handle_sqs_batch;
+use lambda_runtime::{Error, LambdaEvent};
+
+pub(crate) async fn handle(dispatcher: &Dispatcher, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    Ok(handle_sqs_batch(dispatcher, event.payload).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hookflow_core::memory::{MemoryBackend, QueueSettings};
+    use hookflow_core::ports::{Queue, RunLog, RunQuery, SubscriptionIndex, SystemClock};
+    use hookflow_core::subscription::Subscription;
+    use hookflow_core::WorkflowDefinition;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sample_batch_starts_runs_and_reports_the_poison_message() {
+        let backend = MemoryBackend::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        });
+        let workflow =
+            WorkflowDefinition::from_json(include_str!("../../../examples/workflows/score_decision.json")).unwrap();
+        backend
+            .subscriptions
+            .put(&Subscription::for_workflow(&workflow).unwrap())
+            .await
+            .unwrap();
+        let dispatcher = Dispatcher::new(
+            backend.subscriptions.clone(),
+            backend.runs.clone(),
+            backend.steps.clone(),
+            Arc::new(SystemClock),
+        );
+        let event: SqsEvent = serde_json::from_str(include_str!("../../../events/lambda/sqs-triggers.json")).unwrap();
+        let response = handle(&dispatcher, LambdaEvent::new(event, Default::default()))
+            .await
+            .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["trigger-poison"]);
+        let runs = backend.runs.list_runs("ws_demo", &RunQuery::default()).await.unwrap();
+        assert_eq!(runs.len(), 1, "the two deliveries of one event start one run");
+        assert_eq!(
+            backend.steps.receive(10, Duration::ZERO).await.unwrap().len(),
+            2,
+            "the first step is (re)sent per delivery"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+use std::sync::Arc;
+
+use hookflow_api::{router as api_router, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_core::Ingest;
+
+/// The same routes and errors as `hookflow dev`, with only ingest wired.
+pub(crate) fn router(ingest: Arc<Ingest>) -> Router {
+    api_router(
+        ApiState {
+            ingest: Some(ingest),
+            runs: None,
+        },
+        DEFAULT_MAX_BODY_BYTES,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hookflow_core::memory::{MemoryBackend, QueueSettings};
+    use lambda_http::Request;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(fixture: &str) -> (u16, Value, usize) {
+        let backend = MemoryBackend::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        });
+        let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
+        let request: Request = lambda_http::request::from_str(fixture).unwrap();
+        let response = router(ingest).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body, backend.triggers.len())
+    }
+
+    #[tokio::test]
+    async fn a_valid_event_is_accepted_and_enqueued() {
+        let (status, body, queued) = call(include_str!("../../../events/lambda/apigw-post-event.json")).await;
+        assert_eq!(
+            (status, body["event_id"].as_str(), queued),
+            (202, Some("evt-apigw-1"), 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_body_is_a_400_and_enqueues_nothing() {
+        let (status, body, queued) = call(include_str!("../../../events/lambda/apigw-malformed.json")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), queued),
+            (400, Some("malformed_json"), 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_type_is_a_400_with_suggestions() {
+        let (status, body, queued) = call(include_str!("../../../events/lambda/apigw-unknown-type.json")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), queued),
+            (400, Some("unknown_trigger_type"), 0)
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean Gameplay.Ended"));
+    }
+}

@@ -1,0 +1,115 @@
+//! What every Hookflow Lambda function shares. Functions stay thin: `main`
+//! reads [`Config`], builds clients once, and hands events to a use case.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use hookflow_core::worker::MessageHandler;
+
+/// A missing or invalid environment variable, named, so a misconfigured
+/// deploy fails at init, loudly.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} is {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: &'static str,
+}
+
+pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        Ok(_) => Err(ConfigError { name, problem: "empty" }),
+        Err(_) => Err(ConfigError {
+            name,
+            problem: "not set",
+        }),
+    }
+}
+
+pub const WORKFLOWS_TABLE: &str = "HOOKFLOW_WORKFLOWS_TABLE";
+pub const RUNS_TABLE: &str = "HOOKFLOW_RUNS_TABLE";
+pub const TRIGGERS_QUEUE_URL: &str = "HOOKFLOW_TRIGGERS_QUEUE_URL";
+pub const STEPS_QUEUE_URL: &str = "HOOKFLOW_STEPS_QUEUE_URL";
+
+/// The SDK configuration from the standard AWS environment (region,
+/// credentials, `AWS_ENDPOINT_URL` for emulators).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// JSON logs for CloudWatch Logs Insights; level from `RUST_LOG`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .without_time()
+        .with_env_filter(filter)
+        .init();
+}
+
+/// Hands each record of an SQS batch to `handler` and reports the failed
+/// ones, so one bad message never fails (or deletes) the other nine.
+pub async fn handle_sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("sqs_message", message_id = %message_id);
+        let _entered = span.enter();
+        let outcome = match record.body.as_deref() {
+            Some(body) => handler.handle(body).await,
+            None => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(error = %err, retryable = err.is_retryable(), "message failed; SQS will redeliver it");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use hookflow_core::EngineError;
+
+    struct FailOn(&'static str);
+
+    #[async_trait]
+    impl MessageHandler for FailOn {
+        async fn handle(&self, body: &str) -> Result<(), EngineError> {
+            if body == self.0 {
+                Err(EngineError::Undecodable("bad".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_failed_records_are_reported() {
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "m1", "body": "good"}, {"messageId": "m2", "body": "bad"}, {"messageId": "m3", "body": "good"}
+        ]}))
+        .unwrap();
+        let response = handle_sqs_batch(&FailOn("bad"), event).await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["m2"]);
+    }
+
+    #[test]
+    fn missing_config_is_named() {
+        let err = required_env("HOOKFLOW_SURELY_NOT_SET_ANYWHERE").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable HOOKFLOW_SURELY_NOT_SET_ANYWHERE is not set"
+        );
+    }
+}
