@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow_api::{router, ApiState, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::{Clock, HttpClient, Queue, SubscriptionIndex, SystemClock, WorkflowStore};
+use hookflow_core::ports::{
+    Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, SystemClock, WorkflowStore,
+};
 use hookflow_core::subscription::Subscription;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
@@ -38,11 +41,76 @@ impl Default for DevConfig {
     }
 }
 
+/// The ports the local stack runs on: the in-memory twins by default, or
+/// DynamoDB and SQS (`hookflow dev --aws`).
+#[derive(Clone)]
+pub struct Ports {
+    pub workflows: Arc<dyn WorkflowStore>,
+    pub subscriptions: Arc<dyn SubscriptionIndex>,
+    pub runs: Arc<dyn RunLog>,
+    pub dedupe: Arc<dyn EventDedupe>,
+    pub triggers: Arc<dyn Queue>,
+    pub steps: Arc<dyn Queue>,
+}
+
+impl Ports {
+    pub fn memory(backend: &MemoryBackend) -> Self {
+        Self {
+            workflows: backend.workflows.clone(),
+            subscriptions: backend.subscriptions.clone(),
+            runs: backend.runs.clone(),
+            dedupe: backend.dedupe.clone(),
+            triggers: backend.triggers.clone(),
+            steps: backend.steps.clone(),
+        }
+    }
+
+    /// DynamoDB and SQS from the standard AWS environment (`AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, credentials); names from the variables the functions read.
+    /// With `create`, missing tables and queues are created (for emulators).
+    pub async fn aws(create: bool, visibility_timeout: Duration) -> anyhow::Result<Self> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let names = ResourceNames {
+            workflows_table: env_or("HOOKFLOW_WORKFLOWS_TABLE", "hookflow-workflows"),
+            runs_table: env_or("HOOKFLOW_RUNS_TABLE", "hookflow-runs"),
+            triggers_queue: env_or("HOOKFLOW_TRIGGERS_QUEUE", "hookflow-triggers"),
+            steps_queue: env_or("HOOKFLOW_STEPS_QUEUE", "hookflow-steps"),
+        };
+        let (triggers_url, steps_url) = if create {
+            let urls = create_resources(&dynamo, &sqs, &names, visibility_timeout).await?;
+            (urls.triggers, urls.steps)
+        } else {
+            let required = |name: &'static str| {
+                std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set (or pass --create-resources)"))
+            };
+            (
+                required("HOOKFLOW_TRIGGERS_QUEUE_URL")?,
+                required("HOOKFLOW_STEPS_QUEUE_URL")?,
+            )
+        };
+        let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
+        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table));
+        Ok(Self {
+            workflows: workflows.clone(),
+            subscriptions: workflows,
+            runs: runs.clone(),
+            dedupe: runs,
+            triggers: Arc::new(SqsQueue::new(sqs.clone(), triggers_url)),
+            steps: Arc::new(SqsQueue::new(sqs, steps_url)),
+        })
+    }
+}
+
 /// A running local stack. Dropping it without [`DevServer::shutdown`] aborts
 /// nothing: call `shutdown` to drain.
 pub struct DevServer {
     pub addr: SocketAddr,
-    pub backend: Arc<MemoryBackend>,
+    pub ports: Ports,
+    /// The twins themselves when running in memory, for inspection.
+    pub memory: Option<Arc<MemoryBackend>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -55,6 +123,17 @@ impl DevServer {
             visibility_timeout: config.visibility_timeout,
             max_receive_count: config.max_receive_count,
         }));
+        let ports = Ports::memory(&backend);
+        Self::start_on(config, workflows, ports, Some(backend)).await
+    }
+
+    /// The same stack on any ports (DynamoDB and SQS for `--aws`).
+    pub async fn start_on(
+        config: DevConfig,
+        workflows: Vec<WorkflowDefinition>,
+        backend: Ports,
+        memory: Option<Arc<MemoryBackend>>,
+    ) -> anyhow::Result<Self> {
         // Every version is stored (runs execute the version they started with);
         // only the highest active version of each workflow is subscribed.
         let mut by_version: Vec<&WorkflowDefinition> = workflows.iter().collect();
@@ -85,7 +164,7 @@ impl DevServer {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![];
         let settings = ConsumerSettings::default();
-        let triggers: Arc<dyn Queue> = backend.triggers.clone();
+        let triggers = backend.triggers.clone();
         tasks.push(tokio::spawn(consume(
             triggers,
             dispatcher,
@@ -93,7 +172,7 @@ impl DevServer {
             shutdown_rx.clone(),
         )));
         for _ in 0..config.step_workers.max(1) {
-            let steps: Arc<dyn Queue> = backend.steps.clone();
+            let steps = backend.steps.clone();
             tasks.push(tokio::spawn(consume(
                 steps,
                 executor.clone(),
@@ -120,7 +199,8 @@ impl DevServer {
         }));
         Ok(Self {
             addr,
-            backend,
+            ports: backend,
+            memory,
             shutdown,
             tasks,
         })

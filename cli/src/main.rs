@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hookflow_cli::dev::{DevConfig, DevServer};
+use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::load::load_workflows;
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
@@ -35,6 +35,13 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Run on DynamoDB and SQS from the standard AWS environment
+        /// (AWS_ENDPOINT_URL, AWS_REGION, credentials) instead of in memory.
+        #[arg(long)]
+        aws: bool,
+        /// With --aws: create the tables and queues if missing (for emulators).
+        #[arg(long, requires = "aws")]
+        create_resources: bool,
     },
 }
 
@@ -66,6 +73,8 @@ async fn main() -> ExitCode {
             step_workers,
             visibility_timeout_s,
             log_format,
+            aws,
+            create_resources,
         } => {
             init_tracing(log_format);
             let loaded = match load_workflows(&workflows) {
@@ -82,7 +91,20 @@ async fn main() -> ExitCode {
                 ..DevConfig::default()
             };
             let count = loaded.len();
-            let server = match DevServer::start(config, loaded).await {
+            let started = if aws {
+                match Ports::aws(create_resources, config.visibility_timeout).await {
+                    Ok(ports) => DevServer::start_on(config, loaded, ports, None).await,
+                    Err(err) => Err(err),
+                }
+            } else {
+                DevServer::start(config, loaded).await
+            };
+            let backend = if aws {
+                "DynamoDB + SQS backend"
+            } else {
+                "in-memory backend"
+            };
+            let server = match started {
                 Ok(server) => server,
                 Err(err) => {
                     eprintln!("hookflow dev: cannot start: {err:#}");
@@ -91,7 +113,7 @@ async fn main() -> ExitCode {
             };
             let base = format!("http://{}", server.addr);
             println!(
-                "hookflow dev ready on {base} ({count} workflows from {}, in-memory backend)",
+                "hookflow dev ready on {base} ({count} workflows from {}, {backend})",
                 workflows.display()
             );
             println!(

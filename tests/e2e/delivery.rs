@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use hookflow_core::ports::Queue;
 use hookflow_tests::{event, step, timeline, Stack};
 use serde_json::json;
 use wiremock::matchers::method;
@@ -36,14 +35,14 @@ async fn the_same_event_id_delivered_twice_starts_one_run() {
         .expect("json");
     stack
         .server
-        .backend
+        .ports
         .triggers
         .send(body.clone(), Duration::ZERO)
         .await
         .expect("send");
     stack
         .server
-        .backend
+        .ports
         .triggers
         .send(body, Duration::ZERO)
         .await
@@ -81,7 +80,7 @@ async fn a_redelivered_step_message_does_not_repeat_the_side_effect() {
                        "step_id": "post", "attempt": 1, "context": {"event": {"id": "s-1"}, "steps": {}, "vars": {}}});
     stack
         .server
-        .backend
+        .ports
         .steps
         .send(again.to_string(), Duration::ZERO)
         .await

@@ -1,6 +1,7 @@
 //! End-to-end: events in over HTTP, requests out to wiremock sinks, and the
 //! run log read back over HTTP.
 
+mod aws;
 mod delivery;
 mod ingest;
 mod matching;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookflow_cli::dev::{DevConfig, DevServer};
+use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_core::validate::validate;
 use hookflow_core::WorkflowDefinition;
 use serde_json::{json, Value};
@@ -19,6 +19,16 @@ pub struct Stack {
 impl Stack {
     /// Starts the stack with these workflow documents (they must be valid).
     pub async fn start(workflows: Vec<Value>) -> Self {
+        Self::start_with(workflows, false).await
+    }
+
+    /// The same stack on DynamoDB and SQS: the emulator that `make test`
+    /// starts (`HOOKFLOW_TEST_AWS_ENDPOINT`), with fresh tables and queues.
+    pub async fn start_aws(workflows: Vec<Value>) -> Self {
+        Self::start_with(workflows, true).await
+    }
+
+    async fn start_with(workflows: Vec<Value>, aws: bool) -> Self {
         let workflows = workflows
             .into_iter()
             .map(|doc| {
@@ -33,7 +43,36 @@ impl Stack {
             addr: "127.0.0.1:0".parse().expect("loopback address"),
             ..DevConfig::default()
         };
-        let server = DevServer::start(config, workflows).await.expect("dev server starts");
+        let server = if aws {
+            let endpoint = std::env::var("HOOKFLOW_TEST_AWS_ENDPOINT")
+                .expect("HOOKFLOW_TEST_AWS_ENDPOINT is not set: run the tests with `make test`, which starts moto");
+            let prefix = format!(
+                "e2e-{}-{}",
+                std::process::id(),
+                ulid::Ulid::new().to_string().to_lowercase()
+            );
+            // Read by Ports::aws as by the Lambda functions; only this test sets them.
+            for (name, value) in [
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("AWS_REGION", "us-east-1".to_owned()),
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("HOOKFLOW_WORKFLOWS_TABLE", format!("{prefix}-workflows")),
+                ("HOOKFLOW_RUNS_TABLE", format!("{prefix}-runs")),
+                ("HOOKFLOW_TRIGGERS_QUEUE", format!("{prefix}-triggers")),
+                ("HOOKFLOW_STEPS_QUEUE", format!("{prefix}-steps")),
+            ] {
+                std::env::set_var(name, value);
+            }
+            let ports = Ports::aws(true, Duration::from_secs(30))
+                .await
+                .expect("AWS ports on the emulator");
+            DevServer::start_on(config, workflows, ports, None)
+                .await
+                .expect("dev server starts")
+        } else {
+            DevServer::start(config, workflows).await.expect("dev server starts")
+        };
         let base = format!("http://{}", server.addr);
         Stack {
             server,
@@ -110,7 +149,7 @@ impl Stack {
     pub async fn wait_until_idle(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let backend = &self.server.backend;
+            let Some(backend) = &self.server.memory else { return };
             let runs = self.runs("?status=running").await;
             if backend.triggers.is_empty() && backend.steps.is_empty() && runs.is_empty() {
                 return;

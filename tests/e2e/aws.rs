@@ -1,0 +1,120 @@
+//! The same pipeline on DynamoDB and SQS (moto): `hookflow dev --aws` must
+//! process events exactly as the in-memory default does.
+
+use hookflow_tests::{event, timeline, Stack};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn workflows(sink: &str) -> Vec<Value> {
+    vec![
+        json!({"id": "wf_route", "workspace_id": hookflow_tests::WS, "name": "route", "status": "active",
+        "scope": {"card": "card_a"}, "trigger": {"type": "Gameplay.DataCapturedQualified",
+        "filter": {"path": "form_fields.consent", "op": "eq", "value": true}},
+        "start": "route",
+        "steps": {
+            "route": {"action": {"type": "Decision", "branches": [{"when": {"path": "gameplay.score", "op": "gte", "value": 100}, "next": "hot"}], "default": "cold"}},
+            "hot": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/hot"),
+                    "body": {"email": "{{ contact.email }}", "score": "{{ gameplay.score }}"}},
+                    "retry": {"max_attempts": 3, "initial_interval_s": 0, "jitter": "none"}},
+            "cold": {"action": {"type": "SetVariables", "values": {"tier": "cold"}}}
+        }}),
+        json!({"id": "wf_site", "workspace_id": hookflow_tests::WS, "name": "site", "status": "active",
+            "scope": {"site": "site_1"}, "trigger": {"type": "Gameplay.DataCapturedQualified"}, "start": "post",
+            "steps": {"post": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/site"), "body": {"e": "{{ event.id }}"}}}}}),
+    ]
+}
+
+fn events() -> Vec<Value> {
+    let lead = |id: &str, card: &str, score: i64, consent: bool| {
+        event(
+            id,
+            "Gameplay.DataCapturedQualified",
+            &[("siteid", "site_1"), ("cardid", card)],
+            json!({"contact": {"email": format!("{id}@example.com")}, "gameplay": {"score": score}, "form_fields": {"consent": consent}}),
+        )
+    };
+    vec![
+        lead("hot", "card_a", 120, true),
+        lead("cold", "card_a", 10, true),
+        lead("other-card", "card_b", 500, true),
+        lead("no-consent", "card_a", 500, false),
+    ]
+}
+
+/// What a run did, without ids and times: (workflow, event, status, timeline).
+type Outcome = (String, String, String, Vec<(String, String, u64)>);
+
+async fn run_through(stack: &Stack, expected_runs: usize) -> Vec<Outcome> {
+    for e in events() {
+        let (status, _) = stack.post_event(&e).await;
+        assert_eq!(status, 202);
+    }
+    // A duplicate delivery is absorbed on both backends.
+    stack.post_event(&events()[0]).await;
+    let runs = stack.wait_for_finished_runs(expected_runs).await;
+    let mut outcomes: Vec<Outcome> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["workflow_id"].as_str().unwrap_or_default().to_owned(),
+                r["event_id"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_str().unwrap_or_default().to_owned(),
+                timeline(r),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
+    let mut bodies: Vec<(String, Value)> = sink
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.url.path().to_owned(), r.body_json::<Value>().unwrap_or_default()))
+        .collect();
+    bodies.sort_by_key(|(p, b)| format!("{p}{b}"));
+    bodies
+}
+
+#[tokio::test]
+async fn dev_on_dynamodb_and_sqs_matches_the_in_memory_default() {
+    let mut results = vec![];
+    for aws in [false, true] {
+        let sink = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hot"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&sink)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .with_priority(2)
+            .mount(&sink)
+            .await;
+        let stack = if aws {
+            Stack::start_aws(workflows(&sink.uri())).await
+        } else {
+            Stack::start(workflows(&sink.uri())).await
+        };
+        // hot, cold (wf_route); hot, cold, other-card, no-consent (wf_site).
+        let outcomes = run_through(&stack, 6).await;
+        let bodies = sink_bodies(&sink).await;
+        stack.shutdown().await;
+        results.push((outcomes, bodies));
+    }
+    let (memory, aws) = (&results[0], &results[1]);
+    assert_eq!(memory.0.len(), 6);
+    assert!(
+        memory.0.iter().any(|o| o.1 == "hot" && o.3.len() == 3),
+        "the hot lead retried once: {:?}",
+        memory.0
+    );
+    assert_eq!(aws.0, memory.0, "same runs, statuses and step timelines");
+    assert_eq!(aws.1, memory.1, "same requests at the sink");
+}
