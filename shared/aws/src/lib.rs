@@ -8,5 +8,8 @@ mod resources;
 mod sqs;
 
 pub use dynamo::{DynamoRuns, DynamoWorkflows};
-pub use resources::{create_resources, QueueUrls, ResourceNames, RUNS_GSI, TTL_ATTRIBUTE};
+pub use resources::{
+    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_GSI, RUNS_TABLE, TTL_ATTRIBUTE,
+    WORKFLOWS_TABLE,
+};
 pub use sqs::SqsQueue;

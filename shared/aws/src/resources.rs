@@ -17,6 +17,36 @@ use crate::error::port_error;
 pub const RUNS_GSI: &str = "by_workspace";
 /// Items carrying this attribute (epoch seconds) expire.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// Deliveries after which SQS moves a message to the dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+/// A table's keys, as both this module and `template.yaml` declare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The logical id in `template.yaml`.
+    pub logical_id: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    /// (index name, hash key, range key); every index projects all attributes.
+    pub indexes: &'static [(&'static str, &'static str, &'static str)],
+    pub ttl_attribute: Option<&'static str>,
+}
+
+pub const WORKFLOWS_TABLE: TableSpec = TableSpec {
+    logical_id: "WorkflowsTable",
+    hash_key: "pk",
+    range_key: "sk",
+    indexes: &[],
+    ttl_attribute: None,
+};
+
+pub const RUNS_TABLE: TableSpec = TableSpec {
+    logical_id: "RunsTable",
+    hash_key: "pk",
+    range_key: "sk",
+    indexes: &[(RUNS_GSI, "gsi1pk", "gsi1sk")],
+    ttl_attribute: Some(TTL_ATTRIBUTE),
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceNames {
@@ -60,33 +90,48 @@ fn string_attribute(name: &str) -> Result<AttributeDefinition, PortError> {
         .map_err(|e| PortError::terminal("create_table", e.to_string()))
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, with_gsi: bool) -> Result<(), PortError> {
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &TableSpec) -> Result<(), PortError> {
     let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .attribute_definitions(string_attribute("pk")?)
-        .attribute_definitions(string_attribute("sk")?);
-    if with_gsi {
+        .key_schema(key(spec.hash_key, KeyType::Hash)?)
+        .key_schema(key(spec.range_key, KeyType::Range)?)
+        .attribute_definitions(string_attribute(spec.hash_key)?)
+        .attribute_definitions(string_attribute(spec.range_key)?);
+    for (index, hash, range) in spec.indexes {
         let gsi = GlobalSecondaryIndex::builder()
-            .index_name(RUNS_GSI)
-            .key_schema(key("gsi1pk", KeyType::Hash)?)
-            .key_schema(key("gsi1sk", KeyType::Range)?)
+            .index_name(*index)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key(range, KeyType::Range)?)
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| PortError::terminal("create_table", e.to_string()))?;
         request = request
-            .attribute_definitions(string_attribute("gsi1pk")?)
-            .attribute_definitions(string_attribute("gsi1sk")?)
+            .attribute_definitions(string_attribute(hash)?)
+            .attribute_definitions(string_attribute(range)?)
             .global_secondary_indexes(gsi);
     }
     match request.send().await {
-        Ok(_) => Ok(()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
-        Err(err) => Err(port_error("create_table", err)),
+        Ok(_) => {}
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err) => return Err(port_error("create_table", err)),
     }
+    if let Some(attribute) = spec.ttl_attribute {
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|e| PortError::terminal("update_time_to_live", e.to_string()))?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| port_error("update_time_to_live", e))?;
+    }
+    Ok(())
 }
 
 async fn create_queue(
@@ -102,7 +147,7 @@ async fn create_queue(
     if let Some(arn) = dead_letters_arn {
         attributes.insert(
             QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"5"}}"#),
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}"#),
         );
     }
     let created = client
@@ -134,26 +179,8 @@ pub async fn create_resources(
     names: &ResourceNames,
     visibility_timeout: Duration,
 ) -> Result<QueueUrls, PortError> {
-    create_table(dynamo, &names.workflows_table, false).await?;
-    create_table(dynamo, &names.runs_table, true).await?;
-    let ttl = TimeToLiveSpecification::builder()
-        .attribute_name(TTL_ATTRIBUTE)
-        .enabled(true)
-        .build()
-        .map_err(|e| PortError::terminal("update_time_to_live", e.to_string()))?;
-    if let Err(err) = dynamo
-        .update_time_to_live()
-        .table_name(&names.runs_table)
-        .time_to_live_specification(ttl)
-        .send()
-        .await
-    {
-        // Already enabled is fine; anything else is not.
-        let text = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
-        if !text.contains("already enabled") {
-            return Err(port_error("update_time_to_live", err));
-        }
-    }
+    create_table(dynamo, &names.workflows_table, &WORKFLOWS_TABLE).await?;
+    create_table(dynamo, &names.runs_table, &RUNS_TABLE).await?;
     let (_, triggers_dlq) =
         create_queue(sqs, &format!("{}-dlq", names.triggers_queue), visibility_timeout, None).await?;
     let (triggers, _) = create_queue(sqs, &names.triggers_queue, visibility_timeout, Some(&triggers_dlq)).await?;

@@ -7,7 +7,7 @@ mod execute;
 mod ingest;
 
 pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
-pub use execute::{StepExecutor, StepReport, MAX_QUEUE_DELAY};
+pub use execute::{NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
 pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL};
 
 use crate::ports::PortError;

@@ -1,0 +1,162 @@
+//! `template.yaml` and `shared/aws` must describe the same tables and queues:
+//! this test fails on any drift in key schema, indexes, TTL or queue settings.
+
+use hookflow_aws::{TableSpec, MAX_RECEIVE_COUNT, RUNS_TABLE, WORKFLOWS_TABLE};
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+        .expect("read template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml parses")
+}
+
+fn resource<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
+    let found = &template["Resources"][logical_id];
+    assert!(!found.is_null(), "template.yaml has no resource {logical_id}");
+    &found["Properties"]
+}
+
+fn keys(schema: &Value) -> (String, String) {
+    let mut hash = String::new();
+    let mut range = String::new();
+    for key in schema.as_sequence().expect("KeySchema is a list") {
+        let name = key["AttributeName"].as_str().unwrap_or_default().to_owned();
+        match key["KeyType"].as_str() {
+            Some("HASH") => hash = name,
+            Some("RANGE") => range = name,
+            other => panic!("unexpected KeyType {other:?}"),
+        }
+    }
+    (hash, range)
+}
+
+fn check_table(template: &Value, spec: &TableSpec) {
+    let table = resource(template, spec.logical_id);
+    assert_eq!(
+        keys(&table["KeySchema"]),
+        (spec.hash_key.to_owned(), spec.range_key.to_owned()),
+        "{}: key schema",
+        spec.logical_id
+    );
+    let indexes: Vec<(String, String, String)> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .map(|list| {
+            list.iter()
+                .map(|gsi| {
+                    assert_eq!(
+                        gsi["Projection"]["ProjectionType"].as_str(),
+                        Some("ALL"),
+                        "{}: projection",
+                        spec.logical_id
+                    );
+                    let (hash, range) = keys(&gsi["KeySchema"]);
+                    (gsi["IndexName"].as_str().unwrap_or_default().to_owned(), hash, range)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected: Vec<(String, String, String)> = spec
+        .indexes
+        .iter()
+        .map(|(n, h, r)| (n.to_string(), h.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(indexes, expected, "{}: global secondary indexes", spec.logical_id);
+    let ttl = &table["TimeToLiveSpecification"];
+    let declared = (ttl["Enabled"].as_bool() == Some(true)).then(|| ttl["AttributeName"].as_str().unwrap_or_default());
+    assert_eq!(declared, spec.ttl_attribute, "{}: TTL attribute", spec.logical_id);
+}
+
+#[test]
+fn tables_match() {
+    let template = template();
+    check_table(&template, &WORKFLOWS_TABLE);
+    check_table(&template, &RUNS_TABLE);
+}
+
+/// Each queue redrives after `MAX_RECEIVE_COUNT` deliveries and hides a
+/// message for at least 6x its consumer's timeout.
+#[test]
+fn queues_match() {
+    let template = template();
+    let global_timeout = template["Globals"]["Function"]["Timeout"]
+        .as_u64()
+        .expect("Globals.Function.Timeout");
+    for (queue, consumer) in [("TriggersQueue", "DispatcherFunction"), ("StepsQueue", "StepFunction")] {
+        let properties = resource(&template, queue);
+        assert_eq!(
+            properties["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+            Some(u64::from(MAX_RECEIVE_COUNT)),
+            "{queue}: maxReceiveCount"
+        );
+        let timeout = resource(&template, consumer)["Timeout"]
+            .as_u64()
+            .unwrap_or(global_timeout);
+        let visibility = properties["VisibilityTimeout"].as_u64().expect("VisibilityTimeout");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: visibility {visibility} s < 6 x {consumer} timeout {timeout} s"
+        );
+        let events = &template["Resources"][consumer]["Properties"]["Events"];
+        let reports_failures = events.as_mapping().is_some_and(|m| {
+            m.values().any(|e| {
+                e["Properties"]["FunctionResponseTypes"]
+                    .as_sequence()
+                    .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures")))
+            })
+        });
+        assert!(reports_failures, "{consumer}: ReportBatchItemFailures");
+    }
+}
+
+/// Every variable a function's `main` requires is set for it by the template.
+#[test]
+fn functions_get_their_configuration() {
+    let template = template();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let cases = [
+        (
+            "WebhookFunction",
+            vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_TRIGGERS_QUEUE_URL"],
+        ),
+        (
+            "EventsFunction",
+            vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_TRIGGERS_QUEUE_URL"],
+        ),
+        (
+            "DispatcherFunction",
+            vec![
+                "HOOKFLOW_WORKFLOWS_TABLE",
+                "HOOKFLOW_RUNS_TABLE",
+                "HOOKFLOW_STEPS_QUEUE_URL",
+            ],
+        ),
+        (
+            "StepFunction",
+            vec![
+                "HOOKFLOW_WORKFLOWS_TABLE",
+                "HOOKFLOW_RUNS_TABLE",
+                "HOOKFLOW_STEPS_QUEUE_URL",
+            ],
+        ),
+        ("ApiFunction", vec!["HOOKFLOW_RUNS_TABLE"]),
+    ];
+    for (function, required) in cases {
+        let properties = &template["Resources"][function]["Properties"];
+        let own = &properties["Environment"]["Variables"];
+        for name in required {
+            assert!(
+                !own[name].is_null() || !globals[name].is_null(),
+                "{function} does not get {name}"
+            );
+        }
+        let binary = template["Resources"][function]["Metadata"]["BuildProperties"]["Binary"].as_str();
+        assert!(
+            binary.is_some_and(|b| b.starts_with("hookflow-")),
+            "{function}: BuildProperties.Binary"
+        );
+        assert_eq!(
+            template["Resources"][function]["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+    }
+}
