@@ -43,6 +43,34 @@ fn from_item<T: for<'de> Deserialize<'de>>(operation: &'static str, item: Item) 
     serde_dynamo::from_item(item).map_err(|e| decode_error(operation, e))
 }
 
+/// Runs a Query page by page, handing each item to `on_item` until it
+/// returns false or the pages end. A page is DynamoDB's (up to 1 MB), so a
+/// small result is one request.
+async fn query_pages(
+    operation: &'static str,
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    mut on_item: impl FnMut(Item) -> Result<bool, PortError>,
+) -> PortResult<()> {
+    let mut start_key: Option<Item> = None;
+    loop {
+        let page = query
+            .clone()
+            .set_exclusive_start_key(start_key.take())
+            .send()
+            .await
+            .map_err(|e| port_error(operation, e))?;
+        for item in page.items.unwrap_or_default() {
+            if !on_item(item)? {
+                return Ok(());
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start_key = Some(key),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Sortable, fixed-width UTC timestamp for index keys.
 fn sortable(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
@@ -210,30 +238,20 @@ impl SubscriptionIndex for DynamoWorkflows {
 
     /// One Query per event; further pages only past DynamoDB's 1 MB page.
     async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(subscription_pk(workspace_id, trigger_type)));
         let mut found = vec![];
-        let mut start_key: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(subscription_pk(workspace_id, trigger_type)))
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| port_error("find_subscriptions", e))?;
-            for item in page.items.unwrap_or_default() {
-                let stored: SubscriptionItem = from_item("find_subscriptions", item)?;
-                found.push(
-                    serde_json::from_str(&stored.subscription).map_err(|e| decode_error("find_subscriptions", e))?,
-                );
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(found),
-            }
-        }
+        query_pages("find_subscriptions", query, |item| {
+            let stored: SubscriptionItem = from_item("find_subscriptions", item)?;
+            found.push(serde_json::from_str(&stored.subscription).map_err(|e| decode_error("find_subscriptions", e))?);
+            Ok(true)
+        })
+        .await?;
+        Ok(found)
     }
 }
 
@@ -444,37 +462,26 @@ impl RunLog for DynamoRuns {
     }
 
     async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RUNS_GSI)
+            .key_condition_expression("gsi1pk = :ws")
+            .expression_attribute_values(":ws", s(format!("WS#{workspace_id}")))
+            .scan_index_forward(false);
         let mut runs = vec![];
-        let mut start_key: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RUNS_GSI)
-                .key_condition_expression("gsi1pk = :ws")
-                .expression_attribute_values(":ws", s(format!("WS#{workspace_id}")))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| port_error("list_runs", e))?;
-            for item in page.items.unwrap_or_default() {
-                let run = from_item::<RunItem>("list_runs", item)?.run;
-                let wanted = query.workflow_id.as_ref().is_none_or(|w| *w == run.workflow_id)
-                    && query.status.is_none_or(|st| st == run.status);
-                if wanted {
-                    runs.push(run);
-                    if query.limit > 0 && runs.len() >= query.limit {
-                        return Ok(runs);
-                    }
-                }
+        query_pages("list_runs", pages, |item| {
+            let run = from_item::<RunItem>("list_runs", item)?.run;
+            let wanted = query.workflow_id.as_ref().is_none_or(|w| *w == run.workflow_id)
+                && query.status.is_none_or(|st| st == run.status);
+            if wanted {
+                runs.push(run);
             }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(runs),
-            }
-        }
+            Ok(query.limit == 0 || runs.len() < query.limit)
+        })
+        .await?;
+        Ok(runs)
     }
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
@@ -513,29 +520,20 @@ impl RunLog for DynamoRuns {
     }
 
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
+            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+            .expression_attribute_values(":step", s("STEP#"))
+            .consistent_read(true);
         let mut steps = vec![];
-        let mut start_key: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
-                .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
-                .expression_attribute_values(":step", s("STEP#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| port_error("list_steps", e))?;
-            for item in page.items.unwrap_or_default() {
-                steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => break,
-            }
-        }
+        query_pages("list_steps", query, |item| {
+            steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
+            Ok(true)
+        })
+        .await?;
         // Keys sort by step id; the timeline is by time.
         steps.sort_by(|a, b| {
             a.started_at
