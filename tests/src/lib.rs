@@ -14,6 +14,8 @@ pub struct Stack {
     pub server: DevServer,
     pub base: String,
     pub client: reqwest::Client,
+    /// The workspace whose runs the helpers read.
+    pub workspace: String,
 }
 
 impl Stack {
@@ -46,12 +48,14 @@ impl Stack {
         let server = if aws {
             let endpoint = std::env::var("HOOKFLOW_TEST_AWS_ENDPOINT")
                 .expect("HOOKFLOW_TEST_AWS_ENDPOINT is not set: run the tests with `make test`, which starts moto");
+            // Ports::aws reads process-wide variables: one stack at a time sets and reads them.
+            static AWS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _env = AWS_ENV.lock().await;
             let prefix = format!(
                 "e2e-{}-{}",
                 std::process::id(),
                 ulid::Ulid::new().to_string().to_lowercase()
             );
-            // Read by Ports::aws as by the Lambda functions; only this test sets them.
             for (name, value) in [
                 ("AWS_ENDPOINT_URL", endpoint),
                 ("AWS_REGION", "us-east-1".to_owned()),
@@ -78,6 +82,7 @@ impl Stack {
             server,
             base,
             client: reqwest::Client::new(),
+            workspace: WS.to_owned(),
         }
     }
 
@@ -111,14 +116,18 @@ impl Stack {
     }
 
     pub async fn runs(&self, query: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/workspaces/{WS}/runs{query}")).await;
+        let (status, body) = self
+            .get(&format!("/v1/workspaces/{}/runs{query}", self.workspace))
+            .await;
         assert_eq!(status, 200, "{body}");
         body["runs"].as_array().cloned().unwrap_or_default()
     }
 
     /// The run with its step timeline.
     pub async fn run(&self, run_id: &str) -> Value {
-        let (status, body) = self.get(&format!("/v1/workspaces/{WS}/runs/{run_id}")).await;
+        let (status, body) = self
+            .get(&format!("/v1/workspaces/{}/runs/{run_id}", self.workspace))
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }

@@ -15,5 +15,6 @@ async fn main() -> Result<(), Error> {
     let runs_table = required_env(RUNS_TABLE)?;
     let config = aws_config().await;
     let runs = DynamoRuns::new(aws_sdk_dynamodb::Client::new(&config), runs_table);
-    lambda_http::run(handler::router(Arc::new(runs))).await
+    let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
+    lambda_http::run(handler::router(Arc::new(runs), stage.as_deref())).await
 }

@@ -1,16 +1,17 @@
 use std::sync::Arc;
 
-use hookflow_api::{router as api_router, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_api::{router_for_stage, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::Ingest;
 
 /// The same routes and errors as `hookflow dev`, with only ingest wired.
-pub(crate) fn router(ingest: Arc<Ingest>) -> Router {
-    api_router(
+pub(crate) fn router(ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
+    router_for_stage(
         ApiState {
             ingest: Some(ingest),
             runs: None,
         },
         DEFAULT_MAX_BODY_BYTES,
+        stage,
     )
 }
 
@@ -32,7 +33,7 @@ mod tests {
         });
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
         let request: Request = lambda_http::request::from_str(fixture).unwrap();
-        let response = router(ingest).oneshot(request).await.unwrap();
+        let response = router(ingest, Some("dev")).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -45,6 +46,15 @@ mod tests {
         assert_eq!(
             (status, body["event_id"].as_str(), queued),
             (202, Some("evt-apigw-1"), 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_named_stage_in_the_path_is_served() {
+        let (status, body, queued) = call(include_str!("../../../events/lambda/apigw-post-event-staged.json")).await;
+        assert_eq!(
+            (status, body["event_id"].as_str(), queued),
+            (202, Some("evt-apigw-staged"), 1)
         );
     }
 

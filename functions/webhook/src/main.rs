@@ -19,5 +19,6 @@ async fn main() -> Result<(), Error> {
         Arc::new(DynamoRuns::new(aws_sdk_dynamodb::Client::new(&config), runs_table)),
         Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), triggers_queue)),
     );
-    lambda_http::run(handler::router(Arc::new(ingest))).await
+    let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
+    lambda_http::run(handler::router(Arc::new(ingest), stage.as_deref())).await
 }

@@ -27,6 +27,20 @@ pub struct ApiState {
     pub runs: Option<Arc<dyn RunLog>>,
 }
 
+/// The router behind API Gateway: an HTTP API stage other than `$default`
+/// puts `/<stage>` in front of every path, so the routes are served both with
+/// and without it.
+pub fn router_for_stage(state: ApiState, max_body_bytes: usize, stage: Option<&str>) -> Router {
+    let routes = router(state, max_body_bytes);
+    match stage
+        .map(|s| s.trim_matches('/'))
+        .filter(|s| !s.is_empty() && *s != "$default")
+    {
+        Some(stage) => Router::new().nest(&format!("/{stage}"), routes.clone()).merge(routes),
+        None => routes,
+    }
+}
+
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let mut router = Router::new();
     if state.ingest.is_some() {
