@@ -42,6 +42,9 @@ fn events() -> Vec<Value> {
     ]
 }
 
+/// (workflow, status, timeline, run error).
+type OutcomeWithError = (String, String, Vec<(String, String, u64)>, Option<String>);
+
 /// What a run did, without ids and times: (workflow, event, status, timeline).
 type Outcome = (String, String, String, Vec<(String, String, u64)>);
 
@@ -188,5 +191,124 @@ async fn the_readme_walkthrough_runs_the_same_on_dynamodb_and_sqs() {
     assert_eq!(
         results[1], results[0],
         "DynamoDB + SQS give the same runs, timelines and requests"
+    );
+}
+
+/// Retry-After, exhausted retries with `on_failure`, a Delay and a missing
+/// variable: the same outcome on DynamoDB and SQS as in memory.
+#[tokio::test]
+async fn retries_delays_and_failures_match_on_dynamodb_and_sqs() {
+    let mut results = vec![];
+    for aws in [false, true] {
+        let sink = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/busy"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&sink)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/down"))
+            .respond_with(ResponseTemplate::new(503))
+            .with_priority(1)
+            .mount(&sink)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .with_priority(2)
+            .mount(&sink)
+            .await;
+        let uri = sink.uri();
+        let workflow = |id: &str, trigger: &str, steps: Value, start: &str| {
+            json!({"id": id, "workspace_id": hookflow_tests::WS, "name": id, "status": "active", "scope": {"workspace": true},
+                   "trigger": {"type": trigger}, "start": start, "steps": steps})
+        };
+        let post =
+            |url: String| json!({"type": "HttpRequest", "method": "POST", "url": url, "body": {"e": "{{ event.id }}"}});
+        let workflows = vec![
+            workflow(
+                "wf_busy",
+                "Coupon.Redeemed",
+                json!({"p": {"action": post(format!("{uri}/busy")),
+                "retry": {"max_attempts": 3, "initial_interval_s": 0, "jitter": "none"}}}),
+                "p",
+            ),
+            workflow(
+                "wf_down",
+                "Coupon.Issued",
+                json!({
+                "p": {"action": post(format!("{uri}/down")), "retry": {"max_attempts": 2, "initial_interval_s": 0, "jitter": "none"}, "on_failure": "alert"},
+                "alert": {"action": post(format!("{uri}/alert"))}}),
+                "p",
+            ),
+            workflow(
+                "wf_delay",
+                "Prize.Won",
+                json!({
+                "wait": {"action": {"type": "Delay", "seconds": 1}, "next": "p"},
+                "p": {"action": post(format!("{uri}/after-delay"))}}),
+                "wait",
+            ),
+            workflow(
+                "wf_missing",
+                "Card.Completed",
+                json!({
+                "p": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{uri}/never"), "body": {"x": "{{ nope.value }}"}}}}),
+                "p",
+            ),
+        ];
+        let stack = if aws {
+            Stack::start_aws(workflows).await
+        } else {
+            Stack::start(workflows).await
+        };
+        for (id, trigger) in [
+            ("busy", "Coupon.Redeemed"),
+            ("down", "Coupon.Issued"),
+            ("delay", "Prize.Won"),
+            ("missing", "Card.Completed"),
+        ] {
+            let (status, _) = stack.post_event(&event(id, trigger, &[], json!({}))).await;
+            assert_eq!(status, 202);
+        }
+        let runs = stack.wait_for_finished_runs(4).await;
+        let mut outcomes: Vec<OutcomeWithError> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r["workflow_id"].as_str().unwrap_or_default().to_owned(),
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                    timeline(r),
+                    r["error"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        outcomes.sort();
+        let bodies = sink_bodies(&sink).await;
+        stack.shutdown().await;
+        results.push((outcomes, bodies));
+    }
+    let memory = &results[0];
+    let expected_timelines: Vec<(&str, &str, usize)> = vec![
+        ("wf_busy", "succeeded", 2),
+        ("wf_delay", "succeeded", 2),
+        ("wf_down", "succeeded", 3),
+        ("wf_missing", "failed", 1),
+    ];
+    let got: Vec<(&str, &str, usize)> = memory
+        .0
+        .iter()
+        .map(|(w, s, t, _)| (w.as_str(), s.as_str(), t.len()))
+        .collect();
+    assert_eq!(got, expected_timelines, "{:?}", memory.0);
+    assert!(
+        memory.0[3].3.as_deref().is_some_and(|e| e.contains("nope.value")),
+        "{:?}",
+        memory.0[3]
+    );
+    assert_eq!(
+        results[1], results[0],
+        "DynamoDB + SQS give the same runs, timelines, errors and requests"
     );
 }
