@@ -42,6 +42,19 @@ fn events() -> Vec<Value> {
     ]
 }
 
+/// Each run as an [`Outcome`], sorted, so two backends can be compared.
+fn outcomes(runs: &[Value]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = runs
+        .iter()
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+            (text("workflow_id"), text("event_id"), text("status"), timeline(r))
+        })
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
 /// (workflow, status, timeline, run error).
 type OutcomeWithError = (String, String, Vec<(String, String, u64)>, Option<String>);
 
@@ -56,19 +69,7 @@ async fn run_through(stack: &Stack, expected_runs: usize) -> Vec<Outcome> {
     // A duplicate delivery is absorbed on both backends.
     stack.post_event(&events()[0]).await;
     let runs = stack.wait_for_finished_runs(expected_runs).await;
-    let mut outcomes: Vec<Outcome> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["workflow_id"].as_str().unwrap_or_default().to_owned(),
-                r["event_id"].as_str().unwrap_or_default().to_owned(),
-                r["status"].as_str().unwrap_or_default().to_owned(),
-                timeline(r),
-            )
-        })
-        .collect();
-    outcomes.sort();
-    outcomes
+    outcomes(&runs)
 }
 
 async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
@@ -165,18 +166,7 @@ async fn the_readme_walkthrough_runs_the_same_on_dynamodb_and_sqs() {
             assert_eq!(status, 202);
         }
         let runs = stack.wait_for_finished_runs(4).await;
-        let mut outcomes: Vec<Outcome> = runs
-            .iter()
-            .map(|r| {
-                (
-                    r["workflow_id"].as_str().unwrap_or_default().to_owned(),
-                    r["event_id"].as_str().unwrap_or_default().to_owned(),
-                    r["status"].as_str().unwrap_or_default().to_owned(),
-                    timeline(r),
-                )
-            })
-            .collect();
-        outcomes.sort();
+        let outcomes = outcomes(&runs);
         assert!(outcomes.iter().all(|o| o.2 == "succeeded"), "{outcomes:?}");
         let bodies = sink_bodies(&sink).await;
         stack.shutdown().await;

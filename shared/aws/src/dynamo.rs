@@ -71,6 +71,32 @@ async fn query_pages(
     }
 }
 
+/// Writes an item unless its key exists: true if written, false if an earlier
+/// write holds the key (the caller reads that one and follows it).
+async fn put_if_absent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    item: Item,
+) -> PortResult<bool> {
+    let put = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(NOT_EXISTS);
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(port_error(operation, err)),
+    }
+}
+
 /// Sortable, fixed-width UTC timestamp for index keys.
 fn sortable(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
@@ -136,35 +162,22 @@ impl WorkflowStore for DynamoWorkflows {
                 definition,
             },
         )?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(NOT_EXISTS);
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .get_version(&workflow.workspace_id, &workflow.id, workflow.version)
-                    .await?;
-                if existing.is_some_and(|e| *e == *workflow) {
-                    Ok(())
-                } else {
-                    Err(PortError::terminal(
-                        "put_version",
-                        format!(
-                            "version {} of workflow {} exists with other content; versions are immutable",
-                            workflow.version, workflow.id
-                        ),
-                    ))
-                }
-            }
-            Err(err) => Err(port_error("put_version", err)),
+        if put_if_absent(&self.client, &self.table, "put_version", item).await? {
+            return Ok(());
+        }
+        let existing = self
+            .get_version(&workflow.workspace_id, &workflow.id, workflow.version)
+            .await?;
+        if existing.is_some_and(|e| *e == *workflow) {
+            Ok(())
+        } else {
+            Err(PortError::terminal(
+                "put_version",
+                format!(
+                    "version {} of workflow {} exists with other content; versions are immutable",
+                    workflow.version, workflow.id
+                ),
+            ))
         }
     }
 
@@ -383,27 +396,14 @@ impl RunLog for DynamoRuns {
                 run: run.clone(),
             },
         )?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(NOT_EXISTS);
-        match put.send().await {
-            Ok(_) => Ok(CreateRun::Created),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .get_run(&run.run_id)
-                    .await?
-                    .ok_or_else(|| PortError::retryable("create_run", "run exists but cannot be read yet"))?;
-                Ok(CreateRun::AlreadyExists(Box::new(existing)))
-            }
-            Err(err) => Err(port_error("create_run", err)),
+        if put_if_absent(&self.client, &self.table, "create_run", item).await? {
+            return Ok(CreateRun::Created);
         }
+        let existing = self
+            .get_run(&run.run_id)
+            .await?
+            .ok_or_else(|| PortError::retryable("create_run", "run exists but cannot be read yet"))?;
+        Ok(CreateRun::AlreadyExists(Box::new(existing)))
     }
 
     async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
@@ -486,27 +486,14 @@ impl RunLog for DynamoRuns {
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
         let item = to_item("put_step", &StepItem::from_record(record)?)?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(NOT_EXISTS);
-        match put.send().await {
-            Ok(_) => Ok(PutStep::Recorded),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .get_step(&record.run_id, &record.step_id, record.attempt)
-                    .await?
-                    .ok_or_else(|| PortError::retryable("put_step", "step record exists but cannot be read yet"))?;
-                Ok(PutStep::AlreadyRecorded(Box::new(existing)))
-            }
-            Err(err) => Err(port_error("put_step", err)),
+        if put_if_absent(&self.client, &self.table, "put_step", item).await? {
+            return Ok(PutStep::Recorded);
         }
+        let existing = self
+            .get_step(&record.run_id, &record.step_id, record.attempt)
+            .await?
+            .ok_or_else(|| PortError::retryable("put_step", "step record exists but cannot be read yet"))?;
+        Ok(PutStep::AlreadyRecorded(Box::new(existing)))
     }
 
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
