@@ -4,7 +4,7 @@ use hookflow_lambda::handle_sqs_batch;
 use lambda_runtime::{Error, LambdaEvent};
 
 pub(crate) async fn handle(dispatcher: &Dispatcher, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    Ok(handle_sqs_batch(dispatcher, event.payload).await)
+    Ok(handle_sqs_batch(dispatcher, event.payload, None).await)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use hookflow_lambda::handle_sqs_batch;
 use lambda_runtime::{Error, LambdaEvent};
 
 pub(crate) async fn handle(executor: &StepExecutor, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    Ok(handle_sqs_batch(executor, event.payload).await)
+    let deadline = hookflow_lambda::deadline_of(&event.context);
+    Ok(handle_sqs_batch(executor, event.payload, deadline).await)
 }
 
 #[cfg(test)]

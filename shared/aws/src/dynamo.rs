@@ -6,7 +6,8 @@
 //! | workflows | `WS#<ws>` | `WF#<id>#V#<version>` | an immutable workflow version |
 //! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
 //! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>` / started at + run id) |
-//! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt |
+//! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
+//! | runs | `RUN#<run id>` | `BLOB#<key>#<chunk>` | a large value (claim-checked context, resume point) in chunks under the item size limit |
 //! | runs | `EVT#<ws>#<event id>` | `META` | ingest dedupe, TTL `expires_at` |
 
 use std::collections::HashMap;
@@ -84,6 +85,14 @@ async fn put_if_absent(
         .table_name(table)
         .set_item(Some(item))
         .condition_expression(NOT_EXISTS);
+    put_if(operation, put).await
+}
+
+/// Sends a conditional put: true if written, false if the condition failed.
+async fn put_if(
+    operation: &'static str,
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> PortResult<bool> {
     match put.send().await {
         Ok(_) => Ok(true),
         Err(err)
@@ -313,6 +322,44 @@ struct StepItem {
     retry_after_s: Option<f64>,
 }
 
+/// `state` of a step item that is a claim, not yet a record.
+const IN_PROGRESS: &str = "in_progress";
+/// Blob chunks stay well under DynamoDB's 400 KB item limit.
+const BLOB_CHUNK_BYTES: usize = 350_000;
+
+fn is_claim(item: &Item) -> bool {
+    item.get("state")
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|s| s == IN_PROGRESS)
+}
+
+fn millis_attribute(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
+
+fn blob_prefix(key: &str) -> String {
+    format!("BLOB#{key}#")
+}
+
+/// Splits at char boundaries into pieces of at most `max` bytes.
+fn chunks(value: &str, max: usize) -> Vec<&str> {
+    let mut pieces = vec![];
+    let mut rest = value;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        pieces.push(piece);
+        rest = tail;
+    }
+    if pieces.is_empty() {
+        pieces.push("");
+    }
+    pieces
+}
+
 impl StepItem {
     fn from_record(record: &StepRecord) -> Result<Self, PortError> {
         Ok(Self {
@@ -368,6 +415,34 @@ fn step_sk(step_id: &str, attempt: u32) -> String {
 const META: &str = "META";
 
 impl DynamoRuns {
+    /// The sort keys of a blob's chunks, in order (only exact `<prefix><4 digits>` keys:
+    /// a key may itself contain `#`).
+    async fn blob_chunks(&self, operation: &'static str, run_id: &str, key: &str) -> PortResult<Vec<Item>> {
+        let prefix = blob_prefix(key);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+            .expression_attribute_values(":prefix", s(prefix.clone()))
+            .consistent_read(true);
+        let mut items = vec![];
+        query_pages(operation, query, |item| {
+            let exact = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix(&prefix))
+                .is_some_and(|n| n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()));
+            if exact {
+                items.push(item);
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(items)
+    }
+
     async fn get(&self, operation: &'static str, pk: String, sk: String) -> PortResult<Option<Item>> {
         let got = self
             .client
@@ -486,7 +561,16 @@ impl RunLog for DynamoRuns {
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
         let item = to_item("put_step", &StepItem::from_record(record)?)?;
-        if put_if_absent(&self.client, &self.table, "put_step", item).await? {
+        // The record replaces this attempt's claim, never another record.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #state = :in_progress")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS));
+        if put_if("put_step", put).await? {
             return Ok(PutStep::Recorded);
         }
         let existing = self
@@ -501,8 +585,8 @@ impl RunLog for DynamoRuns {
             .get("get_step", format!("RUN#{run_id}"), step_sk(step_id, attempt))
             .await?
         {
-            Some(item) => Ok(Some(from_item::<StepItem>("get_step", item)?.into_record()?)),
-            None => Ok(None),
+            Some(item) if !is_claim(&item) => Ok(Some(from_item::<StepItem>("get_step", item)?.into_record()?)),
+            _ => Ok(None),
         }
     }
 
@@ -517,7 +601,9 @@ impl RunLog for DynamoRuns {
             .consistent_read(true);
         let mut steps = vec![];
         query_pages("list_steps", query, |item| {
-            steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
+            if !is_claim(&item) {
+                steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
+            }
             Ok(true)
         })
         .await?;
@@ -529,6 +615,137 @@ impl RunLog for DynamoRuns {
                 .then(a.attempt.cmp(&b.attempt))
         });
         Ok(steps)
+    }
+
+    async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("RUN#{}", claim.run_id)))
+            .item("sk", s(step_sk(&claim.step_id, claim.attempt)))
+            .item("state", s(IN_PROGRESS))
+            .item("owner", s(claim.owner.clone()))
+            .item("claim_expires_at", millis_attribute(claim.expires_at))
+            .condition_expression("attribute_not_exists(pk) OR (#state = :in_progress AND claim_expires_at < :now)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":now", millis_attribute(now));
+        if put_if("claim_step", put).await? {
+            return Ok(ClaimOutcome::Acquired);
+        }
+        let item = self
+            .get(
+                "claim_step",
+                format!("RUN#{}", claim.run_id),
+                step_sk(&claim.step_id, claim.attempt),
+            )
+            .await?
+            .ok_or_else(|| PortError::retryable("claim_step", "claim refused but no item found; try again"))?;
+        if !is_claim(&item) {
+            return Ok(ClaimOutcome::Completed(Box::new(
+                from_item::<StepItem>("claim_step", item)?.into_record()?,
+            )));
+        }
+        let owner = item
+            .get("owner")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let expires_at = item
+            .get("claim_expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(now);
+        Ok(ClaimOutcome::InProgress { owner, expires_at })
+    }
+
+    async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()> {
+        let old = self.blob_chunks("put_blob", run_id, key).await?.len();
+        let pieces = chunks(value, BLOB_CHUNK_BYTES);
+        let prefix = blob_prefix(key);
+        // Chunk 0 last: it carries the count, so a reader never trusts a half-written blob.
+        for (index, piece) in pieces.iter().enumerate().rev() {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("RUN#{run_id}")))
+                .item("sk", s(format!("{prefix}{index:04}")))
+                .item("chunk", s(*piece));
+            if index == 0 {
+                put = put.item("chunks", AttributeValue::N(pieces.len().to_string()));
+            }
+            put.send().await.map_err(|e| port_error("put_blob", e))?;
+        }
+        for index in pieces.len()..old {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("RUN#{run_id}")))
+                .key("sk", s(format!("{prefix}{index:04}")))
+                .send()
+                .await
+                .map_err(|e| port_error("put_blob", e))?;
+        }
+        Ok(())
+    }
+
+    async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
+        let items = self.blob_chunks("get_blob", run_id, key).await?;
+        let Some(first) = items.first() else {
+            return Ok(None);
+        };
+        let expected = first
+            .get("chunks")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        if items.len() < expected {
+            return Err(PortError::retryable("get_blob", format!("blob {key} is being written")));
+        }
+        let mut value = String::new();
+        for item in items.iter().take(expected) {
+            let piece = item
+                .get("chunk")
+                .and_then(|v| v.as_s().ok())
+                .ok_or_else(|| PortError::terminal("get_blob", format!("blob {key} has a chunk without text")))?;
+            value.push_str(piece);
+        }
+        Ok(Some(value))
+    }
+
+    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RUN#{run_id}")))
+            .key("sk", s(META))
+            .update_expression("SET #status = :running REMOVE #error, ended_at")
+            .condition_expression("attribute_exists(pk) AND #status = :failed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":failed", s("failed"));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_run(run_id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(PortError::terminal(
+                        "reopen_run",
+                        format!("run {run_id} does not exist"),
+                    )),
+                }
+            }
+            Err(err) => Err(port_error("reopen_run", err)),
+        }
     }
 }
 

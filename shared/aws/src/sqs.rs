@@ -87,4 +87,40 @@ impl Queue for SqsQueue {
             .map_err(|e| port_error("sqs_delete_message", e))?;
         Ok(())
     }
+
+    /// SQS cannot peek: receive with a zero visibility timeout (the messages
+    /// stay visible) until a receive brings nothing new. Each look counts as a
+    /// receive, which only matters on a dead-letter queue's own redrive policy
+    /// (ours have none).
+    async fn peek(&self, max: usize) -> PortResult<Vec<String>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut bodies = vec![];
+        while bodies.len() < max {
+            let received = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages((max - bodies.len()).clamp(1, 10) as i32)
+                .visibility_timeout(0)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| port_error("sqs_receive_message", e))?;
+            let mut new = 0;
+            for message in received.messages() {
+                let (Some(id), Some(body)) = (message.message_id(), message.body()) else {
+                    continue;
+                };
+                if seen.insert(id.to_owned()) {
+                    new += 1;
+                    bodies.push(body.to_owned());
+                }
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        bodies.truncate(max);
+        Ok(bodies)
+    }
 }

@@ -258,6 +258,97 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         "execution order"
     );
     assert!(log.list_steps("run_3").await.expect("list steps").is_empty());
+
+    claims_and_blobs(log.as_ref(), ended).await;
+    assert!(log.reopen_run("run_2").await.expect("reopen"), "a failed run reopens");
+    let reopened = log.get_run("run_2").await.expect("get").expect("exists");
+    assert_eq!(
+        (reopened.status, reopened.error, reopened.ended_at),
+        (RunStatus::Running, None, None)
+    );
+    assert!(
+        !log.reopen_run("run_2").await.expect("reopen"),
+        "only a failed run reopens"
+    );
+    assert!(
+        log.reopen_run("run_none").await.is_err(),
+        "reopening a missing run is an error"
+    );
+}
+
+async fn claims_and_blobs(log: &dyn RunLog, now: chrono::DateTime<Utc>) {
+    let claim = StepClaim {
+        run_id: "run_3".into(),
+        step_id: "push".into(),
+        attempt: 1,
+        owner: "worker-a".into(),
+        expires_at: now + chrono::Duration::seconds(30),
+    };
+    assert_eq!(
+        log.claim_step(&claim, now).await.expect("claim"),
+        ClaimOutcome::Acquired
+    );
+    let rival = StepClaim {
+        owner: "worker-b".into(),
+        ..claim.clone()
+    };
+    assert_eq!(
+        log.claim_step(&rival, now + chrono::Duration::seconds(1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::InProgress {
+            owner: "worker-a".into(),
+            expires_at: claim.expires_at
+        },
+        "a live claim keeps a second delivery out"
+    );
+    assert!(
+        log.list_steps("run_3").await.expect("list steps").is_empty(),
+        "a claim is not a step record"
+    );
+    assert_eq!(log.get_step("run_3", "push", 1).await.expect("get step"), None);
+    let later = now + chrono::Duration::seconds(31);
+    assert_eq!(
+        log.claim_step(&rival, later).await.expect("claim"),
+        ClaimOutcome::Acquired,
+        "an expired claim (a crashed worker) is taken over"
+    );
+    let record = step_record("run_3", "push", 1, StepStatus::Succeeded, 4);
+    assert_eq!(
+        log.put_step(&record).await.expect("put step"),
+        PutStep::Recorded,
+        "the claim holder records the attempt"
+    );
+    assert_eq!(
+        log.claim_step(&claim, later).await.expect("claim"),
+        ClaimOutcome::Completed(Box::new(record.clone())),
+        "a recorded attempt is completed, not claimable"
+    );
+    assert_eq!(log.list_steps("run_3").await.expect("list steps"), vec![record]);
+
+    assert_eq!(log.get_blob("run_3", "ctx").await.expect("get blob"), None);
+    // Larger than one DynamoDB item: adapters split and join it.
+    let big: String = "äbc{}\"".chars().cycle().take(900_000).collect();
+    log.put_blob("run_3", "ctx", &big).await.expect("put blob");
+    assert_eq!(
+        log.get_blob("run_3", "ctx").await.expect("get blob").as_deref(),
+        Some(big.as_str())
+    );
+    log.put_blob("run_3", "ctx", "small").await.expect("replace blob");
+    assert_eq!(
+        log.get_blob("run_3", "ctx").await.expect("get blob").as_deref(),
+        Some("small"),
+        "a blob is replaced whole"
+    );
+    assert_eq!(
+        log.get_blob("run_1", "ctx").await.expect("get blob"),
+        None,
+        "blobs are per run"
+    );
+    assert!(
+        log.list_steps("run_3").await.expect("list steps").len() == 1,
+        "blobs are not step records"
+    );
 }
 
 pub async fn event_dedupe(dedupe: Arc<dyn EventDedupe>) {
@@ -317,6 +408,15 @@ pub async fn queue(queue: Arc<dyn Queue>) {
             .is_empty(),
         "acknowledged means gone"
     );
+    queue.send("parked".into(), Duration::ZERO).await.expect("send");
+    assert_eq!(
+        queue.peek(10).await.expect("peek"),
+        vec!["parked".to_owned()],
+        "peek shows a message"
+    );
+    let parked = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
+    assert_eq!(parked.len(), 1, "a peeked message is still there to receive");
+    queue.ack(&parked[0].receipt).await.expect("ack");
 }
 
 #[cfg(test)]
@@ -370,6 +470,6 @@ mod memory_twins {
             .await
             .expect("receive")
             .is_empty());
-        assert_eq!(dlq.peek_all(), vec!["bad".to_owned()]);
+        assert_eq!(dlq.peek(10).await.expect("peek"), vec!["bad".to_owned()]);
     }
 }

@@ -13,6 +13,9 @@ pub const CONTENT_TYPE_BATCH: &str = "application/cloudevents-batch+json";
 /// Ids and attribute values longer than this are refused (they end up in keys).
 pub const MAX_ID_BYTES: usize = 256;
 pub const MAX_BATCH_EVENTS: usize = 100;
+/// Arrays and objects nested deeper than this are refused before the body is
+/// parsed, so serde_json's own recursion limit (128) never answers.
+pub const MAX_NESTING_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerEvent {
@@ -43,6 +46,12 @@ pub struct TriggerEvent {
 /// (HTTP 4xx); nothing of a refused request is enqueued.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
+    #[error("request body is empty; send a CloudEvent as a JSON object")]
+    EmptyBody,
+    #[error("request body is not valid UTF-8 (first invalid byte at offset {0})")]
+    InvalidUtf8(usize),
+    #[error("request body nests arrays and objects deeper than the limit of {MAX_NESTING_DEPTH} levels")]
+    NestingTooDeep,
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("unsupported content type {0:?}; use application/cloudevents+json, application/json or application/cloudevents-batch+json")]
@@ -55,22 +64,37 @@ pub enum IngestError {
         attribute: String,
         reason: String,
     },
+    /// An id (`id`, `source`, `workspaceid`, `siteid`, `cardid`, `contactid`)
+    /// that cannot be used in storage keys and log lines.
+    #[error("{at}invalid id `{attribute}`: {reason}")]
+    InvalidId {
+        at: String,
+        attribute: &'static str,
+        reason: String,
+    },
     #[error("{at}{source}")]
     UnknownTriggerType { at: String, source: UnknownTriggerType },
     #[error("a batch must be a JSON array of 1 to {MAX_BATCH_EVENTS} events; got {0}")]
     BadBatch(String),
+    #[error("a batch may hold at most {MAX_BATCH_EVENTS} events; got {0}")]
+    BatchTooLarge(usize),
 }
 
 impl IngestError {
     /// A stable machine-readable code for the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::EmptyBody => "empty_body",
+            Self::InvalidUtf8(_) => "invalid_utf8",
+            Self::NestingTooDeep => "nesting_too_deep",
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MissingAttribute { .. } => "missing_attribute",
             Self::InvalidAttribute { .. } => "invalid_attribute",
+            Self::InvalidId { .. } => "invalid_id",
             Self::UnknownTriggerType { .. } => "unknown_trigger_type",
             Self::BadBatch(_) => "invalid_batch",
+            Self::BatchTooLarge(_) => "batch_too_large",
         }
     }
 }
@@ -94,14 +118,37 @@ pub fn mode_for_content_type(content_type: Option<&str>) -> Result<Mode, IngestE
 }
 
 /// Parses and validates a whole request; any bad event refuses the request.
+///
+/// The raw bytes are checked before serde_json sees them: an empty body,
+/// invalid UTF-8 and nesting deeper than [`MAX_NESTING_DEPTH`] each have
+/// their own error.
 pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<(Mode, Vec<TriggerEvent>), IngestError> {
     let mode = mode_for_content_type(content_type)?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    if body.iter().all(|b| is_json_whitespace(*b)) {
+        return Err(IngestError::EmptyBody);
+    }
+    let text = std::str::from_utf8(body).map_err(|e| IngestError::InvalidUtf8(e.valid_up_to()))?;
+    if nesting_exceeds(body, MAX_NESTING_DEPTH) {
+        return Err(IngestError::NestingTooDeep);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
     let events = match (mode, value) {
+        (Mode::Single, Value::Array(_)) => {
+            return Err(invalid(
+                "",
+                "(event)",
+                &format!(
+                    "an event must be a JSON object, not an array; send a batch of up to {MAX_BATCH_EVENTS} events as {CONTENT_TYPE_BATCH}"
+                ),
+            ))
+        }
         (Mode::Single, value) => vec![TriggerEvent::from_cloudevent(&value, "")?],
         (Mode::Batch, Value::Array(items)) => {
-            if items.is_empty() || items.len() > MAX_BATCH_EVENTS {
-                return Err(IngestError::BadBatch(format!("{} events", items.len())));
+            if items.is_empty() {
+                return Err(IngestError::BadBatch("0 events".into()));
+            }
+            if items.len() > MAX_BATCH_EVENTS {
+                return Err(IngestError::BatchTooLarge(items.len()));
             }
             items
                 .iter()
@@ -112,6 +159,45 @@ pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<(Mode, V
         (Mode::Batch, other) => return Err(IngestError::BadBatch(json_kind(&other).into())),
     };
     Ok((mode, events))
+}
+
+/// JSON's insignificant whitespace (RFC 8259 §2).
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Whether arrays and objects in `body` nest deeper than `limit`, counting
+/// brackets outside strings only (escaped quotes do not end a string). One
+/// pass, no allocation, stops at the first level over the limit. Unbalanced
+/// input is left to the parser to refuse.
+fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -156,15 +242,13 @@ impl TriggerEvent {
             ));
         }
         let id = checked_id(at, "id", required("id")?)?;
-        let source = required("source")?;
-        if source.len() > 1024 || source.chars().any(char::is_control) {
-            return Err(invalid(
-                at,
-                "source",
-                "must be at most 1024 bytes without control characters",
-            ));
-        }
+        let source = checked_id(at, "source", required("source")?)?;
         let event_type = required("type")?;
+        // No catalogue name is this long; refusing early also keeps the
+        // suggestion search and the echoed name small.
+        if event_type.len() > MAX_ID_BYTES {
+            return Err(invalid(at, "type", &format!("must be at most {MAX_ID_BYTES} bytes")));
+        }
         catalogue::check_trigger_type(&event_type)
             .map_err(|source| IngestError::UnknownTriggerType { at: at.into(), source })?;
         let workspaceid = checked_id(at, "workspaceid", required("workspaceid")?)?;
@@ -228,15 +312,26 @@ fn optional_string(map: &Map<String, Value>, at: &str, name: &str) -> Result<Opt
 }
 
 /// Ids end up in storage keys and log lines: bounded, no control characters.
-fn checked_id(at: &str, attribute: &str, value: String) -> Result<String, IngestError> {
+fn checked_id(at: &str, attribute: &'static str, value: String) -> Result<String, IngestError> {
+    let refuse = |reason: String| IngestError::InvalidId {
+        at: at.into(),
+        attribute,
+        reason,
+    };
     if value.is_empty() {
-        return Err(invalid(at, attribute, "must not be empty"));
+        return Err(refuse("must not be empty".into()));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(invalid(at, attribute, &format!("must be at most {MAX_ID_BYTES} bytes")));
+        return Err(refuse(format!(
+            "must be at most {MAX_ID_BYTES} bytes; got {}",
+            value.len()
+        )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(at, attribute, "must not contain control characters"));
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(refuse(format!(
+            "must not contain control characters; found U+{:04X}",
+            u32::from(c)
+        )));
     }
     Ok(value)
 }
@@ -321,7 +416,7 @@ mod tests {
                     v["id"] = json!("a\nb");
                     v.to_string()
                 },
-                "invalid_attribute",
+                "invalid_id",
             ),
             (
                 Some("application/json"),
@@ -330,7 +425,28 @@ mod tests {
                     v["id"] = json!("x".repeat(257));
                     v.to_string()
                 },
-                "invalid_attribute",
+                "invalid_id",
+            ),
+            (
+                Some("application/json"),
+                {
+                    let mut v = sample();
+                    v["source"] = json!("s".repeat(257));
+                    v.to_string()
+                },
+                "invalid_id",
+            ),
+            (Some("application/json"), " \r\n\t".into(), "empty_body"),
+            (Some("application/json"), String::new(), "empty_body"),
+            (
+                Some("application/json"),
+                format!("{}{}", "[".repeat(MAX_NESTING_DEPTH + 1), "]".repeat(MAX_NESTING_DEPTH + 1)),
+                "nesting_too_deep",
+            ),
+            (
+                Some(CONTENT_TYPE_BATCH),
+                Value::Array(vec![sample(); MAX_BATCH_EVENTS + 1]).to_string(),
+                "batch_too_large",
             ),
             (
                 Some("application/json"),
@@ -373,5 +489,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("did you mean Gameplay.Ended"), "{err}");
+        let err = parse_request(Some("application/json"), b"{\"id\": \"\xff\"}").unwrap_err();
+        assert_eq!(err, IngestError::InvalidUtf8(8));
+        let mut v = sample();
+        v["cardid"] = json!("card\u{1b}[31m");
+        let err = parse_request(Some("application/json"), v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "invalid_id");
+        assert!(err.to_string().contains("`cardid`") && err.to_string().contains("U+001B"), "{err}");
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nesting_exceeds(deep(64).as_bytes(), 64));
+        assert!(nesting_exceeds(deep(65).as_bytes(), 64));
+        // Brackets inside strings, also after escaped quotes and backslashes, do not count.
+        let in_string = format!(r#"{{"a": "\"{}\\", "b": [1]}}"#, "[{".repeat(100));
+        assert!(!nesting_exceeds(in_string.as_bytes(), 2));
+        assert!(serde_json::from_str::<Value>(&in_string).is_ok(), "{in_string}");
+        // An unterminated string hides what follows; the parser refuses it.
+        assert!(!nesting_exceeds(b"\"[[[[", 2));
+        // Unbalanced closers do not underflow.
+        assert!(!nesting_exceeds(b"]]]]}}[[", 2));
+        assert!(nesting_exceeds(b"]]]]}}[[[", 2));
+        // Within the limit, serde_json parses what the scanner let through.
+        let mut v = sample();
+        v["data"] = serde_json::from_str(&deep(MAX_NESTING_DEPTH - 1)).unwrap();
+        assert!(parse_request(Some("application/json"), v.to_string().as_bytes()).is_ok());
+        v["data"] = serde_json::from_str(&deep(MAX_NESTING_DEPTH)).unwrap();
+        let err = parse_request(Some("application/json"), v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "nesting_too_deep");
+        // Far past serde_json's own limit (128): still our error, not serde's.
+        let err = parse_request(Some("application/json"), "[".repeat(100_000).as_bytes()).unwrap_err();
+        assert_eq!(err, IngestError::NestingTooDeep);
     }
 }

@@ -96,6 +96,10 @@ struct RunLogData {
     runs: HashMap<String, RunRecord>,
     /// run id → step records in the order they were written.
     steps: HashMap<String, Vec<StepRecord>>,
+    /// (run, step, attempt) → claim of an attempt being executed.
+    claims: HashMap<(String, String, u32), StepClaim>,
+    /// (run, key) → large values.
+    blobs: HashMap<(String, String), String>,
 }
 
 #[derive(Default)]
@@ -168,6 +172,8 @@ impl RunLog for MemoryRunLog {
             return Ok(PutStep::AlreadyRecorded(Box::new(existing.clone())));
         }
         steps.push(record.clone());
+        data.claims
+            .remove(&(record.run_id.clone(), record.step_id.clone(), record.attempt));
         Ok(PutStep::Recorded)
     }
 
@@ -182,6 +188,58 @@ impl RunLog for MemoryRunLog {
 
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
         Ok(lock(&self.data).steps.get(run_id).cloned().unwrap_or_default())
+    }
+
+    async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {
+        let mut data = lock(&self.data);
+        let recorded = data.steps.get(&claim.run_id).and_then(|steps| {
+            steps
+                .iter()
+                .find(|s| s.step_id == claim.step_id && s.attempt == claim.attempt)
+        });
+        if let Some(record) = recorded {
+            return Ok(ClaimOutcome::Completed(Box::new(record.clone())));
+        }
+        let key = (claim.run_id.clone(), claim.step_id.clone(), claim.attempt);
+        if let Some(held) = data.claims.get(&key).filter(|held| held.expires_at > now) {
+            return Ok(ClaimOutcome::InProgress {
+                owner: held.owner.clone(),
+                expires_at: held.expires_at,
+            });
+        }
+        data.claims.insert(key, claim.clone());
+        Ok(ClaimOutcome::Acquired)
+    }
+
+    async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()> {
+        lock(&self.data)
+            .blobs
+            .insert((run_id.to_owned(), key.to_owned()), value.to_owned());
+        Ok(())
+    }
+
+    async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
+        Ok(lock(&self.data)
+            .blobs
+            .get(&(run_id.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+        let mut data = lock(&self.data);
+        match data.runs.get_mut(run_id) {
+            Some(run) if run.status == RunStatus::Failed => {
+                run.status = RunStatus::Running;
+                run.error = None;
+                run.ended_at = None;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(PortError::terminal(
+                "reopen_run",
+                format!("run {run_id} does not exist"),
+            )),
+        }
     }
 }
 
@@ -334,11 +392,6 @@ impl MemoryQueue {
         }
         (deliveries, next_visible)
     }
-
-    /// Every stored body, for inspection (`hookflow dlq list`).
-    pub fn peek_all(&self) -> Vec<String> {
-        lock(&self.data).messages.iter().map(|m| m.body.clone()).collect()
-    }
 }
 
 #[async_trait]
@@ -380,6 +433,15 @@ impl Queue for MemoryQueue {
         // nothing, as in SQS after the visibility timeout.
         data.messages.retain(|m| m.receipt.as_deref() != Some(receipt));
         Ok(())
+    }
+
+    async fn peek(&self, max: usize) -> PortResult<Vec<String>> {
+        Ok(lock(&self.data)
+            .messages
+            .iter()
+            .take(max)
+            .map(|m| m.body.clone())
+            .collect())
     }
 }
 

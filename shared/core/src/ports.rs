@@ -76,6 +76,30 @@ pub enum PutStep {
     AlreadyRecorded(Box<StepRecord>),
 }
 
+/// A worker's claim on one step attempt while it executes the action, in
+/// the shape of Powertools' idempotency records: the attempt is in progress
+/// until its record is written (completed) or the claim expires (the worker
+/// died) and another delivery may take it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepClaim {
+    pub run_id: String,
+    pub step_id: String,
+    pub attempt: u32,
+    /// Who holds it (one delivery), for logs.
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// This delivery may execute the action: no claim existed or the last one expired.
+    Acquired,
+    /// Another delivery is executing it now; try again after it had time to finish.
+    InProgress { owner: String, expires_at: DateTime<Utc> },
+    /// The attempt is recorded: replay its outcome.
+    Completed(Box<StepRecord>),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunQuery {
     pub workflow_id: Option<String>,
@@ -101,8 +125,16 @@ pub trait RunLog: Send + Sync {
     /// Records one attempt unless that (run, step, attempt) is recorded already.
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep>;
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>>;
-    /// In execution order.
+    /// In execution order. Claims that are still in progress are not listed.
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>>;
+    /// Claims an attempt for execution; `now` decides whether a claim expired.
+    async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome>;
+    /// Stores a large value of a run (a step context over the queue's budget,
+    /// a run's resume point) under `key`, replacing what was there.
+    async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()>;
+    async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>>;
+    /// Moves a failed run back to running for a replay; false if it was not failed.
+    async fn reopen_run(&self, run_id: &str) -> PortResult<bool>;
 }
 
 #[async_trait]
@@ -127,6 +159,9 @@ pub trait Queue: Send + Sync {
     /// Up to `max` messages, waiting at most `wait` for the first one.
     async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<Delivery>>;
     async fn ack(&self, receipt: &str) -> PortResult<()>;
+    /// Up to `max` stored bodies without taking them (for `hookflow dlq list`).
+    /// Best effort on SQS, which has no true peek.
+    async fn peek(&self, max: usize) -> PortResult<Vec<String>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

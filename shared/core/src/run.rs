@@ -84,7 +84,12 @@ pub struct StepMessage {
     pub workflow_version: u32,
     pub step_id: String,
     pub attempt: u32,
+    /// `null` when the context was claim-checked into the run log.
+    #[serde(default)]
     pub context: Value,
+    /// Where the context is in the run log when it was too large to carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_ref: Option<String>,
     /// Set while a `Delay` step waits: when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_at: Option<DateTime<Utc>>,
@@ -194,10 +199,11 @@ mod tests {
             step_id: "s".into(),
             attempt: 2,
             context: json!({"a": 1}),
+            context_ref: None,
             resume_at: None,
         };
         let text = serde_json::to_string(&m).unwrap();
-        assert!(!text.contains("resume_at"));
+        assert!(!text.contains("resume_at") && !text.contains("context_ref"));
         assert_eq!(serde_json::from_str::<StepMessage>(&text).unwrap(), m);
     }
 }

@@ -6,28 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::engine::{Dispatcher, EngineError, StepExecutor};
-use crate::ports::Queue;
+use crate::engine::{DeliveryInfo, Dispatcher, EngineError, StepExecutor};
+use crate::ports::{Delivery, Queue};
 
 #[async_trait]
 pub trait MessageHandler: Send + Sync {
-    async fn handle(&self, body: &str) -> Result<(), EngineError>;
+    /// `deadline`: when the invocation will be cut off, if the host knows.
+    async fn handle(&self, delivery: &Delivery, deadline: Option<DateTime<Utc>>) -> Result<(), EngineError>;
 }
 
 #[async_trait]
 impl MessageHandler for Dispatcher {
-    async fn handle(&self, body: &str) -> Result<(), EngineError> {
-        self.handle_message(body).await.map(|_| ())
+    async fn handle(&self, delivery: &Delivery, _deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
+        self.handle_message(&delivery.body).await.map(|_| ())
     }
 }
 
 #[async_trait]
 impl MessageHandler for StepExecutor {
-    async fn handle(&self, body: &str) -> Result<(), EngineError> {
-        self.handle_message(body).await.map(|_| ())
+    async fn handle(&self, delivery: &Delivery, deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
+        let info = DeliveryInfo {
+            receive_count: delivery.receive_count,
+            lease_until: deadline,
+        };
+        self.handle_delivery(&delivery.body, info).await.map(|_| ())
     }
 }
 
@@ -78,7 +84,7 @@ pub async fn consume(
             let queue = queue.clone();
             let handler = handler.clone();
             in_flight.spawn(async move {
-                match handler.handle(&delivery.body).await {
+                match handler.handle(&delivery, None).await {
                     Ok(()) => {
                         if let Err(err) = queue.ack(&delivery.receipt).await {
                             tracing::warn!(queue = queue.name(), error = %err, "ack failed; message will be delivered again");

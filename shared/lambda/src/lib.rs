@@ -2,6 +2,8 @@
 //! reads [`Config`], builds clients once, and hands events to a use case.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use hookflow_core::ports::Delivery;
 use hookflow_core::worker::MessageHandler;
 
 /// A missing or invalid environment variable, named, so a misconfigured
@@ -28,6 +30,19 @@ pub const WORKFLOWS_TABLE: &str = "HOOKFLOW_WORKFLOWS_TABLE";
 pub const RUNS_TABLE: &str = "HOOKFLOW_RUNS_TABLE";
 pub const TRIGGERS_QUEUE_URL: &str = "HOOKFLOW_TRIGGERS_QUEUE_URL";
 pub const STEPS_QUEUE_URL: &str = "HOOKFLOW_STEPS_QUEUE_URL";
+/// `true` lets HTTP steps call private, loopback and link-local addresses;
+/// anything else (or unset) keeps them denied. Optional; set by the template's
+/// `AllowPrivateNetworks` parameter.
+pub const ALLOW_PRIVATE_NETWORKS: &str = "ALLOW_PRIVATE_NETWORKS";
+
+/// The Lambda context's deadline (milliseconds since the epoch) as a time;
+/// `None` when it is unset or already past (a hand-made context).
+pub fn deadline_of(context: &lambda_runtime::Context) -> Option<DateTime<Utc>> {
+    i64::try_from(context.deadline)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|deadline| *deadline > Utc::now())
+}
 
 /// The SDK configuration from the standard AWS environment (region,
 /// credentials, `AWS_ENDPOINT_URL` for emulators).
@@ -50,14 +65,32 @@ pub fn init_tracing() {
 
 /// Hands each record of an SQS batch to `handler` and reports the failed
 /// ones, so one bad message never fails (or deletes) the other nine.
-pub async fn handle_sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {
+/// `deadline` is the invocation's (from the Lambda context): claims taken
+/// while handling expire then.
+pub async fn handle_sqs_batch(
+    handler: &dyn MessageHandler,
+    event: SqsEvent,
+    deadline: Option<DateTime<Utc>>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_message", message_id = %message_id);
         let _entered = span.enter();
-        let outcome = match record.body.as_deref() {
-            Some(body) => handler.handle(body).await,
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let outcome = match record.body {
+            Some(body) => {
+                let delivery = Delivery {
+                    receipt: message_id.clone(),
+                    body,
+                    receive_count,
+                };
+                handler.handle(&delivery, deadline).await
+            }
             None => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
         };
         if let Err(err) = outcome {
@@ -80,8 +113,8 @@ mod tests {
 
     #[async_trait]
     impl MessageHandler for FailOn {
-        async fn handle(&self, body: &str) -> Result<(), EngineError> {
-            if body == self.0 {
+        async fn handle(&self, delivery: &Delivery, _deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
+            if delivery.body == self.0 {
                 Err(EngineError::Undecodable("bad".into()))
             } else {
                 Ok(())
@@ -95,7 +128,7 @@ mod tests {
             {"messageId": "m1", "body": "good"}, {"messageId": "m2", "body": "bad"}, {"messageId": "m3", "body": "good"}
         ]}))
         .unwrap();
-        let response = handle_sqs_batch(&FailOn("bad"), event).await;
+        let response = handle_sqs_batch(&FailOn("bad"), event, None).await;
         let failed: Vec<_> = response
             .batch_item_failures
             .iter()

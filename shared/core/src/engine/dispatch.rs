@@ -7,6 +7,7 @@ use crate::event::TriggerEvent;
 use crate::ports::{Clock, CreateRun, Queue, RunLog, SubscriptionIndex};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 
+use super::handoff::send_step;
 use super::EngineError;
 
 /// Events produced `depth` workflow hops deep start no run past this.
@@ -123,10 +124,10 @@ impl Dispatcher {
                 step_id: sub.start.clone(),
                 attempt: 1,
                 context: initial_context(event, &run_id, &sub.workflow_id, sub.workflow_version),
+                context_ref: None,
                 resume_at: None,
             };
-            let body = serde_json::to_string(&message).map_err(|e| EngineError::Undecodable(e.to_string()))?;
-            self.steps.send(body, Duration::ZERO).await?;
+            send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await?;
             tracing::info!(run_id = %run_id, workflow_id = %sub.workflow_id, "run started");
         }
         Ok(report)

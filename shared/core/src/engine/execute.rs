@@ -8,15 +8,24 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::actions::Action;
-use crate::ports::{Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, WorkflowStore};
+use crate::ports::{ClaimOutcome, Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
 use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
 use crate::workflow::{Step, WorkflowDefinition};
 
+use super::handoff::{resolve_context, save_resume_point, send_step};
 use super::EngineError;
 
 /// SQS's longest `DelaySeconds`; longer waits hop through the queue.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+
+/// How long a claim on a step lasts when the caller names no deadline:
+/// Lambda's longest timeout.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(900);
+
+/// Deliveries after which the queue moves a message to its dead-letter queue
+/// (the template's `maxReceiveCount`).
+const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 
 pub struct StepExecutor {
     workflows: Arc<dyn WorkflowStore>,
@@ -24,6 +33,27 @@ pub struct StepExecutor {
     steps: Arc<dyn Queue>,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
+    claim_lease: Duration,
+    max_receive_count: u32,
+}
+
+/// What the queue tells about one delivery of a step message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryInfo {
+    /// 1 for the first delivery.
+    pub receive_count: u32,
+    /// When this invocation will be cut off (Lambda's deadline); a claim
+    /// taken now expires then, so a crashed worker's step is taken over.
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl DeliveryInfo {
+    pub fn first() -> Self {
+        Self {
+            receive_count: 1,
+            lease_until: None,
+        }
+    }
 }
 
 /// What one delivery of a step message did.
@@ -104,16 +134,82 @@ impl StepExecutor {
             steps,
             http,
             clock,
+            claim_lease: DEFAULT_CLAIM_LEASE,
+            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
         }
     }
 
+    /// How long a claim lasts when a delivery names no deadline; keep it
+    /// under the queue's visibility timeout so a redelivery after a crash
+    /// finds the claim expired.
+    pub fn with_claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease;
+        self
+    }
+
+    /// The queue's `maxReceiveCount`: the delivery that reaches it is the
+    /// last before the dead-letter queue.
+    pub fn with_max_receive_count(mut self, max_receive_count: u32) -> Self {
+        self.max_receive_count = max_receive_count.max(1);
+        self
+    }
+
     pub async fn handle_message(&self, body: &str) -> Result<StepReport, EngineError> {
-        let message: StepMessage = serde_json::from_str(body).map_err(|e| EngineError::Undecodable(e.to_string()))?;
-        self.execute(message).await
+        self.handle_delivery(body, DeliveryInfo::first()).await
+    }
+
+    /// Executes one delivery. When the last delivery before the dead-letter
+    /// queue fails, the run is ended as failed (with a resume point for
+    /// `hookflow runs replay`) so no run stays `running` forever.
+    pub async fn handle_delivery(&self, body: &str, delivery: DeliveryInfo) -> Result<StepReport, EngineError> {
+        let message: StepMessage = match serde_json::from_str(body) {
+            Ok(message) => message,
+            Err(err) => {
+                let err = EngineError::Undecodable(err.to_string());
+                if delivery.receive_count >= self.max_receive_count {
+                    tracing::error!(receive_count = delivery.receive_count, error = %err,
+                        "undecodable step message moves to the dead-letter queue");
+                }
+                return Err(err);
+            }
+        };
+        let result = self.execute_delivery(message.clone(), delivery).await;
+        if let Err(err) = &result {
+            let last = delivery.receive_count >= self.max_receive_count;
+            if last && !matches!(err, EngineError::StepInProgress { .. }) {
+                self.dead_letter(&message, delivery.receive_count, err).await;
+            }
+        }
+        result
+    }
+
+    async fn dead_letter(&self, message: &StepMessage, receive_count: u32, err: &EngineError) {
+        let reason = format!("step message moved to the dead-letter queue after {receive_count} deliveries: {err}");
+        tracing::error!(run_id = %message.run_id, step_id = %message.step_id, attempt = message.attempt,
+            receive_count, error = %err, "step message moves to the dead-letter queue; run ends as failed");
+        let saved = save_resume_point(self.runs.as_ref(), message).await;
+        let finished = self
+            .runs
+            .finish_run(&message.run_id, RunStatus::Failed, Some(reason), self.clock.now())
+            .await;
+        if let Err(err) = saved
+            .map_err(|e| e.to_string())
+            .and(finished.map_err(|e| e.to_string()))
+        {
+            tracing::error!(run_id = %message.run_id, error = %err, "could not end the dead-lettered run");
+        }
+    }
+
+    pub async fn execute(&self, message: StepMessage) -> Result<StepReport, EngineError> {
+        self.execute_delivery(message, DeliveryInfo::first()).await
     }
 
     #[tracing::instrument(skip_all, fields(run_id = %message.run_id, workflow_id = %message.workflow_id, step_id = %message.step_id, attempt = message.attempt))]
-    pub async fn execute(&self, message: StepMessage) -> Result<StepReport, EngineError> {
+    async fn execute_delivery(
+        &self,
+        mut message: StepMessage,
+        delivery: DeliveryInfo,
+    ) -> Result<StepReport, EngineError> {
         let workflow = self
             .workflows
             .get_version(&message.workspace_id, &message.workflow_id, message.workflow_version)
@@ -137,6 +233,7 @@ impl StepExecutor {
             tracing::info!("run already ended; message ignored");
             return Ok(report);
         }
+        resolve_context(self.runs.as_ref(), &mut message).await?;
 
         let mut cursor = Cursor {
             step_id: message.step_id.clone(),
@@ -169,29 +266,41 @@ impl StepExecutor {
                         report.next = self.enqueue(&message, &cursor, now).await?;
                         return Ok(report);
                     }
-                    let started_at = self.clock.now();
-                    let attempt = match &step.action {
-                        Action::Delay(delay) => {
-                            let due = match cursor.resume_at {
-                                Some(due) => Ok(due),
-                                None => delay.resume_at(started_at, &cursor.context),
-                            };
-                            match due {
-                                Ok(due) if due > started_at => {
-                                    cursor.resume_at = Some(due);
-                                    report.next = self.enqueue(&message, &cursor, due).await?;
-                                    return Ok(report);
-                                }
-                                Ok(due) => {
-                                    Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone())
-                                }
-                                Err(err) => Attempt::failed(err),
-                            }
+                    if step.action.has_side_effects() {
+                        if let Some(recorded) = self.claim(&message.run_id, &cursor, delivery).await? {
+                            report.replayed.push(cursor.step_id.clone());
+                            recorded
+                        } else {
+                            let started_at = self.clock.now();
+                            let attempt = self.perform(&message.run_id, &cursor, step).await;
+                            report.executed.push(cursor.step_id.clone());
+                            self.record(&message.run_id, &cursor, step, started_at, attempt).await?
                         }
-                        _ => self.perform(&message.run_id, &cursor, step).await,
-                    };
-                    report.executed.push(cursor.step_id.clone());
-                    self.record(&message.run_id, &cursor, step, started_at, attempt).await?
+                    } else {
+                        let started_at = self.clock.now();
+                        let attempt = match &step.action {
+                            Action::Delay(delay) => {
+                                let due = match cursor.resume_at {
+                                    Some(due) => Ok(due),
+                                    None => delay.resume_at(started_at, &cursor.context),
+                                };
+                                match due {
+                                    Ok(due) if due > started_at => {
+                                        cursor.resume_at = Some(due);
+                                        report.next = self.enqueue(&message, &cursor, due).await?;
+                                        return Ok(report);
+                                    }
+                                    Ok(due) => {
+                                        Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone())
+                                    }
+                                    Err(err) => Attempt::failed(err),
+                                }
+                            }
+                            _ => self.perform(&message.run_id, &cursor, step).await,
+                        };
+                        report.executed.push(cursor.step_id.clone());
+                        self.record(&message.run_id, &cursor, step, started_at, attempt).await?
+                    }
                 }
             };
             first = false;
@@ -246,6 +355,9 @@ impl StepExecutor {
                                 "step {} failed after {} attempt(s): {error}",
                                 cursor.step_id, cursor.attempt
                             );
+                            // Where a replay starts: this step, with the context it had.
+                            let resume = self.message_at(&message, &cursor, None);
+                            save_resume_point(self.runs.as_ref(), &resume).await?;
                             report.next = self.finish(&message.run_id, RunStatus::Failed, Some(reason)).await?;
                             return Ok(report);
                         }
@@ -352,7 +464,19 @@ impl StepExecutor {
         } else {
             None
         };
-        let next = StepMessage {
+        let next = self.message_at(message, cursor, resume_at);
+        send_step(self.runs.as_ref(), self.steps.as_ref(), next, delay).await?;
+        tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
+        Ok(NextMove::Enqueued {
+            step_id: cursor.step_id.clone(),
+            attempt: cursor.attempt,
+            delay,
+        })
+    }
+
+    /// The message that continues `message`'s run at the cursor.
+    fn message_at(&self, message: &StepMessage, cursor: &Cursor, resume_at: Option<DateTime<Utc>>) -> StepMessage {
+        StepMessage {
             run_id: message.run_id.clone(),
             workspace_id: message.workspace_id.clone(),
             workflow_id: message.workflow_id.clone(),
@@ -360,16 +484,42 @@ impl StepExecutor {
             step_id: cursor.step_id.clone(),
             attempt: cursor.attempt,
             context: cursor.context.clone(),
+            context_ref: None,
             resume_at,
-        };
-        let body = serde_json::to_string(&next).map_err(|e| EngineError::Undecodable(e.to_string()))?;
-        self.steps.send(body, delay).await?;
-        tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
-        Ok(NextMove::Enqueued {
+        }
+    }
+
+    /// Claims the cursor's attempt before its side effect. `Some(record)`
+    /// when an earlier delivery completed it (replay that), an error while
+    /// another delivery holds the claim.
+    async fn claim(
+        &self,
+        run_id: &str,
+        cursor: &Cursor,
+        delivery: DeliveryInfo,
+    ) -> Result<Option<StepRecord>, EngineError> {
+        let now = self.clock.now();
+        let lease = chrono::Duration::from_std(self.claim_lease).unwrap_or(chrono::Duration::MAX);
+        let claim = StepClaim {
+            run_id: run_id.to_owned(),
             step_id: cursor.step_id.clone(),
             attempt: cursor.attempt,
-            delay,
-        })
+            owner: ulid::Ulid::new().to_string(),
+            expires_at: delivery.lease_until.unwrap_or_else(|| now + lease),
+        };
+        match self.runs.claim_step(&claim, now).await? {
+            ClaimOutcome::Acquired => Ok(None),
+            ClaimOutcome::Completed(record) => Ok(Some(*record)),
+            ClaimOutcome::InProgress { owner, expires_at } => {
+                tracing::info!(owner = %owner, until = %expires_at, "step in progress in another delivery; backing off");
+                Err(EngineError::StepInProgress {
+                    step_id: cursor.step_id.clone(),
+                    attempt: cursor.attempt,
+                    owner,
+                    until: expires_at,
+                })
+            }
+        }
     }
 
     async fn finish(&self, run_id: &str, status: RunStatus, error: Option<String>) -> Result<NextMove, EngineError> {

@@ -4,11 +4,15 @@
 
 mod dispatch;
 mod execute;
+mod handoff;
 mod ingest;
+mod recovery;
 
 pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
-pub use execute::{NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
+pub use execute::{DeliveryInfo, NextMove, StepExecutor, StepReport, DEFAULT_CLAIM_LEASE, MAX_QUEUE_DELAY};
+pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY};
 pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL};
+pub use recovery::{redrive, Recovery, RecoveryError, Replayed};
 
 use crate::ports::PortError;
 
@@ -35,12 +39,26 @@ pub enum EngineError {
     },
     #[error("run {0} does not exist")]
     RunMissing(String),
+    #[error("the context of run {run_id} is missing from the run log (key {key})")]
+    ContextMissing { run_id: String, key: String },
+    /// Another delivery of the same step is executing it; this one comes back
+    /// after the visibility timeout and replays the recorded outcome.
+    #[error(
+        "step {step_id} attempt {attempt} is in progress in another delivery (claim held by {owner} until {until})"
+    )]
+    StepInProgress {
+        step_id: String,
+        attempt: u32,
+        owner: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl EngineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             EngineError::Port(err) => err.retryable,
+            EngineError::StepInProgress { .. } => true,
             _ => false,
         }
     }

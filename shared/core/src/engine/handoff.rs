@@ -1,0 +1,72 @@
+//! Handing a run from one invocation to the next: the step message, with its
+//! context claim-checked into the run log when it would make the message
+//! larger than one SQS request should carry.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::ports::{Queue, RunLog};
+use crate::run::StepMessage;
+
+use super::EngineError;
+
+/// A message whose JSON is larger than this carries a reference to its
+/// context instead of the context: one 64 KiB SQS request, whatever the
+/// steps returned (SQS bills each 64 KiB chunk as a request; 256 KiB is its
+/// hard limit).
+pub const MAX_INLINE_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The run-log key of a failed run's resume point (`hookflow runs replay`).
+pub const RESUME_KEY: &str = "resume";
+
+fn context_key(step_id: &str, attempt: u32) -> String {
+    format!("ctx#{step_id}#{attempt}")
+}
+
+pub(crate) fn encode(message: &StepMessage) -> Result<String, EngineError> {
+    serde_json::to_string(message).map_err(|e| EngineError::Undecodable(e.to_string()))
+}
+
+/// Sends `message`, moving its context into the run log first if needed.
+pub(crate) async fn send_step(
+    runs: &dyn RunLog,
+    steps: &dyn Queue,
+    mut message: StepMessage,
+    delay: Duration,
+) -> Result<(), EngineError> {
+    let mut body = encode(&message)?;
+    if body.len() > MAX_INLINE_MESSAGE_BYTES {
+        let key = context_key(&message.step_id, message.attempt);
+        let context = serde_json::to_string(&message.context).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+        // Deterministic key: a redelivery rewrites the same value.
+        runs.put_blob(&message.run_id, &key, &context).await?;
+        message.context = Value::Null;
+        message.context_ref = Some(key);
+        body = encode(&message)?;
+        tracing::debug!(run_id = %message.run_id, bytes = context.len(), "context claim-checked into the run log");
+    }
+    steps.send(body, delay).await?;
+    Ok(())
+}
+
+/// Puts a claim-checked context back into the message.
+pub(crate) async fn resolve_context(runs: &dyn RunLog, message: &mut StepMessage) -> Result<(), EngineError> {
+    if let Some(key) = message.context_ref.take() {
+        let text = runs
+            .get_blob(&message.run_id, &key)
+            .await?
+            .ok_or_else(|| EngineError::ContextMissing {
+                run_id: message.run_id.clone(),
+                key: key.clone(),
+            })?;
+        message.context = serde_json::from_str(&text).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Saves where a failing run stopped, so a replay can continue from there.
+pub(crate) async fn save_resume_point(runs: &dyn RunLog, message: &StepMessage) -> Result<(), EngineError> {
+    runs.put_blob(&message.run_id, RESUME_KEY, &encode(message)?).await?;
+    Ok(())
+}
