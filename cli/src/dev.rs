@@ -13,7 +13,7 @@ use hookflow_core::ports::{
 use hookflow_core::subscription::Subscription;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
-use hookflow_http_client::ReqwestHttpClient;
+use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -26,6 +26,10 @@ pub struct DevConfig {
     pub visibility_timeout: Duration,
     pub max_receive_count: u32,
     pub max_body_bytes: usize,
+    /// Refuse HTTP steps to loopback, private and link-local addresses, as the
+    /// deployed step function does. Off by default: local workflows call local
+    /// services.
+    pub deny_private_networks: bool,
 }
 
 impl Default for DevConfig {
@@ -37,6 +41,7 @@ impl Default for DevConfig {
             visibility_timeout: Duration::from_secs(720),
             max_receive_count: 5,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            deny_private_networks: false,
         }
     }
 }
@@ -145,7 +150,12 @@ impl DevServer {
             }
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new()?);
+        let policy = if config.deny_private_networks {
+            NetworkPolicy::deny_private()
+        } else {
+            NetworkPolicy::allow_all()
+        };
+        let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::with_policy(policy)?);
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
         let dispatcher: Arc<dyn MessageHandler> = Arc::new(Dispatcher::new(
             backend.subscriptions.clone(),

@@ -42,6 +42,10 @@ enum Command {
         /// With --aws: create the tables and queues if missing (for emulators).
         #[arg(long, requires = "aws")]
         create_resources: bool,
+        /// Refuse HTTP steps to loopback, private and link-local addresses, as
+        /// the deployed step function does (by default dev allows them).
+        #[arg(long)]
+        deny_private_networks: bool,
     },
 }
 
@@ -75,6 +79,7 @@ async fn main() -> ExitCode {
             log_format,
             aws,
             create_resources,
+            deny_private_networks,
         } => {
             init_tracing(log_format);
             let loaded = match load_workflows(&workflows) {
@@ -88,6 +93,7 @@ async fn main() -> ExitCode {
                 addr,
                 step_workers,
                 visibility_timeout: Duration::from_secs(visibility_timeout_s.max(1)),
+                deny_private_networks,
                 ..DevConfig::default()
             };
             let count = loaded.len();
