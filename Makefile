@@ -1,5 +1,5 @@
 # The verbs a user types. See README.md.
-.PHONY: dev test check fmt lint lint-template build deploy
+.PHONY: dev test check fmt lint fuzz lint-template build deploy
 
 # Run the whole stack locally (in-memory backend) on http://127.0.0.1:3000.
 dev:
@@ -17,6 +17,11 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 check: lint test
+
+# The never-panic harnesses in shared/core/tests/fuzz.rs (templates, conditions, ingest, workflows),
+# run long: `make test` runs them at 256 cases. A failure's seed is saved next to the test file.
+fuzz:
+	PROPTEST_CASES=200000 cargo test -p hookflow-core --test fuzz --release
 
 # cfn-lint and sam validate --lint on template.yaml (installed into .venv by the script).
 lint-template:

@@ -134,4 +134,66 @@ mod tests {
         assert_eq!(problems.problems.len(), 4, "{text}");
         assert!(text.contains("a.json: $: key must be a string"), "{text}");
     }
+
+    #[test]
+    fn ids_with_control_characters_or_over_256_bytes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let workflow = |id: &str, workspace: &str, scope: serde_json::Value| {
+            serde_json::json!({"id": id, "workspace_id": workspace, "name": "n", "scope": scope,
+                               "trigger": {"type": "Prize.Won"}, "start": "s",
+                               "steps": {"s": {"action": {"type": "Delay", "seconds": 1}}}})
+            .to_string()
+        };
+        let files = [
+            (
+                "a.json",
+                workflow("wf\u{7}bell", "ws", serde_json::json!({"workspace": true})),
+            ),
+            (
+                "b.json",
+                workflow("wf_b", "ws\nx", serde_json::json!({"workspace": true})),
+            ),
+            (
+                "c.json",
+                workflow("wf_c", "ws", serde_json::json!({"card": "card\u{1b}[2J"})),
+            ),
+            (
+                "d.json",
+                workflow("wf_d", "ws", serde_json::json!({"site": "s".repeat(257)})),
+            ),
+            (
+                "e.json",
+                workflow("wf_e", "ws", serde_json::json!({"site": "s".repeat(256)})),
+            ),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let problems = load_workflows(dir.path()).unwrap_err();
+        let found: Vec<(String, String)> = problems
+            .problems
+            .iter()
+            .map(|p| {
+                (
+                    p.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.path.clone(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("a.json", "$.id"),
+            ("b.json", "$.workspace_id"),
+            ("c.json", "$.scope.card"),
+            ("d.json", "$.scope.site"),
+        ];
+        assert_eq!(
+            found,
+            expected.map(|(f, p)| (f.to_owned(), p.to_owned())).to_vec(),
+            "{problems}"
+        );
+        assert!(
+            problems.to_string().contains("without control characters"),
+            "{problems}"
+        );
+    }
 }

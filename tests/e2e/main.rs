@@ -2,6 +2,7 @@
 //! run log read back over HTTP.
 
 mod aws;
+mod chaos;
 mod delivery;
 mod ingest;
 mod matching;

@@ -1,6 +1,8 @@
 //! Test harness: a `hookflow dev` stack on a free loopback port, driven over
 //! real HTTP, plus helpers to build events and wait for runs.
 
+pub mod chaos;
+
 use std::time::{Duration, Instant};
 
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
@@ -204,4 +206,29 @@ pub fn timeline(run: &Value) -> Vec<(String, String, u64)> {
 
 pub fn step(id: &str, status: &str, attempt: u64) -> (String, String, u64) {
     (id.to_owned(), status.to_owned(), attempt)
+}
+
+/// An SDK configuration for the emulator `make test` starts
+/// (`HOOKFLOW_TEST_AWS_ENDPOINT`); panics, saying how to start it, if unset.
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    const ENDPOINT_VAR: &str = "HOOKFLOW_TEST_AWS_ENDPOINT";
+    let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_VAR} is not set: run the tests with `make test` (scripts/test.sh starts moto on loopback)")
+    });
+    assert!(
+        endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
+        "{ENDPOINT_VAR} must be a loopback address, got {endpoint}"
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "hookflow-tests",
+        ))
+        .load()
+        .await
 }

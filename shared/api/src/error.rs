@@ -34,6 +34,7 @@ impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
         let status = match err {
             IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, err.code(), err.to_string())

@@ -3,17 +3,22 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use hookflow_core::event::{self, Mode};
 use serde_json::json;
 
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, MaxBodyBytes};
 
 /// `POST /v1/events`: one CloudEvent or a batch. The whole request is
 /// validated before anything is enqueued.
+///
+/// The body is read through `DefaultBodyLimit` (see [`crate::router`]): a
+/// body over the limit is refused as soon as the limit is passed, whether or
+/// not it has a `Content-Length`, and never buffered whole.
 pub(crate) async fn post_events(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(ingest) = state.ingest else {
@@ -23,7 +28,12 @@ pub(crate) async fn post_events(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            "request body is too large",
+            match limit {
+                Some(Extension(MaxBodyBytes(max))) => {
+                    format!("request body is larger than the limit of {max} bytes")
+                }
+                None => "request body is too large".to_owned(),
+            },
         ),
         status => ApiError::new(status, "bad_request", rejection.body_text()),
     })?;

@@ -9,14 +9,21 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::Extension;
 use hookflow_core::ports::RunLog;
 use hookflow_core::Ingest;
 
 pub use axum::Router;
 pub use error::ApiError;
 
-/// Request bodies larger than this are refused with 413.
+/// Request bodies larger than this are refused with 413 (`router`'s
+/// `max_body_bytes` overrides it). The limit is enforced while the body is
+/// read, so a chunked body without `Content-Length` is cut off as well.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The body limit the router was built with, so that a 413 can name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MaxBodyBytes(pub(crate) usize);
 
 /// What the routes need. Each part is optional so that a Lambda function can
 /// serve only its own routes (least privilege): a route whose use case is
@@ -55,5 +62,6 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(Extension(MaxBodyBytes(max_body_bytes)))
         .with_state(state)
 }

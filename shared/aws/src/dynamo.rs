@@ -7,6 +7,7 @@
 //! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
 //! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>` / started at + run id) |
 //! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
+//! | runs | `RUN#<run id>` | `HANDOFF#<step id>#<attempt>` | the message moving the run on to that attempt was sent |
 //! | runs | `RUN#<run id>` | `BLOB#<key>#<chunk>` | a large value (claim-checked context, resume point) in chunks under the item size limit |
 //! | runs | `EVT#<ws>#<event id>` | `META` | ingest dedupe, TTL `expires_at` |
 
@@ -746,6 +747,25 @@ impl RunLog for DynamoRuns {
             }
             Err(err) => Err(port_error("reopen_run", err)),
         }
+    }
+
+    async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("RUN#{run_id}")))
+            .item("sk", s(format!("HANDOFF#{key}")))
+            .send()
+            .await
+            .map_err(|e| port_error("mark_handed_off", e))?;
+        Ok(())
+    }
+
+    async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {
+        Ok(self
+            .get("handed_off", format!("RUN#{run_id}"), format!("HANDOFF#{key}"))
+            .await?
+            .is_some())
     }
 }
 

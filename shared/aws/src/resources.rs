@@ -72,6 +72,8 @@ impl ResourceNames {
 pub struct QueueUrls {
     pub triggers: String,
     pub steps: String,
+    pub triggers_dlq: String,
+    pub steps_dlq: String,
 }
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, PortError> {
@@ -181,10 +183,16 @@ pub async fn create_resources(
 ) -> Result<QueueUrls, PortError> {
     create_table(dynamo, &names.workflows_table, &WORKFLOWS_TABLE).await?;
     create_table(dynamo, &names.runs_table, &RUNS_TABLE).await?;
-    let (_, triggers_dlq) =
+    let (triggers_dlq, triggers_dlq_arn) =
         create_queue(sqs, &format!("{}-dlq", names.triggers_queue), visibility_timeout, None).await?;
-    let (triggers, _) = create_queue(sqs, &names.triggers_queue, visibility_timeout, Some(&triggers_dlq)).await?;
-    let (_, steps_dlq) = create_queue(sqs, &format!("{}-dlq", names.steps_queue), visibility_timeout, None).await?;
-    let (steps, _) = create_queue(sqs, &names.steps_queue, visibility_timeout, Some(&steps_dlq)).await?;
-    Ok(QueueUrls { triggers, steps })
+    let (triggers, _) = create_queue(sqs, &names.triggers_queue, visibility_timeout, Some(&triggers_dlq_arn)).await?;
+    let (steps_dlq, steps_dlq_arn) =
+        create_queue(sqs, &format!("{}-dlq", names.steps_queue), visibility_timeout, None).await?;
+    let (steps, _) = create_queue(sqs, &names.steps_queue, visibility_timeout, Some(&steps_dlq_arn)).await?;
+    Ok(QueueUrls {
+        triggers,
+        steps,
+        triggers_dlq,
+        steps_dlq,
+    })
 }

@@ -345,9 +345,16 @@ async fn claims_and_blobs(log: &dyn RunLog, now: chrono::DateTime<Utc>) {
         None,
         "blobs are per run"
     );
+    assert!(!log.handed_off("run_3", "next#1").await.expect("handed off"));
+    log.mark_handed_off("run_3", "next#1").await.expect("mark");
+    log.mark_handed_off("run_3", "next#1")
+        .await
+        .expect("marking twice is fine");
+    assert!(log.handed_off("run_3", "next#1").await.expect("handed off"));
+    assert!(!log.handed_off("run_3", "next#2").await.expect("handed off"));
     assert!(
         log.list_steps("run_3").await.expect("list steps").len() == 1,
-        "blobs are not step records"
+        "blobs and hand-offs are not step records"
     );
 }
 

@@ -440,7 +440,11 @@ mod tests {
             (Some("application/json"), String::new(), "empty_body"),
             (
                 Some("application/json"),
-                format!("{}{}", "[".repeat(MAX_NESTING_DEPTH + 1), "]".repeat(MAX_NESTING_DEPTH + 1)),
+                format!(
+                    "{}{}",
+                    "[".repeat(MAX_NESTING_DEPTH + 1),
+                    "]".repeat(MAX_NESTING_DEPTH + 1)
+                ),
                 "nesting_too_deep",
             ),
             (
@@ -495,7 +499,10 @@ mod tests {
         v["cardid"] = json!("card\u{1b}[31m");
         let err = parse_request(Some("application/json"), v.to_string().as_bytes()).unwrap_err();
         assert_eq!(err.code(), "invalid_id");
-        assert!(err.to_string().contains("`cardid`") && err.to_string().contains("U+001B"), "{err}");
+        assert!(
+            err.to_string().contains("`cardid`") && err.to_string().contains("U+001B"),
+            "{err}"
+        );
     }
 
     #[test]

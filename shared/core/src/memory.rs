@@ -100,6 +100,8 @@ struct RunLogData {
     claims: HashMap<(String, String, u32), StepClaim>,
     /// (run, key) → large values.
     blobs: HashMap<(String, String), String>,
+    /// (run, key) of hand-offs sent.
+    handoffs: std::collections::HashSet<(String, String)>,
 }
 
 #[derive(Default)]
@@ -240,6 +242,15 @@ impl RunLog for MemoryRunLog {
                 format!("run {run_id} does not exist"),
             )),
         }
+    }
+
+    async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
+        lock(&self.data).handoffs.insert((run_id.to_owned(), key.to_owned()));
+        Ok(())
+    }
+
+    async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {
+        Ok(lock(&self.data).handoffs.contains(&(run_id.to_owned(), key.to_owned())))
     }
 }
 

@@ -135,6 +135,9 @@ pub trait RunLog: Send + Sync {
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>>;
     /// Moves a failed run back to running for a replay; false if it was not failed.
     async fn reopen_run(&self, run_id: &str) -> PortResult<bool>;
+    /// Notes that the message moving a run on to `key` (a step and attempt) was sent.
+    async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()>;
+    async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool>;
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalogue;
+use crate::event::MAX_ID_BYTES;
 use crate::template;
 use crate::workflow::{Scope, WorkflowDefinition};
 
@@ -50,10 +51,14 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
             "$.scope.workspace".into(),
             "must be true; use a site or card scope to narrow".into(),
         ),
-        Scope::Site(id) | Scope::Card(id) if id.is_empty() || id.len() > 256 => push(
-            format!("$.scope.{}", workflow.scope.kind()),
-            "must be a non-empty id of at most 256 bytes".into(),
-        ),
+        Scope::Site(id) | Scope::Card(id)
+            if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) =>
+        {
+            push(
+                format!("$.scope.{}", workflow.scope.kind()),
+                format!("must be a non-empty id of at most {MAX_ID_BYTES} bytes without control characters"),
+            )
+        }
         _ => {}
     }
     if let Err(err) = catalogue::check_trigger_type(&workflow.trigger.trigger_type) {

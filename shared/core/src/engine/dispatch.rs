@@ -7,7 +7,7 @@ use crate::event::TriggerEvent;
 use crate::ports::{Clock, CreateRun, Queue, RunLog, SubscriptionIndex};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 
-use super::handoff::send_step;
+use super::handoff::hand_off;
 use super::EngineError;
 
 /// Events produced `depth` workflow hops deep start no run past this.
@@ -96,8 +96,11 @@ impl Dispatcher {
                 ended_at: None,
                 error: None,
             };
-            match self.runs.create_run(&run).await? {
-                CreateRun::Created => report.started.push(run_id.clone()),
+            let redelivered = match self.runs.create_run(&run).await? {
+                CreateRun::Created => {
+                    report.started.push(run_id.clone());
+                    false
+                }
                 CreateRun::AlreadyExists(existing) => {
                     report.existing.push(run_id.clone());
                     if existing.status.is_terminal() {
@@ -112,10 +115,11 @@ impl Dispatcher {
                         continue;
                     }
                     // Still running: an earlier delivery may have died before
-                    // sending the first step. Send it again; the step record
-                    // keyed by (run, step, attempt) absorbs the duplicate.
+                    // sending the first step. Send it unless that delivery
+                    // noted the hand-off; the step claim absorbs a duplicate.
+                    true
                 }
-            }
+            };
             let message = StepMessage {
                 run_id: run_id.clone(),
                 workspace_id: event.workspaceid.clone(),
@@ -127,7 +131,14 @@ impl Dispatcher {
                 context_ref: None,
                 resume_at: None,
             };
-            send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await?;
+            hand_off(
+                self.runs.as_ref(),
+                self.steps.as_ref(),
+                message,
+                Duration::ZERO,
+                redelivered,
+            )
+            .await?;
             tracing::info!(run_id = %run_id, workflow_id = %sub.workflow_id, "run started");
         }
         Ok(report)

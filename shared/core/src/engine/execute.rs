@@ -13,7 +13,7 @@ use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
 use crate::workflow::{Step, WorkflowDefinition};
 
-use super::handoff::{resolve_context, save_resume_point, send_step};
+use super::handoff::{hand_off, resolve_context, save_resume_point, send_step};
 use super::EngineError;
 
 /// SQS's longest `DelaySeconds`; longer waits hop through the queue.
@@ -244,7 +244,7 @@ impl StepExecutor {
         let now = self.clock.now();
         if let Some(resume_at) = cursor.resume_at.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: hop again.
-            report.next = self.enqueue(&message, &cursor, resume_at).await?;
+            report.next = self.enqueue(&message, &cursor, resume_at, None).await?;
             return Ok(report);
         }
 
@@ -263,7 +263,7 @@ impl StepExecutor {
                 None => {
                     if !first && step.action.has_side_effects() {
                         let now = self.clock.now();
-                        report.next = self.enqueue(&message, &cursor, now).await?;
+                        report.next = self.enqueue(&message, &cursor, now, Some(&report)).await?;
                         return Ok(report);
                     }
                     if step.action.has_side_effects() {
@@ -287,7 +287,7 @@ impl StepExecutor {
                                 match due {
                                     Ok(due) if due > started_at => {
                                         cursor.resume_at = Some(due);
-                                        report.next = self.enqueue(&message, &cursor, due).await?;
+                                        report.next = self.enqueue(&message, &cursor, due, Some(&report)).await?;
                                         return Ok(report);
                                     }
                                     Ok(due) => {
@@ -336,7 +336,7 @@ impl StepExecutor {
                         );
                         cursor.attempt += 1;
                         let due = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                        report.next = self.enqueue(&message, &cursor, due).await?;
+                        report.next = self.enqueue(&message, &cursor, due, Some(&report)).await?;
                         return Ok(report);
                     }
                     match &step.on_failure {
@@ -448,11 +448,16 @@ impl StepExecutor {
     }
 
     /// Sends the message that continues the run at the cursor, due at `due`.
+    /// `progress` is this delivery's report when the message hands the run
+    /// on to a new (step, attempt); a delivery that only replayed recorded
+    /// steps skips the send if an earlier delivery already made it, so
+    /// duplicates do not multiply down the run.
     async fn enqueue(
         &self,
         message: &StepMessage,
         cursor: &Cursor,
         due: DateTime<Utc>,
+        progress: Option<&StepReport>,
     ) -> Result<NextMove, EngineError> {
         let now = self.clock.now();
         let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
@@ -465,7 +470,13 @@ impl StepExecutor {
             None
         };
         let next = self.message_at(message, cursor, resume_at);
-        send_step(self.runs.as_ref(), self.steps.as_ref(), next, delay).await?;
+        match progress {
+            Some(report) => {
+                let replay_only = report.executed.is_empty();
+                hand_off(self.runs.as_ref(), self.steps.as_ref(), next, delay, replay_only).await?;
+            }
+            None => send_step(self.runs.as_ref(), self.steps.as_ref(), next, delay).await?,
+        }
         tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
         Ok(NextMove::Enqueued {
             step_id: cursor.step_id.clone(),

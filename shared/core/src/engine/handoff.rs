@@ -50,6 +50,33 @@ pub(crate) async fn send_step(
     Ok(())
 }
 
+fn handoff_key(message: &StepMessage) -> String {
+    format!("{}#{}", message.step_id, message.attempt)
+}
+
+/// Sends the message that moves a run on to a new (step, attempt) once:
+/// when `check_first` (the caller only replayed recorded steps, so it is a
+/// redelivery) and an earlier delivery noted the same hand-off, nothing is
+/// sent. The note is written after the send: a crash between the two sends
+/// a duplicate later, never loses the message.
+pub(crate) async fn hand_off(
+    runs: &dyn RunLog,
+    steps: &dyn Queue,
+    message: StepMessage,
+    delay: Duration,
+    check_first: bool,
+) -> Result<(), EngineError> {
+    let key = handoff_key(&message);
+    let run_id = message.run_id.clone();
+    if check_first && runs.handed_off(&run_id, &key).await? {
+        tracing::debug!(run_id = %run_id, handoff = %key, "hand-off already sent by an earlier delivery");
+        return Ok(());
+    }
+    send_step(runs, steps, message, delay).await?;
+    runs.mark_handed_off(&run_id, &key).await?;
+    Ok(())
+}
+
 /// Puts a claim-checked context back into the message.
 pub(crate) async fn resolve_context(runs: &dyn RunLog, message: &mut StepMessage) -> Result<(), EngineError> {
     if let Some(key) = message.context_ref.take() {

@@ -1,0 +1,122 @@
+//! The chaos suite: thousands of events under injected crashes, duplicate
+//! deliveries and a flaky peer; only global invariants are asserted. Set
+//! `HOOKFLOW_CHAOS_SEED` to replay a printed seed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_core::memory::{MemoryBackend, QueueSettings};
+use hookflow_core::ports::Queue;
+use hookflow_tests::chaos::{self, ChaosConfig, Target};
+
+/// Short, so crashed deliveries come back quickly; claims last half of it.
+const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
+    let backend = Arc::new(MemoryBackend::new(QueueSettings {
+        visibility_timeout: VISIBILITY_TIMEOUT,
+        max_receive_count: hookflow_aws::MAX_RECEIVE_COUNT,
+    }));
+    let pending_of = backend.clone();
+    let target = Target {
+        name: "memory",
+        workflows: backend.workflows.clone(),
+        subscriptions: backend.subscriptions.clone(),
+        runs: backend.runs.clone(),
+        dedupe: backend.dedupe.clone(),
+        triggers: backend.triggers.clone(),
+        steps: backend.steps.clone(),
+        dead_letters: vec![backend.triggers_dlq.clone(), backend.steps_dlq.clone()],
+        pending: Box::new(move || {
+            let backend = pending_of.clone();
+            Box::pin(async move { backend.triggers.len() + backend.steps.len() })
+        }),
+        visibility_timeout: VISIBILITY_TIMEOUT,
+    };
+    let seed = chaos::seed();
+    println!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)");
+    let summary = chaos::run(
+        target,
+        ChaosConfig {
+            seed,
+            events: 2000,
+            crash_per_mille: 100,
+            step_workers: 8,
+            deadline: Duration::from_secs(240),
+        },
+    )
+    .await;
+    println!("{}", summary.line);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
+    let config = hookflow_tests::emulator_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let prefix = format!(
+        "chaos-{}-{}",
+        std::process::id(),
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let names = ResourceNames::with_prefix(&prefix);
+    let urls = create_resources(&dynamo, &sqs, &names, VISIBILITY_TIMEOUT)
+        .await
+        .expect("create resources on the emulator");
+    let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
+    let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()));
+    let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+    let main_queues = [urls.triggers.clone(), urls.steps.clone()];
+    let sqs_for_pending = sqs.clone();
+    let target = Target {
+        name: "emulator",
+        workflows: workflows.clone(),
+        subscriptions: workflows,
+        runs: runs.clone(),
+        dedupe: runs,
+        triggers: queue(&urls.triggers),
+        steps: queue(&urls.steps),
+        dead_letters: vec![queue(&urls.triggers_dlq), queue(&urls.steps_dlq)],
+        pending: Box::new(move || {
+            let sqs = sqs_for_pending.clone();
+            let queues = main_queues.clone();
+            Box::pin(async move {
+                let mut pending = 0;
+                for url in &queues {
+                    let attributes = sqs
+                        .get_queue_attributes()
+                        .queue_url(url)
+                        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+                        .send()
+                        .await
+                        .expect("queue attributes");
+                    pending += attributes
+                        .attributes()
+                        .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum::<usize>())
+                        .unwrap_or(0);
+                }
+                pending
+            })
+        }),
+        visibility_timeout: VISIBILITY_TIMEOUT,
+    };
+    let seed = chaos::seed();
+    println!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)");
+    let summary = chaos::run(
+        target,
+        ChaosConfig {
+            seed,
+            events: 200,
+            crash_per_mille: 100,
+            step_workers: 6,
+            deadline: Duration::from_secs(300),
+        },
+    )
+    .await;
+    println!("{}", summary.line);
+}

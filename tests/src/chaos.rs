@@ -1,0 +1,577 @@
+//! The chaos harness: the whole pipeline on any ports, with a fault injected
+//! at every cut point of a handler, and checks of the global invariants only.
+//!
+//! Faults are decided by a hash of (seed, cut point, message identity), not
+//! by the order tasks happen to run in, so a seed reproduces the same faults.
+//! Each cut point fails a given message at most once: a message meets at
+//! most four crashes, fewer than `maxReceiveCount` deliveries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookflow_core::engine::DEFAULT_MAX_DEPTH;
+use hookflow_core::ports::*;
+use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
+use hookflow_core::subscription::Subscription;
+use hookflow_core::worker::{consume, ConsumerSettings};
+use hookflow_core::{Dispatcher, Ingest, StepExecutor, TriggerEvent, WorkflowDefinition};
+use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use serde_json::json;
+use tokio::sync::watch;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.iter().chain(&[0xff]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CutPoint {
+    /// The claim is taken, the action has not run.
+    BeforeAction,
+    /// The action ran, its record is not written.
+    AfterActionBeforeRecord,
+    /// The record is written, the next message is not sent.
+    AfterRecordBeforeSend,
+    /// The handler finished, the message is not acknowledged.
+    BeforeAck,
+}
+
+const CUT_POINTS: [CutPoint; 4] = [
+    CutPoint::BeforeAction,
+    CutPoint::AfterActionBeforeRecord,
+    CutPoint::AfterRecordBeforeSend,
+    CutPoint::BeforeAck,
+];
+
+/// Decides and counts the faults.
+pub struct Faults {
+    seed: u64,
+    /// Per mille of first encounters that crash.
+    crash_per_mille: u64,
+    fired: Mutex<BTreeSet<(CutPoint, u64)>>,
+    seen: Mutex<BTreeSet<(CutPoint, u64)>>,
+    pub crashes: Mutex<BTreeMap<CutPoint, u64>>,
+    pub duplicate_sends: AtomicU64,
+    /// Redeliveries and duplicates the engine recognised and absorbed.
+    pub absorbed: AtomicU64,
+}
+
+impl Faults {
+    pub fn new(seed: u64, crash_per_mille: u64) -> Arc<Self> {
+        Arc::new(Self {
+            seed,
+            crash_per_mille,
+            fired: Mutex::default(),
+            seen: Mutex::default(),
+            crashes: Mutex::default(),
+            duplicate_sends: AtomicU64::new(0),
+            absorbed: AtomicU64::new(0),
+        })
+    }
+
+    fn crash(&self, point: CutPoint, identity: &str) -> Result<(), PortError> {
+        let key = fnv(&[identity.as_bytes()]);
+        let first = self.seen.lock().expect("lock").insert((point, key));
+        let roll = fnv(&[
+            &self.seed.to_be_bytes(),
+            format!("{point:?}").as_bytes(),
+            identity.as_bytes(),
+        ]) % 1000;
+        if first && roll < self.crash_per_mille {
+            self.fired.lock().expect("lock").insert((point, key));
+            *self.crashes.lock().expect("lock").entry(point).or_default() += 1;
+            return Err(PortError::retryable("chaos", format!("injected crash {point:?}")));
+        }
+        Ok(())
+    }
+
+    fn absorbed(&self) {
+        self.absorbed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn total_crashes(&self) -> u64 {
+        self.crashes.lock().expect("lock").values().sum()
+    }
+}
+
+/// A run log that crashes around the action and counts absorbed duplicates.
+pub struct FaultyRunLog {
+    inner: Arc<dyn RunLog>,
+    faults: Arc<Faults>,
+}
+
+fn attempt_identity(run_id: &str, step_id: &str, attempt: u32) -> String {
+    format!("{run_id}/{step_id}/{attempt}")
+}
+
+#[async_trait]
+impl RunLog for FaultyRunLog {
+    async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
+        let created = self.inner.create_run(run).await?;
+        if matches!(created, CreateRun::AlreadyExists(_)) {
+            self.faults.absorbed();
+        }
+        Ok(created)
+    }
+    async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
+        self.inner.get_run(run_id).await
+    }
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        ended_at: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        self.inner.finish_run(run_id, status, error, ended_at).await
+    }
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+        self.inner.list_runs(workspace_id, query).await
+    }
+    async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
+        if record.action == "HttpRequest" {
+            self.faults.crash(
+                CutPoint::AfterActionBeforeRecord,
+                &attempt_identity(&record.run_id, &record.step_id, record.attempt),
+            )?;
+        }
+        let put = self.inner.put_step(record).await?;
+        if matches!(put, PutStep::AlreadyRecorded(_)) {
+            self.faults.absorbed();
+        }
+        Ok(put)
+    }
+    async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
+        self.inner.get_step(run_id, step_id, attempt).await
+    }
+    async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        self.inner.list_steps(run_id).await
+    }
+    async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {
+        let outcome = self.inner.claim_step(claim, now).await?;
+        match outcome {
+            ClaimOutcome::Acquired => self.faults.crash(
+                CutPoint::BeforeAction,
+                &attempt_identity(&claim.run_id, &claim.step_id, claim.attempt),
+            )?,
+            ClaimOutcome::Completed(_) | ClaimOutcome::InProgress { .. } => self.faults.absorbed(),
+        }
+        Ok(outcome)
+    }
+    async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()> {
+        self.inner.put_blob(run_id, key, value).await
+    }
+    async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
+        self.inner.get_blob(run_id, key).await
+    }
+    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+        self.inner.reopen_run(run_id).await
+    }
+    async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
+        self.inner.mark_handed_off(run_id, key).await
+    }
+    async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {
+        let sent = self.inner.handed_off(run_id, key).await?;
+        if sent {
+            self.faults.absorbed();
+        }
+        Ok(sent)
+    }
+}
+
+/// A queue that delivers every message twice, and crashes before sends
+/// (when it carries the engine's hand-offs) and before acknowledgements.
+pub struct FaultyQueue {
+    inner: Arc<dyn Queue>,
+    faults: Arc<Faults>,
+    crash_sends: bool,
+    /// receipt → body, so an acknowledgement is decided per message.
+    bodies: Mutex<HashMap<String, String>>,
+}
+
+#[async_trait]
+impl Queue for FaultyQueue {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn send(&self, body: String, delay: Duration) -> PortResult<()> {
+        if self.crash_sends {
+            self.faults.crash(CutPoint::AfterRecordBeforeSend, &body)?;
+        }
+        self.inner.send(body.clone(), delay).await?;
+        self.inner.send(body, delay).await?;
+        self.faults.duplicate_sends.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<Delivery>> {
+        let deliveries = self.inner.receive(max, wait).await?;
+        let mut bodies = self.bodies.lock().expect("lock");
+        for delivery in &deliveries {
+            bodies.insert(delivery.receipt.clone(), delivery.body.clone());
+        }
+        Ok(deliveries)
+    }
+    async fn ack(&self, receipt: &str) -> PortResult<()> {
+        let body = self.bodies.lock().expect("lock").remove(receipt).unwrap_or_default();
+        self.faults.crash(CutPoint::BeforeAck, &format!("ack:{body}"))?;
+        self.inner.ack(receipt).await
+    }
+    async fn peek(&self, max: usize) -> PortResult<Vec<String>> {
+        self.inner.peek(max).await
+    }
+}
+
+/// The HTTP peer: answers 5xx 20 % and 429 with `Retry-After` 5 % of the
+/// time (by hash of seed, key and try), and logs what it answered.
+pub struct ChaosSink {
+    seed: u64,
+    tries: Mutex<HashMap<String, u32>>,
+    /// (Idempotency-Key, status) of every request, in arrival order.
+    pub answered: Mutex<Vec<(String, u16)>>,
+}
+
+struct SinkResponder(Arc<ChaosSink>);
+
+impl Respond for SinkResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.answer(request)
+    }
+}
+
+impl ChaosSink {
+    fn answer(&self, request: &Request) -> ResponseTemplate {
+        let key = request
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let try_number = {
+            let mut tries = self.tries.lock().expect("lock");
+            let n = tries.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let roll = fnv(&[&self.seed.to_be_bytes(), key.as_bytes(), &try_number.to_be_bytes()]) % 100;
+        let response = match roll {
+            0..20 => ResponseTemplate::new(503),
+            20..25 => ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+            _ => ResponseTemplate::new(200).set_body_json(json!({"ok": true})),
+        };
+        let status = match roll {
+            0..20 => 503,
+            20..25 => 429,
+            _ => 200,
+        };
+        self.answered.lock().expect("lock").push((key, status));
+        response
+    }
+}
+
+pub const WS: &str = "ws_chaos";
+
+/// Two workflows on one trigger: `wf_all` takes every event through two
+/// HTTP hops with a pure Decision and SetVariables between them; `wf_big`
+/// matches half of the events by filter.
+pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
+    let retry = json!({"max_attempts": 12, "initial_interval_s": 0.2, "backoff_rate": 1.5, "max_interval_s": 1, "jitter": "full"});
+    let all = json!({
+        "id": "wf_all", "workspace_id": WS, "name": "chaos all", "status": "active", "version": 1,
+        "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "notify",
+        "steps": {
+            "notify": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/notify"),
+                        "body": {"n": "{{ n }}"}}, "retry": retry, "next": "route"},
+            "route": {"action": {"type": "Decision",
+                        "branches": [{"when": {"path": "n", "op": "gte", "value": 50}, "next": "big"}], "default": "tag"}},
+            "tag": {"action": {"type": "SetVariables", "values": {"tier": "small"}}, "next": "small"},
+            "small": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/small"),
+                        "body": {"tier": "{{ vars.tier }}"}}, "retry": retry},
+            "big": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/big"),
+                        "body": {"n": "{{ n }}"}}, "retry": retry}
+        }
+    });
+    let big = json!({
+        "id": "wf_big", "workspace_id": WS, "name": "chaos big", "status": "active", "version": 1,
+        "scope": {"workspace": true}, "trigger": {"type": "Prize.Won", "filter": {"path": "n", "op": "gte", "value": 50}},
+        "start": "hook",
+        "steps": {"hook": {"action": {"type": "HttpRequest", "method": "PUT", "url": format!("{sink}/big/hook"),
+                    "body": {"n": "{{ n }}"}}, "retry": retry}}
+    });
+    [all, big]
+        .into_iter()
+        .map(|doc| WorkflowDefinition::from_value(doc).expect("chaos workflow decodes"))
+        .collect()
+}
+
+/// Where the chaos runs: the ports, and how to tell that nothing is left.
+pub struct Target {
+    pub name: &'static str,
+    pub workflows: Arc<dyn WorkflowStore>,
+    pub subscriptions: Arc<dyn SubscriptionIndex>,
+    pub runs: Arc<dyn RunLog>,
+    pub dedupe: Arc<dyn EventDedupe>,
+    pub triggers: Arc<dyn Queue>,
+    pub steps: Arc<dyn Queue>,
+    pub dead_letters: Vec<Arc<dyn Queue>>,
+    /// Messages still stored on the main queues (visible or not).
+    pub pending: Box<dyn Fn() -> futures_lite::BoxedPending + Send + Sync>,
+    pub visibility_timeout: Duration,
+}
+
+pub mod futures_lite {
+    use std::future::Future;
+    use std::pin::Pin;
+    pub type BoxedPending = Pin<Box<dyn Future<Output = usize> + Send>>;
+}
+
+pub struct ChaosConfig {
+    pub seed: u64,
+    pub events: usize,
+    pub crash_per_mille: u64,
+    pub step_workers: usize,
+    pub deadline: Duration,
+}
+
+pub struct Summary {
+    pub line: String,
+}
+
+fn key_of(run_id: &str, step_id: &str) -> String {
+    hookflow_core::run::idempotency_key(run_id, step_id)
+}
+
+/// Runs `config.events` events through `target` under faults and asserts
+/// the invariants. Returns the one-line summary.
+pub async fn run(target: Target, config: ChaosConfig) -> Summary {
+    let faults = Faults::new(config.seed, config.crash_per_mille);
+    let sink = Arc::new(ChaosSink {
+        seed: config.seed,
+        tries: Mutex::default(),
+        answered: Mutex::default(),
+    });
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(SinkResponder(sink.clone()))
+        .mount(&server)
+        .await;
+
+    let definitions = workflows(&server.uri());
+    for workflow in &definitions {
+        target.workflows.put_version(workflow).await.expect("store workflow");
+        target
+            .subscriptions
+            .put(&Subscription::for_workflow(workflow).expect("active workflow subscribes"))
+            .await
+            .expect("subscribe workflow");
+    }
+
+    let runs: Arc<dyn RunLog> = Arc::new(FaultyRunLog {
+        inner: target.runs.clone(),
+        faults: faults.clone(),
+    });
+    let faulty = |queue: &Arc<dyn Queue>, crash_sends: bool| -> Arc<dyn Queue> {
+        Arc::new(FaultyQueue {
+            inner: queue.clone(),
+            faults: faults.clone(),
+            crash_sends,
+            bodies: Mutex::default(),
+        })
+    };
+    // Ingest's send is not faulted: a failed send there is a 5xx to the
+    // sender, not an accepted event.
+    let ingest = Ingest::new(target.dedupe.clone(), faulty(&target.triggers, false));
+    let triggers = faulty(&target.triggers, false);
+    let steps = faulty(&target.steps, true);
+    let http: Arc<dyn HttpClient> =
+        Arc::new(ReqwestHttpClient::with_policy(NetworkPolicy::allow_all()).expect("HTTP client"));
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            target.subscriptions.clone(),
+            runs.clone(),
+            steps.clone(),
+            Arc::new(SystemClock),
+        )
+        .with_max_depth(DEFAULT_MAX_DEPTH),
+    );
+    let executor = Arc::new(
+        StepExecutor::new(
+            target.workflows.clone(),
+            runs.clone(),
+            steps.clone(),
+            http,
+            Arc::new(SystemClock),
+        )
+        .with_claim_lease(target.visibility_timeout / 2),
+    );
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut consumers = vec![];
+    let settings = ConsumerSettings {
+        batch_size: 10,
+        wait: Duration::from_millis(200),
+    };
+    for _ in 0..2 {
+        consumers.push(tokio::spawn(consume(
+            triggers.clone(),
+            dispatcher.clone(),
+            settings,
+            shutdown_rx.clone(),
+        )));
+    }
+    for _ in 0..config.step_workers {
+        consumers.push(tokio::spawn(consume(
+            steps.clone(),
+            executor.clone(),
+            settings,
+            shutdown_rx.clone(),
+        )));
+    }
+
+    let started = Instant::now();
+    let mut expected_runs = BTreeSet::new();
+    let mut accepted = 0;
+    for chunk in (0..config.events).collect::<Vec<_>>().chunks(50) {
+        let events: Vec<TriggerEvent> = chunk
+            .iter()
+            .map(|i| {
+                serde_json::from_value(json!({"specversion": "1.0", "id": format!("evt-{}-{i}", config.seed),
+                    "source": "chaos", "type": "Prize.Won", "workspaceid": WS, "data": {"n": i % 100}}))
+                .expect("chaos event decodes")
+            })
+            .collect();
+        let receipts = ingest.accept(&events).await.expect("ingest accepts");
+        for (event, receipt) in events.iter().zip(receipts) {
+            assert!(!receipt.duplicate, "fresh event ids");
+            accepted += 1;
+            let n = event.data["n"].as_u64().unwrap_or_default();
+            expected_runs.insert(run_id_for(WS, &event.id, "wf_all"));
+            if n >= 50 {
+                expected_runs.insert(run_id_for(WS, &event.id, "wf_big"));
+            }
+        }
+    }
+
+    // Wait for every run to end and the queues to drain.
+    let all = RunQuery::default();
+    let finished = loop {
+        let listed = target.runs.list_runs(WS, &all).await.expect("list runs");
+        let done = listed.len() >= expected_runs.len() && listed.iter().all(|r| r.status.is_terminal());
+        if done && (target.pending)().await == 0 {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < config.deadline,
+            "chaos seed={} on {}: not finished after {:?}: {} of {} runs, {} running, {} messages pending",
+            config.seed,
+            target.name,
+            config.deadline,
+            listed.len(),
+            expected_runs.len(),
+            listed.iter().filter(|r| !r.status.is_terminal()).count(),
+            (target.pending)().await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let _ = shutdown.send(true);
+    for consumer in consumers {
+        let _ = consumer.await;
+    }
+
+    // Exactly one run per (accepted event, matched workflow).
+    let actual: BTreeSet<String> = finished.iter().map(|r| r.run_id.clone()).collect();
+    assert_eq!(actual.len(), finished.len(), "a run id is listed twice");
+    assert_eq!(actual, expected_runs, "runs differ from (event × matched workflow)");
+    // Every run terminal (checked above); count outcomes.
+    let failed = finished.iter().filter(|r| r.status == RunStatus::Failed).count();
+    assert!(
+        finished.iter().all(|r| r.status.is_terminal()),
+        "every run reaches a terminal state"
+    );
+
+    // No duplicate step records; each side effect once after dedupe.
+    let mut side_effects_expected = BTreeSet::new();
+    for run in &finished {
+        let steps = target.runs.list_steps(&run.run_id).await.expect("list steps");
+        let mut keys = BTreeSet::new();
+        for record in &steps {
+            assert!(
+                keys.insert((record.step_id.clone(), record.attempt)),
+                "duplicate step record {}/{}#{}",
+                run.run_id,
+                record.step_id,
+                record.attempt
+            );
+            if record.action == "HttpRequest" && record.status == StepStatus::Succeeded {
+                assert!(
+                    side_effects_expected.insert(key_of(&run.run_id, &record.step_id)),
+                    "step {} of {} succeeded twice",
+                    record.step_id,
+                    run.run_id
+                );
+            }
+        }
+        if run.status == RunStatus::Succeeded {
+            let last = steps.last().map(|s| s.step_id.as_str()).unwrap_or_default();
+            assert!(
+                ["small", "big", "hook"].contains(&last),
+                "run {} succeeded without its last step: {steps:?}",
+                run.run_id
+            );
+        }
+    }
+    let answered = sink.answered.lock().expect("lock").clone();
+    let delivered: Vec<&String> = answered.iter().filter(|(_, s)| *s == 200).map(|(k, _)| k).collect();
+    let distinct: BTreeSet<String> = delivered.iter().map(|k| (*k).clone()).collect();
+    assert_eq!(
+        distinct, side_effects_expected,
+        "side effects observed by the peer (deduped by Idempotency-Key) differ from the succeeded HTTP steps"
+    );
+    let raw_duplicates = delivered.len() - distinct.len();
+
+    for dlq in &target.dead_letters {
+        let parked = dlq.peek(10).await.expect("peek dead letters");
+        assert!(parked.is_empty(), "{} holds {parked:?}", dlq.name());
+    }
+
+    let crashes = faults.crashes.lock().expect("lock").clone();
+    let by_point: Vec<String> = CUT_POINTS
+        .iter()
+        .map(|p| format!("{p:?}={}", crashes.get(p).copied().unwrap_or(0)))
+        .collect();
+    let peer_faults = answered.iter().filter(|(_, s)| *s != 200).count();
+    Summary {
+        line: format!(
+            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} faults={} (crashes {} [{}], duplicated deliveries {}, peer 5xx/429 {peer_faults}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} lost=0 in {:.1}s",
+            target.name,
+            config.seed,
+            finished.len(),
+            faults.total_crashes() + faults.duplicate_sends.load(Ordering::Relaxed) + peer_faults as u64,
+            faults.total_crashes(),
+            by_point.join(" "),
+            faults.duplicate_sends.load(Ordering::Relaxed),
+            faults.absorbed.load(Ordering::Relaxed),
+            started.elapsed().as_secs_f64(),
+        ),
+    }
+}
+
+/// The seed from `HOOKFLOW_CHAOS_SEED`, or one from the clock (printed, so a
+/// failure can be replayed).
+pub fn seed() -> u64 {
+    std::env::var("HOOKFLOW_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Utc::now().timestamp_micros().unsigned_abs())
+}
