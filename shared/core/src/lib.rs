@@ -13,6 +13,7 @@ pub mod event;
 pub mod memory;
 pub mod path;
 pub mod ports;
+pub mod redact;
 pub mod retry;
 pub mod run;
 pub mod subscription;

@@ -47,11 +47,40 @@ pub fn is_templated(text: &str) -> bool {
     text.contains("{{")
 }
 
+/// Block helpers (`{{#if}}`, `{{#each}}`) one template may open: the parser
+/// and renderer recurse per level, so unbounded nesting could exhaust the stack.
+pub const MAX_BLOCKS: usize = 32;
+
+/// Refuses what a workflow template never needs and could crash a worker
+/// with: partials and decorators (which can recurse forever) and more than
+/// [`MAX_BLOCKS`] blocks.
+fn guard(text: &str) -> Result<(), TemplateError> {
+    let mut blocks = 0;
+    for (start, _) in text.match_indices("{{") {
+        let rest = text[start + 2..].trim_start_matches(['{', '~']).trim_start();
+        if rest.starts_with('>') || rest.starts_with("#>") || rest.starts_with("#*") || rest.starts_with('*') {
+            return Err(TemplateError::Syntax(
+                "partials and decorators ({{> …}}, {{#* …}}) are not supported".into(),
+            ));
+        }
+        if rest.starts_with('#') {
+            blocks += 1;
+            if blocks > MAX_BLOCKS {
+                return Err(TemplateError::Syntax(format!(
+                    "a template may open at most {MAX_BLOCKS} blocks"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a template parses, without rendering it.
 pub fn check(text: &str) -> Result<(), TemplateError> {
     if !is_templated(text) {
         return Ok(());
     }
+    guard(text)?;
     handlebars::Template::compile(text)
         .map(|_| ())
         .map_err(|e| TemplateError::Syntax(e.reason().to_string()))
@@ -72,6 +101,7 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
     if !is_templated(text) {
         return Ok(Value::String(text.to_owned()));
     }
+    guard(text)?;
     if let Some(captures) = single_expression().captures(text) {
         let expr = captures.get(1).map_or("", |m| m.as_str());
         if path::is_plain_path(expr) {
@@ -203,5 +233,24 @@ mod tests {
             seen.push(format!("{p}={s}"))
         });
         assert_eq!(seen, vec!["$.body.a[0]=x", "$.body.a[1].b=y"]);
+    }
+
+    #[test]
+    fn partials_decorators_and_deep_nesting_are_refused() {
+        for text in [
+            "{{> a}}",
+            "{{~> a}}",
+            "{{#*inline \"a\"}}{{> a}}{{/inline}}{{> a}}",
+            "{{#> layout}}x{{/layout}}",
+            "{{{> a}}}",
+        ] {
+            assert!(matches!(check(text), Err(TemplateError::Syntax(_))), "{text}");
+            assert!(render_value(text, &serde_json::json!({"a": 1})).is_err(), "{text}");
+        }
+        let deep = "{{#if a}}".repeat(10_000);
+        assert!(matches!(check(&deep), Err(TemplateError::Syntax(m)) if m.contains("at most")));
+        let fine = format!("{}x{}", "{{#if a}}".repeat(MAX_BLOCKS), "{{/if}}".repeat(MAX_BLOCKS));
+        assert_eq!(check(&fine), Ok(()));
+        assert_eq!(render_text(&fine, &serde_json::json!({"a": true})), Ok("x".into()));
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::actions::Action;
 use crate::ports::{ClaimOutcome, Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
+use crate::redact::Secrets;
 use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
 use crate::workflow::{Step, WorkflowDefinition};
@@ -86,6 +87,8 @@ struct Attempt {
     next: Option<String>,
     retryable: bool,
     retry_after_s: Option<f64>,
+    /// What must not reach the run log from this attempt.
+    secrets: Secrets,
 }
 
 impl Attempt {
@@ -97,6 +100,7 @@ impl Attempt {
             next,
             retryable: false,
             retry_after_s: None,
+            secrets: Secrets::default(),
         }
     }
 
@@ -108,6 +112,7 @@ impl Attempt {
             next: None,
             retryable: false,
             retry_after_s: None,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -308,11 +313,17 @@ impl StepExecutor {
 
             match record.status {
                 StepStatus::Succeeded => {
+                    // The record's values may be redacted; variables are
+                    // re-rendered (deterministically) for the steps after.
+                    let output = match &step.action {
+                        Action::SetVariables(set) => set.render(&cursor.context).ok().map(Value::Object),
+                        _ => None,
+                    };
                     apply_output(
                         &mut cursor.context,
                         &cursor.step_id,
                         step,
-                        record.output.clone().unwrap_or(Value::Null),
+                        output.or_else(|| record.output.clone()).unwrap_or(Value::Null),
                     );
                     match record.next {
                         Some(next) => {
@@ -367,8 +378,16 @@ impl StepExecutor {
         }
     }
 
-    /// Runs a non-Delay action once.
+    /// Runs a non-Delay action once; the attempt names the secrets its
+    /// record must not show.
     async fn perform(&self, run_id: &str, cursor: &Cursor, step: &Step) -> Attempt {
+        let mut secrets = Secrets::of_context(&cursor.context);
+        let mut attempt = self.perform_action(run_id, cursor, step, &mut secrets).await;
+        attempt.secrets = secrets;
+        attempt
+    }
+
+    async fn perform_action(&self, run_id: &str, cursor: &Cursor, step: &Step, secrets: &mut Secrets) -> Attempt {
         let context = &cursor.context;
         match &step.action {
             Action::HttpRequest(request) => {
@@ -376,6 +395,7 @@ impl StepExecutor {
                     Ok(call) => call,
                     Err(err) => return Attempt::failed(err),
                 };
+                secrets.add_call(&call);
                 let policy = step.retry_policy();
                 match self.http.send(call).await {
                     Ok(reply) => match request.interpret(&reply) {
@@ -387,6 +407,7 @@ impl StepExecutor {
                             next: None,
                             retryable: retries(&policy, failure.class),
                             retry_after_s: failure.retry_after_s,
+                            secrets: Secrets::default(),
                         },
                     },
                     Err(err) => {
@@ -421,8 +442,12 @@ impl StepExecutor {
         cursor: &Cursor,
         step: &Step,
         started_at: DateTime<Utc>,
-        attempt: Attempt,
+        mut attempt: Attempt,
     ) -> Result<StepRecord, EngineError> {
+        if let Some(output) = attempt.output.as_mut() {
+            attempt.secrets.scrub_value(output);
+        }
+        attempt.error = attempt.error.map(|e| attempt.secrets.scrub_text(&e));
         let record = StepRecord {
             run_id: run_id.to_owned(),
             step_id: cursor.step_id.clone(),
