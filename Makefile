@@ -33,4 +33,5 @@ build:
 
 # Needs AWS credentials; cannot run on a machine without AWS access.
 deploy: build
-	SAM_CLI_TELEMETRY=0 .venv/bin/sam build && SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --guided
+	bash scripts/lint-template.sh
+	SAM_CLI_TELEMETRY=0 .venv-template/bin/sam build --beta-features && SAM_CLI_TELEMETRY=0 .venv-template/bin/sam deploy --guided

@@ -3,7 +3,7 @@
 # (from PyPI; it ships zig and cross-compiles offline), then prints the sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=".venv"
+VENV=".venv-build"
 CARGO_LAMBDA_VERSION="1.9.2"
 if [ ! -x "$VENV/bin/cargo-lambda" ]; then
   python3 -m venv "$VENV"

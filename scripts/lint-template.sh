@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 CFN_LINT_VERSION="1.58.0"
 SAM_CLI_VERSION="1.170.0"
-VENV=".venv"
+# Its own virtualenv: the SAM CLI pins boto3 and click versions moto (in .venv) should not share.
+VENV=".venv-template"
 TEMPLATE="template.yaml"
 
 # The installed version of a distribution in the venv, or nothing.

@@ -1,11 +1,17 @@
 //! `hookflow dev`: the whole pipeline in one process on the in-memory twins.
+//! Next to the public API it serves the operator routes `hookflow dlq` and
+//! `hookflow runs replay` call (local only: never deployed).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_api::{router, ApiState, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookflow_api::{router, ApiError, ApiState, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::{
     Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, SystemClock, WorkflowStore,
@@ -14,9 +20,11 @@ use hookflow_core::subscription::Subscription;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::ops::{self, QueueKind};
 use crate::sink;
 
 #[derive(Debug, Clone)]
@@ -56,6 +64,10 @@ pub struct Ports {
     pub dedupe: Arc<dyn EventDedupe>,
     pub triggers: Arc<dyn Queue>,
     pub steps: Arc<dyn Queue>,
+    /// Where `triggers` messages go after `max_receive_count` deliveries.
+    pub triggers_dlq: Arc<dyn Queue>,
+    /// Where `steps` messages go after `max_receive_count` deliveries.
+    pub steps_dlq: Arc<dyn Queue>,
 }
 
 impl Ports {
@@ -67,6 +79,8 @@ impl Ports {
             dedupe: backend.dedupe.clone(),
             triggers: backend.triggers.clone(),
             steps: backend.steps.clone(),
+            triggers_dlq: backend.triggers_dlq.clone(),
+            steps_dlq: backend.steps_dlq.clone(),
         }
     }
 
@@ -84,17 +98,18 @@ impl Ports {
             triggers_queue: env_or("HOOKFLOW_TRIGGERS_QUEUE", "hookflow-triggers"),
             steps_queue: env_or("HOOKFLOW_STEPS_QUEUE", "hookflow-steps"),
         };
-        let (triggers_url, steps_url) = if create {
-            let urls = create_resources(&dynamo, &sqs, &names, visibility_timeout).await?;
-            (urls.triggers, urls.steps)
+        let urls = if create {
+            create_resources(&dynamo, &sqs, &names, visibility_timeout).await?
         } else {
             let required = |name: &'static str| {
                 std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set (or pass --create-resources)"))
             };
-            (
-                required("HOOKFLOW_TRIGGERS_QUEUE_URL")?,
-                required("HOOKFLOW_STEPS_QUEUE_URL")?,
-            )
+            QueueUrls {
+                triggers: required("HOOKFLOW_TRIGGERS_QUEUE_URL")?,
+                steps: required("HOOKFLOW_STEPS_QUEUE_URL")?,
+                triggers_dlq: required("HOOKFLOW_TRIGGERS_DLQ_URL")?,
+                steps_dlq: required("HOOKFLOW_STEPS_DLQ_URL")?,
+            }
         };
         let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
         let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table));
@@ -103,8 +118,10 @@ impl Ports {
             subscriptions: workflows,
             runs: runs.clone(),
             dedupe: runs,
-            triggers: Arc::new(SqsQueue::new(sqs.clone(), triggers_url)),
-            steps: Arc::new(SqsQueue::new(sqs, steps_url)),
+            triggers: Arc::new(SqsQueue::new(sqs.clone(), urls.triggers)),
+            steps: Arc::new(SqsQueue::new(sqs.clone(), urls.steps)),
+            triggers_dlq: Arc::new(SqsQueue::new(sqs.clone(), urls.triggers_dlq)),
+            steps_dlq: Arc::new(SqsQueue::new(sqs, urls.steps_dlq)),
         })
     }
 }
@@ -163,13 +180,19 @@ impl DevServer {
             backend.steps.clone(),
             clock.clone(),
         ));
-        let executor: Arc<dyn MessageHandler> = Arc::new(StepExecutor::new(
-            backend.workflows.clone(),
-            backend.runs.clone(),
-            backend.steps.clone(),
-            http,
-            clock,
-        ));
+        let executor: Arc<dyn MessageHandler> = Arc::new(
+            StepExecutor::new(
+                backend.workflows.clone(),
+                backend.runs.clone(),
+                backend.steps.clone(),
+                http,
+                clock,
+            )
+            // Under the visibility timeout, so a redelivery after a crash
+            // finds the claim expired.
+            .with_claim_lease(config.visibility_timeout / 2)
+            .with_max_receive_count(config.max_receive_count),
+        );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![];
@@ -195,7 +218,9 @@ impl DevServer {
             ingest: Some(ingest),
             runs: Some(backend.runs.clone()),
         };
-        let app = router(state, config.max_body_bytes).merge(sink::routes(sink::Sink::default()));
+        let app = router(state, config.max_body_bytes)
+            .merge(sink::routes(sink::Sink::default()))
+            .merge(operator_routes(backend.clone()));
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let mut http_shutdown = shutdown_rx.clone();
@@ -223,6 +248,70 @@ impl DevServer {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "task ended abnormally during shutdown");
             }
+        }
+    }
+}
+
+/// The operator routes behind `hookflow dlq` and `hookflow runs replay`.
+/// Local only: the deployed API has none of them.
+fn operator_routes(ports: Ports) -> Router {
+    Router::new()
+        .route("/dev/dlq/{queue}", get(list_dead_letters))
+        .route("/dev/dlq/{queue}/redrive", post(redrive_dead_letters))
+        .route("/dev/runs/{run_id}/replay", post(replay_run))
+        .with_state(ports)
+}
+
+fn queue_kind(name: &str) -> Result<QueueKind, ApiError> {
+    QueueKind::parse(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_queue",
+            format!("unknown queue {name:?}; expected triggers or steps"),
+        )
+    })
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %err, "operator request failed");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
+}
+
+/// `GET /dev/dlq/{queue}`: up to 100 dead letters, without taking them.
+async fn list_dead_letters(State(ports): State<Ports>, Path(queue): Path<String>) -> Result<Json<Value>, ApiError> {
+    let kind = queue_kind(&queue)?;
+    let messages = ops::peek_dead_letters(&ports, kind).await.map_err(internal)?;
+    let count = messages.len();
+    Ok(Json(
+        json!({"queue": kind.as_str(), "messages": messages, "count": count}),
+    ))
+}
+
+/// `POST /dev/dlq/{queue}/redrive`: moves the dead letters back to their queue.
+async fn redrive_dead_letters(State(ports): State<Ports>, Path(queue): Path<String>) -> Result<Json<Value>, ApiError> {
+    let kind = queue_kind(&queue)?;
+    let moved = ops::redrive_dead_letters(&ports, kind).await.map_err(internal)?;
+    tracing::info!(queue = kind.as_str(), moved, "dead letters redriven");
+    Ok(Json(json!({"queue": kind.as_str(), "moved": moved})))
+}
+
+/// `POST /dev/runs/{run_id}/replay`: re-executes a failed run from its failed step.
+async fn replay_run(
+    State(ports): State<Ports>,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    match ops::replay_run(&ports, &run_id).await {
+        Ok(replayed) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": replayed.run_id, "step_id": replayed.step_id, "attempt": replayed.attempt})),
+        )),
+        Err(err) => {
+            let (status, code) = ops::recovery_status(&err);
+            if status >= 500 {
+                return Err(internal(err));
+            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
+            Err(ApiError::new(status, code, err.to_string()))
         }
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod dev;
 pub mod load;
+pub mod ops;
 mod sink;

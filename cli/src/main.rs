@@ -3,9 +3,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::load::load_workflows;
+use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
 #[derive(Parser)]
@@ -47,6 +48,115 @@ enum Command {
         #[arg(long)]
         deny_private_networks: bool,
     },
+    /// Inspect the dead-letter queues and move their messages back.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Operate on workflow runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List the messages in a dead-letter queue (up to 100), without taking them.
+    List {
+        /// Which queue's dead-letter queue.
+        #[arg(long, value_enum, default_value = "steps")]
+        queue: QueueKind,
+        /// Print the messages as a JSON array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Move the messages of a dead-letter queue back to their queue (up to 1000).
+    Redrive {
+        /// Which queue's dead-letter queue.
+        #[arg(long, value_enum, default_value = "steps")]
+        queue: QueueKind,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Re-execute a failed run from the step where it failed, with the context
+    /// that step had.
+    Replay {
+        /// The run's id (`run_…`).
+        run_id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Where operator commands act.
+#[derive(Args)]
+struct Target {
+    /// The `hookflow dev` server whose operator routes to use.
+    #[arg(long, default_value = ops::DEFAULT_SERVER)]
+    server: String,
+    /// Act on DynamoDB and SQS directly, from the environment `hookflow dev --aws`
+    /// reads (AWS_* settings, HOOKFLOW_*_TABLE, and the HOOKFLOW_TRIGGERS_QUEUE_URL,
+    /// HOOKFLOW_STEPS_QUEUE_URL, HOOKFLOW_TRIGGERS_DLQ_URL and HOOKFLOW_STEPS_DLQ_URL URLs).
+    #[arg(long, conflicts_with = "server")]
+    aws: bool,
+}
+
+impl Target {
+    async fn operator(&self) -> Result<Operator, OpsError> {
+        if self.aws {
+            Operator::aws().await
+        } else {
+            Operator::server(&self.server)
+        }
+    }
+}
+
+/// Prints an operator command's output, or its error on stderr with exit code 1.
+fn report(result: Result<String, OpsError>) -> ExitCode {
+    match result {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("hookflow: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dlq(command: DlqCommand) -> Result<String, OpsError> {
+    match command {
+        DlqCommand::List { queue, json, target } => {
+            let messages = target.operator().await?.dlq_list(queue).await?;
+            if json {
+                serde_json::to_string_pretty(&messages)
+                    .map_err(|e| OpsError::Failed(format!("cannot print the messages as JSON: {e}")))
+            } else {
+                Ok(ops::render_list(queue, &messages))
+            }
+        }
+        DlqCommand::Redrive { queue, target } => {
+            let moved = target.operator().await?.dlq_redrive(queue).await?;
+            Ok(ops::render_redrive(queue, moved))
+        }
+    }
+}
+
+async fn runs(command: RunsCommand) -> Result<String, OpsError> {
+    match command {
+        RunsCommand::Replay { run_id, target } => {
+            let replayed = target.operator().await?.replay(&run_id).await?;
+            Ok(ops::render_replay(&replayed))
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -132,5 +242,7 @@ async fn main() -> ExitCode {
             server.shutdown().await;
             ExitCode::SUCCESS
         }
+        Command::Dlq { command } => report(dlq(command).await),
+        Command::Runs { command } => report(runs(command).await),
     }
 }

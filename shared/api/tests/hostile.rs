@@ -139,6 +139,16 @@ fn assert_refusal(name: &str, reply: &Reply, status: u16, code: &str, message: &
     );
 }
 
+/// (name, content type, body, status, error code, what the message names)
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn hostile_requests_are_refused_with_json_errors_and_nothing_is_kept() {
     let (backend, app) = backend_and_router(LIMIT);
@@ -150,7 +160,7 @@ async fn hostile_requests_are_refused_with_json_errors_and_nothing_is_kept() {
 
     // (name, content type, body, status, error code, what the message names)
     #[rustfmt::skip]
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // Not JSON, or not UTF-8.
         ("truncated JSON", CE, b"{\"specversion\": ".to_vec(), 400, "malformed_json", "not valid JSON"),
         ("trailing garbage", JSON, [event(ID).to_string().as_bytes(), " x".as_bytes()].concat(), 400, "malformed_json", "trailing characters"),

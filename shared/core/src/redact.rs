@@ -113,11 +113,7 @@ impl Secrets {
     /// response (`{"headers": {...}}`) and secret-named keys lose their values.
     pub fn scrub_value(&self, value: &mut Value) {
         match value {
-            Value::String(s) => {
-                if !self.0.is_empty() {
-                    *s = self.scrub_text(s);
-                }
-            }
+            Value::String(s) if !self.0.is_empty() => *s = self.scrub_text(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {

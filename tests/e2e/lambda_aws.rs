@@ -1,0 +1,511 @@
+//! The README walkthrough through the Lambda functions' own code on DynamoDB
+//! and SQS (moto), driven by Lambda-shaped events.
+//!
+//! The functions are binaries, so this test wires the same library code
+//! their `main.rs` and `handler.rs` wire:
+//! - webhook: an API Gateway (HTTP API, payload v2) event, converted to a
+//!   request by `lambda_http`'s own conversion, served by the ingest router;
+//! - dispatcher and step: SQS events built from what the queues hold, exactly
+//!   as an event source mapping with `ReportBatchItemFailures` hands them
+//!   over, through `hookflow_lambda::handle_sqs_batch`. Only the records not
+//!   reported failed are deleted;
+//! - api: API Gateway GET events, served by the runs router.
+//!
+//! The outcome must be the one `aws.rs` expects for the walkthrough: the same
+//! runs, step timelines and sink requests as the in-memory `hookflow dev`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use chrono::{DateTime, Utc};
+use hookflow_api::{router_for_stage, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_core::ports::{RunLog, SubscriptionIndex, SystemClock, WorkflowStore};
+use hookflow_core::subscription::Subscription;
+use hookflow_core::validate::validate;
+use hookflow_core::worker::MessageHandler;
+use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
+use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use hookflow_tests::{step, timeline, Stack};
+use http::Method;
+use lambda_http::request::LambdaRequest;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The workspace of the example workflows and sample events.
+const WS: &str = "ws_demo";
+/// The API Gateway event every HTTP request of this test starts from.
+const APIGW_EVENT: &str = include_str!("../../events/lambda/apigw-post-event.json");
+/// `HOOKFLOW_API_STAGE` as the fixture's stage names it (`$default`: no prefix).
+const STAGE: Option<&str> = Some("$default");
+/// The event source mappings' `BatchSize` in `template.yaml`.
+const BATCH_SIZE: i32 = 10;
+/// The step function's `Timeout` in `template.yaml`: the deadline its handler
+/// reads from the Lambda context.
+const STEP_TIMEOUT_S: i64 = 150;
+/// A record no handler can decode.
+const POISON: &str = "not json";
+
+const WORKFLOWS: [&str; 4] = [
+    "sponsor_lead_routing",
+    "crm_push_hubspot",
+    "winner_notification",
+    "score_decision",
+];
+const SAMPLES: [&str; 3] = ["gameplay.data-captured-qualified", "gameplay.data-captured", "prize.won"];
+
+/// What a run did, without ids and times: (workflow, event, status, timeline).
+type Outcome = (String, String, String, Vec<(String, String, u64)>);
+
+fn read(path: &str) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// The example workflows with the built-in sink swapped for `sink`.
+fn walkthrough_workflows(sink: &str) -> Vec<Value> {
+    WORKFLOWS
+        .iter()
+        .map(|name| {
+            let text = read(&format!("examples/workflows/{name}.json")).replace("http://127.0.0.1:3000/dev/sink", sink);
+            serde_json::from_str(&text).expect("example parses")
+        })
+        .collect()
+}
+
+fn outcomes(runs: &[Value]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = runs
+        .iter()
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+            (text("workflow_id"), text("event_id"), text("status"), timeline(r))
+        })
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
+    let mut bodies: Vec<(String, Value)> = sink
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.url.path().to_owned(), r.body_json::<Value>().unwrap_or_default()))
+        .collect();
+    bodies.sort_by_key(|(p, b)| format!("{p}{b}"));
+    bodies
+}
+
+async fn start_sink() -> MockServer {
+    let sink = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "x"})))
+        .mount(&sink)
+        .await;
+    sink
+}
+
+/// The API Gateway fixture as another request: its method, route, path and
+/// body replaced, a fresh request id; then `lambda_http`'s own conversion
+/// (`LambdaRequest::ApiGatewayV2` → `http::Request`), the one the runtime
+/// applies to every invocation.
+fn apigw_request(method: Method, route: &str, path: &str, body: Option<String>) -> lambda_http::Request {
+    let mut event: ApiGatewayV2httpRequest = serde_json::from_str(APIGW_EVENT).expect("the API Gateway fixture decodes");
+    let route_key = format!("{method} {route}");
+    event.route_key = Some(route_key.clone());
+    event.raw_path = Some(path.to_owned());
+    event.body = body;
+    if event.body.is_none() {
+        event.headers.remove(http::header::CONTENT_TYPE);
+    }
+    event.request_context.route_key = Some(route_key);
+    event.request_context.request_id = Some(ulid::Ulid::new().to_string());
+    event.request_context.http.method = method;
+    event.request_context.http.path = Some(path.to_owned());
+    LambdaRequest::ApiGatewayV2(event).into()
+}
+
+/// One invocation of an HTTP function: the status and the JSON body.
+async fn invoke_http(router: &Router, request: lambda_http::Request) -> (u16, Value) {
+    let response = router.clone().oneshot(request).await.expect("the router never fails");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the response body is readable");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn list_runs(api: &Router) -> Vec<Value> {
+    let request = apigw_request(
+        Method::GET,
+        "/v1/workspaces/{workspace_id}/runs",
+        &format!("/v1/workspaces/{WS}/runs"),
+        None,
+    );
+    let (status, body) = invoke_http(api, request).await;
+    assert_eq!(status, 200, "{body}");
+    body["runs"].as_array().cloned().unwrap_or_default()
+}
+
+async fn get_run(api: &Router, run_id: &str) -> Value {
+    let request = apigw_request(
+        Method::GET,
+        "/v1/workspaces/{workspace_id}/runs/{run_id}",
+        &format!("/v1/workspaces/{WS}/runs/{run_id}"),
+        None,
+    );
+    let (status, body) = invoke_http(api, request).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// One SQS event source mapping with `ReportBatchItemFailures`: receive a
+/// batch, hand it to the function as an `SqsEvent`, delete what succeeded.
+struct EventSource {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+}
+
+/// One invocation: the records handed over, as (message id, body), and the
+/// ids the function reported failed.
+#[derive(Debug, Default)]
+struct Invocation {
+    records: Vec<(String, String)>,
+    failed: Vec<String>,
+}
+
+impl EventSource {
+    async fn new(sqs: &aws_sdk_sqs::Client, url: &str) -> Self {
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("get_queue_attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .expect("the queue has an ARN");
+        Self {
+            sqs: sqs.clone(),
+            url: url.to_owned(),
+            arn,
+        }
+    }
+
+    async fn poll(&self, function: &dyn MessageHandler, deadline: Option<DateTime<Utc>>, wait_s: i32) -> Invocation {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(BATCH_SIZE)
+            .wait_time_seconds(wait_s)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive_message");
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Invocation::default();
+        }
+        // The record shape Lambda delivers (see events/lambda/sqs-*.json).
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(name, value)| (name.as_str().to_owned(), Value::String(value.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+        let response = hookflow_lambda::handle_sqs_batch(function, event, deadline).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        for message in messages {
+            let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else {
+                continue;
+            };
+            if !failed.iter().any(|f| f == id) {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("delete_message");
+            }
+        }
+        Invocation {
+            records: messages
+                .iter()
+                .map(|m| {
+                    (
+                        m.message_id().unwrap_or_default().to_owned(),
+                        m.body().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            failed,
+        }
+    }
+
+    /// (visible, in flight, delayed).
+    async fn counts(&self) -> (usize, usize, usize) {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .expect("get_queue_attributes");
+        let count = |name: QueueAttributeName| {
+            attributes
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_default()
+        };
+        (
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        )
+    }
+}
+
+/// The walkthrough on the in-memory `hookflow dev`: the baseline `aws.rs`
+/// compares against.
+async fn in_memory_baseline() -> (Vec<Outcome>, Vec<(String, Value)>) {
+    let sink = start_sink().await;
+    let mut stack = Stack::start(walkthrough_workflows(&sink.uri())).await;
+    stack.workspace = WS.to_owned();
+    for sample in SAMPLES {
+        let event: Value =
+            serde_json::from_str(&read(&format!("events/triggers/{sample}.json"))).expect("sample parses");
+        let (status, _) = stack.post_event(&event).await;
+        assert_eq!(status, 202);
+    }
+    let runs = stack.wait_for_finished_runs(4).await;
+    let outcomes = outcomes(&runs);
+    let bodies = sink_bodies(&sink).await;
+    stack.shutdown().await;
+    (outcomes, bodies)
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and_sqs() {
+    let (memory_outcomes, memory_bodies) = in_memory_baseline().await;
+
+    // The deployment: fresh tables and queues on the emulator.
+    let config = hookflow_tests::emulator_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let names = ResourceNames::with_prefix(&format!(
+        "lambda-{}-{}",
+        std::process::id(),
+        ulid::Ulid::new().to_string().to_lowercase()
+    ));
+    let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30))
+        .await
+        .expect("create resources on the emulator");
+
+    // The workflows, stored and subscribed as `hookflow dev` does.
+    let sink = start_sink().await;
+    let store = DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone());
+    for doc in walkthrough_workflows(&sink.uri()) {
+        let workflow = WorkflowDefinition::from_value(doc).expect("example decodes");
+        let problems = validate(&workflow);
+        assert!(problems.is_empty(), "{} is invalid: {problems:?}", workflow.id);
+        store.put_version(&workflow).await.expect("put_version");
+        let subscription = Subscription::for_workflow(&workflow).expect("the examples are active");
+        SubscriptionIndex::put(&store, &subscription).await.expect("subscribe");
+    }
+
+    // Each function wired as its main.rs wires it.
+    let webhook = router_for_stage(
+        ApiState {
+            ingest: Some(Arc::new(Ingest::new(
+                Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
+                Arc::new(SqsQueue::new(sqs.clone(), urls.triggers.clone())),
+            ))),
+            runs: None,
+        },
+        DEFAULT_MAX_BODY_BYTES,
+        STAGE,
+    );
+    let dispatcher = Dispatcher::new(
+        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
+        Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
+        Arc::new(SqsQueue::new(sqs.clone(), urls.steps.clone())),
+        Arc::new(SystemClock),
+    );
+    let executor = StepExecutor::new(
+        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
+        Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
+        Arc::new(SqsQueue::new(sqs.clone(), urls.steps.clone())),
+        Arc::new(ReqwestHttpClient::with_policy(NetworkPolicy::allow_all()).expect("HTTP client")),
+        Arc::new(SystemClock),
+    );
+    let api_runs: Arc<dyn RunLog> = Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone()));
+    let api = router_for_stage(
+        ApiState {
+            ingest: None,
+            runs: Some(api_runs),
+        },
+        DEFAULT_MAX_BODY_BYTES,
+        STAGE,
+    );
+    let triggers = EventSource::new(&sqs, &urls.triggers).await;
+    let steps = EventSource::new(&sqs, &urls.steps).await;
+
+    // Webhook: each sample event in the fixture's API Gateway envelope.
+    for sample in SAMPLES {
+        let body = read(&format!("events/triggers/{sample}.json"));
+        let id = serde_json::from_str::<Value>(&body).expect("sample parses")["id"].clone();
+        let (status, reply) = invoke_http(&webhook, apigw_request(Method::POST, "/v1/events", "/v1/events", Some(body))).await;
+        assert_eq!((status, &reply["event_id"]), (202, &id), "{reply}");
+    }
+    // Sent again: the same 202 and id, and no second run.
+    let again = read("events/triggers/gameplay.data-captured-qualified.json");
+    let (status, reply) = invoke_http(&webhook, apigw_request(Method::POST, "/v1/events", "/v1/events", Some(again))).await;
+    assert_eq!(
+        (status, reply["event_id"].as_str()),
+        (202, Some("evt-sample-gameplay.data-captured-qualified"))
+    );
+
+    // The event source mappings, until every run has ended.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut trigger_records = 0;
+    let mut poison_sent = false;
+    let mut step_invocations: Vec<Invocation> = vec![];
+    let runs = loop {
+        let dispatched = triggers.poll(&dispatcher, None, 0).await;
+        assert!(dispatched.failed.is_empty(), "every trigger dispatches: {dispatched:?}");
+        trigger_records += dispatched.records.len();
+        if !poison_sent && trigger_records >= SAMPLES.len() {
+            // Lands in the steps queue next to the first steps of the four runs.
+            sqs.send_message()
+                .queue_url(&urls.steps)
+                .message_body(POISON)
+                .send()
+                .await
+                .expect("send the poison record");
+            poison_sent = true;
+        }
+        let step_deadline = Utc::now() + chrono::Duration::seconds(STEP_TIMEOUT_S);
+        let executed = steps.poll(&executor, Some(step_deadline), 1).await;
+        if !executed.records.is_empty() {
+            step_invocations.push(executed);
+        }
+        let runs = list_runs(&api).await;
+        if poison_sent && runs.len() >= 4 && runs.iter().all(|r| r["status"] != "running") {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for 4 finished runs; have {runs:#?}; step invocations {step_invocations:#?}"
+        );
+    };
+    assert_eq!(trigger_records, SAMPLES.len(), "the duplicate POST enqueued nothing");
+
+    // Partial batch failures: only the poison record is reported, every time.
+    for invocation in &step_invocations {
+        let poison_ids: Vec<&str> = invocation
+            .records
+            .iter()
+            .filter(|(_, body)| body == POISON)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let failed: Vec<&str> = invocation.failed.iter().map(String::as_str).collect();
+        assert_eq!(failed, poison_ids, "only the poison record fails: {invocation:?}");
+    }
+    assert!(
+        step_invocations
+            .iter()
+            .any(|i| i.records.len() > 1 && i.records.iter().any(|(_, body)| body == POISON)),
+        "the poison record shared a batch with good records: {step_invocations:#?}"
+    );
+    // Everything that succeeded was deleted; the poison record was not (it
+    // waits for its visibility timeout, then for the DLQ).
+    assert_eq!(triggers.counts().await, (0, 0, 0), "triggers queue (visible, in flight, delayed)");
+    assert_eq!(steps.counts().await, (0, 1, 0), "steps queue (visible, in flight, delayed)");
+
+    // The api function: the list, then each run's timeline.
+    assert_eq!(runs.len(), 4, "{runs:#?}");
+    let mut detailed = vec![];
+    for run in &runs {
+        detailed.push(get_run(&api, run["run_id"].as_str().unwrap_or_default()).await);
+    }
+    let outcomes = outcomes(&detailed);
+    let expected: Vec<Outcome> = vec![
+        (
+            "wf_crm_push".into(),
+            "evt-sample-gameplay.data-captured".into(),
+            "succeeded".into(),
+            vec![step("push", "succeeded", 1)],
+        ),
+        (
+            "wf_hot_leads".into(),
+            "evt-sample-gameplay.data-captured-qualified".into(),
+            "succeeded".into(),
+            vec![step("route", "succeeded", 1), step("hot", "succeeded", 1)],
+        ),
+        (
+            "wf_sponsor_a_leads".into(),
+            "evt-sample-gameplay.data-captured-qualified".into(),
+            "succeeded".into(),
+            vec![step("tag", "succeeded", 1), step("forward", "succeeded", 1)],
+        ),
+        (
+            "wf_winner_notice".into(),
+            "evt-sample-prize.won".into(),
+            "succeeded".into(),
+            vec![step("wait", "succeeded", 1), step("notify", "succeeded", 1)],
+        ),
+    ];
+    assert_eq!(outcomes, expected);
+    assert_eq!(outcomes, memory_outcomes, "the same runs and timelines as in memory");
+
+    let bodies = sink_bodies(&sink).await;
+    let paths: Vec<&str> = bodies.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/crm/leads", "/hubspot/crm/v3/objects/contacts", "/notify/sms", "/sponsor-a/leads"],
+        "four requests reach the sink: {bodies:#?}"
+    );
+    assert_eq!(
+        bodies[0].1,
+        json!({"email": "ana@example.com", "source": "Komo - Sponsor A Trivia", "score": 120})
+    );
+    assert_eq!(bodies, memory_bodies, "the same requests at the sink as in memory");
+}
