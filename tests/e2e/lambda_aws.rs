@@ -57,7 +57,11 @@ const WORKFLOWS: [&str; 4] = [
     "winner_notification",
     "score_decision",
 ];
-const SAMPLES: [&str; 3] = ["gameplay.data-captured-qualified", "gameplay.data-captured", "prize.won"];
+const SAMPLES: [&str; 3] = [
+    "gameplay.data-captured-qualified",
+    "gameplay.data-captured",
+    "prize.won",
+];
 
 /// What a run did, without ids and times: (workflow, event, status, timeline).
 type Outcome = (String, String, String, Vec<(String, String, u64)>);
@@ -116,7 +120,8 @@ async fn start_sink() -> MockServer {
 /// (`LambdaRequest::ApiGatewayV2` → `http::Request`), the one the runtime
 /// applies to every invocation.
 fn apigw_request(method: Method, route: &str, path: &str, body: Option<String>) -> lambda_http::Request {
-    let mut event: ApiGatewayV2httpRequest = serde_json::from_str(APIGW_EVENT).expect("the API Gateway fixture decodes");
+    let mut event: ApiGatewayV2httpRequest =
+        serde_json::from_str(APIGW_EVENT).expect("the API Gateway fixture decodes");
     let route_key = format!("{method} {route}");
     event.route_key = Some(route_key.clone());
     event.raw_path = Some(path.to_owned());
@@ -225,7 +230,7 @@ impl EventSource {
                     .map(|a| {
                         a.iter()
                             .map(|(name, value)| (name.as_str().to_owned(), Value::String(value.clone())))
-                            .collect()
+                            .collect::<serde_json::Map<String, Value>>()
                     })
                     .unwrap_or_default();
                 json!({
@@ -392,12 +397,20 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     for sample in SAMPLES {
         let body = read(&format!("events/triggers/{sample}.json"));
         let id = serde_json::from_str::<Value>(&body).expect("sample parses")["id"].clone();
-        let (status, reply) = invoke_http(&webhook, apigw_request(Method::POST, "/v1/events", "/v1/events", Some(body))).await;
+        let (status, reply) = invoke_http(
+            &webhook,
+            apigw_request(Method::POST, "/v1/events", "/v1/events", Some(body)),
+        )
+        .await;
         assert_eq!((status, &reply["event_id"]), (202, &id), "{reply}");
     }
     // Sent again: the same 202 and id, and no second run.
     let again = read("events/triggers/gameplay.data-captured-qualified.json");
-    let (status, reply) = invoke_http(&webhook, apigw_request(Method::POST, "/v1/events", "/v1/events", Some(again))).await;
+    let (status, reply) = invoke_http(
+        &webhook,
+        apigw_request(Method::POST, "/v1/events", "/v1/events", Some(again)),
+    )
+    .await;
     assert_eq!(
         (status, reply["event_id"].as_str()),
         (202, Some("evt-sample-gameplay.data-captured-qualified"))
@@ -457,8 +470,16 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     );
     // Everything that succeeded was deleted; the poison record was not (it
     // waits for its visibility timeout, then for the DLQ).
-    assert_eq!(triggers.counts().await, (0, 0, 0), "triggers queue (visible, in flight, delayed)");
-    assert_eq!(steps.counts().await, (0, 1, 0), "steps queue (visible, in flight, delayed)");
+    assert_eq!(
+        triggers.counts().await,
+        (0, 0, 0),
+        "triggers queue (visible, in flight, delayed)"
+    );
+    assert_eq!(
+        steps.counts().await,
+        (0, 1, 0),
+        "steps queue (visible, in flight, delayed)"
+    );
 
     // The api function: the list, then each run's timeline.
     assert_eq!(runs.len(), 4, "{runs:#?}");
@@ -500,7 +521,12 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let paths: Vec<&str> = bodies.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         paths,
-        ["/crm/leads", "/hubspot/crm/v3/objects/contacts", "/notify/sms", "/sponsor-a/leads"],
+        [
+            "/crm/leads",
+            "/hubspot/crm/v3/objects/contacts",
+            "/notify/sms",
+            "/sponsor-a/leads"
+        ],
         "four requests reach the sink: {bodies:#?}"
     );
     assert_eq!(

@@ -5,6 +5,7 @@ mod aws;
 mod chaos;
 mod delivery;
 mod ingest;
+mod lambda_aws;
 mod matching;
 mod retries;
 mod templating;

@@ -1,0 +1,332 @@
+//! Delivery edge cases of the step executor:
+//! - claims: a second delivery while the first executes does not run the
+//!   action again; a claim whose holder died is taken over once it expires;
+//! - poison: a step message that can never succeed is delivered
+//!   `maxReceiveCount` times, then moves to the dead-letter queue, and its run
+//!   ends `failed` with the reason (no run stays `running`); a replay after
+//!   the cause is fixed finishes the run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use hookflow_core::engine::{NextMove, Recovery};
+use hookflow_core::memory::{MemoryBackend, QueueSettings};
+use hookflow_core::ports::*;
+use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
+use hookflow_core::worker::{consume, ConsumerSettings};
+use hookflow_core::{StepExecutor, WorkflowDefinition};
+use serde_json::json;
+use tokio::sync::watch;
+
+struct Ok200;
+
+/// Answers 200 after a pause, counting requests.
+#[derive(Default)]
+struct SlowCounting(std::sync::atomic::AtomicU32);
+
+#[async_trait]
+impl HttpClient for SlowCounting {
+    async fn send(&self, _call: HttpCall) -> Result<HttpReply, HttpError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(HttpReply {
+            status: 200,
+            headers: vec![],
+            body: b"{}".to_vec(),
+        })
+    }
+}
+
+#[async_trait]
+impl HttpClient for Ok200 {
+    async fn send(&self, _call: HttpCall) -> Result<HttpReply, HttpError> {
+        Ok(HttpReply {
+            status: 200,
+            headers: vec![],
+            body: b"{}".to_vec(),
+        })
+    }
+}
+
+fn workflow(version: u32) -> WorkflowDefinition {
+    WorkflowDefinition::from_value(
+        json!({"id": "wf", "workspace_id": "ws", "name": "wf", "status": "active",
+        "version": version, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "call",
+        "steps": {"call": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://example.com/hook"}}}}),
+    )
+    .expect("workflow decodes")
+}
+
+/// Answers every request with a large JSON body and records request bodies.
+#[derive(Default)]
+struct BigReplies(std::sync::Mutex<Vec<Vec<u8>>>);
+
+#[async_trait]
+impl HttpClient for BigReplies {
+    async fn send(&self, call: HttpCall) -> Result<HttpReply, HttpError> {
+        self.0.lock().expect("lock").push(call.body.unwrap_or_default());
+        Ok(HttpReply {
+            status: 200,
+            headers: vec![],
+            body: serde_json::to_vec(&json!({"blob": "x".repeat(300_000), "id": "abc"})).expect("encode"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_context_over_64_kib_travels_by_reference_and_arrives_whole() {
+    let backend = MemoryBackend::new(QueueSettings {
+        visibility_timeout: Duration::from_secs(30),
+        max_receive_count: 5,
+    });
+    let two_calls = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "wf",
+        "status": "active", "version": 1, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"},
+        "start": "call", "steps": {
+            "call": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://example.com/a"}, "next": "use"},
+            "use": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://example.com/b",
+                     "body": {"id": "{{ steps.call.body.id }}", "blob": "{{ steps.call.body.blob }}"}}}}}))
+    .expect("workflow decodes");
+    backend.workflows.put_version(&two_calls).await.expect("store");
+    backend
+        .runs
+        .create_run(&run_record("run_big", 1))
+        .await
+        .expect("create");
+    let http = Arc::new(BigReplies::default());
+    let executor = StepExecutor::new(
+        backend.workflows.clone(),
+        backend.runs.clone(),
+        backend.steps.clone(),
+        http.clone(),
+        Arc::new(SystemClock),
+    );
+    executor
+        .handle_message(&step_message("run_big", 1))
+        .await
+        .expect("first hop");
+    let next = backend.steps.receive(10, Duration::ZERO).await.expect("receive");
+    assert_eq!(next.len(), 1);
+    assert!(
+        next[0].body.len() <= hookflow_core::engine::MAX_INLINE_MESSAGE_BYTES,
+        "the message stays one 64 KiB request: {} bytes",
+        next[0].body.len()
+    );
+    let message: StepMessage = serde_json::from_str(&next[0].body).expect("decode");
+    assert!(message.context_ref.is_some() && message.context.is_null());
+    executor.handle_message(&next[0].body).await.expect("second hop");
+    let sent = http.0.lock().expect("lock").clone();
+    let second: serde_json::Value = serde_json::from_slice(&sent[1]).expect("json body");
+    assert_eq!(second["id"], "abc");
+    assert_eq!(
+        second["blob"].as_str().map(str::len),
+        Some(300_000),
+        "the whole context arrived"
+    );
+    let finished = backend.runs.get_run("run_big").await.expect("get").expect("run");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+}
+
+fn run_record(run_id: &str, version: u32) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: version,
+        event_id: "evt".into(),
+        trigger_type: "Prize.Won".into(),
+        status: RunStatus::Running,
+        started_at: Utc::now(),
+        ended_at: None,
+        error: None,
+    }
+}
+
+fn step_message(run_id: &str, version: u32) -> String {
+    serde_json::to_string(&StepMessage {
+        run_id: run_id.into(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: version,
+        step_id: "call".into(),
+        attempt: 1,
+        context: json!({"vars": {}, "steps": {}}),
+        context_ref: None,
+        resume_at: None,
+    })
+    .expect("encode")
+}
+
+#[tokio::test]
+async fn a_claimed_step_runs_once_and_a_dead_holders_claim_is_taken_over() {
+    let backend = MemoryBackend::new(QueueSettings {
+        visibility_timeout: Duration::from_secs(30),
+        max_receive_count: 5,
+    });
+    backend.workflows.put_version(&workflow(1)).await.expect("store");
+    backend.runs.create_run(&run_record("run_a", 1)).await.expect("create");
+    let http = Arc::new(SlowCounting::default());
+    let executor = StepExecutor::new(
+        backend.workflows.clone(),
+        backend.runs.clone(),
+        backend.steps.clone(),
+        http.clone(),
+        Arc::new(SystemClock),
+    );
+    let body = step_message("run_a", 1);
+    let (first, second) = tokio::join!(executor.handle_message(&body), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        executor.handle_message(&body).await
+    });
+    first.expect("the first delivery executes");
+    let err = second.expect_err("the concurrent delivery backs off");
+    assert!(
+        matches!(err, hookflow_core::EngineError::StepInProgress { .. }),
+        "{err}"
+    );
+    assert!(err.is_retryable(), "it comes back after the visibility timeout");
+    assert_eq!(http.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let again = executor
+        .handle_message(&body)
+        .await
+        .expect("a late redelivery is absorbed");
+    assert!(again.executed.is_empty());
+    assert_eq!(again.next, NextMove::Finished(RunStatus::Succeeded));
+    assert_eq!(http.0.load(std::sync::atomic::Ordering::SeqCst), 1, "still one request");
+
+    // A worker claimed run_b's step and died: its claim blocks until it expires.
+    backend.runs.create_run(&run_record("run_b", 1)).await.expect("create");
+    let now = Utc::now();
+    let dead = StepClaim {
+        run_id: "run_b".into(),
+        step_id: "call".into(),
+        attempt: 1,
+        owner: "crashed-worker".into(),
+        expires_at: now + chrono::Duration::milliseconds(300),
+    };
+    assert_eq!(
+        backend.runs.claim_step(&dead, now).await.expect("claim"),
+        ClaimOutcome::Acquired
+    );
+    let body = step_message("run_b", 1);
+    assert!(matches!(
+        executor.handle_message(&body).await,
+        Err(hookflow_core::EngineError::StepInProgress { ref owner, .. }) if owner == "crashed-worker"
+    ));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let report = executor
+        .handle_message(&body)
+        .await
+        .expect("the expired claim is taken over");
+    assert_eq!(report.executed, vec!["call".to_owned()]);
+    let finished = backend.runs.get_run("run_b").await.expect("get").expect("run");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_replays() {
+    let backend = MemoryBackend::new(QueueSettings {
+        visibility_timeout: Duration::from_millis(50),
+        max_receive_count: 5,
+    });
+    let run = RunRecord {
+        run_id: "run_poison".into(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: 2,
+        event_id: "evt".into(),
+        trigger_type: "Prize.Won".into(),
+        status: RunStatus::Running,
+        started_at: Utc::now(),
+        ended_at: None,
+        error: None,
+    };
+    backend.runs.create_run(&run).await.expect("create run");
+    // Version 2 was never stored (a deleted version): this can never succeed.
+    let message = StepMessage {
+        run_id: run.run_id.clone(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: 2,
+        step_id: "call".into(),
+        attempt: 1,
+        context: json!({"vars": {}, "steps": {}}),
+        context_ref: None,
+        resume_at: None,
+    };
+    let steps: Arc<dyn Queue> = backend.steps.clone();
+    steps
+        .send(serde_json::to_string(&message).expect("encode"), Duration::ZERO)
+        .await
+        .expect("send");
+    steps.send("{not json".into(), Duration::ZERO).await.expect("send");
+
+    let executor = Arc::new(
+        StepExecutor::new(
+            backend.workflows.clone(),
+            backend.runs.clone(),
+            steps.clone(),
+            Arc::new(Ok200),
+            Arc::new(SystemClock),
+        )
+        .with_max_receive_count(5),
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(consume(
+        steps.clone(),
+        executor,
+        ConsumerSettings {
+            batch_size: 10,
+            wait: Duration::from_millis(20),
+        },
+        stop_rx,
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while backend.steps_dlq.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "poison messages did not reach the DLQ"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    worker.await.expect("worker stops");
+
+    assert!(backend.steps.is_empty(), "nothing left on the steps queue");
+    let parked = backend.steps_dlq.peek(10).await.expect("peek");
+    assert!(parked.contains(&"{not json".to_owned()));
+    let failed = backend.runs.get_run("run_poison").await.expect("get").expect("run");
+    assert_eq!(failed.status, RunStatus::Failed, "the run does not stay running");
+    let reason = failed.error.unwrap_or_default();
+    assert!(
+        reason.contains("dead-letter queue after 5 deliveries") && reason.contains("version 2 does not exist"),
+        "{reason}"
+    );
+
+    // The operator restores the version and replays: the run finishes.
+    backend
+        .workflows
+        .put_version(&workflow(2))
+        .await
+        .expect("restore version");
+    let replayed = Recovery::new(backend.runs.clone(), steps.clone())
+        .replay("run_poison")
+        .await
+        .expect("replay");
+    assert_eq!((replayed.step_id.as_str(), replayed.attempt), ("call", 2));
+    let executor = StepExecutor::new(
+        backend.workflows.clone(),
+        backend.runs.clone(),
+        steps.clone(),
+        Arc::new(Ok200),
+        Arc::new(SystemClock),
+    );
+    let delivery = steps.receive(1, Duration::from_secs(1)).await.expect("receive");
+    executor
+        .handle_message(&delivery[0].body)
+        .await
+        .expect("replayed step runs");
+    let finished = backend.runs.get_run("run_poison").await.expect("get").expect("run");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+}
