@@ -283,8 +283,8 @@ impl ChaosSink {
 pub const WS: &str = "ws_chaos";
 
 /// Two workflows on one trigger: `wf_all` takes every event through two
-/// HTTP hops with a pure Decision and SetVariables between them; `wf_big`
-/// matches half of the events by filter.
+/// HTTP hops with a pure Decision and SetVariables between them (and a
+/// Delay hop on one branch); `wf_big` matches half of the events by filter.
 pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
     let retry = json!({"max_attempts": 12, "initial_interval_s": 0.2, "backoff_rate": 1.5, "max_interval_s": 1, "jitter": "full"});
     let all = json!({
@@ -295,7 +295,8 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
                         "body": {"n": "{{ n }}"}}, "retry": retry, "next": "route"},
             "route": {"action": {"type": "Decision",
                         "branches": [{"when": {"path": "n", "op": "gte", "value": 50}, "next": "big"}], "default": "tag"}},
-            "tag": {"action": {"type": "SetVariables", "values": {"tier": "small"}}, "next": "small"},
+            "tag": {"action": {"type": "SetVariables", "values": {"tier": "small"}}, "next": "pause"},
+            "pause": {"action": {"type": "Delay", "seconds": 1}, "next": "small"},
             "small": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/small"),
                         "body": {"tier": "{{ vars.tier }}"}}, "retry": retry},
             "big": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/big"),

@@ -50,8 +50,12 @@ pub(crate) async fn send_step(
     Ok(())
 }
 
+/// Which move of the run a message makes: to a (step, attempt), or, for a
+/// `Delay`, into its wait (the message that started the wait targets the
+/// same step and attempt and must not be mistaken for it).
 fn handoff_key(message: &StepMessage) -> String {
-    format!("{}#{}", message.step_id, message.attempt)
+    let wait = if message.resume_at.is_some() { "#wait" } else { "" };
+    format!("{}#{}{wait}", message.step_id, message.attempt)
 }
 
 /// Sends the message that moves a run on to a new (step, attempt) once:
