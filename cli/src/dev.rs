@@ -112,7 +112,12 @@ impl Ports {
             }
         };
         let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
-        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table));
+        let retention = std::env::var("HOOKFLOW_RUN_RETENTION_DAYS")
+            .ok()
+            .map(|days| days.trim().parse::<u64>().map(|d| Duration::from_secs(d * 24 * 3600)))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("HOOKFLOW_RUN_RETENTION_DAYS is not a whole number of days"))?;
+        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table).with_retention(retention));
         Ok(Self {
             workflows: workflows.clone(),
             subscriptions: workflows,

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dispatcher = Dispatcher::new(
         Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table)),
-        Arc::new(DynamoRuns::new(dynamo, runs_table)),
+        Arc::new(DynamoRuns::new(dynamo, runs_table).with_retention(hookflow_lambda::run_retention()?)),
         Arc::new(SqsQueue::new(sqs, steps_queue)),
         Arc::new(SystemClock),
     );

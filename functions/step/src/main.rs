@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let executor = StepExecutor::new(
         Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table)),
-        Arc::new(DynamoRuns::new(dynamo, runs_table)),
+        Arc::new(DynamoRuns::new(dynamo, runs_table).with_retention(hookflow_lambda::run_retention()?)),
         Arc::new(SqsQueue::new(sqs, steps_queue)),
         Arc::new(ReqwestHttpClient::with_policy(policy)?),
         Arc::new(SystemClock),

@@ -283,6 +283,8 @@ impl SubscriptionIndex for DynamoWorkflows {
 pub struct DynamoRuns {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// How long run items are kept after they are written (TTL `expires_at`).
+    retention: Option<Duration>,
 }
 
 impl DynamoRuns {
@@ -290,7 +292,28 @@ impl DynamoRuns {
         Self {
             client,
             table: table.into(),
+            retention: None,
         }
+    }
+
+    /// Every item of a run (record, steps, claims, blobs, hand-offs) expires
+    /// this long after it was last written; a finished run counts from its end.
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The TTL attribute value for an item written at `at`, if runs expire.
+    fn expiry(&self, at: DateTime<Utc>) -> Option<AttributeValue> {
+        let retention = chrono::Duration::from_std(self.retention?).ok()?;
+        Some(AttributeValue::N((at + retention).timestamp().to_string()))
+    }
+
+    fn with_expiry(&self, mut item: Item, at: DateTime<Utc>) -> Item {
+        if let Some(expires_at) = self.expiry(at) {
+            item.insert(TTL_ATTRIBUTE.into(), expires_at);
+        }
+        item
     }
 }
 
@@ -472,6 +495,7 @@ impl RunLog for DynamoRuns {
                 run: run.clone(),
             },
         )?;
+        let item = self.with_expiry(item, run.started_at);
         if put_if_absent(&self.client, &self.table, "create_run", item).await? {
             return Ok(CreateRun::Created);
         }
@@ -501,13 +525,20 @@ impl RunLog for DynamoRuns {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let error_value = error.map_or(AttributeValue::Null(true), AttributeValue::S);
-        let update = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("RUN#{run_id}")))
-            .key("sk", s(META))
-            .update_expression("SET #status = :status, #error = :error, ended_at = :ended")
+            .key("sk", s(META));
+        update = match self.expiry(ended_at) {
+            Some(expires_at) => update
+                .update_expression("SET #status = :status, #error = :error, ended_at = :ended, #ttl = :expires")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":expires", expires_at),
+            None => update.update_expression("SET #status = :status, #error = :error, ended_at = :ended"),
+        };
+        let update = update
             .condition_expression("attribute_exists(pk) AND #status = :running")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
@@ -561,7 +592,7 @@ impl RunLog for DynamoRuns {
     }
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
-        let item = to_item("put_step", &StepItem::from_record(record)?)?;
+        let item = self.with_expiry(to_item("put_step", &StepItem::from_record(record)?)?, record.ended_at);
         // The record replaces this attempt's claim, never another record.
         let put = self
             .client
@@ -619,15 +650,18 @@ impl RunLog for DynamoRuns {
     }
 
     async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {
+        let item = Item::from([
+            ("pk".to_owned(), s(format!("RUN#{}", claim.run_id))),
+            ("sk".to_owned(), s(step_sk(&claim.step_id, claim.attempt))),
+            ("state".to_owned(), s(IN_PROGRESS)),
+            ("owner".to_owned(), s(claim.owner.clone())),
+            ("claim_expires_at".to_owned(), millis_attribute(claim.expires_at)),
+        ]);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("RUN#{}", claim.run_id)))
-            .item("sk", s(step_sk(&claim.step_id, claim.attempt)))
-            .item("state", s(IN_PROGRESS))
-            .item("owner", s(claim.owner.clone()))
-            .item("claim_expires_at", millis_attribute(claim.expires_at))
+            .set_item(Some(self.with_expiry(item, now)))
             .condition_expression("attribute_not_exists(pk) OR (#state = :in_progress AND claim_expires_at < :now)")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
@@ -668,17 +702,21 @@ impl RunLog for DynamoRuns {
         let prefix = blob_prefix(key);
         // Chunk 0 last: it carries the count, so a reader never trusts a half-written blob.
         for (index, piece) in pieces.iter().enumerate().rev() {
-            let mut put = self
-                .client
+            let mut item = Item::from([
+                ("pk".to_owned(), s(format!("RUN#{run_id}"))),
+                ("sk".to_owned(), s(format!("{prefix}{index:04}"))),
+                ("chunk".to_owned(), s(*piece)),
+            ]);
+            if index == 0 {
+                item.insert("chunks".into(), AttributeValue::N(pieces.len().to_string()));
+            }
+            self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(format!("RUN#{run_id}")))
-                .item("sk", s(format!("{prefix}{index:04}")))
-                .item("chunk", s(*piece));
-            if index == 0 {
-                put = put.item("chunks", AttributeValue::N(pieces.len().to_string()));
-            }
-            put.send().await.map_err(|e| port_error("put_blob", e))?;
+                .set_item(Some(self.with_expiry(item, Utc::now())))
+                .send()
+                .await
+                .map_err(|e| port_error("put_blob", e))?;
         }
         for index in pieces.len()..old {
             self.client
@@ -750,11 +788,14 @@ impl RunLog for DynamoRuns {
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
+        let item = Item::from([
+            ("pk".to_owned(), s(format!("RUN#{run_id}"))),
+            ("sk".to_owned(), s(format!("HANDOFF#{key}"))),
+        ]);
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("RUN#{run_id}")))
-            .item("sk", s(format!("HANDOFF#{key}")))
+            .set_item(Some(self.with_expiry(item, Utc::now())))
             .send()
             .await
             .map_err(|e| port_error("mark_handed_off", e))?;

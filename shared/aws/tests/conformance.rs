@@ -71,6 +71,88 @@ async fn run_log_conforms() {
     conformance::run_log(Arc::new(DynamoRuns::new(dynamo, names.runs_table))).await;
 }
 
+/// With a retention, every run item carries the TTL attribute: written
+/// time + retention, and a finished run counts from its end.
+#[tokio::test]
+async fn run_items_expire_after_the_retention() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use hookflow_core::ports::{RunLog, StepClaim};
+    use hookflow_core::run::{RunRecord, RunStatus, StepRecord, StepStatus};
+
+    let (dynamo, _, names, _) = resources("ttl").await;
+    let day = Duration::from_secs(24 * 3600);
+    let runs = DynamoRuns::new(dynamo.clone(), names.runs_table.clone()).with_retention(Some(day));
+    let started = chrono::Utc::now();
+    let run = RunRecord {
+        run_id: "run_ttl".into(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: 1,
+        event_id: "e".into(),
+        trigger_type: "Prize.Won".into(),
+        status: RunStatus::Running,
+        started_at: started,
+        ended_at: None,
+        error: None,
+    };
+    runs.create_run(&run).await.expect("create");
+    let expires = |sk: &'static str| {
+        let dynamo = dynamo.clone();
+        let table = names.runs_table.clone();
+        async move {
+            let item = dynamo
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S("RUN#run_ttl".into()))
+                .key("sk", AttributeValue::S(sk.into()))
+                .send()
+                .await
+                .expect("get item")
+                .item
+                .unwrap_or_else(|| panic!("{sk} exists"));
+            item.get("expires_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or_else(|| panic!("{sk} has no expires_at"))
+        }
+    };
+    assert_eq!(expires("META").await, started.timestamp() + 86_400);
+    let claim = StepClaim {
+        run_id: "run_ttl".into(),
+        step_id: "s".into(),
+        attempt: 1,
+        owner: "me".into(),
+        expires_at: started + chrono::Duration::seconds(60),
+    };
+    runs.claim_step(&claim, started).await.expect("claim");
+    assert_eq!(expires("STEP#s#00001").await, started.timestamp() + 86_400);
+    let ended = started + chrono::Duration::hours(3);
+    let record = StepRecord {
+        run_id: "run_ttl".into(),
+        step_id: "s".into(),
+        action: "HttpRequest".into(),
+        status: StepStatus::Succeeded,
+        attempt: 1,
+        started_at: started,
+        ended_at: ended,
+        output: None,
+        error: None,
+        next: None,
+        retryable: false,
+        retry_after_s: None,
+    };
+    runs.put_step(&record).await.expect("record");
+    assert_eq!(expires("STEP#s#00001").await, ended.timestamp() + 86_400);
+    runs.finish_run("run_ttl", RunStatus::Succeeded, None, ended)
+        .await
+        .expect("finish");
+    assert_eq!(
+        expires("META").await,
+        ended.timestamp() + 86_400,
+        "a finished run counts from its end"
+    );
+}
+
 #[tokio::test]
 async fn event_dedupe_conforms() {
     let (dynamo, _, names, _) = resources("dedupe").await;

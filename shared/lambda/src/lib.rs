@@ -44,6 +44,25 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Option<DateTime<Utc>> {
         .filter(|deadline| *deadline > Utc::now())
 }
 
+/// How many days run items are kept (the template's `RunLogRetentionDays`).
+pub const RUN_RETENTION_DAYS: &str = "HOOKFLOW_RUN_RETENTION_DAYS";
+
+/// The run-log retention from [`RUN_RETENTION_DAYS`]: `None` when unset
+/// (runs are kept), an error naming the variable when it is not a positive
+/// whole number of days.
+pub fn run_retention() -> Result<Option<std::time::Duration>, ConfigError> {
+    match std::env::var(RUN_RETENTION_DAYS) {
+        Err(_) => Ok(None),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(days) if days > 0 => Ok(Some(std::time::Duration::from_secs(days * 24 * 3600))),
+            _ => Err(ConfigError {
+                name: RUN_RETENTION_DAYS,
+                problem: "not a positive whole number of days",
+            }),
+        },
+    }
+}
+
 /// The SDK configuration from the standard AWS environment (region,
 /// credentials, `AWS_ENDPOINT_URL` for emulators).
 pub async fn aws_config() -> aws_config::SdkConfig {
