@@ -23,15 +23,16 @@ check: lint test
 fuzz:
 	PROPTEST_CASES=200000 cargo test -p hookflow-core --test fuzz --release
 
-# cfn-lint and sam validate --lint on template.yaml (installed into .venv by the script).
+# cfn-lint and sam validate --lint on template.yaml (installed into .venv-template by the script).
 lint-template:
 	bash scripts/lint-template.sh
 
-# arm64 Lambda bootstraps for every function (PyPI cargo-lambda, which ships zig).
+# arm64 Lambda bootstraps for every function (PyPI cargo-lambda in .venv-build, which ships zig).
 build:
 	bash scripts/build-lambdas.sh
 
 # Needs AWS credentials; cannot run on a machine without AWS access.
 deploy: build
 	bash scripts/lint-template.sh
-	SAM_CLI_TELEMETRY=0 .venv-template/bin/sam build --beta-features && SAM_CLI_TELEMETRY=0 .venv-template/bin/sam deploy --guided
+	PATH="$(CURDIR)/.venv-build/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv-template/bin/sam build --beta-features
+	SAM_CLI_TELEMETRY=0 .venv-template/bin/sam deploy --guided

@@ -43,7 +43,7 @@ fn events() -> Vec<Value> {
 }
 
 /// Each run as an [`Outcome`], sorted, so two backends can be compared.
-fn outcomes(runs: &[Value]) -> Vec<Outcome> {
+pub(crate) fn outcomes(runs: &[Value]) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = runs
         .iter()
         .map(|r| {
@@ -59,7 +59,7 @@ fn outcomes(runs: &[Value]) -> Vec<Outcome> {
 type OutcomeWithError = (String, String, Vec<(String, String, u64)>, Option<String>);
 
 /// What a run did, without ids and times: (workflow, event, status, timeline).
-type Outcome = (String, String, String, Vec<(String, String, u64)>);
+pub(crate) type Outcome = (String, String, String, Vec<(String, String, u64)>);
 
 async fn run_through(stack: &Stack, expected_runs: usize) -> Vec<Outcome> {
     for e in events() {
@@ -72,7 +72,7 @@ async fn run_through(stack: &Stack, expected_runs: usize) -> Vec<Outcome> {
     outcomes(&runs)
 }
 
-async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
+pub(crate) async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
     let mut bodies: Vec<(String, Value)> = sink
         .received_requests()
         .await

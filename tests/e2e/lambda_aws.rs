@@ -38,6 +38,8 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The workspace of the example workflows and sample events.
+use super::aws::{outcomes, sink_bodies, Outcome};
+
 const WS: &str = "ws_demo";
 /// The API Gateway event every HTTP request of this test starts from.
 const APIGW_EVENT: &str = include_str!("../../events/lambda/apigw-post-event.json");
@@ -63,9 +65,6 @@ const SAMPLES: [&str; 3] = [
     "prize.won",
 ];
 
-/// What a run did, without ids and times: (workflow, event, status, timeline).
-type Outcome = (String, String, String, Vec<(String, String, u64)>);
-
 fn read(path: &str) -> String {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("read {path}: {e}"))
@@ -80,30 +79,6 @@ fn walkthrough_workflows(sink: &str) -> Vec<Value> {
             serde_json::from_str(&text).expect("example parses")
         })
         .collect()
-}
-
-fn outcomes(runs: &[Value]) -> Vec<Outcome> {
-    let mut outcomes: Vec<Outcome> = runs
-        .iter()
-        .map(|r| {
-            let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
-            (text("workflow_id"), text("event_id"), text("status"), timeline(r))
-        })
-        .collect();
-    outcomes.sort();
-    outcomes
-}
-
-async fn sink_bodies(sink: &MockServer) -> Vec<(String, Value)> {
-    let mut bodies: Vec<(String, Value)> = sink
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| (r.url.path().to_owned(), r.body_json::<Value>().unwrap_or_default()))
-        .collect();
-    bodies.sort_by_key(|(p, b)| format!("{p}{b}"));
-    bodies
 }
 
 async fn start_sink() -> MockServer {

@@ -52,8 +52,8 @@ mod tests {
         assert_eq!(runs.len(), 1, "the two deliveries of one event start one run");
         assert_eq!(
             backend.steps.receive(10, Duration::ZERO).await.unwrap().len(),
-            2,
-            "the first step is (re)sent per delivery"
+            1,
+            "the second delivery finds the hand-off note and sends nothing again"
         );
     }
 }

@@ -467,6 +467,30 @@ impl DynamoRuns {
         Ok(items)
     }
 
+    /// Sends a status change conditioned on the current status: true if it
+    /// applied, false if the run is in another status, an error if it is missing.
+    async fn change_status(
+        &self,
+        operation: &'static str,
+        run_id: &str,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> PortResult<bool> {
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_run(run_id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(PortError::terminal(operation, format!("run {run_id} does not exist"))),
+                }
+            }
+            Err(err) => Err(port_error(operation, err)),
+        }
+    }
+
     async fn get(&self, operation: &'static str, pk: String, sk: String) -> PortResult<Option<Item>> {
         let got = self
             .client
@@ -549,23 +573,7 @@ impl RunLog for DynamoRuns {
                 s(ended_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             )
             .expression_attribute_values(":running", s("running"));
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                match self.get_run(run_id).await? {
-                    Some(_) => Ok(false),
-                    None => Err(PortError::terminal(
-                        "finish_run",
-                        format!("run {run_id} does not exist"),
-                    )),
-                }
-            }
-            Err(err) => Err(port_error("finish_run", err)),
-        }
+        self.change_status("finish_run", run_id, update).await
     }
 
     async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
@@ -736,11 +744,13 @@ impl RunLog for DynamoRuns {
         let Some(first) = items.first() else {
             return Ok(None);
         };
+        // Chunk 0 is written last and carries the count: without it the blob
+        // is still being written.
         let expected = first
             .get("chunks")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
+            .ok_or_else(|| PortError::retryable("get_blob", format!("blob {key} is being written")))?;
         if items.len() < expected {
             return Err(PortError::retryable("get_blob", format!("blob {key} is being written")));
         }
@@ -768,23 +778,7 @@ impl RunLog for DynamoRuns {
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":failed", s("failed"));
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                match self.get_run(run_id).await? {
-                    Some(_) => Ok(false),
-                    None => Err(PortError::terminal(
-                        "reopen_run",
-                        format!("run {run_id} does not exist"),
-                    )),
-                }
-            }
-            Err(err) => Err(port_error("reopen_run", err)),
-        }
+        self.change_status("reopen_run", run_id, update).await
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
