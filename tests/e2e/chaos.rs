@@ -11,6 +11,13 @@ use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::Queue;
 use hookflow_tests::chaos::{self, ChaosConfig, Target};
 
+/// Writes past the test harness's output capture, so `make test` shows the
+/// seed and the summary of a passing run too.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Short, so crashed deliveries come back quickly; claims last half of it.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -37,7 +44,7 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
         visibility_timeout: VISIBILITY_TIMEOUT,
     };
     let seed = chaos::seed();
-    println!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)");
+    report(&format!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)"));
     let summary = chaos::run(
         target,
         ChaosConfig {
@@ -49,7 +56,7 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
         },
     )
     .await;
-    println!("{}", summary.line);
+    report(&summary.line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +113,7 @@ async fn two_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
         visibility_timeout: VISIBILITY_TIMEOUT,
     };
     let seed = chaos::seed();
-    println!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)");
+    report(&format!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)"));
     let summary = chaos::run(
         target,
         ChaosConfig {
@@ -118,5 +125,5 @@ async fn two_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
         },
     )
     .await;
-    println!("{}", summary.line);
+    report(&summary.line);
 }

@@ -29,7 +29,7 @@ use hookflow_core::validate::validate;
 use hookflow_core::worker::MessageHandler;
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
-use hookflow_tests::{step, timeline, Stack};
+use hookflow_tests::{step, Stack};
 use http::Method;
 use lambda_http::request::LambdaRequest;
 use serde_json::{json, Value};
