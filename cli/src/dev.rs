@@ -114,9 +114,12 @@ impl Ports {
         let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
         let retention = std::env::var("HOOKFLOW_RUN_RETENTION_DAYS")
             .ok()
-            .map(|days| days.trim().parse::<u64>().map(|d| Duration::from_secs(d * 24 * 3600)))
+            .map(|days| match days.trim().parse::<u64>() {
+                Ok(d) if d > 0 => Ok(Duration::from_secs(d * 24 * 3600)),
+                _ => Err(()),
+            })
             .transpose()
-            .map_err(|_| anyhow::anyhow!("HOOKFLOW_RUN_RETENTION_DAYS is not a whole number of days"))?;
+            .map_err(|_| anyhow::anyhow!("HOOKFLOW_RUN_RETENTION_DAYS is not a positive whole number of days"))?;
         let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table).with_retention(retention));
         Ok(Self {
             workflows: workflows.clone(),
@@ -195,7 +198,10 @@ impl DevServer {
             )
             // Under the visibility timeout, so a redelivery after a crash
             // finds the claim expired.
-            .with_claim_lease(config.visibility_timeout / 2)
+            // Claims outlast any HTTP step (120 s at most; the visibility
+            // timeout is over that) and expire just before a crashed
+            // delivery comes back.
+            .with_claim_lease(config.visibility_timeout.saturating_sub(Duration::from_secs(1)))
             .with_max_receive_count(config.max_receive_count),
         );
 

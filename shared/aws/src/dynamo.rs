@@ -296,8 +296,9 @@ impl DynamoRuns {
         }
     }
 
-    /// Every item of a run (record, steps, claims, blobs, hand-offs) expires
-    /// this long after it was last written; a finished run counts from its end.
+    /// Run items expire this long after they were written: steps, claims,
+    /// blobs and hand-off notes from their write, the run record from its
+    /// end (a running run never expires).
     pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
         self
@@ -340,11 +341,19 @@ struct StepItem {
     ended_at: DateTime<Utc>,
     /// JSON text: outputs are arbitrary JSON (deeper than DynamoDB's 32 levels).
     output: Option<String>,
+    /// Set instead of `output` when the output is too large for the item: the blob holding it.
+    #[serde(default)]
+    output_ref: Option<String>,
     error: Option<String>,
     next: Option<String>,
     retryable: bool,
     retry_after_s: Option<f64>,
 }
+
+/// Outputs larger than this go to a blob: a step item must stay under
+/// DynamoDB's 400 KB, or the record could never be written and the step
+/// would run again on every delivery.
+const MAX_INLINE_OUTPUT_BYTES: usize = 300_000;
 
 /// `state` of a step item that is a claim, not yet a record.
 const IN_PROGRESS: &str = "in_progress";
@@ -402,6 +411,7 @@ impl StepItem {
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(|e| PortError::terminal("put_step", e.to_string()))?,
+            output_ref: None,
             error: record.error.clone(),
             next: record.next.clone(),
             retryable: record.retryable,
@@ -467,6 +477,20 @@ impl DynamoRuns {
         Ok(items)
     }
 
+    /// The record of a step item, with an output kept in a blob read back.
+    async fn load_record(&self, operation: &'static str, item: StepItem) -> PortResult<StepRecord> {
+        let output_ref = item.output_ref.clone();
+        let mut record = item.into_record()?;
+        if let Some(key) = output_ref {
+            let text = self
+                .get_blob(&record.run_id, &key)
+                .await?
+                .ok_or_else(|| PortError::retryable(operation, format!("step output {key} cannot be read yet")))?;
+            record.output = Some(serde_json::from_str(&text).map_err(|e| decode_error(operation, e))?);
+        }
+        Ok(record)
+    }
+
     /// Sends a status change conditioned on the current status: true if it
     /// applied, false if the run is in another status, an error if it is missing.
     async fn change_status(
@@ -519,7 +543,8 @@ impl RunLog for DynamoRuns {
                 run: run.clone(),
             },
         )?;
-        let item = self.with_expiry(item, run.started_at);
+        // No TTL while running (a Delay may outlast the retention): the run
+        // record gets one when it ends.
         if put_if_absent(&self.client, &self.table, "create_run", item).await? {
             return Ok(CreateRun::Created);
         }
@@ -600,7 +625,21 @@ impl RunLog for DynamoRuns {
     }
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
-        let item = self.with_expiry(to_item("put_step", &StepItem::from_record(record)?)?, record.ended_at);
+        let mut step_item = StepItem::from_record(record)?;
+        if step_item
+            .output
+            .as_ref()
+            .is_some_and(|o| o.len() > MAX_INLINE_OUTPUT_BYTES)
+        {
+            // Deterministic key: a rival delivery writes the same key, and the
+            // record that wins names it.
+            let key = format!("out#{}#{}", record.step_id, record.attempt);
+            if let Some(output) = step_item.output.take() {
+                self.put_blob(&record.run_id, &key, &output).await?;
+            }
+            step_item.output_ref = Some(key);
+        }
+        let item = self.with_expiry(to_item("put_step", &step_item)?, record.ended_at);
         // The record replaces this attempt's claim, never another record.
         let put = self
             .client
@@ -625,7 +664,10 @@ impl RunLog for DynamoRuns {
             .get("get_step", format!("RUN#{run_id}"), step_sk(step_id, attempt))
             .await?
         {
-            Some(item) if !is_claim(&item) => Ok(Some(from_item::<StepItem>("get_step", item)?.into_record()?)),
+            Some(item) if !is_claim(&item) => Ok(Some(
+                self.load_record("get_step", from_item::<StepItem>("get_step", item)?)
+                    .await?,
+            )),
             _ => Ok(None),
         }
     }
@@ -639,14 +681,18 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
             .expression_attribute_values(":step", s("STEP#"))
             .consistent_read(true);
-        let mut steps = vec![];
+        let mut items = vec![];
         query_pages("list_steps", query, |item| {
             if !is_claim(&item) {
-                steps.push(from_item::<StepItem>("list_steps", item)?.into_record()?);
+                items.push(from_item::<StepItem>("list_steps", item)?);
             }
             Ok(true)
         })
         .await?;
+        let mut steps = Vec::with_capacity(items.len());
+        for item in items {
+            steps.push(self.load_record("list_steps", item).await?);
+        }
         // Keys sort by step id; the timeline is by time.
         steps.sort_by(|a, b| {
             a.started_at
@@ -686,9 +732,10 @@ impl RunLog for DynamoRuns {
             .await?
             .ok_or_else(|| PortError::retryable("claim_step", "claim refused but no item found; try again"))?;
         if !is_claim(&item) {
-            return Ok(ClaimOutcome::Completed(Box::new(
-                from_item::<StepItem>("claim_step", item)?.into_record()?,
-            )));
+            let recorded = self
+                .load_record("claim_step", from_item::<StepItem>("claim_step", item)?)
+                .await?;
+            return Ok(ClaimOutcome::Completed(Box::new(recorded)));
         }
         let owner = item
             .get("owner")
@@ -708,6 +755,18 @@ impl RunLog for DynamoRuns {
         let old = self.blob_chunks("put_blob", run_id, key).await?.len();
         let pieces = chunks(value, BLOB_CHUNK_BYTES);
         let prefix = blob_prefix(key);
+        if old > 0 {
+            // An overwrite: chunk 0 goes first, so a reader never joins old and
+            // new chunks (it sees "being written" until chunk 0 is back).
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("RUN#{run_id}")))
+                .key("sk", s(format!("{prefix}0000")))
+                .send()
+                .await
+                .map_err(|e| port_error("put_blob", e))?;
+        }
         // Chunk 0 last: it carries the count, so a reader never trusts a half-written blob.
         for (index, piece) in pieces.iter().enumerate().rev() {
             let mut item = Item::from([
@@ -772,10 +831,11 @@ impl RunLog for DynamoRuns {
             .table_name(&self.table)
             .key("pk", s(format!("RUN#{run_id}")))
             .key("sk", s(META))
-            .update_expression("SET #status = :running REMOVE #error, ended_at")
+            .update_expression("SET #status = :running REMOVE #error, ended_at, #ttl")
             .condition_expression("attribute_exists(pk) AND #status = :failed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":failed", s("failed"));
         self.change_status("reopen_run", run_id, update).await

@@ -259,6 +259,28 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
     );
     assert!(log.list_steps("run_3").await.expect("list steps").is_empty());
 
+    // An output larger than one DynamoDB item (HTTP responses may be 1 MiB).
+    let big = StepRecord {
+        output: Some(json!({"body": "ü".repeat(450_000)})),
+        ..step_record("run_2", "fetch", 1, StepStatus::Succeeded, 5)
+    };
+    assert_eq!(log.put_step(&big).await.expect("put big step"), PutStep::Recorded);
+    assert_eq!(
+        log.get_step("run_2", "fetch", 1).await.expect("get step"),
+        Some(big.clone())
+    );
+    assert_eq!(log.list_steps("run_2").await.expect("list steps"), vec![big.clone()]);
+    assert_eq!(
+        log.put_step(&StepRecord {
+            output: None,
+            ..big.clone()
+        })
+        .await
+        .expect("put step"),
+        PutStep::AlreadyRecorded(Box::new(big)),
+        "a large record is recorded once too"
+    );
+
     claims_and_blobs(log.as_ref(), ended).await;
     assert!(log.reopen_run("run_2").await.expect("reopen"), "a failed run reopens");
     let reopened = log.get_run("run_2").await.expect("get").expect("exists");

@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::{DateTime, Utc};
 use hookflow_core::ports::Delivery;
 use hookflow_core::worker::MessageHandler;
+use tracing::Instrument;
 
 /// A missing or invalid environment variable, named, so a misconfigured
 /// deploy fails at init, loudly.
@@ -83,7 +84,10 @@ pub fn init_tracing() {
 }
 
 /// Hands each record of an SQS batch to `handler` and reports the failed
-/// ones, so one bad message never fails (or deletes) the other nine.
+/// ones, so one bad message never fails (or deletes) the other nine. The
+/// records run concurrently: each gets the whole invocation, so one slow
+/// receiver cannot starve the rest of the batch into a timeout (which would
+/// return every record to the queue, handled or not).
 /// `deadline` is the invocation's (from the Lambda context): claims taken
 /// while handling expire then.
 pub async fn handle_sqs_batch(
@@ -91,29 +95,37 @@ pub async fn handle_sqs_batch(
     event: SqsEvent,
     deadline: Option<DateTime<Utc>>,
 ) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
+    let outcomes = futures_util::future::join_all(event.records.into_iter().map(|record| {
         let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_message", message_id = %message_id);
-        let _entered = span.enter();
-        let receive_count = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(1);
-        let outcome = match record.body {
-            Some(body) => {
-                let delivery = Delivery {
-                    receipt: message_id.clone(),
-                    body,
-                    receive_count,
-                };
-                handler.handle(&delivery, deadline).await
+        async move {
+            let receive_count = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1);
+            let outcome = match record.body {
+                Some(body) => {
+                    let delivery = Delivery {
+                        receipt: message_id.clone(),
+                        body,
+                        receive_count,
+                    };
+                    handler.handle(&delivery, deadline).await
+                }
+                None => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
+            };
+            if let Err(err) = &outcome {
+                tracing::warn!(error = %err, retryable = err.is_retryable(), "message failed; SQS will redeliver it");
             }
-            None => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
-        };
-        if let Err(err) = outcome {
-            tracing::warn!(error = %err, retryable = err.is_retryable(), "message failed; SQS will redeliver it");
+            (message_id, outcome.is_err())
+        }
+        .instrument(span)
+    }))
+    .await;
+    let mut response = SqsBatchResponse::default();
+    for (message_id, failed) in outcomes {
+        if failed {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;
             response.batch_item_failures.push(failure);

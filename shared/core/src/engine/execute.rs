@@ -298,7 +298,10 @@ impl StepExecutor {
                                     Ok(due) => {
                                         Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone())
                                     }
-                                    Err(err) => Attempt::failed(err),
+                                    Err(err) => Attempt {
+                                        secrets: Secrets::of_context(&cursor.context),
+                                        ..Attempt::failed(err)
+                                    },
                                 }
                             }
                             _ => self.perform(&message.run_id, &cursor, step).await,

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use crate::ports::{PortError, Queue, RunLog};
 use crate::run::{RunStatus, StepMessage};
 
@@ -107,7 +109,22 @@ impl Recovery {
             step_id: message.step_id.clone(),
             attempt: message.attempt,
         };
-        send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await?;
+        if let Err(err) = send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await {
+            // Nothing was sent: put the run back as it was, so it can be replayed again.
+            let restored = self
+                .runs
+                .finish_run(
+                    run_id,
+                    RunStatus::Failed,
+                    run.error.clone(),
+                    run.ended_at.unwrap_or_else(Utc::now),
+                )
+                .await;
+            if let Err(restore) = restored {
+                tracing::error!(run_id, error = %restore, "replay could not send and could not restore the failed run");
+            }
+            return Err(err.into());
+        }
         tracing::info!(run_id, step_id = %replayed.step_id, attempt = replayed.attempt, "run replayed");
         Ok(replayed)
     }
