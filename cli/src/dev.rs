@@ -182,12 +182,15 @@ impl DevServer {
         };
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::with_policy(policy)?);
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
-        let dispatcher: Arc<dyn MessageHandler> = Arc::new(Dispatcher::new(
-            backend.subscriptions.clone(),
-            backend.runs.clone(),
-            backend.steps.clone(),
-            clock.clone(),
-        ));
+        let dispatcher: Arc<dyn MessageHandler> = Arc::new(
+            Dispatcher::new(
+                backend.subscriptions.clone(),
+                backend.runs.clone(),
+                backend.steps.clone(),
+                clock.clone(),
+            )
+            .with_workflows(backend.workflows.clone()),
+        );
         let executor: Arc<dyn MessageHandler> = Arc::new(
             StepExecutor::new(
                 backend.workflows.clone(),

@@ -19,12 +19,14 @@ async fn main() -> Result<(), Error> {
     let config = aws_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
+    let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
     let dispatcher = Dispatcher::new(
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table)),
+        workflows.clone(),
         Arc::new(DynamoRuns::new(dynamo, runs_table).with_retention(hookflow_lambda::run_retention()?)),
         Arc::new(SqsQueue::new(sqs, steps_queue)),
         Arc::new(SystemClock),
-    );
+    )
+    .with_workflows(workflows);
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event| handler::handle(dispatcher, event))).await
 }

@@ -89,6 +89,25 @@ async fn put_if_absent(
     put_if(operation, put).await
 }
 
+/// Deletes one item by key (deleting a missing item is not an error).
+async fn delete_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    pk: String,
+    sk: String,
+) -> PortResult<()> {
+    client
+        .delete_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .send()
+        .await
+        .map_err(|e| port_error(operation, e))?;
+    Ok(())
+}
+
 /// Sends a conditional put: true if written, false if the condition failed.
 async fn put_if(
     operation: &'static str,
@@ -248,15 +267,14 @@ impl SubscriptionIndex for DynamoWorkflows {
     }
 
     async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(subscription_pk(workspace_id, trigger_type)))
-            .key("sk", s(format!("WF#{workflow_id}")))
-            .send()
-            .await
-            .map_err(|e| port_error("remove_subscription", e))?;
-        Ok(())
+        delete_item(
+            &self.client,
+            &self.table,
+            "remove_subscription",
+            subscription_pk(workspace_id, trigger_type),
+            format!("WF#{workflow_id}"),
+        )
+        .await
     }
 
     /// One Query per event; further pages only past DynamoDB's 1 MB page.
@@ -758,14 +776,14 @@ impl RunLog for DynamoRuns {
         if old > 0 {
             // An overwrite: chunk 0 goes first, so a reader never joins old and
             // new chunks (it sees "being written" until chunk 0 is back).
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("RUN#{run_id}")))
-                .key("sk", s(format!("{prefix}0000")))
-                .send()
-                .await
-                .map_err(|e| port_error("put_blob", e))?;
+            delete_item(
+                &self.client,
+                &self.table,
+                "put_blob",
+                format!("RUN#{run_id}"),
+                format!("{prefix}0000"),
+            )
+            .await?;
         }
         // Chunk 0 last: it carries the count, so a reader never trusts a half-written blob.
         for (index, piece) in pieces.iter().enumerate().rev() {
@@ -786,14 +804,8 @@ impl RunLog for DynamoRuns {
                 .map_err(|e| port_error("put_blob", e))?;
         }
         for index in pieces.len()..old {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("RUN#{run_id}")))
-                .key("sk", s(format!("{prefix}{index:04}")))
-                .send()
-                .await
-                .map_err(|e| port_error("put_blob", e))?;
+            let sk = format!("{prefix}{index:04}");
+            delete_item(&self.client, &self.table, "put_blob", format!("RUN#{run_id}"), sk).await?;
         }
         Ok(())
     }

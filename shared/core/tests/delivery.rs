@@ -330,3 +330,63 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
     let finished = backend.runs.get_run("run_poison").await.expect("get").expect("run");
     assert_eq!(finished.status, RunStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() {
+    use hookflow_core::run::run_id_for;
+    use hookflow_core::subscription::Subscription;
+    use hookflow_core::{Dispatcher, TriggerEvent};
+
+    let backend = MemoryBackend::new(QueueSettings {
+        visibility_timeout: Duration::from_secs(30),
+        max_receive_count: 5,
+    });
+    let v1 = workflow(1);
+    let mut v2_doc = serde_json::to_value(&v1).expect("encode");
+    v2_doc["version"] = json!(2);
+    v2_doc["start"] = json!("first_of_v2");
+    v2_doc["steps"]["first_of_v2"] = json!({"action": {"type": "SetVariables", "values": {"a": 1}}, "next": "call"});
+    let v2 = WorkflowDefinition::from_value(v2_doc).expect("v2 decodes");
+    backend.workflows.put_version(&v1).await.expect("store v1");
+    backend.workflows.put_version(&v2).await.expect("store v2");
+    backend
+        .subscriptions
+        .put(&Subscription::for_workflow(&v2).expect("active"))
+        .await
+        .expect("subscribe v2");
+    // An earlier delivery created the run on v1, then died before sending its first step.
+    let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": "evt-v1", "source": "s",
+        "type": "Prize.Won", "workspaceid": "ws", "data": {}}))
+    .expect("event decodes");
+    let run_id = run_id_for("ws", "evt-v1", "wf");
+    backend.runs.create_run(&run_record(&run_id, 1)).await.expect("create");
+
+    let dispatcher = Dispatcher::new(
+        backend.subscriptions.clone(),
+        backend.runs.clone(),
+        backend.steps.clone(),
+        Arc::new(SystemClock),
+    )
+    .with_workflows(backend.workflows.clone());
+    let report = dispatcher.dispatch(&event).await.expect("dispatch");
+    assert_eq!(report.existing, vec![run_id.clone()]);
+    let sent = backend.steps.receive(10, Duration::ZERO).await.expect("receive");
+    assert_eq!(sent.len(), 1, "the first step is sent again");
+    let message: StepMessage = serde_json::from_str(&sent[0].body).expect("decode");
+    assert_eq!(
+        (message.workflow_version, message.step_id.as_str()),
+        (1, "call"),
+        "the run's own version and start, not the subscription's"
+    );
+    backend.steps.ack(&sent[0].receipt).await.expect("ack");
+    dispatcher.dispatch(&event).await.expect("dispatch again");
+    assert!(
+        backend
+            .steps
+            .receive(10, Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "a later redelivery finds the hand-off note"
+    );
+}

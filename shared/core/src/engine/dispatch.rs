@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::TriggerEvent;
-use crate::ports::{Clock, CreateRun, Queue, RunLog, SubscriptionIndex};
+use crate::ports::{Clock, CreateRun, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 
 use super::handoff::hand_off;
@@ -19,6 +19,7 @@ pub struct Dispatcher {
     steps: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
     max_depth: u32,
+    workflows: Option<Arc<dyn WorkflowStore>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,7 +45,26 @@ impl Dispatcher {
             steps,
             clock,
             max_depth: DEFAULT_MAX_DEPTH,
+            workflows: None,
         }
+    }
+
+    /// Lets a redelivered trigger resend the first step of a run that began
+    /// on an older version of its workflow (read from the store).
+    pub fn with_workflows(mut self, workflows: Arc<dyn WorkflowStore>) -> Self {
+        self.workflows = Some(workflows);
+        self
+    }
+
+    /// The first step of the run's own workflow version, if it can be read.
+    async fn start_of(&self, run: &RunRecord) -> Result<Option<String>, EngineError> {
+        let Some(store) = &self.workflows else {
+            return Ok(None);
+        };
+        Ok(store
+            .get_version(&run.workspace_id, &run.workflow_id, run.workflow_version)
+            .await?
+            .map(|workflow| workflow.start.clone()))
     }
 
     pub fn with_max_depth(mut self, max_depth: u32) -> Self {
@@ -96,38 +116,46 @@ impl Dispatcher {
                 ended_at: None,
                 error: None,
             };
-            let redelivered = match self.runs.create_run(&run).await? {
+            // (version, first step) the run executes: the subscription's for a
+            // new run, the run's own for one an earlier delivery created.
+            let (redelivered, version, start) = match self.runs.create_run(&run).await? {
                 CreateRun::Created => {
                     report.started.push(run_id.clone());
-                    false
+                    (false, sub.workflow_version, sub.start.clone())
                 }
                 CreateRun::AlreadyExists(existing) => {
                     report.existing.push(run_id.clone());
                     if existing.status.is_terminal() {
                         continue;
                     }
-                    if existing.workflow_version != sub.workflow_version {
-                        // A newer version was published since the run began; the
-                        // run keeps its own version, whose first step we cannot
-                        // re-send from this subscription.
-                        tracing::warn!(run_id = %run_id, run_version = existing.workflow_version,
-                            subscribed_version = sub.workflow_version, "run started on an older version; first step not re-sent");
-                        continue;
-                    }
                     // Still running: an earlier delivery may have died before
                     // sending the first step. Send it unless that delivery
                     // noted the hand-off; the step claim absorbs a duplicate.
-                    true
+                    if existing.workflow_version == sub.workflow_version {
+                        (true, sub.workflow_version, sub.start.clone())
+                    } else {
+                        // A newer version was published since the run began;
+                        // the run keeps its own version and that version's start.
+                        match self.start_of(&existing).await? {
+                            Some(start) => (true, existing.workflow_version, start),
+                            None => {
+                                tracing::warn!(run_id = %run_id, run_version = existing.workflow_version,
+                                    subscribed_version = sub.workflow_version,
+                                    "run started on a version that cannot be read; first step not re-sent");
+                                continue;
+                            }
+                        }
+                    }
                 }
             };
             let message = StepMessage {
                 run_id: run_id.clone(),
                 workspace_id: event.workspaceid.clone(),
                 workflow_id: sub.workflow_id.clone(),
-                workflow_version: sub.workflow_version,
-                step_id: sub.start.clone(),
+                workflow_version: version,
+                step_id: start,
                 attempt: 1,
-                context: initial_context(event, &run_id, &sub.workflow_id, sub.workflow_version),
+                context: initial_context(event, &run_id, &sub.workflow_id, version),
                 context_ref: None,
                 resume_at: None,
             };
