@@ -176,7 +176,7 @@ impl RunLog for FaultyRunLog {
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
         self.inner.get_blob(run_id, key).await
     }
-    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
         self.inner.reopen_run(run_id).await
     }
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {

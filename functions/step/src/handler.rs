@@ -57,6 +57,7 @@ mod tests {
             started_at: chrono_now(),
             ended_at: None,
             error: None,
+            replays: 0,
         };
         backend.runs.create_run(&run).await.unwrap();
         let http = Arc::new(CountingHttp::default());

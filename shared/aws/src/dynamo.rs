@@ -509,23 +509,24 @@ impl DynamoRuns {
         Ok(record)
     }
 
-    /// Sends a status change conditioned on the current status: true if it
-    /// applied, false if the run is in another status, an error if it is missing.
+    /// Sends a status change conditioned on the current status: its output
+    /// if it applied, `None` if the run is in another status, an error if the
+    /// run is missing.
     async fn change_status(
         &self,
         operation: &'static str,
         run_id: &str,
         update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-    ) -> PortResult<bool> {
+    ) -> PortResult<Option<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput>> {
         match update.send().await {
-            Ok(_) => Ok(true),
+            Ok(output) => Ok(Some(output)),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 match self.get_run(run_id).await? {
-                    Some(_) => Ok(false),
+                    Some(_) => Ok(None),
                     None => Err(PortError::terminal(operation, format!("run {run_id} does not exist"))),
                 }
             }
@@ -616,7 +617,7 @@ impl RunLog for DynamoRuns {
                 s(ended_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             )
             .expression_attribute_values(":running", s("running"));
-        self.change_status("finish_run", run_id, update).await
+        Ok(self.change_status("finish_run", run_id, update).await?.is_some())
     }
 
     async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
@@ -836,21 +837,36 @@ impl RunLog for DynamoRuns {
         Ok(Some(value))
     }
 
-    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("RUN#{run_id}")))
             .key("sk", s(META))
-            .update_expression("SET #status = :running REMOVE #error, ended_at, #ttl")
+            .update_expression(
+                "SET #status = :running, replays = if_not_exists(replays, :zero) + :one REMOVE #error, ended_at, #ttl",
+            )
             .condition_expression("attribute_exists(pk) AND #status = :failed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":failed", s("failed"));
-        self.change_status("reopen_run", run_id, update).await
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let Some(updated) = self.change_status("reopen_run", run_id, update).await? else {
+            return Ok(None);
+        };
+        let replays = updated
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("replays"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| PortError::terminal("reopen_run", "the update returned no replay count"))?;
+        Ok(Some(replays))
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {

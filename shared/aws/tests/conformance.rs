@@ -94,6 +94,7 @@ async fn run_items_expire_after_the_retention() {
         started_at: started,
         ended_at: None,
         error: None,
+        replays: 0,
     };
     runs.create_run(&run).await.expect("create");
     let expires = |sk: &'static str| {
@@ -168,6 +169,25 @@ async fn run_items_expire_after_the_retention() {
         ended.timestamp() + 86_400,
         "a finished run counts from its end"
     );
+    // A replay reopens a failed run: it runs again without a TTL.
+    let mut second = run.clone();
+    second.run_id = "run_ttl2".into();
+    runs.create_run(&second).await.expect("create");
+    runs.finish_run("run_ttl2", RunStatus::Failed, Some("boom".into()), ended)
+        .await
+        .expect("fail");
+    assert_eq!(runs.reopen_run("run_ttl2").await.expect("reopen"), Some(1));
+    let reopened = dynamo
+        .get_item()
+        .table_name(names.runs_table.clone())
+        .key("pk", AttributeValue::S("RUN#run_ttl2".into()))
+        .key("sk", AttributeValue::S("META".into()))
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .expect("run exists");
+    assert!(!reopened.contains_key("expires_at"), "a reopened run has no TTL");
 }
 
 #[tokio::test]

@@ -139,6 +139,7 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
             .expect("valid time"),
         ended_at: None,
         error: None,
+        replays: 0,
     }
 }
 
@@ -282,15 +283,29 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
     );
 
     claims_and_blobs(log.as_ref(), ended).await;
-    assert!(log.reopen_run("run_2").await.expect("reopen"), "a failed run reopens");
+    assert_eq!(
+        log.reopen_run("run_2").await.expect("reopen"),
+        Some(1),
+        "a failed run reopens and counts the replay"
+    );
     let reopened = log.get_run("run_2").await.expect("get").expect("exists");
     assert_eq!(
-        (reopened.status, reopened.error, reopened.ended_at),
-        (RunStatus::Running, None, None)
+        (reopened.status, reopened.error, reopened.ended_at, reopened.replays),
+        (RunStatus::Running, None, None, 1)
     );
-    assert!(
-        !log.reopen_run("run_2").await.expect("reopen"),
+    assert_eq!(
+        log.reopen_run("run_2").await.expect("reopen"),
+        None,
         "only a failed run reopens"
+    );
+    assert!(log
+        .finish_run("run_2", RunStatus::Failed, Some("again".into()), ended)
+        .await
+        .expect("finish"));
+    assert_eq!(
+        log.reopen_run("run_2").await.expect("reopen"),
+        Some(2),
+        "replays count up"
     );
     assert!(
         log.reopen_run("run_none").await.is_err(),

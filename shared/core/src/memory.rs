@@ -227,16 +227,17 @@ impl RunLog for MemoryRunLog {
             .cloned())
     }
 
-    async fn reopen_run(&self, run_id: &str) -> PortResult<bool> {
+    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
         let mut data = lock(&self.data);
         match data.runs.get_mut(run_id) {
             Some(run) if run.status == RunStatus::Failed => {
                 run.status = RunStatus::Running;
                 run.error = None;
                 run.ended_at = None;
-                Ok(true)
+                run.replays += 1;
+                Ok(Some(run.replays))
             }
-            Some(_) => Ok(false),
+            Some(_) => Ok(None),
             None => Err(PortError::terminal(
                 "reopen_run",
                 format!("run {run_id} does not exist"),

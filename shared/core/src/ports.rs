@@ -133,8 +133,9 @@ pub trait RunLog: Send + Sync {
     /// a run's resume point) under `key`, replacing what was there.
     async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()>;
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>>;
-    /// Moves a failed run back to running for a replay; false if it was not failed.
-    async fn reopen_run(&self, run_id: &str) -> PortResult<bool>;
+    /// Moves a failed run back to running for a replay and counts the
+    /// replay: the run's new `replays`, or `None` if it was not failed.
+    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>>;
     /// Notes that the message moving a run on to `key` (a step and attempt) was sent.
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()>;
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool>;

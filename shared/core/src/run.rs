@@ -42,6 +42,9 @@ pub struct RunRecord {
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub error: Option<String>,
+    /// How many times the run was replayed (`hookflow runs replay`).
+    #[serde(default)]
+    pub replays: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +96,14 @@ pub struct StepMessage {
     /// Set while a `Delay` step waits: when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_at: Option<DateTime<Utc>>,
+    /// The replay of the run this message belongs to (0 before any): a
+    /// message from before a replay is stale and ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replay: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The run id is a function of (workspace, event, workflow): a redelivered
@@ -201,9 +212,10 @@ mod tests {
             context: json!({"a": 1}),
             context_ref: None,
             resume_at: None,
+            replay: 0,
         };
         let text = serde_json::to_string(&m).unwrap();
-        assert!(!text.contains("resume_at") && !text.contains("context_ref"));
+        assert!(!text.contains("resume_at") && !text.contains("context_ref") && !text.contains("replay"));
         assert_eq!(serde_json::from_str::<StepMessage>(&text).unwrap(), m);
     }
 }

@@ -140,6 +140,7 @@ fn run_record(run_id: &str, version: u32) -> RunRecord {
         started_at: Utc::now(),
         ended_at: None,
         error: None,
+        replays: 0,
     }
 }
 
@@ -154,6 +155,7 @@ fn step_message(run_id: &str, version: u32) -> String {
         context: json!({"vars": {}, "steps": {}}),
         context_ref: None,
         resume_at: None,
+        replay: 0,
     })
     .expect("encode")
 }
@@ -241,6 +243,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         started_at: Utc::now(),
         ended_at: None,
         error: None,
+        replays: 0,
     };
     backend.runs.create_run(&run).await.expect("create run");
     // Version 2 was never stored (a deleted version): this can never succeed.
@@ -254,6 +257,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         context: json!({"vars": {}, "steps": {}}),
         context_ref: None,
         resume_at: None,
+        replay: 0,
     };
     let steps: Arc<dyn Queue> = backend.steps.clone();
     steps
@@ -388,5 +392,51 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
             .expect("receive")
             .is_empty(),
         "a later redelivery finds the hand-off note"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_message_from_before_a_replay_is_ignored() {
+    let backend = MemoryBackend::new(QueueSettings {
+        visibility_timeout: Duration::from_secs(30),
+        max_receive_count: 5,
+    });
+    backend.workflows.put_version(&workflow(1)).await.expect("store");
+    backend
+        .runs
+        .create_run(&run_record("run_stale", 1))
+        .await
+        .expect("create");
+    let http = Arc::new(SlowCounting::default());
+    let executor = StepExecutor::new(
+        backend.workflows.clone(),
+        backend.runs.clone(),
+        backend.steps.clone(),
+        http.clone(),
+        Arc::new(SystemClock),
+    );
+    // The run failed and was replayed; a copy of its original first message
+    // (replay 0) comes back late.
+    backend
+        .runs
+        .finish_run("run_stale", RunStatus::Failed, Some("boom".into()), Utc::now())
+        .await
+        .expect("fail");
+    assert_eq!(backend.runs.reopen_run("run_stale").await.expect("reopen"), Some(1));
+    let stale = executor
+        .handle_message(&step_message("run_stale", 1))
+        .await
+        .expect("absorbed");
+    assert!(stale.executed.is_empty() && stale.replayed.is_empty());
+    assert_eq!(
+        http.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the stale copy acts on nothing"
+    );
+    let running = backend.runs.get_run("run_stale").await.expect("get").expect("run");
+    assert_eq!(
+        running.status,
+        RunStatus::Running,
+        "the replayed run is left to its replay"
     );
 }

@@ -115,6 +115,7 @@ impl Dispatcher {
                 started_at: self.clock.now(),
                 ended_at: None,
                 error: None,
+                replays: 0,
             };
             // (version, first step) the run executes: the subscription's for a
             // new run, the run's own for one an earlier delivery created.
@@ -158,6 +159,7 @@ impl Dispatcher {
                 context: initial_context(event, &run_id, &sub.workflow_id, version),
                 context_ref: None,
                 resume_at: None,
+                replay: 0,
             };
             hand_off(
                 self.runs.as_ref(),

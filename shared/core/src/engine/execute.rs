@@ -238,6 +238,14 @@ impl StepExecutor {
             tracing::info!("run already ended; message ignored");
             return Ok(report);
         }
+        if message.replay < run.replays {
+            tracing::info!(
+                message_replay = message.replay,
+                run_replays = run.replays,
+                "message from before the run was replayed; ignored"
+            );
+            return Ok(report);
+        }
         resolve_context(self.runs.as_ref(), &mut message).await?;
 
         let mut cursor = Cursor {
@@ -525,6 +533,7 @@ impl StepExecutor {
             context: cursor.context.clone(),
             context_ref: None,
             resume_at,
+            replay: message.replay,
         }
     }
 

@@ -96,14 +96,16 @@ impl Recovery {
             .unwrap_or(0);
         message.attempt = message.attempt.max(attempts_so_far) + 1;
         message.resume_at = None;
-        if !self.runs.reopen_run(run_id).await? {
+        let Some(replays) = self.runs.reopen_run(run_id).await? else {
             // Someone else reopened (or it was never failed): do not send twice.
             let status = self.runs.get_run(run_id).await?.map(|r| r.status);
             return Err(RecoveryError::NotFailed {
                 run_id: run_id.to_owned(),
                 status: format!("{status:?}").to_lowercase(),
             });
-        }
+        };
+        // Messages of the earlier attempts still in flight are now stale.
+        message.replay = replays;
         let replayed = Replayed {
             run_id: run_id.to_owned(),
             step_id: message.step_id.clone(),
