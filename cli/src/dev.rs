@@ -112,14 +112,8 @@ impl Ports {
             }
         };
         let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
-        let retention = std::env::var("HOOKFLOW_RUN_RETENTION_DAYS")
-            .ok()
-            .map(|days| match days.trim().parse::<u64>() {
-                Ok(d) if d > 0 => Ok(Duration::from_secs(d * 24 * 3600)),
-                _ => Err(()),
-            })
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("HOOKFLOW_RUN_RETENTION_DAYS is not a positive whole number of days"))?;
+        let retention = hookflow_aws::run_retention_from_env()
+            .map_err(|problem| anyhow::anyhow!("{} is {problem}", hookflow_aws::RUN_RETENTION_DAYS))?;
         let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table).with_retention(retention));
         Ok(Self {
             workflows: workflows.clone(),

@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_cli::dev::Ports;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::Queue;
 use hookflow_tests::chaos::{self, ChaosConfig, Target};
+
+/// Short, so crashed deliveries come back quickly; claims last half of it.
+const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Writes past the test harness's output capture, so `make test` shows the
 /// seed and the summary of a passing run too.
@@ -18,8 +22,20 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Short, so crashed deliveries come back quickly; claims last half of it.
-const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Runs `events` events through `target` with the seed printed first, then
+/// prints the summary.
+async fn run_chaos(target: Target, events: usize, step_workers: usize, deadline: Duration) {
+    let seed = chaos::seed();
+    report(&format!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)"));
+    let config = ChaosConfig {
+        seed,
+        events,
+        crash_per_mille: 100,
+        step_workers,
+        deadline,
+    };
+    report(&chaos::run(target, config).await.line);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
@@ -30,33 +46,14 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
     let pending_of = backend.clone();
     let target = Target {
         name: "memory",
-        workflows: backend.workflows.clone(),
-        subscriptions: backend.subscriptions.clone(),
-        runs: backend.runs.clone(),
-        dedupe: backend.dedupe.clone(),
-        triggers: backend.triggers.clone(),
-        steps: backend.steps.clone(),
-        dead_letters: vec![backend.triggers_dlq.clone(), backend.steps_dlq.clone()],
+        ports: Ports::memory(&backend),
         pending: Box::new(move || {
             let backend = pending_of.clone();
             Box::pin(async move { backend.triggers.len() + backend.steps.len() })
         }),
         visibility_timeout: VISIBILITY_TIMEOUT,
     };
-    let seed = chaos::seed();
-    report(&format!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)"));
-    let summary = chaos::run(
-        target,
-        ChaosConfig {
-            seed,
-            events: 2000,
-            crash_per_mille: 100,
-            step_workers: 8,
-            deadline: Duration::from_secs(240),
-        },
-    )
-    .await;
-    report(&summary.line);
+    run_chaos(target, 2000, 8, Duration::from_secs(240)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,19 +73,22 @@ async fn two_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
     let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()));
     let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
-    let main_queues = [urls.triggers.clone(), urls.steps.clone()];
-    let sqs_for_pending = sqs.clone();
-    let target = Target {
-        name: "emulator",
+    let ports = Ports {
         workflows: workflows.clone(),
         subscriptions: workflows,
         runs: runs.clone(),
         dedupe: runs,
         triggers: queue(&urls.triggers),
         steps: queue(&urls.steps),
-        dead_letters: vec![queue(&urls.triggers_dlq), queue(&urls.steps_dlq)],
+        triggers_dlq: queue(&urls.triggers_dlq),
+        steps_dlq: queue(&urls.steps_dlq),
+    };
+    let main_queues = [urls.triggers.clone(), urls.steps.clone()];
+    let target = Target {
+        name: "emulator",
+        ports,
         pending: Box::new(move || {
-            let sqs = sqs_for_pending.clone();
+            let sqs = sqs.clone();
             let queues = main_queues.clone();
             Box::pin(async move {
                 let mut pending = 0;
@@ -112,18 +112,5 @@ async fn two_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
         }),
         visibility_timeout: VISIBILITY_TIMEOUT,
     };
-    let seed = chaos::seed();
-    report(&format!("chaos seed={seed} (HOOKFLOW_CHAOS_SEED={seed} replays it)"));
-    let summary = chaos::run(
-        target,
-        ChaosConfig {
-            seed,
-            events: 200,
-            crash_per_mille: 100,
-            step_workers: 6,
-            deadline: Duration::from_secs(300),
-        },
-    )
-    .await;
-    report(&summary.line);
+    run_chaos(target, 200, 6, Duration::from_secs(300)).await;
 }

@@ -7,12 +7,15 @@
 //! most four crashes, fewer than `maxReceiveCount` deliveries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hookflow_cli::dev::Ports;
 use hookflow_core::engine::DEFAULT_MAX_DEPTH;
 use hookflow_core::ports::*;
 use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -60,7 +63,6 @@ pub struct Faults {
     seed: u64,
     /// Per mille of first encounters that crash.
     crash_per_mille: u64,
-    fired: Mutex<BTreeSet<(CutPoint, u64)>>,
     seen: Mutex<BTreeSet<(CutPoint, u64)>>,
     pub crashes: Mutex<BTreeMap<CutPoint, u64>>,
     pub duplicate_sends: AtomicU64,
@@ -73,7 +75,6 @@ impl Faults {
         Arc::new(Self {
             seed,
             crash_per_mille,
-            fired: Mutex::default(),
             seen: Mutex::default(),
             crashes: Mutex::default(),
             duplicate_sends: AtomicU64::new(0),
@@ -90,7 +91,6 @@ impl Faults {
             identity.as_bytes(),
         ]) % 1000;
         if first && roll < self.crash_per_mille {
-            self.fired.lock().expect("lock").insert((point, key));
             *self.crashes.lock().expect("lock").entry(point).or_default() += 1;
             return Err(PortError::retryable("chaos", format!("injected crash {point:?}")));
         }
@@ -316,25 +316,16 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
         .collect()
 }
 
-/// Where the chaos runs: the ports, and how to tell that nothing is left.
+/// How many messages the main queues still hold (visible or not).
+pub type PendingCount = Pin<Box<dyn Future<Output = usize> + Send>>;
+
+/// Where the chaos runs: the ports `hookflow dev` would use, and how to tell
+/// that nothing is left.
 pub struct Target {
     pub name: &'static str,
-    pub workflows: Arc<dyn WorkflowStore>,
-    pub subscriptions: Arc<dyn SubscriptionIndex>,
-    pub runs: Arc<dyn RunLog>,
-    pub dedupe: Arc<dyn EventDedupe>,
-    pub triggers: Arc<dyn Queue>,
-    pub steps: Arc<dyn Queue>,
-    pub dead_letters: Vec<Arc<dyn Queue>>,
-    /// Messages still stored on the main queues (visible or not).
-    pub pending: Box<dyn Fn() -> futures_lite::BoxedPending + Send + Sync>,
+    pub ports: Ports,
+    pub pending: Box<dyn Fn() -> PendingCount + Send + Sync>,
     pub visibility_timeout: Duration,
-}
-
-pub mod futures_lite {
-    use std::future::Future;
-    use std::pin::Pin;
-    pub type BoxedPending = Pin<Box<dyn Future<Output = usize> + Send>>;
 }
 
 pub struct ChaosConfig {
@@ -370,8 +361,14 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
 
     let definitions = workflows(&server.uri());
     for workflow in &definitions {
-        target.workflows.put_version(workflow).await.expect("store workflow");
         target
+            .ports
+            .workflows
+            .put_version(workflow)
+            .await
+            .expect("store workflow");
+        target
+            .ports
             .subscriptions
             .put(&Subscription::for_workflow(workflow).expect("active workflow subscribes"))
             .await
@@ -379,7 +376,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     }
 
     let runs: Arc<dyn RunLog> = Arc::new(FaultyRunLog {
-        inner: target.runs.clone(),
+        inner: target.ports.runs.clone(),
         faults: faults.clone(),
     });
     let faulty = |queue: &Arc<dyn Queue>, crash_sends: bool| -> Arc<dyn Queue> {
@@ -392,14 +389,14 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     };
     // Ingest's send is not faulted: a failed send there is a 5xx to the
     // sender, not an accepted event.
-    let ingest = Ingest::new(target.dedupe.clone(), faulty(&target.triggers, false));
-    let triggers = faulty(&target.triggers, false);
-    let steps = faulty(&target.steps, true);
+    let ingest = Ingest::new(target.ports.dedupe.clone(), faulty(&target.ports.triggers, false));
+    let triggers = faulty(&target.ports.triggers, false);
+    let steps = faulty(&target.ports.steps, true);
     let http: Arc<dyn HttpClient> =
         Arc::new(ReqwestHttpClient::with_policy(NetworkPolicy::allow_all()).expect("HTTP client"));
     let dispatcher = Arc::new(
         Dispatcher::new(
-            target.subscriptions.clone(),
+            target.ports.subscriptions.clone(),
             runs.clone(),
             steps.clone(),
             Arc::new(SystemClock),
@@ -408,7 +405,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     );
     let executor = Arc::new(
         StepExecutor::new(
-            target.workflows.clone(),
+            target.ports.workflows.clone(),
             runs.clone(),
             steps.clone(),
             http,
@@ -467,7 +464,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     // Wait for every run to end and the queues to drain.
     let all = RunQuery::default();
     let finished = loop {
-        let listed = target.runs.list_runs(WS, &all).await.expect("list runs");
+        let listed = target.ports.runs.list_runs(WS, &all).await.expect("list runs");
         let done = listed.len() >= expected_runs.len() && listed.iter().all(|r| r.status.is_terminal());
         if done && (target.pending)().await == 0 {
             break listed;
@@ -504,7 +501,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     // No duplicate step records; each side effect once after dedupe.
     let mut side_effects_expected = BTreeSet::new();
     for run in &finished {
-        let steps = target.runs.list_steps(&run.run_id).await.expect("list steps");
+        let steps = target.ports.runs.list_steps(&run.run_id).await.expect("list steps");
         let mut keys = BTreeSet::new();
         for record in &steps {
             assert!(
@@ -541,7 +538,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     );
     let raw_duplicates = delivered.len() - distinct.len();
 
-    for dlq in &target.dead_letters {
+    for dlq in [&target.ports.triggers_dlq, &target.ports.steps_dlq] {
         let parked = dlq.peek(10).await.expect("peek dead letters");
         assert!(parked.is_empty(), "{} holds {parked:?}", dlq.name());
     }

@@ -305,6 +305,22 @@ pub struct DynamoRuns {
     retention: Option<Duration>,
 }
 
+/// The variable carrying the template's `RunLogRetentionDays`.
+pub const RUN_RETENTION_DAYS: &str = "HOOKFLOW_RUN_RETENTION_DAYS";
+
+/// The run-log retention from [`RUN_RETENTION_DAYS`]: `None` when unset (runs
+/// are kept), `Err` naming the problem when it is not a positive whole number
+/// of days.
+pub fn run_retention_from_env() -> Result<Option<Duration>, &'static str> {
+    match std::env::var(RUN_RETENTION_DAYS) {
+        Err(_) => Ok(None),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(days) if days > 0 => Ok(Some(Duration::from_secs(days * 24 * 3600))),
+            _ => Err("not a positive whole number of days"),
+        },
+    }
+}
+
 impl DynamoRuns {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
@@ -333,6 +349,18 @@ impl DynamoRuns {
             item.insert(TTL_ATTRIBUTE.into(), expires_at);
         }
         item
+    }
+
+    /// Writes (or replaces) an item that expires a retention from now.
+    async fn put_expiring(&self, operation: &'static str, item: Item) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.with_expiry(item, Utc::now())))
+            .send()
+            .await
+            .map_err(|e| port_error(operation, e))?;
+        Ok(())
     }
 }
 
@@ -796,13 +824,7 @@ impl RunLog for DynamoRuns {
             if index == 0 {
                 item.insert("chunks".into(), AttributeValue::N(pieces.len().to_string()));
             }
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(self.with_expiry(item, Utc::now())))
-                .send()
-                .await
-                .map_err(|e| port_error("put_blob", e))?;
+            self.put_expiring("put_blob", item).await?;
         }
         for index in pieces.len()..old {
             let sk = format!("{prefix}{index:04}");
@@ -874,14 +896,7 @@ impl RunLog for DynamoRuns {
             ("pk".to_owned(), s(format!("RUN#{run_id}"))),
             ("sk".to_owned(), s(format!("HANDOFF#{key}"))),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.with_expiry(item, Utc::now())))
-            .send()
-            .await
-            .map_err(|e| port_error("mark_handed_off", e))?;
-        Ok(())
+        self.put_expiring("mark_handed_off", item).await
     }
 
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {

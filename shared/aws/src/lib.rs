@@ -7,7 +7,7 @@ mod error;
 mod resources;
 mod sqs;
 
-pub use dynamo::{DynamoRuns, DynamoWorkflows};
+pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_GSI, RUNS_TABLE, TTL_ATTRIBUTE,
     WORKFLOWS_TABLE,

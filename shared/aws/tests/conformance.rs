@@ -71,11 +71,28 @@ async fn run_log_conforms() {
     conformance::run_log(Arc::new(DynamoRuns::new(dynamo, names.runs_table))).await;
 }
 
+/// The TTL attribute of one item of a run, if it has one (the item must exist).
+async fn expires_at(dynamo: &aws_sdk_dynamodb::Client, table: &str, run_id: &str, sk: &str) -> Option<i64> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = dynamo
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("RUN#{run_id}")))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .unwrap_or_else(|| panic!("{run_id}/{sk} exists"));
+    item.get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+}
+
 /// With a retention, run items carry the TTL attribute: steps from their
 /// write; the run record only once it has ended, from its end.
 #[tokio::test]
 async fn run_items_expire_after_the_retention() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     use hookflow_core::ports::{RunLog, StepClaim};
     use hookflow_core::run::{RunRecord, RunStatus, StepRecord, StepStatus};
 
@@ -97,44 +114,9 @@ async fn run_items_expire_after_the_retention() {
         replays: 0,
     };
     runs.create_run(&run).await.expect("create");
-    let expires = |sk: &'static str| {
-        let dynamo = dynamo.clone();
-        let table = names.runs_table.clone();
-        async move {
-            let item = dynamo
-                .get_item()
-                .table_name(table)
-                .key("pk", AttributeValue::S("RUN#run_ttl".into()))
-                .key("sk", AttributeValue::S(sk.into()))
-                .send()
-                .await
-                .expect("get item")
-                .item
-                .unwrap_or_else(|| panic!("{sk} exists"));
-            item.get("expires_at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or_else(|| panic!("{sk} has no expires_at"))
-        }
-    };
-    let run_item = |dynamo: aws_sdk_dynamodb::Client, table: String| async move {
-        dynamo
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S("RUN#run_ttl".into()))
-            .key("sk", AttributeValue::S("META".into()))
-            .send()
-            .await
-            .expect("get item")
-            .item
-            .expect("run exists")
-    };
-    assert!(
-        !run_item(dynamo.clone(), names.runs_table.clone())
-            .await
-            .contains_key("expires_at"),
-        "a running run never expires"
-    );
+    let table = names.runs_table.clone();
+    let expires = |run_id: &'static str, sk: &'static str| expires_at(&dynamo, &table, run_id, sk);
+    assert_eq!(expires("run_ttl", "META").await, None, "a running run never expires");
     let claim = StepClaim {
         run_id: "run_ttl".into(),
         step_id: "s".into(),
@@ -143,7 +125,10 @@ async fn run_items_expire_after_the_retention() {
         expires_at: started + chrono::Duration::seconds(60),
     };
     runs.claim_step(&claim, started).await.expect("claim");
-    assert_eq!(expires("STEP#s#00001").await, started.timestamp() + 86_400);
+    assert_eq!(
+        expires("run_ttl", "STEP#s#00001").await,
+        Some(started.timestamp() + 86_400)
+    );
     let ended = started + chrono::Duration::hours(3);
     let record = StepRecord {
         run_id: "run_ttl".into(),
@@ -160,13 +145,16 @@ async fn run_items_expire_after_the_retention() {
         retry_after_s: None,
     };
     runs.put_step(&record).await.expect("record");
-    assert_eq!(expires("STEP#s#00001").await, ended.timestamp() + 86_400);
+    assert_eq!(
+        expires("run_ttl", "STEP#s#00001").await,
+        Some(ended.timestamp() + 86_400)
+    );
     runs.finish_run("run_ttl", RunStatus::Succeeded, None, ended)
         .await
         .expect("finish");
     assert_eq!(
-        expires("META").await,
-        ended.timestamp() + 86_400,
+        expires("run_ttl", "META").await,
+        Some(ended.timestamp() + 86_400),
         "a finished run counts from its end"
     );
     // A replay reopens a failed run: it runs again without a TTL.
@@ -177,17 +165,7 @@ async fn run_items_expire_after_the_retention() {
         .await
         .expect("fail");
     assert_eq!(runs.reopen_run("run_ttl2").await.expect("reopen"), Some(1));
-    let reopened = dynamo
-        .get_item()
-        .table_name(names.runs_table.clone())
-        .key("pk", AttributeValue::S("RUN#run_ttl2".into()))
-        .key("sk", AttributeValue::S("META".into()))
-        .send()
-        .await
-        .expect("get item")
-        .item
-        .expect("run exists");
-    assert!(!reopened.contains_key("expires_at"), "a reopened run has no TTL");
+    assert_eq!(expires("run_ttl2", "META").await, None, "a reopened run has no TTL");
 }
 
 #[tokio::test]

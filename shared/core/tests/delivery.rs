@@ -77,10 +77,7 @@ impl HttpClient for BigReplies {
 
 #[tokio::test]
 async fn a_context_over_64_kib_travels_by_reference_and_arrives_whole() {
-    let backend = MemoryBackend::new(QueueSettings {
-        visibility_timeout: Duration::from_secs(30),
-        max_receive_count: 5,
-    });
+    let backend = twins(Duration::from_secs(30));
     let two_calls = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "wf",
         "status": "active", "version": 1, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"},
         "start": "call", "steps": {
@@ -95,13 +92,7 @@ async fn a_context_over_64_kib_travels_by_reference_and_arrives_whole() {
         .await
         .expect("create");
     let http = Arc::new(BigReplies::default());
-    let executor = StepExecutor::new(
-        backend.workflows.clone(),
-        backend.runs.clone(),
-        backend.steps.clone(),
-        http.clone(),
-        Arc::new(SystemClock),
-    );
+    let executor = step_executor(&backend, http.clone());
     executor
         .handle_message(&step_message("run_big", 1))
         .await
@@ -126,6 +117,25 @@ async fn a_context_over_64_kib_travels_by_reference_and_arrives_whole() {
     );
     let finished = backend.runs.get_run("run_big").await.expect("get").expect("run");
     assert_eq!(finished.status, RunStatus::Succeeded);
+}
+
+/// The in-memory twins, with queues that redeliver after `visibility_timeout`
+/// and dead-letter after 5 deliveries.
+fn twins(visibility_timeout: Duration) -> MemoryBackend {
+    MemoryBackend::new(QueueSettings {
+        visibility_timeout,
+        max_receive_count: 5,
+    })
+}
+
+fn step_executor(backend: &MemoryBackend, http: Arc<dyn HttpClient>) -> StepExecutor {
+    StepExecutor::new(
+        backend.workflows.clone(),
+        backend.runs.clone(),
+        backend.steps.clone(),
+        http,
+        Arc::new(SystemClock),
+    )
 }
 
 fn run_record(run_id: &str, version: u32) -> RunRecord {
@@ -162,20 +172,11 @@ fn step_message(run_id: &str, version: u32) -> String {
 
 #[tokio::test]
 async fn a_claimed_step_runs_once_and_a_dead_holders_claim_is_taken_over() {
-    let backend = MemoryBackend::new(QueueSettings {
-        visibility_timeout: Duration::from_secs(30),
-        max_receive_count: 5,
-    });
+    let backend = twins(Duration::from_secs(30));
     backend.workflows.put_version(&workflow(1)).await.expect("store");
     backend.runs.create_run(&run_record("run_a", 1)).await.expect("create");
     let http = Arc::new(SlowCounting::default());
-    let executor = StepExecutor::new(
-        backend.workflows.clone(),
-        backend.runs.clone(),
-        backend.steps.clone(),
-        http.clone(),
-        Arc::new(SystemClock),
-    );
+    let executor = step_executor(&backend, http.clone());
     let body = step_message("run_a", 1);
     let (first, second) = tokio::join!(executor.handle_message(&body), async {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -228,54 +229,19 @@ async fn a_claimed_step_runs_once_and_a_dead_holders_claim_is_taken_over() {
 
 #[tokio::test]
 async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_replays() {
-    let backend = MemoryBackend::new(QueueSettings {
-        visibility_timeout: Duration::from_millis(50),
-        max_receive_count: 5,
-    });
-    let run = RunRecord {
-        run_id: "run_poison".into(),
-        workspace_id: "ws".into(),
-        workflow_id: "wf".into(),
-        workflow_version: 2,
-        event_id: "evt".into(),
-        trigger_type: "Prize.Won".into(),
-        status: RunStatus::Running,
-        started_at: Utc::now(),
-        ended_at: None,
-        error: None,
-        replays: 0,
-    };
-    backend.runs.create_run(&run).await.expect("create run");
-    // Version 2 was never stored (a deleted version): this can never succeed.
-    let message = StepMessage {
-        run_id: run.run_id.clone(),
-        workspace_id: "ws".into(),
-        workflow_id: "wf".into(),
-        workflow_version: 2,
-        step_id: "call".into(),
-        attempt: 1,
-        context: json!({"vars": {}, "steps": {}}),
-        context_ref: None,
-        resume_at: None,
-        replay: 0,
-    };
-    let steps: Arc<dyn Queue> = backend.steps.clone();
-    steps
-        .send(serde_json::to_string(&message).expect("encode"), Duration::ZERO)
+    let backend = twins(Duration::from_millis(50));
+    backend
+        .runs
+        .create_run(&run_record("run_poison", 2))
         .await
-        .expect("send");
+        .expect("create run");
+    // Version 2 was never stored (a deleted version): this can never succeed.
+    let message = step_message("run_poison", 2);
+    let steps: Arc<dyn Queue> = backend.steps.clone();
+    steps.send(message, Duration::ZERO).await.expect("send");
     steps.send("{not json".into(), Duration::ZERO).await.expect("send");
 
-    let executor = Arc::new(
-        StepExecutor::new(
-            backend.workflows.clone(),
-            backend.runs.clone(),
-            steps.clone(),
-            Arc::new(Ok200),
-            Arc::new(SystemClock),
-        )
-        .with_max_receive_count(5),
-    );
+    let executor = Arc::new(step_executor(&backend, Arc::new(Ok200)).with_max_receive_count(5));
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(consume(
         steps.clone(),
@@ -319,13 +285,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .await
         .expect("replay");
     assert_eq!((replayed.step_id.as_str(), replayed.attempt), ("call", 2));
-    let executor = StepExecutor::new(
-        backend.workflows.clone(),
-        backend.runs.clone(),
-        steps.clone(),
-        Arc::new(Ok200),
-        Arc::new(SystemClock),
-    );
+    let executor = step_executor(&backend, Arc::new(Ok200));
     let delivery = steps.receive(1, Duration::from_secs(1)).await.expect("receive");
     executor
         .handle_message(&delivery[0].body)
@@ -341,10 +301,7 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
     use hookflow_core::subscription::Subscription;
     use hookflow_core::{Dispatcher, TriggerEvent};
 
-    let backend = MemoryBackend::new(QueueSettings {
-        visibility_timeout: Duration::from_secs(30),
-        max_receive_count: 5,
-    });
+    let backend = twins(Duration::from_secs(30));
     let v1 = workflow(1);
     let mut v2_doc = serde_json::to_value(&v1).expect("encode");
     v2_doc["version"] = json!(2);
@@ -397,10 +354,7 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
 
 #[tokio::test]
 async fn a_stale_message_from_before_a_replay_is_ignored() {
-    let backend = MemoryBackend::new(QueueSettings {
-        visibility_timeout: Duration::from_secs(30),
-        max_receive_count: 5,
-    });
+    let backend = twins(Duration::from_secs(30));
     backend.workflows.put_version(&workflow(1)).await.expect("store");
     backend
         .runs
@@ -408,13 +362,7 @@ async fn a_stale_message_from_before_a_replay_is_ignored() {
         .await
         .expect("create");
     let http = Arc::new(SlowCounting::default());
-    let executor = StepExecutor::new(
-        backend.workflows.clone(),
-        backend.runs.clone(),
-        backend.steps.clone(),
-        http.clone(),
-        Arc::new(SystemClock),
-    );
+    let executor = step_executor(&backend, http.clone());
     // The run failed and was replayed; a copy of its original first message
     // (replay 0) comes back late.
     backend

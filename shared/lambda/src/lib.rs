@@ -45,23 +45,13 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Option<DateTime<Utc>> {
         .filter(|deadline| *deadline > Utc::now())
 }
 
-/// How many days run items are kept (the template's `RunLogRetentionDays`).
-pub const RUN_RETENTION_DAYS: &str = "HOOKFLOW_RUN_RETENTION_DAYS";
-
-/// The run-log retention from [`RUN_RETENTION_DAYS`]: `None` when unset
-/// (runs are kept), an error naming the variable when it is not a positive
-/// whole number of days.
+/// The run-log retention (the template's `RunLogRetentionDays`), or an
+/// error naming the variable.
 pub fn run_retention() -> Result<Option<std::time::Duration>, ConfigError> {
-    match std::env::var(RUN_RETENTION_DAYS) {
-        Err(_) => Ok(None),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(days) if days > 0 => Ok(Some(std::time::Duration::from_secs(days * 24 * 3600))),
-            _ => Err(ConfigError {
-                name: RUN_RETENTION_DAYS,
-                problem: "not a positive whole number of days",
-            }),
-        },
-    }
+    hookflow_aws::run_retention_from_env().map_err(|problem| ConfigError {
+        name: hookflow_aws::RUN_RETENTION_DAYS,
+        problem,
+    })
 }
 
 /// The SDK configuration from the standard AWS environment (region,
