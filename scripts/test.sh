@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs the pinned AWS emulator (moto, server mode) into
-# a project-local virtualenv, starts it on a free loopback port, runs every
-# test of the workspace against it, and stops it again, also on failure.
+# a project-local virtualenv, starts two of them on free loopback ports (one
+# shared by the tests, one of its own for the emulator chaos test, since moto
+# serves one request at a time), runs every test of the workspace against
+# them, and stops them again, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,35 +16,48 @@ if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(0 if moto.__version__ == 
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
-port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-log=$(mktemp -t hookflow-moto.XXXXXX)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-moto_pid=$!
+moto_pids=()
+moto_logs=()
 cleanup() {
-  kill "$moto_pid" 2>/dev/null || true
-  wait "$moto_pid" 2>/dev/null || true
-  rm -f "$log"
+  for pid in "${moto_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -f "${moto_logs[@]}"
 }
 trap cleanup EXIT INT TERM
 
-endpoint="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$moto_pid" 2>/dev/null; then
-    echo "moto_server exited before it was ready; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-"$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null || {
+# Starts a moto server on a free loopback port and prints its endpoint.
+start_moto() {
+  local port log pid endpoint
+  port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  log=$(mktemp -t hookflow-moto.XXXXXX)
+  "$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  pid=$!
+  moto_pids+=("$pid")
+  moto_logs+=("$log")
+  endpoint="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null; then
+      MOTO_ENDPOINT="$endpoint"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "moto_server exited before it was ready; its log:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   echo "moto_server did not answer on $endpoint within 10 s; its log:" >&2
   cat "$log" >&2
   exit 1
 }
-echo "== moto $MOTO_VERSION on $endpoint"
 
-export HOOKFLOW_TEST_AWS_ENDPOINT="$endpoint"
+start_moto
+export HOOKFLOW_TEST_AWS_ENDPOINT="$MOTO_ENDPOINT"
+start_moto
+export HOOKFLOW_TEST_CHAOS_AWS_ENDPOINT="$MOTO_ENDPOINT"
+echo "== moto $MOTO_VERSION on $HOOKFLOW_TEST_AWS_ENDPOINT (shared) and $HOOKFLOW_TEST_CHAOS_AWS_ENDPOINT (chaos)"
+
 cargo test --workspace --all-targets "$@"

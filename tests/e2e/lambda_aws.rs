@@ -307,7 +307,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let (memory_outcomes, memory_bodies) = in_memory_baseline().await;
 
     // The deployment: fresh tables and queues on the emulator.
-    let config = hookflow_tests::emulator_config().await;
+    let config = hookflow_tests::emulator_config(hookflow_tests::SHARED_EMULATOR).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let names = ResourceNames::with_prefix(&format!(

@@ -68,6 +68,26 @@ pub struct Faults {
     pub duplicate_sends: AtomicU64,
     /// Redeliveries and duplicates the engine recognised and absorbed.
     pub absorbed: AtomicU64,
+    /// The harness's own view of progress, kept in memory so that waiting
+    /// for the end costs the backend nothing.
+    pub progress: Progress,
+}
+
+/// What the engine finished and consumed, as seen through the faulty ports.
+#[derive(Default)]
+pub struct Progress {
+    /// run id → every status `finish_run` accepted for it, in order.
+    finished: Mutex<BTreeMap<String, Vec<RunStatus>>>,
+    /// Messages acknowledged on either queue.
+    acks: AtomicU64,
+}
+
+impl Progress {
+    /// (runs finished, messages acknowledged): a change means progress.
+    fn mark(&self) -> (usize, u64) {
+        (self.finished.lock().expect("lock").len(), self.acks.load(Ordering::Relaxed))
+    }
+
 }
 
 impl Faults {
@@ -79,6 +99,7 @@ impl Faults {
             crashes: Mutex::default(),
             duplicate_sends: AtomicU64::new(0),
             absorbed: AtomicU64::new(0),
+            progress: Progress::default(),
         })
     }
 
@@ -135,7 +156,12 @@ impl RunLog for FaultyRunLog {
         error: Option<String>,
         ended_at: DateTime<Utc>,
     ) -> PortResult<bool> {
-        self.inner.finish_run(run_id, status, error, ended_at).await
+        let moved = self.inner.finish_run(run_id, status, error, ended_at).await?;
+        if moved {
+            let mut finished = self.faults.progress.finished.lock().expect("lock");
+            finished.entry(run_id.to_owned()).or_default().push(status);
+        }
+        Ok(moved)
     }
     async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
         self.inner.list_runs(workspace_id, query).await
@@ -226,7 +252,9 @@ impl Queue for FaultyQueue {
     async fn ack(&self, receipt: &str) -> PortResult<()> {
         let body = self.bodies.lock().expect("lock").remove(receipt).unwrap_or_default();
         self.faults.crash(CutPoint::BeforeAck, &format!("ack:{body}"))?;
-        self.inner.ack(receipt).await
+        self.inner.ack(receipt).await?;
+        self.faults.progress.acks.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
     async fn peek(&self, max: usize) -> PortResult<Vec<String>> {
         self.inner.peek(max).await
@@ -333,7 +361,15 @@ pub struct ChaosConfig {
     pub events: usize,
     pub crash_per_mille: u64,
     pub step_workers: usize,
-    pub deadline: Duration,
+    /// How long the run may go without progress (no run finished and no
+    /// message consumed) before it counts as stuck. There is no total
+    /// deadline: a slower machine only takes longer.
+    pub stall: Duration,
+    /// Runs that may be unfinished before more events are accepted. A
+    /// backlog makes every SQS call on moto slower (it scans the whole
+    /// queue per message received), so the emulator gets a small window;
+    /// each message still meets the same faults.
+    pub window: usize,
 }
 
 pub struct Summary {
@@ -438,9 +474,13 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     }
 
     let started = Instant::now();
+    let mut watch = Watch::new(&target, &config, &faults.progress, started);
     let mut expected_runs = BTreeSet::new();
     let mut accepted = 0;
-    for chunk in (0..config.events).collect::<Vec<_>>().chunks(50) {
+    for chunk in (0..config.events).collect::<Vec<_>>().chunks(10) {
+        while watch.unfinished(&expected_runs) > config.window {
+            watch.tick(&expected_runs).await;
+        }
         let events: Vec<TriggerEvent> = chunk
             .iter()
             .map(|i| {
@@ -460,43 +500,34 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
             }
         }
     }
-
-    // Wait for every run to end and the queues to drain.
-    let all = RunQuery::default();
-    let finished = loop {
-        let listed = target.ports.runs.list_runs(WS, &all).await.expect("list runs");
-        let done = listed.len() >= expected_runs.len() && listed.iter().all(|r| r.status.is_terminal());
-        if done && (target.pending)().await == 0 {
-            break listed;
-        }
-        assert!(
-            started.elapsed() < config.deadline,
-            "chaos seed={} on {}: not finished after {:?}: {} of {} runs, {} running, {} messages pending",
-            config.seed,
-            target.name,
-            config.deadline,
-            listed.len(),
-            expected_runs.len(),
-            listed.iter().filter(|r| !r.status.is_terminal()).count(),
-            (target.pending)().await
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    // The backend is asked only once the bookkeeping says every run ended.
+    while watch.unfinished(&expected_runs) > 0 || (target.pending)().await > 0 {
+        watch.tick(&expected_runs).await;
+    }
     let _ = shutdown.send(true);
     for consumer in consumers {
         let _ = consumer.await;
     }
 
-    // Exactly one run per (accepted event, matched workflow).
+    // Exactly one run per (accepted event, matched workflow), each ended
+    // once, and the store agrees with what the engine reported ending.
+    let finished = target.ports.runs.list_runs(WS, &RunQuery::default()).await.expect("list runs");
     let actual: BTreeSet<String> = finished.iter().map(|r| r.run_id.clone()).collect();
     assert_eq!(actual.len(), finished.len(), "a run id is listed twice");
     assert_eq!(actual, expected_runs, "runs differ from (event × matched workflow)");
-    // Every run terminal (checked above); count outcomes.
+    {
+        let ended = faults.progress.finished.lock().expect("lock");
+        for run in &finished {
+            let statuses = ended.get(&run.run_id).map(Vec::as_slice).unwrap_or_default();
+            assert_eq!(
+                statuses,
+                [run.status],
+                "run {} must end exactly once, with the status the store holds",
+                run.run_id
+            );
+        }
+    }
     let failed = finished.iter().filter(|r| r.status == RunStatus::Failed).count();
-    assert!(
-        finished.iter().all(|r| r.status.is_terminal()),
-        "every run reaches a terminal state"
-    );
 
     // No duplicate step records; each side effect once after dedupe.
     let mut side_effects_expected = BTreeSet::new();
@@ -549,6 +580,11 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         .map(|p| format!("{p:?}={}", crashes.get(p).copied().unwrap_or(0)))
         .collect();
     let peer_faults = answered.iter().filter(|(_, s)| *s != 200).count();
+    let missing: Vec<&CutPoint> = CUT_POINTS.iter().filter(|p| !crashes.contains_key(p)).collect();
+    assert!(missing.is_empty(), "seed {} injected no crash at {missing:?}: too few events", config.seed);
+    assert!(faults.duplicate_sends.load(Ordering::Relaxed) > 0, "no duplicated delivery was injected");
+    assert!(answered.iter().any(|(_, s)| *s == 503), "the peer never answered 503");
+    assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {
         line: format!(
             "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} faults={} (crashes {} [{}], duplicated deliveries {}, peer 5xx/429 {peer_faults}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} lost=0 in {:.1}s",
@@ -562,6 +598,87 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
             faults.absorbed.load(Ordering::Relaxed),
             started.elapsed().as_secs_f64(),
         ),
+    }
+}
+
+/// Waits for the pipeline, and panics when nothing progresses (no run
+/// ends, no message is consumed) for `config.stall`, with the throughput so
+/// far and what is left. There is no total deadline: a slower machine only
+/// takes longer. It reads the harness's own bookkeeping, so waiting adds no
+/// load to an emulator while the pipeline works.
+struct Watch<'a> {
+    target: &'a Target,
+    config: &'a ChaosConfig,
+    progress: &'a Progress,
+    started: Instant,
+    last_mark: (usize, u64),
+    last_progress: Instant,
+    last_report: Instant,
+}
+
+/// How often a long run says how far it got.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Writes past the test harness's output capture, so `make test` shows the
+/// seed, the progress and the summary of a passing run too.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+impl<'a> Watch<'a> {
+    fn new(target: &'a Target, config: &'a ChaosConfig, progress: &'a Progress, started: Instant) -> Self {
+        Self {
+            target,
+            config,
+            progress,
+            started,
+            last_mark: progress.mark(),
+            last_progress: Instant::now(),
+            last_report: Instant::now(),
+        }
+    }
+
+    fn unfinished(&self, expected: &BTreeSet<String>) -> usize {
+        let finished = self.progress.finished.lock().expect("lock");
+        expected.iter().filter(|run_id| !finished.contains_key(*run_id)).count()
+    }
+
+    async fn tick(&mut self, expected: &BTreeSet<String>) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mark = self.progress.mark();
+        if self.last_report.elapsed() >= REPORT_EVERY {
+            self.last_report = Instant::now();
+            report(&format!(
+                "chaos[{}] {:.0}s: {} of {} runs ended, {} messages consumed",
+                self.target.name,
+                self.started.elapsed().as_secs_f64(),
+                mark.0,
+                expected.len(),
+                mark.1
+            ));
+        }
+        if mark != self.last_mark {
+            (self.last_mark, self.last_progress) = (mark, Instant::now());
+            return;
+        }
+        if self.last_progress.elapsed() < self.config.stall {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let (ended, acks) = mark;
+        panic!(
+            "chaos seed={} on {}: no progress for {:?} after {elapsed:.1}s: {ended} of {} runs ended ({:.1} runs/s), \
+             {acks} messages consumed ({:.1}/s), {} runs unfinished, {} messages pending",
+            self.config.seed,
+            self.target.name,
+            self.config.stall,
+            expected.len(),
+            ended as f64 / elapsed,
+            acks as f64 / elapsed,
+            self.unfinished(expected),
+            (self.target.pending)().await
+        );
     }
 }
 

@@ -208,16 +208,24 @@ pub fn step(id: &str, status: &str, attempt: u64) -> (String, String, u64) {
     (id.to_owned(), status.to_owned(), attempt)
 }
 
-/// An SDK configuration for the emulator `make test` starts
-/// (`HOOKFLOW_TEST_AWS_ENDPOINT`); panics, saying how to start it, if unset.
-pub async fn emulator_config() -> aws_config::SdkConfig {
-    const ENDPOINT_VAR: &str = "HOOKFLOW_TEST_AWS_ENDPOINT";
-    let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
-        panic!("{ENDPOINT_VAR} is not set: run the tests with `make test` (scripts/test.sh starts moto on loopback)")
+/// The emulator every test shares.
+pub const SHARED_EMULATOR: &str = "HOOKFLOW_TEST_AWS_ENDPOINT";
+
+/// A second emulator that only the chaos test uses: moto serves one request
+/// at a time, so the chaos load would otherwise slow every other test on
+/// the shared one, and theirs would slow it.
+pub const CHAOS_EMULATOR: &str = "HOOKFLOW_TEST_CHAOS_AWS_ENDPOINT";
+
+/// An SDK configuration for an emulator `make test` starts (`endpoint_var`
+/// is [`SHARED_EMULATOR`] or [`CHAOS_EMULATOR`]); panics, saying how to
+/// start it, if unset.
+pub async fn emulator_config(endpoint_var: &str) -> aws_config::SdkConfig {
+    let endpoint = std::env::var(endpoint_var).unwrap_or_else(|_| {
+        panic!("{endpoint_var} is not set: run the tests with `make test` (scripts/test.sh starts moto on loopback)")
     });
     assert!(
         endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
-        "{ENDPOINT_VAR} must be a loopback address, got {endpoint}"
+        "{endpoint_var} must be a loopback address, got {endpoint}"
     );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)

@@ -461,6 +461,17 @@ pub async fn queue(queue: Arc<dyn Queue>) {
     let parked = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
     assert_eq!(parked.len(), 1, "a peeked message is still there to receive");
     queue.ack(&parked[0].receipt).await.expect("ack");
+
+    // Text SQS refuses travels escaped and arrives as it was sent.
+    let awkward = serde_json::json!({"text": "\u{fffe}\u{ffff}\u{0}\u{1b}\u{10ffff}"});
+    let body = crate::ports::message_body(&awkward).expect("encode");
+    assert!(crate::ports::sqs_accepts(&body), "message_body leaves a character SQS refuses: {body:?}");
+    queue.send(body, Duration::ZERO).await.expect("send escaped text");
+    let got = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
+    assert_eq!(got.len(), 1, "the escaped message arrives");
+    let decoded: serde_json::Value = serde_json::from_str(&got[0].body).expect("decode");
+    assert_eq!(decoded, awkward, "escaped text decodes to what was sent");
+    queue.ack(&got[0].receipt).await.expect("ack");
 }
 
 #[cfg(test)]
@@ -515,5 +526,21 @@ mod memory_twins {
             .expect("receive")
             .is_empty());
         assert_eq!(dlq.peek(10).await.expect("peek"), vec!["bad".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn the_twin_queue_refuses_what_sqs_refuses() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(1),
+            max_receive_count: 2,
+        };
+        let q = MemoryQueue::new("strict", settings, None);
+        for refused in ["\u{fffe}", "\u{ffff}", "a\u{0}b", "\u{1f}"] {
+            let err = q.send(refused.into(), Duration::ZERO).await.expect_err("refused");
+            assert!(!err.retryable, "{refused:?}: resending cannot help");
+        }
+        q.send("\t\n\r \u{d7ff}\u{e000}\u{fffd}\u{10ffff}".into(), Duration::ZERO)
+            .await
+            .expect("every allowed class is accepted");
     }
 }

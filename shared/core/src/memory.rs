@@ -413,6 +413,10 @@ impl Queue for MemoryQueue {
     }
 
     async fn send(&self, body: String, delay: Duration) -> PortResult<()> {
+        // Refuse what SQS refuses, so the twin catches what moto would let through.
+        if !crate::ports::sqs_accepts(&body) {
+            return Err(PortError::terminal("send", "InvalidMessageContents: a character SQS refuses"));
+        }
         self.push(body, Instant::now() + delay);
         Ok(())
     }

@@ -155,6 +155,31 @@ pub struct Delivery {
     pub receive_count: u32,
 }
 
+/// Serializes a queue message to JSON text that SQS accepts.
+///
+/// SQS refuses a body with a character outside `#x9 | #xA | #xD |
+/// #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF` (`InvalidMessageContents`),
+/// and moto does not, so only this function stands between a sender's
+/// U+FFFE and a message that could never be sent. serde_json already escapes
+/// control characters; U+FFFE and U+FFFF can only occur inside JSON strings,
+/// where a `\uXXXX` escape decodes to the same text.
+pub fn message_body<T: serde::Serialize>(message: &T) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_string(message)?;
+    if !text.contains(['\u{fffe}', '\u{ffff}']) {
+        return Ok(text);
+    }
+    Ok(text
+        .replace('\u{fffe}', "\\ufffe")
+        .replace('\u{ffff}', "\\uffff"))
+}
+
+/// True when SQS accepts every character of `body`.
+pub fn sqs_accepts(body: &str) -> bool {
+    body.chars().all(|c| {
+        matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    })
+}
+
 /// An at-least-once queue with delayed sends and visibility timeouts, like SQS.
 #[async_trait]
 pub trait Queue: Send + Sync {

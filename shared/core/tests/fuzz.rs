@@ -203,6 +203,9 @@ const KEYS: &[&str] = &[
 const WORDS: &[&str] = &[
     "",
     " ",
+    // Characters SQS refuses in a message body (moto takes them).
+    "\u{fffe}",
+    "x\u{ffff}y",
     "route",
     "hot",
     "cold",
@@ -543,22 +546,51 @@ fn arb_template() -> BoxedStrategy<String> {
 proptest! {
     #![proptest_config(config())]
 
+    /// Validation is sound: a template `check` passes never meets a syntax
+    /// error when it renders, and one it refuses never renders. Text without
+    /// `{{` is no template and comes out unchanged.
     #[test]
-    fn templates_render_or_fail_with_a_template_error(text in arb_template(), context in arb_context()) {
-        let checked: Result<(), TemplateError> = template::check(&text);
-        let value: Result<Value, TemplateError> = template::render_value(&text, &context);
-        let rendered: Result<String, TemplateError> = template::render_text(&text, &context);
-        for err in [checked.err(), value.err(), rendered.err()].into_iter().flatten() {
-            let _ = err.to_string();
+    fn templates_that_check_never_fail_to_parse_when_rendered(text in arb_template(), context in arb_context()) {
+        let checked = template::check(&text);
+        let value = template::render_value(&text, &context);
+        match (&checked, &value) {
+            (Ok(()), Err(TemplateError::Syntax(reason))) => {
+                prop_assert!(false, "check passed {text:?} but rendering refused it: {reason}");
+            }
+            (Err(refused), Ok(rendered)) => {
+                prop_assert!(false, "check refused {text:?} ({refused}) but it rendered {rendered}");
+            }
+            _ => {}
+        }
+        if let Err(TemplateError::MissingVariable(name)) = &value {
+            prop_assert!(!name.is_empty(), "a missing variable is named");
+        }
+        if !template::is_templated(&text) {
+            prop_assert_eq!(value, Ok(Value::String(text.clone())));
+            prop_assert_eq!(template::render_text(&text, &context), Ok(text));
         }
     }
 
+    /// Only string leaves are templated: keys, array lengths and every
+    /// non-string leaf come out as they went in, so a body stays valid JSON
+    /// of the shape the author wrote.
     #[test]
-    fn json_documents_render_or_fail_with_a_template_error(doc in arb_json(), context in arb_context()) {
-        let rendered: Result<Value, TemplateError> = template::render_json(&doc, &context);
-        if let Err(err) = rendered {
-            let _ = err.to_string();
+    fn json_documents_keep_their_shape_when_rendered(doc in arb_json(), context in arb_context()) {
+        if let Ok(rendered) = template::render_json(&doc, &context) {
+            prop_assert!(same_shape(&doc, &rendered), "{doc} rendered to {rendered}");
         }
+    }
+}
+
+/// Equal up to templated string leaves, which may render to any value.
+fn same_shape(template: &Value, rendered: &Value) -> bool {
+    match (template, rendered) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_shape(v, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(v, w)| same_shape(v, w)),
+        (Value::String(text), _) if template::is_templated(text) => true,
+        (a, b) => a == b,
     }
 }
 
@@ -901,19 +933,27 @@ fn arb_batch() -> BoxedStrategy<Value> {
     .boxed()
 }
 
-fn check_ingest(result: Result<(Mode, Vec<TriggerEvent>), IngestError>) {
+/// An accepted event must survive the triggers queue: its message body is
+/// text SQS accepts, and it decodes to the same event. A refusal names its
+/// problem with a stable code.
+fn check_ingest(result: Result<(Mode, Vec<TriggerEvent>), IngestError>) -> Result<(), TestCaseError> {
     match result {
         Ok((_, events)) => {
             for event in events {
-                if let Ok(value) = serde_json::to_value(event) {
-                    let _ = serde_json::from_value::<TriggerEvent>(value);
-                }
+                let body = hookflow_core::ports::message_body(&event)
+                    .map_err(|e| TestCaseError::fail(format!("accepted event does not encode: {e}")))?;
+                prop_assert!(hookflow_core::ports::sqs_accepts(&body), "SQS would refuse {body:?}");
+                let decoded: TriggerEvent = serde_json::from_str(&body)
+                    .map_err(|e| TestCaseError::fail(format!("accepted event does not decode from the queue: {e}")))?;
+                prop_assert_eq!(decoded, event);
             }
         }
         Err(err) => {
-            let _ = (err.code(), err.to_string());
+            prop_assert!(!err.code().is_empty(), "refusal without a code: {err}");
+            prop_assert!(!err.to_string().is_empty(), "refusal without a message");
         }
     }
+    Ok(())
 }
 
 proptest! {
@@ -921,12 +961,12 @@ proptest! {
 
     #[test]
     fn arbitrary_bodies_parse_or_are_refused(content_type in arb_content_type(), body in arb_body()) {
-        check_ingest(event::parse_request(content_type.as_deref(), &body));
+        check_ingest(event::parse_request(content_type.as_deref(), &body))?;
     }
 
     #[test]
     fn cloudevent_like_objects_parse_or_are_refused(content_type in arb_content_type(), raw in arb_cloudevent()) {
-        check_ingest(event::parse_request(content_type.as_deref(), raw.to_string().as_bytes()));
+        check_ingest(event::parse_request(content_type.as_deref(), raw.to_string().as_bytes()))?;
         let direct: Result<TriggerEvent, IngestError> = TriggerEvent::from_cloudevent(&raw, "events[0]: ");
         if let Err(err) = direct {
             let _ = (err.code(), err.to_string());
@@ -935,8 +975,8 @@ proptest! {
 
     #[test]
     fn cloudevent_batches_parse_or_are_refused(content_type in arb_content_type(), batch in arb_batch()) {
-        check_ingest(event::parse_request(content_type.as_deref(), batch.to_string().as_bytes()));
-        check_ingest(event::parse_request(Some(event::CONTENT_TYPE_BATCH), batch.to_string().as_bytes()));
+        check_ingest(event::parse_request(content_type.as_deref(), batch.to_string().as_bytes()))?;
+        check_ingest(event::parse_request(Some(event::CONTENT_TYPE_BATCH), batch.to_string().as_bytes()))?;
     }
 }
 

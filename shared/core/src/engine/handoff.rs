@@ -25,7 +25,7 @@ fn context_key(step_id: &str, attempt: u32) -> String {
 }
 
 pub(crate) fn encode(message: &StepMessage) -> Result<String, EngineError> {
-    serde_json::to_string(message).map_err(|e| EngineError::Undecodable(e.to_string()))
+    crate::ports::message_body(message).map_err(|e| EngineError::Undecodable(e.to_string()))
 }
 
 /// Sends `message`, moving its context into the run log first if needed.

@@ -41,7 +41,7 @@ impl Ingest {
                     .iter()
                     .any(|e| e.workspaceid == event.workspaceid && e.id == event.id);
             if !duplicate {
-                let body = serde_json::to_string(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+                let body = crate::ports::message_body(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
                 self.triggers.send(body, Duration::ZERO).await?;
                 self.dedupe.remember(&event.workspaceid, &event.id, DEDUPE_TTL).await?;
                 tracing::info!(event_id = %event.id, workspace_id = %event.workspaceid, event_type = %event.event_type, "event accepted");
