@@ -12,11 +12,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookflow_api::{router, ApiError, ApiState, DEFAULT_MAX_BODY_BYTES};
 use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
+use hookflow_core::lifecycle::{WorkflowCatalog, Workflows};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::{
     Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, SystemClock, WorkflowStore,
 };
-use hookflow_core::subscription::Subscription;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
@@ -59,6 +59,8 @@ impl Default for DevConfig {
 #[derive(Clone)]
 pub struct Ports {
     pub workflows: Arc<dyn WorkflowStore>,
+    /// The same store as `workflows`, with the lifecycle's heads and commits.
+    pub catalog: Arc<dyn WorkflowCatalog>,
     pub subscriptions: Arc<dyn SubscriptionIndex>,
     pub runs: Arc<dyn RunLog>,
     pub dedupe: Arc<dyn EventDedupe>,
@@ -74,6 +76,7 @@ impl Ports {
     pub fn memory(backend: &MemoryBackend) -> Self {
         Self {
             workflows: backend.workflows.clone(),
+            catalog: backend.workflows.clone(),
             subscriptions: backend.subscriptions.clone(),
             runs: backend.runs.clone(),
             dedupe: backend.dedupe.clone(),
@@ -117,6 +120,7 @@ impl Ports {
         let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table).with_retention(retention));
         Ok(Self {
             workflows: workflows.clone(),
+            catalog: workflows.clone(),
             subscriptions: workflows,
             runs: runs.clone(),
             dedupe: runs,
@@ -158,17 +162,17 @@ impl DevServer {
         backend: Ports,
         memory: Option<Arc<MemoryBackend>>,
     ) -> anyhow::Result<Self> {
-        // Every version is stored (runs execute the version they started with);
-        // only the highest active version of each workflow is subscribed.
-        let mut by_version: Vec<&WorkflowDefinition> = workflows.iter().collect();
-        by_version.sort_by_key(|w| w.version);
-        for workflow in by_version {
-            backend.workflows.put_version(workflow).await?;
-            if let Some(subscription) = Subscription::for_workflow(workflow) {
-                backend.subscriptions.put(&subscription).await?;
-            }
-        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // Each file becomes a draft and is published when its status asks
+        // for it, through the same use cases as the management API.
+        let lifecycle = Arc::new(Workflows::new(backend.catalog.clone(), clock.clone()));
+        for workflow in workflows {
+            let id = workflow.id.clone();
+            lifecycle
+                .apply_file(workflow)
+                .await
+                .map_err(|e| anyhow::anyhow!("workflow {id}: {e}"))?;
+        }
         let policy = if config.deny_private_networks {
             NetworkPolicy::deny_private()
         } else {
@@ -225,6 +229,7 @@ impl DevServer {
         let state = ApiState {
             ingest: Some(ingest),
             runs: Some(backend.runs.clone()),
+            workflows: Some(lifecycle),
         };
         let app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))

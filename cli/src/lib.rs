@@ -5,3 +5,4 @@ pub mod dev;
 pub mod load;
 pub mod ops;
 mod sink;
+pub mod workflows;

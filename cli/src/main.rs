@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::load::load_workflows;
 use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
+use hookflow_cli::workflows::{self, Api, CliError};
+use serde_json::Value;
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
 #[derive(Parser)]
@@ -53,6 +55,13 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Manage workflows through the management API: drafts, the lifecycle, versions.
+    Workflows {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
     /// Operate on workflow runs.
     Runs {
         #[command(subcommand)]
@@ -93,6 +102,58 @@ enum RunsCommand {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// Where the management API is, and whose workspace.
+#[derive(Args)]
+struct ApiArgs {
+    /// The API's base URL.
+    #[arg(long, env = "HOOKFLOW_API_URL", default_value = workflows::DEFAULT_API_URL, global = true)]
+    api_url: String,
+    /// The workspace whose workflows to manage.
+    #[arg(long, env = "HOOKFLOW_WORKSPACE", global = true)]
+    workspace: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Create or update drafts from a workflow file, or every .json/.yaml/.yml file of a folder.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// The workspace's workflows, newest first.
+    List,
+    /// One workflow's head (status, revision, draft), or a published version.
+    Show {
+        id: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Every problem of a workflow file, offline (the rules and codes the API uses).
+    Validate {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Validate the draft, store it as a new version and make it live.
+    Publish { id: String },
+    /// Stop starting runs (runs in flight finish).
+    Pause { id: String },
+    /// Start runs again on the published version.
+    Resume { id: String },
+    /// Stop for good; versions and runs stay readable.
+    Archive { id: String },
+    /// A new draft with the same definition.
+    Clone {
+        id: String,
+        #[arg(long = "as")]
+        new_id: String,
+    },
+    /// The published versions, newest first.
+    Versions { id: String },
 }
 
 /// Where operator commands act.
@@ -156,6 +217,130 @@ async fn runs(command: RunsCommand) -> Result<String, OpsError> {
             let replayed = target.operator().await?.replay(&run_id).await?;
             Ok(ops::render_replay(&replayed))
         }
+    }
+}
+
+/// Runs a `workflows` verb: its output, or the error to print.
+async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliError> {
+    // Offline: needs no workspace and no API.
+    if let WorkflowsCommand::Validate { file } = &command {
+        return validate_offline(file, args.json);
+    }
+    let workspace = args
+        .workspace
+        .clone()
+        .ok_or_else(|| CliError::Failed("which workspace? pass --workspace or set HOOKFLOW_WORKSPACE".into()))?;
+    let api = Api::new(&args.api_url, &workspace, std::env::var("HOOKFLOW_API_KEY").ok());
+    let json_or = |value: &Value, human: String| -> String {
+        if args.json {
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        } else {
+            human
+        }
+    };
+    let head_line = |head: &Value| workflows::table(&workflows::HEAD_COLUMNS, &[workflows::head_row(head)]);
+    Ok(match command {
+        WorkflowsCommand::Validate { file } => validate_offline(&file, args.json)?,
+        WorkflowsCommand::Apply { file } => {
+            let mut applied = vec![];
+            for path in workflows::files(&file)? {
+                let (action, head) = api.apply(&workflows::read_document(&path)?).await?;
+                applied
+                    .push(serde_json::json!({"file": path.display().to_string(), "action": action, "workflow": head}));
+            }
+            let lines = applied
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {} (revision {}) from {}",
+                        a["action"].as_str().unwrap_or_default(),
+                        a["workflow"]["id"].as_str().unwrap_or_default(),
+                        a["workflow"]["revision"],
+                        a["file"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            json_or(&Value::Array(applied), lines)
+        }
+        WorkflowsCommand::List => {
+            let heads = api.list().await?;
+            let rows: Vec<Vec<String>> = heads.iter().map(workflows::head_row).collect();
+            json_or(&Value::Array(heads), workflows::table(&workflows::HEAD_COLUMNS, &rows))
+        }
+        WorkflowsCommand::Show { id, version } => {
+            let shown = api.show(&id, version).await?;
+            let human = match version {
+                Some(_) => serde_json::to_string_pretty(&shown).unwrap_or_default(),
+                None => format!(
+                    "{}\n\ndraft:\n{}",
+                    head_line(&shown),
+                    serde_json::to_string_pretty(&shown["draft"]).unwrap_or_default()
+                ),
+            };
+            json_or(&shown, human)
+        }
+        WorkflowsCommand::Publish { id } => lifecycle(&api, &id, "publish", &json_or, &head_line).await?,
+        WorkflowsCommand::Pause { id } => lifecycle(&api, &id, "pause", &json_or, &head_line).await?,
+        WorkflowsCommand::Resume { id } => lifecycle(&api, &id, "resume", &json_or, &head_line).await?,
+        WorkflowsCommand::Archive { id } => lifecycle(&api, &id, "archive", &json_or, &head_line).await?,
+        WorkflowsCommand::Clone { id, new_id } => {
+            let head = api.clone_as(&id, &new_id).await?;
+            json_or(&head, head_line(&head))
+        }
+        WorkflowsCommand::Versions { id } => {
+            let versions = api.versions(&id).await?;
+            let rows: Vec<Vec<String>> = versions
+                .iter()
+                .map(|v| {
+                    vec![
+                        v["version"].to_string(),
+                        v["trigger_type"].as_str().unwrap_or_default().to_owned(),
+                        v["name"].as_str().unwrap_or_default().to_owned(),
+                    ]
+                })
+                .collect();
+            json_or(
+                &Value::Array(versions),
+                workflows::table(&["VERSION", "TRIGGER", "NAME"], &rows),
+            )
+        }
+    })
+}
+
+async fn lifecycle(
+    api: &Api,
+    id: &str,
+    verb: &str,
+    json_or: &dyn Fn(&Value, String) -> String,
+    head_line: &dyn Fn(&Value) -> String,
+) -> Result<String, CliError> {
+    let head = api.verb(id, verb).await?;
+    Ok(json_or(&head, head_line(&head)))
+}
+
+/// `workflows validate -f FILE`: the problems, and exit 1 when there are any.
+fn validate_offline(file: &std::path::Path, json: bool) -> Result<String, CliError> {
+    let problems = workflows::problems_of(workflows::read_document(file)?);
+    let output = if json {
+        serde_json::to_string_pretty(&serde_json::json!({"valid": problems.is_empty(), "problems": problems}))
+            .unwrap_or_default()
+    } else if problems.is_empty() {
+        format!("{}: valid", file.display())
+    } else {
+        format!(
+            "{}: {} problem(s)\n{}",
+            file.display(),
+            problems.len(),
+            workflows::table(&["PATH", "CODE", "MESSAGE"], &workflows::problem_rows(&problems))
+        )
+    };
+    if problems.is_empty() {
+        Ok(output)
+    } else {
+        // The report goes to stdout; the exit code says it failed.
+        println!("{output}");
+        Err(CliError::Failed(format!("{} is not valid", file.display())))
     }
 }
 
@@ -244,5 +429,15 @@ async fn main() -> ExitCode {
         }
         Command::Dlq { command } => report(dlq(command).await),
         Command::Runs { command } => report(runs(command).await),
+        Command::Workflows { api, command } => match manage(api, command).await {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("hookflow: {err}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -26,7 +26,6 @@ const EMULATOR_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(6);
 /// half speed.
 const STALL: Duration = Duration::from_secs(60);
 
-
 /// Runs `events` events through `target` with the seed printed first, then
 /// prints the summary.
 async fn run_chaos(target: Target, events: usize, step_workers: usize, window: usize) {
@@ -82,6 +81,7 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
     let ports = Ports {
         workflows: workflows.clone(),
+        catalog: workflows.clone(),
         subscriptions: workflows,
         runs: runs.clone(),
         dedupe: runs,

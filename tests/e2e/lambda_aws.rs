@@ -23,6 +23,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use hookflow_api::{router_for_stage, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::{RunLog, SubscriptionIndex, SystemClock, WorkflowStore};
 use hookflow_core::subscription::Subscription;
 use hookflow_core::validate::validate;
@@ -339,6 +340,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
                 Arc::new(SqsQueue::new(sqs.clone(), urls.triggers.clone())),
             ))),
             runs: None,
+            workflows: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         STAGE,
@@ -361,6 +363,10 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         ApiState {
             ingest: None,
             runs: Some(api_runs),
+            workflows: Some(Arc::new(Workflows::new(
+                Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
+                Arc::new(SystemClock),
+            ))),
         },
         DEFAULT_MAX_BODY_BYTES,
         STAGE,

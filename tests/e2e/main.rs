@@ -6,6 +6,7 @@ mod chaos;
 mod delivery;
 mod ingest;
 mod lambda_aws;
+mod lifecycle;
 mod matching;
 mod retries;
 mod templating;

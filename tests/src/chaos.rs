@@ -85,9 +85,11 @@ pub struct Progress {
 impl Progress {
     /// (runs finished, messages acknowledged): a change means progress.
     fn mark(&self) -> (usize, u64) {
-        (self.finished.lock().expect("lock").len(), self.acks.load(Ordering::Relaxed))
+        (
+            self.finished.lock().expect("lock").len(),
+            self.acks.load(Ordering::Relaxed),
+        )
     }
-
 }
 
 impl Faults {
@@ -511,7 +513,12 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
 
     // Exactly one run per (accepted event, matched workflow), each ended
     // once, and the store agrees with what the engine reported ending.
-    let finished = target.ports.runs.list_runs(WS, &RunQuery::default()).await.expect("list runs");
+    let finished = target
+        .ports
+        .runs
+        .list_runs(WS, &RunQuery::default())
+        .await
+        .expect("list runs");
     let actual: BTreeSet<String> = finished.iter().map(|r| r.run_id.clone()).collect();
     assert_eq!(actual.len(), finished.len(), "a run id is listed twice");
     assert_eq!(actual, expected_runs, "runs differ from (event × matched workflow)");
@@ -581,8 +588,15 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         .collect();
     let peer_faults = answered.iter().filter(|(_, s)| *s != 200).count();
     let missing: Vec<&CutPoint> = CUT_POINTS.iter().filter(|p| !crashes.contains_key(p)).collect();
-    assert!(missing.is_empty(), "seed {} injected no crash at {missing:?}: too few events", config.seed);
-    assert!(faults.duplicate_sends.load(Ordering::Relaxed) > 0, "no duplicated delivery was injected");
+    assert!(
+        missing.is_empty(),
+        "seed {} injected no crash at {missing:?}: too few events",
+        config.seed
+    );
+    assert!(
+        faults.duplicate_sends.load(Ordering::Relaxed) > 0,
+        "no duplicated delivery was injected"
+    );
     assert!(answered.iter().any(|(_, s)| *s == 503), "the peer never answered 503");
     assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {

@@ -1,20 +1,26 @@
-//! API Gateway (HTTP API, payload v2) → the runs read API (`GET …/runs`, `GET …/runs/{id}`).
+//! API Gateway (HTTP API, payload v2) → the management API of workflows
+//! (`…/workflows…`) and the runs read API (`GET …/runs`, `GET …/runs/{id}`).
 
 mod handler;
 
 use std::sync::Arc;
 
-use hookflow_aws::DynamoRuns;
-
-use hookflow_lambda::{aws_config, init_tracing, required_env, RUNS_TABLE};
+use hookflow_aws::{DynamoRuns, DynamoWorkflows};
+use hookflow_core::lifecycle::Workflows;
+use hookflow_core::ports::SystemClock;
+use hookflow_lambda::{aws_config, init_tracing, required_env, RUNS_TABLE, WORKFLOWS_TABLE};
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let runs_table = required_env(RUNS_TABLE)?;
+    let workflows_table = required_env(WORKFLOWS_TABLE)?;
     let config = aws_config().await;
-    let runs = DynamoRuns::new(aws_sdk_dynamodb::Client::new(&config), runs_table);
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let runs = DynamoRuns::new(dynamo.clone(), runs_table);
+    let catalog = DynamoWorkflows::new(dynamo, workflows_table);
+    let workflows = Workflows::new(Arc::new(catalog), Arc::new(SystemClock));
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
-    lambda_http::run(handler::router(Arc::new(runs), stage.as_deref())).await
+    lambda_http::run(handler::router(Arc::new(runs), Arc::new(workflows), stage.as_deref())).await
 }

@@ -9,6 +9,7 @@ pub(crate) fn router(ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
         ApiState {
             ingest: Some(ingest),
             runs: None,
+            workflows: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

@@ -4,12 +4,14 @@
 mod error;
 mod events;
 mod runs;
+mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Extension;
+use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
 use hookflow_core::Ingest;
 
@@ -32,6 +34,8 @@ pub(crate) struct MaxBodyBytes(pub(crate) usize);
 pub struct ApiState {
     pub ingest: Option<Arc<Ingest>>,
     pub runs: Option<Arc<dyn RunLog>>,
+    /// The workflow lifecycle (the management API).
+    pub workflows: Option<Arc<Workflows>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`
@@ -57,6 +61,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         router = router
             .route("/v1/workspaces/{workspace_id}/runs", get(runs::list_runs))
             .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(runs::get_run));
+    }
+    if state.workflows.is_some() {
+        router = router.merge(workflows::routes());
     }
     router
         .fallback(error::not_found)

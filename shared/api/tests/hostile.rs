@@ -32,6 +32,7 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
         ApiState {
             ingest: Some(ingest),
             runs: None,
+            workflows: None,
         },
         max_body_bytes,
     );

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
+use hookflow_core::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunRecord, RunStatus, StepRecord, StepStatus};
 use hookflow_core::subscription::Subscription;
@@ -154,6 +155,9 @@ impl DynamoWorkflows {
 struct VersionItem {
     pk: String,
     sk: String,
+    /// The stored format (brief §10).
+    #[serde(default = "first_format")]
+    format: u32,
     workflow_id: String,
     version: u32,
     /// The public JSON document, stored as written.
@@ -164,33 +168,73 @@ struct VersionItem {
 struct SubscriptionItem {
     pk: String,
     sk: String,
+    #[serde(default = "first_format")]
+    format: u32,
     subscription: String,
 }
 
+fn first_format() -> u32 {
+    1
+}
+
+/// Version sort keys are zero-padded so they sort by number (`V#000010`
+/// after `V#000002`); six digits hold a version a day for 2,700 years.
 fn version_key(workspace_id: &str, workflow_id: &str, version: u32) -> (String, String) {
-    (format!("WS#{workspace_id}"), format!("WF#{workflow_id}#V#{version}"))
+    (format!("WS#{workspace_id}"), format!("WF#{workflow_id}#V#{version:06}"))
+}
+
+fn head_key(workspace_id: &str, workflow_id: &str) -> (String, String) {
+    (format!("WS#{workspace_id}"), format!("HEAD#{workflow_id}"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeadItem {
+    pk: String,
+    sk: String,
+    /// Copied out of `head` so that a commit can be conditional on it.
+    revision: u64,
+    format: u32,
+    /// The head as JSON text: a draft may nest deeper than DynamoDB's 32 levels.
+    head: String,
 }
 
 fn subscription_pk(workspace_id: &str, trigger_type: &str) -> String {
     format!("SUB#{workspace_id}#{trigger_type}")
 }
 
+fn version_item(operation: &'static str, workflow: &WorkflowDefinition) -> PortResult<Item> {
+    let (pk, sk) = version_key(&workflow.workspace_id, &workflow.id, workflow.version);
+    let definition = serde_json::to_string(workflow).map_err(|e| PortError::terminal(operation, e.to_string()))?;
+    to_item(
+        operation,
+        &VersionItem {
+            pk,
+            sk,
+            format: 1,
+            workflow_id: workflow.id.clone(),
+            version: workflow.version,
+            definition,
+        },
+    )
+}
+
+fn subscription_item(operation: &'static str, subscription: &Subscription) -> PortResult<Item> {
+    let json = serde_json::to_string(subscription).map_err(|e| PortError::terminal(operation, e.to_string()))?;
+    to_item(
+        operation,
+        &SubscriptionItem {
+            pk: subscription_pk(&subscription.workspace_id, &subscription.trigger_type),
+            sk: format!("WF#{}", subscription.workflow_id),
+            format: 1,
+            subscription: json,
+        },
+    )
+}
+
 #[async_trait]
 impl WorkflowStore for DynamoWorkflows {
     async fn put_version(&self, workflow: &WorkflowDefinition) -> PortResult<()> {
-        let (pk, sk) = version_key(&workflow.workspace_id, &workflow.id, workflow.version);
-        let definition =
-            serde_json::to_string(workflow).map_err(|e| PortError::terminal("put_version", e.to_string()))?;
-        let item = to_item(
-            "put_version",
-            &VersionItem {
-                pk,
-                sk,
-                workflow_id: workflow.id.clone(),
-                version: workflow.version,
-                definition,
-            },
-        )?;
+        let item = version_item("put_version", workflow)?;
         if put_if_absent(&self.client, &self.table, "put_version", item).await? {
             return Ok(());
         }
@@ -246,16 +290,7 @@ impl WorkflowStore for DynamoWorkflows {
 #[async_trait]
 impl SubscriptionIndex for DynamoWorkflows {
     async fn put(&self, subscription: &Subscription) -> PortResult<()> {
-        let json =
-            serde_json::to_string(subscription).map_err(|e| PortError::terminal("put_subscription", e.to_string()))?;
-        let item = to_item(
-            "put_subscription",
-            &SubscriptionItem {
-                pk: subscription_pk(&subscription.workspace_id, &subscription.trigger_type),
-                sk: format!("WF#{}", subscription.workflow_id),
-                subscription: json,
-            },
-        )?;
+        let item = subscription_item("put_subscription", subscription)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -294,6 +329,191 @@ impl SubscriptionIndex for DynamoWorkflows {
         .await?;
         Ok(found)
     }
+}
+
+/// The lifecycle's heads, versions and subscriptions: one
+/// `TransactWriteItems` per change, conditional on the head's revision.
+#[async_trait]
+impl WorkflowCatalog for DynamoWorkflows {
+    async fn get_head(&self, workspace_id: &str, workflow_id: &str) -> PortResult<Option<WorkflowHead>> {
+        let (pk, sk) = head_key(workspace_id, workflow_id);
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("get_head", e))?;
+        got.item.map(|item| decode_head("get_head", item)).transpose()
+    }
+
+    async fn list_heads(&self, workspace_id: &str) -> PortResult<Vec<WorkflowHead>> {
+        let mut heads = vec![];
+        let query = self.by_prefix(workspace_id, "HEAD#".to_owned());
+        query_pages("list_heads", query, |item| {
+            heads.push(decode_head("list_heads", item)?);
+            Ok(true)
+        })
+        .await?;
+        Ok(heads)
+    }
+
+    async fn list_versions(&self, workspace_id: &str, workflow_id: &str) -> PortResult<Vec<Arc<WorkflowDefinition>>> {
+        let mut versions = vec![];
+        let query = self.by_prefix(workspace_id, format!("WF#{workflow_id}#V#"));
+        query_pages("list_versions", query, |item| {
+            let stored: VersionItem = from_item("list_versions", item)?;
+            let workflow =
+                WorkflowDefinition::from_json(&stored.definition).map_err(|e| decode_error("list_versions", e))?;
+            versions.push(Arc::new(workflow));
+            Ok(true)
+        })
+        .await?;
+        Ok(versions)
+    }
+
+    async fn commit(&self, change: &HeadChange) -> PortResult<Commit> {
+        let items = self.transaction(change)?;
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Commit::Applied),
+            Err(err) => {
+                // A failed condition (the head moved, or the version number
+                // is taken) and a concurrent transaction on the same items
+                // both mean another change won the race.
+                let lost_race = err.as_service_error().is_some_and(|e| {
+                    cancellation_mentions(e, "ConditionalCheckFailed")
+                        || cancellation_mentions(e, "TransactionConflict")
+                });
+                if lost_race {
+                    Ok(Commit::Conflict)
+                } else {
+                    Err(port_error("commit_workflow", err))
+                }
+            }
+        }
+    }
+}
+
+/// True when one of a cancelled transaction's reasons has this code.
+fn cancellation_mentions(
+    err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    code: &str,
+) -> bool {
+    match err {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e) => {
+            e.cancellation_reasons()
+                .iter()
+                .any(|reason| reason.code() == Some(code))
+        }
+        _ => false,
+    }
+}
+
+fn decode_head(operation: &'static str, item: Item) -> PortResult<WorkflowHead> {
+    let stored: HeadItem = from_item(operation, item)?;
+    serde_json::from_str(&stored.head).map_err(|e| decode_error(operation, e))
+}
+
+impl DynamoWorkflows {
+    fn by_prefix(
+        &self,
+        workspace_id: &str,
+        prefix: String,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("WS#{workspace_id}")))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+    }
+
+    /// The items of one lifecycle change. The head's write carries the
+    /// revision condition; a new version must not exist; the subscription
+    /// delete is left out when the put replaces the same item (a
+    /// transaction may touch an item once).
+    fn transaction(&self, change: &HeadChange) -> PortResult<Vec<TransactWriteItem>> {
+        const OP: &str = "commit_workflow";
+        let build = |e: aws_sdk_dynamodb::error::BuildError| PortError::terminal(OP, e.to_string());
+        let (pk, sk) = head_key(&change.workspace_id, &change.workflow_id);
+        let (condition, revision) = match change.expected_revision {
+            None => (NOT_EXISTS, None),
+            Some(r) => ("revision = :revision", Some(r)),
+        };
+        let head_write = match &change.head {
+            HeadWrite::Put(head) => {
+                let text = serde_json::to_string(head).map_err(|e| PortError::terminal(OP, e.to_string()))?;
+                let item = to_item(
+                    OP,
+                    &HeadItem {
+                        pk,
+                        sk,
+                        revision: head.revision,
+                        format: head.format,
+                        head: text,
+                    },
+                )?;
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(revision.map(revision_value));
+                TransactWriteItem::builder().put(put.build().map_err(build)?).build()
+            }
+            HeadWrite::Delete => {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(revision.map(revision_value));
+                TransactWriteItem::builder()
+                    .delete(delete.build().map_err(build)?)
+                    .build()
+            }
+        };
+        let mut items = vec![head_write];
+        if let Some(version) = &change.new_version {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(version_item(OP, version)?))
+                .condition_expression(NOT_EXISTS);
+            items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
+        }
+        let replaced = change.subscribe.as_ref().map(|sub| sub.trigger_type.as_str());
+        if let Some(trigger_type) = change.unsubscribe.as_deref().filter(|t| Some(*t) != replaced) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(subscription_pk(&change.workspace_id, trigger_type)))
+                .key("sk", s(format!("WF#{}", change.workflow_id)));
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(delete.build().map_err(build)?)
+                    .build(),
+            );
+        }
+        if let Some(subscription) = &change.subscribe {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(subscription_item(OP, subscription)?));
+            items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
+        }
+        Ok(items)
+    }
+}
+
+fn revision_value(revision: u64) -> HashMap<String, AttributeValue> {
+    HashMap::from([(":revision".to_owned(), AttributeValue::N(revision.to_string()))])
 }
 
 /// Runs, step records and ingest dedupe (the `runs` table).

@@ -60,6 +60,52 @@ async fn workflow_store_conforms() {
 }
 
 #[tokio::test]
+async fn workflow_catalog_conforms() {
+    let (dynamo, _, names, _) = resources("cat").await;
+    let store = Arc::new(DynamoWorkflows::new(dynamo, names.workflows_table));
+    conformance::workflow_catalog(store.clone(), store).await;
+}
+
+/// A shorter run of the twins' property test, on DynamoDB's transactions:
+/// a fixed pseudo-random sequence covering every operation.
+#[tokio::test]
+async fn lifecycle_keeps_the_subscription_invariant_on_dynamodb() {
+    use conformance::LifecycleOp::*;
+    let (dynamo, _, names, _) = resources("life").await;
+    let store = Arc::new(DynamoWorkflows::new(dynamo, names.workflows_table));
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % n) as usize
+    };
+    let mut ops = vec![Create { id: 0, trigger: 0 }, Publish(0), Create { id: 1, trigger: 1 }];
+    for _ in 0..40 {
+        let (id, other) = (next(3), next(3));
+        ops.push(match next(10) {
+            0 => Create { id, trigger: other },
+            1 => Edit {
+                id,
+                trigger: other,
+                valid: next(5) > 0,
+            },
+            2 | 3 => Publish(id),
+            4 => Pause(id),
+            5 => Resume(id),
+            6 => Archive(id),
+            7 => Clone { from: id, to: other },
+            8 => Delete(id),
+            _ => Rollback {
+                id,
+                version: 1 + next(3) as u32,
+            },
+        });
+    }
+    conformance::lifecycle_keeps_the_subscription_invariant(store.clone(), store, &ops).await;
+}
+
+#[tokio::test]
 async fn subscription_index_conforms() {
     let (dynamo, _, names, _) = resources("subs").await;
     conformance::subscription_index(Arc::new(DynamoWorkflows::new(dynamo, names.workflows_table))).await;

@@ -138,7 +138,7 @@ fn functions_get_their_configuration() {
                 "HOOKFLOW_STEPS_QUEUE_URL",
             ],
         ),
-        ("ApiFunction", vec!["HOOKFLOW_RUNS_TABLE"]),
+        ("ApiFunction", vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_WORKFLOWS_TABLE"]),
     ];
     for (function, required) in cases {
         let properties = &template["Resources"][function]["Properties"];

@@ -11,10 +11,11 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
+use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::subscription::Subscription;
-use crate::workflow::{Scope, WorkflowDefinition};
+use crate::workflow::{Scope, WorkflowDefinition, WorkflowStatus};
 
 fn workflow(workspace: &str, id: &str, version: u32, name: &str) -> WorkflowDefinition {
     WorkflowDefinition::from_value(
@@ -465,7 +466,10 @@ pub async fn queue(queue: Arc<dyn Queue>) {
     // Text SQS refuses travels escaped and arrives as it was sent.
     let awkward = serde_json::json!({"text": "\u{fffe}\u{ffff}\u{0}\u{1b}\u{10ffff}"});
     let body = crate::ports::message_body(&awkward).expect("encode");
-    assert!(crate::ports::sqs_accepts(&body), "message_body leaves a character SQS refuses: {body:?}");
+    assert!(
+        crate::ports::sqs_accepts(&body),
+        "message_body leaves a character SQS refuses: {body:?}"
+    );
     queue.send(body, Duration::ZERO).await.expect("send escaped text");
     let got = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
     assert_eq!(got.len(), 1, "the escaped message arrives");
@@ -474,10 +478,305 @@ pub async fn queue(queue: Arc<dyn Queue>) {
     queue.ack(&got[0].receipt).await.expect("ack");
 }
 
+fn lifecycle_draft(workspace: &str, id: &str, trigger_type: &str, valid: bool) -> WorkflowDefinition {
+    let start = if valid { "s" } else { "missing" };
+    WorkflowDefinition::from_value(json!({"id": id, "workspace_id": workspace, "name": id,
+        "scope": {"workspace": true}, "trigger": {"type": trigger_type}, "start": start,
+        "steps": {"s": {"action": {"type": "SetVariables", "values": {"trigger": trigger_type}}}}}))
+    .expect("lifecycle draft decodes")
+}
+
+fn head_at(workspace: &str, id: &str, revision: u64, published: Option<u32>, latest: u32) -> WorkflowHead {
+    let at = Utc
+        .timestamp_opt(1_700_000_000 + revision as i64, 0)
+        .single()
+        .expect("time");
+    WorkflowHead {
+        format: crate::lifecycle::HEAD_FORMAT,
+        workspace_id: workspace.into(),
+        id: id.into(),
+        status: if published.is_some() {
+            WorkflowStatus::Active
+        } else {
+            WorkflowStatus::Draft
+        },
+        revision,
+        draft: lifecycle_draft(workspace, id, "Prize.Won", true),
+        published_version: published,
+        latest_version: latest,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn change(head: WorkflowHead, expected: Option<u64>) -> HeadChange {
+    HeadChange {
+        workspace_id: head.workspace_id.clone(),
+        workflow_id: head.id.clone(),
+        expected_revision: expected,
+        head: HeadWrite::Put(Box::new(head)),
+        new_version: None,
+        unsubscribe: None,
+        subscribe: None,
+    }
+}
+
+/// `catalog` and `index` must be views of the same, empty store.
+pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn SubscriptionIndex>) {
+    let ws = "ws_cat";
+    assert!(catalog.get_head(ws, "wf").await.expect("get").is_none());
+    assert!(catalog.list_heads(ws).await.expect("list").is_empty());
+
+    let created = change(head_at(ws, "wf", 1, None, 0), None);
+    assert_eq!(catalog.commit(&created).await.expect("create"), Commit::Applied);
+    assert_eq!(
+        catalog.commit(&created).await.expect("create again"),
+        Commit::Conflict,
+        "a head is created only where none exists"
+    );
+    assert_eq!(
+        catalog.get_head(ws, "wf").await.expect("get").map(|h| h.revision),
+        Some(1)
+    );
+
+    // Publish v1 on Prize.Won: head, version and subscription together.
+    let v1 = WorkflowDefinition {
+        version: 1,
+        ..lifecycle_draft(ws, "wf", "Prize.Won", true)
+    };
+    let publish = HeadChange {
+        new_version: Some(v1.clone()),
+        subscribe: Some(Subscription::for_version(&v1)),
+        ..change(head_at(ws, "wf", 2, Some(1), 1), Some(1))
+    };
+    let stale = HeadChange {
+        expected_revision: Some(7),
+        ..publish.clone()
+    };
+    assert_eq!(catalog.commit(&stale).await.expect("stale"), Commit::Conflict);
+    assert!(
+        catalog.get_version(ws, "wf", 1).await.expect("get").is_none(),
+        "a refused commit stores no version"
+    );
+    assert!(
+        index.find(ws, "Prize.Won").await.expect("find").is_empty(),
+        "a refused commit subscribes nothing"
+    );
+    assert_eq!(catalog.commit(&publish).await.expect("publish"), Commit::Applied);
+    let found = index.find(ws, "Prize.Won").await.expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].workflow_version, 1);
+
+    // v2 moves to Form.Submitted: the old subscription goes in the same commit.
+    let v2 = WorkflowDefinition {
+        version: 2,
+        ..lifecycle_draft(ws, "wf", "Form.Submitted", true)
+    };
+    let swap = HeadChange {
+        new_version: Some(v2.clone()),
+        unsubscribe: Some("Prize.Won".into()),
+        subscribe: Some(Subscription::for_version(&v2)),
+        ..change(head_at(ws, "wf", 3, Some(2), 2), Some(2))
+    };
+    assert_eq!(catalog.commit(&swap).await.expect("swap"), Commit::Applied);
+    assert!(
+        index.find(ws, "Prize.Won").await.expect("find").is_empty(),
+        "old trigger unsubscribed"
+    );
+    assert_eq!(
+        index.find(ws, "Form.Submitted").await.expect("find")[0].workflow_version,
+        2
+    );
+
+    // A version number that is taken refuses the whole commit.
+    let taken = HeadChange {
+        new_version: Some(WorkflowDefinition {
+            name: "other".into(),
+            ..v2.clone()
+        }),
+        unsubscribe: Some("Form.Submitted".into()),
+        ..change(head_at(ws, "wf", 4, Some(2), 2), Some(3))
+    };
+    assert_eq!(catalog.commit(&taken).await.expect("taken"), Commit::Conflict);
+    assert_eq!(
+        catalog.get_head(ws, "wf").await.expect("get").map(|h| h.revision),
+        Some(3)
+    );
+    assert_eq!(
+        index.find(ws, "Form.Submitted").await.expect("find").len(),
+        1,
+        "nothing of it applied"
+    );
+
+    // Versions list by number, 10 after 9 (sort keys are zero-padded).
+    // The head is at revision 3; version n is committed at revision n + 1.
+    for n in 3..=11u32 {
+        let version = WorkflowDefinition {
+            version: n,
+            ..v2.clone()
+        };
+        let revision = u64::from(n);
+        let next = HeadChange {
+            new_version: Some(version),
+            ..change(head_at(ws, "wf", revision + 1, Some(n), n), Some(revision))
+        };
+        assert_eq!(catalog.commit(&next).await.expect("version"), Commit::Applied);
+    }
+    let numbers: Vec<u32> = catalog
+        .list_versions(ws, "wf")
+        .await
+        .expect("versions")
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(numbers, (1..=11).collect::<Vec<_>>(), "versions list in numeric order");
+
+    let other = change(head_at(ws, "other", 1, None, 0), None);
+    assert_eq!(catalog.commit(&other).await.expect("create"), Commit::Applied);
+    assert_eq!(catalog.list_heads(ws).await.expect("list").len(), 2);
+    assert!(catalog.list_heads("ws_elsewhere").await.expect("list").is_empty());
+    let delete = HeadChange {
+        head: HeadWrite::Delete,
+        ..change(head_at(ws, "other", 1, None, 0), Some(1))
+    };
+    assert_eq!(catalog.commit(&delete).await.expect("delete"), Commit::Applied);
+    assert!(catalog.get_head(ws, "other").await.expect("get").is_none());
+}
+
+/// One step of a random lifecycle: the property test's alphabet.
+#[derive(Debug, Clone)]
+pub enum LifecycleOp {
+    Create { id: usize, trigger: usize },
+    Edit { id: usize, trigger: usize, valid: bool },
+    Publish(usize),
+    Pause(usize),
+    Resume(usize),
+    Archive(usize),
+    Delete(usize),
+    Clone { from: usize, to: usize },
+    Rollback { id: usize, version: u32 },
+}
+
+/// The workflow ids and trigger types the operations pick from.
+pub const LIFECYCLE_IDS: [&str; 3] = ["wf_a", "wf_b", "wf_c"];
+pub const LIFECYCLE_TRIGGERS: [&str; 3] = ["Prize.Won", "Form.Submitted", "Hook.crm"];
+
+/// Runs `ops` through the use cases and checks after each one that the
+/// subscription index holds exactly one subscription per active workflow,
+/// for its published version and that version's trigger type, and none for
+/// any other. Refusals are fine; a port failure is not.
+pub async fn lifecycle_keeps_the_subscription_invariant(
+    catalog: Arc<dyn WorkflowCatalog>,
+    index: Arc<dyn SubscriptionIndex>,
+    ops: &[LifecycleOp],
+) {
+    let ws = "ws_prop";
+    let workflows = Workflows::new(catalog.clone(), Arc::new(SystemClock));
+    for (i, op) in ops.iter().enumerate() {
+        let outcome = apply(&workflows, ws, op).await;
+        if let Err(LifecycleError::Port(err)) = outcome {
+            panic!("op {i} {op:?}: the store failed: {err}");
+        }
+        let mut subscribed = std::collections::BTreeMap::new();
+        for trigger in LIFECYCLE_TRIGGERS {
+            for sub in index.find(ws, trigger).await.expect("find") {
+                let previous = subscribed.insert(sub.workflow_id.clone(), sub);
+                assert!(
+                    previous.is_none(),
+                    "after op {i} {op:?}: a workflow has two subscriptions"
+                );
+            }
+        }
+        for head in catalog.list_heads(ws).await.expect("heads") {
+            let sub = subscribed.remove(&head.id);
+            if head.status != WorkflowStatus::Active {
+                assert!(
+                    sub.is_none(),
+                    "after op {i} {op:?}: {} is {:?} but subscribed",
+                    head.id,
+                    head.status
+                );
+                continue;
+            }
+            let sub = sub.unwrap_or_else(|| panic!("after op {i} {op:?}: active {} has no subscription", head.id));
+            let version = head
+                .published_version
+                .expect("an active workflow has a published version");
+            let published = catalog
+                .get_version(ws, &head.id, version)
+                .await
+                .expect("get")
+                .expect("the published version is stored");
+            assert_eq!(
+                sub.workflow_version, version,
+                "after op {i} {op:?}: {} subscribed to another version",
+                head.id
+            );
+            assert_eq!(
+                sub.trigger_type, published.trigger.trigger_type,
+                "after op {i} {op:?}: {} subscribed to another trigger type",
+                head.id
+            );
+        }
+        assert!(
+            subscribed.is_empty(),
+            "after op {i} {op:?}: subscriptions without an active workflow: {subscribed:?}"
+        );
+    }
+}
+
+async fn apply(workflows: &Workflows, ws: &str, op: &LifecycleOp) -> Result<(), LifecycleError> {
+    let id = |n: &usize| LIFECYCLE_IDS[n % LIFECYCLE_IDS.len()];
+    let trigger = |n: &usize| LIFECYCLE_TRIGGERS[n % LIFECYCLE_TRIGGERS.len()];
+    match op {
+        LifecycleOp::Create { id: n, trigger: t } => {
+            workflows
+                .create(ws, lifecycle_draft(ws, id(n), trigger(t), true))
+                .await?;
+        }
+        LifecycleOp::Edit {
+            id: n,
+            trigger: t,
+            valid,
+        } => {
+            let revision = workflows.get(ws, id(n)).await?.revision;
+            let draft = lifecycle_draft(ws, id(n), trigger(t), *valid);
+            workflows.update_draft(ws, id(n), draft, Some(revision)).await?;
+        }
+        LifecycleOp::Publish(n) => {
+            workflows.publish(ws, id(n)).await?;
+        }
+        LifecycleOp::Pause(n) => {
+            workflows.pause(ws, id(n)).await?;
+        }
+        LifecycleOp::Resume(n) => {
+            workflows.resume(ws, id(n)).await?;
+        }
+        LifecycleOp::Archive(n) => {
+            workflows.archive(ws, id(n)).await?;
+        }
+        LifecycleOp::Delete(n) => workflows.delete(ws, id(n)).await?,
+        LifecycleOp::Clone { from, to } => {
+            workflows.clone_as(ws, id(from), id(to)).await?;
+        }
+        LifecycleOp::Rollback { id: n, version } => {
+            workflows.rollback(ws, id(n), *version).await?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod memory_twins {
     use super::*;
     use crate::memory::*;
+
+    #[tokio::test]
+    async fn workflow_catalog_conforms() {
+        let subscriptions = Arc::new(MemorySubscriptions::default());
+        let store = Arc::new(MemoryWorkflowStore::new(subscriptions.clone()));
+        workflow_catalog(store, subscriptions).await;
+    }
 
     #[tokio::test]
     async fn workflow_store_conforms() {

@@ -10,6 +10,7 @@ pub mod condition;
 pub mod conformance;
 pub mod engine;
 pub mod event;
+pub mod lifecycle;
 pub mod memory;
 pub mod path;
 pub mod ports;

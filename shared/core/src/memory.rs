@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
@@ -22,9 +23,86 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Versions and, for the lifecycle, heads; a commit changes them and the
+/// subscription index it was built with under one lock, as one transaction.
 #[derive(Default)]
 pub struct MemoryWorkflowStore {
     versions: Mutex<HashMap<(String, String, u32), Arc<WorkflowDefinition>>>,
+    /// (workspace, workflow id) → head. Its lock also serialises commits.
+    heads: Mutex<HashMap<(String, String), WorkflowHead>>,
+    subscriptions: Arc<MemorySubscriptions>,
+}
+
+impl MemoryWorkflowStore {
+    /// A store whose lifecycle commits change `subscriptions`.
+    pub fn new(subscriptions: Arc<MemorySubscriptions>) -> Self {
+        Self {
+            subscriptions,
+            ..Self::default()
+        }
+    }
+}
+
+#[async_trait]
+impl WorkflowCatalog for MemoryWorkflowStore {
+    async fn get_head(&self, workspace_id: &str, workflow_id: &str) -> PortResult<Option<WorkflowHead>> {
+        Ok(lock(&self.heads)
+            .get(&(workspace_id.to_owned(), workflow_id.to_owned()))
+            .cloned())
+    }
+
+    async fn list_heads(&self, workspace_id: &str) -> PortResult<Vec<WorkflowHead>> {
+        Ok(lock(&self.heads)
+            .values()
+            .filter(|h| h.workspace_id == workspace_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn list_versions(&self, workspace_id: &str, workflow_id: &str) -> PortResult<Vec<Arc<WorkflowDefinition>>> {
+        let mut found: Vec<Arc<WorkflowDefinition>> = lock(&self.versions)
+            .iter()
+            .filter(|((ws, id, _), _)| ws == workspace_id && id == workflow_id)
+            .map(|(_, v)| v.clone())
+            .collect();
+        found.sort_by_key(|v| v.version);
+        Ok(found)
+    }
+
+    async fn commit(&self, change: &HeadChange) -> PortResult<Commit> {
+        let mut heads = lock(&self.heads);
+        let key = (change.workspace_id.clone(), change.workflow_id.clone());
+        if heads.get(&key).map(|h| h.revision) != change.expected_revision {
+            return Ok(Commit::Conflict);
+        }
+        if let Some(version) = &change.new_version {
+            let mut versions = lock(&self.versions);
+            let version_key = (version.workspace_id.clone(), version.id.clone(), version.version);
+            if versions.contains_key(&version_key) {
+                return Ok(Commit::Conflict);
+            }
+            versions.insert(version_key, Arc::new(version.clone()));
+        }
+        {
+            let mut index = lock(&self.subscriptions.by_trigger);
+            if let Some(trigger_type) = &change.unsubscribe {
+                if let Some(subs) = index.get_mut(&(change.workspace_id.clone(), trigger_type.clone())) {
+                    subs.remove(&change.workflow_id);
+                }
+            }
+            if let Some(sub) = &change.subscribe {
+                index
+                    .entry((sub.workspace_id.clone(), sub.trigger_type.clone()))
+                    .or_default()
+                    .insert(sub.workflow_id.clone(), sub.clone());
+            }
+        }
+        match &change.head {
+            HeadWrite::Put(head) => heads.insert(key, (**head).clone()),
+            HeadWrite::Delete => heads.remove(&key),
+        };
+        Ok(Commit::Applied)
+    }
 }
 
 #[async_trait]
@@ -415,7 +493,10 @@ impl Queue for MemoryQueue {
     async fn send(&self, body: String, delay: Duration) -> PortResult<()> {
         // Refuse what SQS refuses, so the twin catches what moto would let through.
         if !crate::ports::sqs_accepts(&body) {
-            return Err(PortError::terminal("send", "InvalidMessageContents: a character SQS refuses"));
+            return Err(PortError::terminal(
+                "send",
+                "InvalidMessageContents: a character SQS refuses",
+            ));
         }
         self.push(body, Instant::now() + delay);
         Ok(())
@@ -477,9 +558,10 @@ impl MemoryBackend {
     pub fn new(queue_settings: QueueSettings) -> Self {
         let (triggers, triggers_dlq) = MemoryQueue::with_dlq("triggers", queue_settings);
         let (steps, steps_dlq) = MemoryQueue::with_dlq("steps", queue_settings);
+        let subscriptions = Arc::new(MemorySubscriptions::default());
         Self {
-            workflows: Arc::default(),
-            subscriptions: Arc::default(),
+            workflows: Arc::new(MemoryWorkflowStore::new(subscriptions.clone())),
+            subscriptions,
             runs: Arc::default(),
             dedupe: Arc::default(),
             triggers,

@@ -21,9 +21,10 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// True when `path` is a plain dotted path we can resolve without a template
-/// engine (letters, digits, `_`, `-`, `.`, brackets).
+/// engine (letters, digits, `_`, `-`, `.`, brackets) and names at least one
+/// segment: `]` alone would resolve to the whole context.
 pub fn is_plain_path(path: &str) -> bool {
-    !path.is_empty()
+    segments(path).next().is_some()
         && !path.starts_with('.')
         && path
             .chars()
@@ -44,5 +45,13 @@ mod tests {
         assert_eq!(lookup(&v, "a.missing"), None);
         assert_eq!(lookup(&v, "a.b.9"), None);
         assert_eq!(lookup(&v, "a.b.x"), None);
+    }
+
+    #[test]
+    fn a_path_names_a_segment() {
+        assert!(is_plain_path("a.b[0]"));
+        for not_a_path in ["", "]", "[]", ".a", "a b"] {
+            assert!(!is_plain_path(not_a_path), "{not_a_path:?}");
+        }
     }
 }

@@ -168,16 +168,14 @@ pub fn message_body<T: serde::Serialize>(message: &T) -> Result<String, serde_js
     if !text.contains(['\u{fffe}', '\u{ffff}']) {
         return Ok(text);
     }
-    Ok(text
-        .replace('\u{fffe}', "\\ufffe")
-        .replace('\u{ffff}', "\\uffff"))
+    Ok(text.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff"))
 }
 
 /// True when SQS accepts every character of `body`.
 pub fn sqs_accepts(body: &str) -> bool {
-    body.chars().all(|c| {
-        matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-    })
+    body.chars().all(
+        |c| matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..),
+    )
 }
 
 /// An at-least-once queue with delayed sends and visibility timeouts, like SQS.

@@ -22,7 +22,13 @@ pub struct Subscription {
 impl Subscription {
     /// The subscription of an active workflow; `None` for any other status.
     pub fn for_workflow(workflow: &WorkflowDefinition) -> Option<Self> {
-        (workflow.status == WorkflowStatus::Active).then(|| Self {
+        (workflow.status == WorkflowStatus::Active).then(|| Self::for_version(workflow))
+    }
+
+    /// The subscription of a published version, whatever its document says
+    /// of status: the lifecycle decides whether it is live.
+    pub fn for_version(workflow: &WorkflowDefinition) -> Self {
+        Self {
             workspace_id: workflow.workspace_id.clone(),
             trigger_type: workflow.trigger.trigger_type.clone(),
             workflow_id: workflow.id.clone(),
@@ -30,6 +36,6 @@ impl Subscription {
             scope: workflow.scope.clone(),
             filter: workflow.trigger.filter.clone(),
             start: workflow.start.clone(),
-        })
+        }
     }
 }

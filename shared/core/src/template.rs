@@ -104,7 +104,9 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
     guard(text)?;
     if let Some(captures) = single_expression().captures(text) {
         let expr = captures.get(1).map_or("", |m| m.as_str());
-        if path::is_plain_path(expr) {
+        // The shortcut must not accept what the engine would refuse:
+        // `check` is what validation promised about this text.
+        if path::is_plain_path(expr) && check(text).is_ok() {
             return path::lookup(context, expr)
                 .cloned()
                 .ok_or_else(|| TemplateError::MissingVariable(expr.to_owned()));

@@ -12,7 +12,35 @@ use crate::workflow::{Scope, WorkflowDefinition};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub path: String,
+    pub code: ProblemCode,
     pub message: String,
+}
+
+/// What kind of problem, as a stable code for programs (the message is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    /// The document does not decode: a missing field, a wrong type, an unknown field.
+    InvalidDocument,
+    /// An id, name or version that is malformed or empty.
+    InvalidField,
+    InvalidScope,
+    UnknownTriggerType,
+    InvalidCondition,
+    /// No steps, or too many.
+    StepCount,
+    /// An edge (`start`, `next`, `on_failure`, a branch) to a step that does not exist.
+    UnknownStep,
+    SelfLoop,
+    /// A Decision with `next`.
+    MisplacedNext,
+    InvalidAction,
+    InvalidTemplate,
+    InvalidRetry,
+    /// A template in `vars`, which are constants.
+    TemplatedVar,
+    Cycle,
+    Unreachable,
 }
 
 impl std::fmt::Display for Problem {
@@ -30,25 +58,31 @@ pub fn is_valid_id(id: &str) -> bool {
 
 pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
     let mut problems = vec![];
-    let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    let mut push = |path: String, code: ProblemCode, message: String| problems.push(Problem { path, code, message });
 
     for (field, value) in [("id", &workflow.id), ("workspace_id", &workflow.workspace_id)] {
         if !is_valid_id(value) {
             push(
                 format!("$.{field}"),
+                ProblemCode::InvalidField,
                 format!("{value:?} is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)"),
             );
         }
     }
     if workflow.name.trim().is_empty() {
-        push("$.name".into(), "must not be empty".into());
+        push("$.name".into(), ProblemCode::InvalidField, "must not be empty".into());
     }
     if workflow.version == 0 {
-        push("$.version".into(), "versions start at 1".into());
+        push(
+            "$.version".into(),
+            ProblemCode::InvalidField,
+            "versions start at 1".into(),
+        );
     }
     match &workflow.scope {
         Scope::Workspace(false) => push(
             "$.scope.workspace".into(),
+            ProblemCode::InvalidScope,
             "must be true; use a site or card scope to narrow".into(),
         ),
         Scope::Site(id) | Scope::Card(id)
@@ -56,28 +90,42 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
         {
             push(
                 format!("$.scope.{}", workflow.scope.kind()),
+                ProblemCode::InvalidScope,
                 format!("must be a non-empty id of at most {MAX_ID_BYTES} bytes without control characters"),
             )
         }
         _ => {}
     }
     if let Err(err) = catalogue::check_trigger_type(&workflow.trigger.trigger_type) {
-        push("$.trigger.type".into(), err.to_string());
+        push(
+            "$.trigger.type".into(),
+            ProblemCode::UnknownTriggerType,
+            err.to_string(),
+        );
     }
     if let Some(filter) = &workflow.trigger.filter {
         for (path, message) in filter.problems("$.trigger.filter") {
-            push(path, message);
+            push(path, ProblemCode::InvalidCondition, message);
         }
     }
     if workflow.steps.is_empty() {
-        push("$.steps".into(), "a workflow needs at least one step".into());
+        push(
+            "$.steps".into(),
+            ProblemCode::StepCount,
+            "a workflow needs at least one step".into(),
+        );
     }
     if workflow.steps.len() > MAX_STEPS {
-        push("$.steps".into(), format!("at most {MAX_STEPS} steps"));
+        push(
+            "$.steps".into(),
+            ProblemCode::StepCount,
+            format!("at most {MAX_STEPS} steps"),
+        );
     }
     if !workflow.steps.contains_key(&workflow.start) {
         push(
             "$.start".into(),
+            ProblemCode::UnknownStep,
             format!("start step {:?} does not exist", workflow.start),
         );
     }
@@ -86,19 +134,29 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
         if !is_valid_id(step_id) {
             push(
                 at.clone(),
+                ProblemCode::InvalidField,
                 format!("{step_id:?} is not a valid step id (1-64 characters of A-Z a-z 0-9 _ -)"),
             );
         }
         for (field, target) in step.edges() {
             if !workflow.steps.contains_key(target) {
-                push(format!("{at}.{field}"), format!("step {target:?} does not exist"));
+                push(
+                    format!("{at}.{field}"),
+                    ProblemCode::UnknownStep,
+                    format!("step {target:?} does not exist"),
+                );
             } else if target == step_id {
-                push(format!("{at}.{field}"), "a step cannot lead to itself".into());
+                push(
+                    format!("{at}.{field}"),
+                    ProblemCode::SelfLoop,
+                    "a step cannot lead to itself".into(),
+                );
             }
         }
         if step.action.type_name() == "Decision" && step.next.is_some() {
             push(
                 format!("{at}.next"),
+                ProblemCode::MisplacedNext,
                 "a Decision chooses its next step with branches and default; remove `next`".into(),
             );
         }
@@ -108,16 +166,24 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
             } else {
                 format!("{at}.action.{field}")
             };
-            push(path, message);
+            push(path, ProblemCode::InvalidAction, message);
         }
         for (field, text) in step.action.templates() {
             if let Err(err) = template::check(&text) {
-                push(format!("{at}.action.{field}"), err.to_string());
+                push(
+                    format!("{at}.action.{field}"),
+                    ProblemCode::InvalidTemplate,
+                    err.to_string(),
+                );
             }
         }
         if let Some(retry) = &step.retry {
             for (field, message) in retry.problems() {
-                push(format!("{at}.retry.{field}"), message.to_owned());
+                push(
+                    format!("{at}.retry.{field}"),
+                    ProblemCode::InvalidRetry,
+                    message.to_owned(),
+                );
             }
         }
     }
@@ -126,6 +192,7 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
             if template::is_templated(text) {
                 problems.push(Problem {
                     path: path.into(),
+                    code: ProblemCode::TemplatedVar,
                     message: "workflow vars are constants; set computed values with a SetVariables step".into(),
                 });
             }
@@ -183,6 +250,7 @@ fn graph_problems(workflow: &WorkflowDefinition) -> Vec<Problem> {
                         if reported.insert(cycle.iter().copied().collect::<BTreeSet<_>>()) {
                             problems.push(Problem {
                                 path: format!("$.steps.{node}"),
+                                code: ProblemCode::Cycle,
                                 message: format!("cycle: {}", cycle.join(" -> ")),
                             });
                         }
@@ -208,6 +276,7 @@ fn graph_problems(workflow: &WorkflowDefinition) -> Vec<Problem> {
         for id in edges.keys().filter(|id| !reachable.contains(*id)) {
             problems.push(Problem {
                 path: format!("$.steps.{id}"),
+                code: ProblemCode::Unreachable,
                 message: format!("step {id:?} is unreachable from start {:?}", workflow.start),
             });
         }
@@ -290,6 +359,7 @@ mod tests {
             validate(&wf),
             vec![Problem {
                 path: "$.steps.z".into(),
+                code: ProblemCode::Unreachable,
                 message: "step \"z\" is unreachable from start \"a\"".into()
             }]
         );

@@ -1,0 +1,183 @@
+//! `hookflow workflows …` against a real `hookflow dev` on a free port, in
+//! human and `--json` output, and `validate` offline.
+
+use std::process::Output;
+
+use hookflow_cli::dev::{DevConfig, DevServer};
+use serde_json::{json, Value};
+
+const WS: &str = "ws_cli";
+
+async fn start() -> (DevServer, String) {
+    let config = DevConfig {
+        addr: "127.0.0.1:0".parse().expect("loopback address"),
+        ..DevConfig::default()
+    };
+    let server = DevServer::start(config, vec![]).await.expect("dev server starts");
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
+
+/// Runs `hookflow workflows …` without blocking the runtime the server runs on.
+async fn workflows(base: &str, args: &[&str]) -> Output {
+    let mut all: Vec<String> = vec![
+        "workflows".into(),
+        "--api-url".into(),
+        base.into(),
+        "--workspace".into(),
+        WS.into(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+            .args(&all)
+            .env_remove("HOOKFLOW_API_KEY")
+            .output()
+            .expect("run hookflow")
+    })
+    .await
+    .expect("hookflow did not panic")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn document(start: &str) -> Value {
+    json!({"id": "wf_cli", "workspace_id": WS, "name": "cli", "status": "active",
+           "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": start,
+           "steps": {"s": {"action": {"type": "SetVariables", "values": {"a": 1}}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_publish_pause_in_human_and_json_output() {
+    let (server, base) = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = dir.path().join("wf_cli.yaml");
+    std::fs::write(&yaml, serde_yaml::to_string(&document("s")).expect("yaml")).expect("write");
+
+    let applied = workflows(&base, &["apply", "-f", dir.path().to_str().expect("utf-8 path")]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).starts_with("created wf_cli (revision 1)"),
+        "{}",
+        stdout(&applied)
+    );
+    let again = workflows(&base, &["--json", "apply", "-f", yaml.to_str().expect("utf-8 path")]).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    let json: Value = serde_json::from_str(&stdout(&again)).expect("--json prints JSON");
+    assert_eq!(
+        (json[0]["action"].as_str(), json[0]["workflow"]["revision"].as_u64()),
+        (Some("updated"), Some(2))
+    );
+
+    let published = workflows(&base, &["publish", "wf_cli"]).await;
+    assert!(published.status.success(), "{}", stderr(&published));
+    let table = stdout(&published);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains("wf_cli  active  1"), "{table}");
+    let published = workflows(&base, &["publish", "wf_cli", "--json"]).await;
+    let json: Value = serde_json::from_str(&stdout(&published)).expect("JSON");
+    assert_eq!(
+        json["published_version"], 1,
+        "publishing the same draft makes no new version"
+    );
+
+    let paused = workflows(&base, &["--json", "pause", "wf_cli"]).await;
+    let json: Value = serde_json::from_str(&stdout(&paused)).expect("JSON");
+    assert_eq!(json["status"], "paused");
+    let paused_again = workflows(&base, &["pause", "wf_cli"]).await;
+    assert_eq!(paused_again.status.code(), Some(1));
+    assert!(
+        stderr(&paused_again).contains("invalid_transition: cannot pause a workflow that is paused"),
+        "{}",
+        stderr(&paused_again)
+    );
+
+    let listed = workflows(&base, &["list"]).await;
+    assert!(stdout(&listed).contains("wf_cli  paused"), "{}", stdout(&listed));
+    let versions = workflows(&base, &["versions", "wf_cli", "--json"]).await;
+    let json: Value = serde_json::from_str(&stdout(&versions)).expect("JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(1));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_an_invalid_draft_prints_its_problems() {
+    let (server, base) = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, document("nowhere").to_string()).expect("write");
+    let applied = workflows(&base, &["apply", "-f", file.to_str().expect("utf-8 path")]).await;
+    assert!(
+        applied.status.success(),
+        "an invalid draft may be saved: {}",
+        stderr(&applied)
+    );
+    let refused = workflows(&base, &["publish", "wf_cli"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(err.contains("invalid_workflow"), "{err}");
+    assert!(err.contains("$.start  unknown_step"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_works_offline_and_reports_what_the_api_reports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, document("nowhere").to_string()).expect("write");
+    // No server at this address: validate must not need one.
+    let offline = workflows(
+        "http://127.0.0.1:9",
+        &["validate", "-f", file.to_str().expect("utf-8 path")],
+    )
+    .await;
+    assert_eq!(offline.status.code(), Some(1));
+    assert!(
+        stdout(&offline).contains("$.start  unknown_step"),
+        "{}",
+        stdout(&offline)
+    );
+    let json = workflows(
+        "http://127.0.0.1:9",
+        &["validate", "--json", "-f", file.to_str().expect("utf-8 path")],
+    )
+    .await;
+    let report: Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+
+    let (server, base) = start().await;
+    workflows(&base, &["apply", "-f", file.to_str().expect("utf-8 path")]).await;
+    let client = reqwest::Client::new();
+    let api: Value = client
+        .post(format!("{base}/v1/workspaces/{WS}/workflows/wf_cli/validate"))
+        .send()
+        .await
+        .expect("validate")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(report, api, "offline and API validation agree");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, document("s").to_string()).expect("write");
+    let valid = workflows(&base, &["validate", "-f", good.to_str().expect("utf-8 path")]).await;
+    assert!(valid.status.success(), "{}", stdout(&valid));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_and_a_missing_server_is_named() {
+    let usage = workflows("http://127.0.0.1:9", &["frobnicate"]).await;
+    assert_eq!(usage.status.code(), Some(2));
+    let down = workflows("http://127.0.0.1:9", &["list"]).await;
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).contains("cannot reach the API at http://127.0.0.1:9"),
+        "{}",
+        stderr(&down)
+    );
+}

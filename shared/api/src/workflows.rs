@@ -1,0 +1,347 @@
+//! The management API of workflows (brief §7, §8): drafts, the lifecycle
+//! verbs and published versions, under `/v1/workspaces/{ws}/workflows`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookflow_core::lifecycle::{status_name, HeadQuery, LifecycleError, WorkflowHead, Workflows};
+use hookflow_core::workflow::WorkflowStatus;
+use hookflow_core::WorkflowDefinition;
+use serde_json::{json, Value};
+
+use crate::{ApiError, ApiState};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/workflows", get(list).post(create))
+        .route(
+            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}",
+            get(show).put(update).delete(delete),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/validate",
+            post(validate),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/{verb}",
+            post(lifecycle_verb),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/versions",
+            get(versions),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/versions/{version}",
+            get(version),
+        )
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(err: LifecycleError) -> Self {
+        let status = match &err {
+            LifecycleError::NotFound(_) | LifecycleError::VersionNotFound { .. } => StatusCode::NOT_FOUND,
+            LifecycleError::Undecodable(_) | LifecycleError::IdMismatch { .. } => StatusCode::BAD_REQUEST,
+            LifecycleError::RevisionRequired => StatusCode::PRECONDITION_REQUIRED,
+            LifecycleError::RevisionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            LifecycleError::AlreadyExists(_)
+            | LifecycleError::Conflict
+            | LifecycleError::InvalidTransition { .. }
+            | LifecycleError::Published(_) => StatusCode::CONFLICT,
+            LifecycleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            LifecycleError::Port(port) => return hookflow_core::EngineError::from(port.clone()).into(),
+        };
+        let api = ApiError::new(status, err.code(), err.to_string());
+        match err {
+            LifecycleError::Invalid(problems) => api.with_details(json!({ "problems": problems })),
+            LifecycleError::RevisionMismatch { current, .. } => api.with_details(json!({ "revision": current })),
+            _ => api,
+        }
+    }
+}
+
+fn use_case(state: &ApiState) -> Result<Arc<Workflows>, ApiError> {
+    state
+        .workflows
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+}
+
+/// A head as the API shows it, with its revision as the `ETag`.
+fn head_response(status: StatusCode, head: &WorkflowHead) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", head.revision)).ok();
+    let mut response = (status, Json(head_json(head))).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+fn head_json(head: &WorkflowHead) -> Value {
+    json!({
+        "id": head.id, "workspace_id": head.workspace_id, "status": head.status,
+        "revision": head.revision, "published_version": head.published_version,
+        "latest_version": head.latest_version, "created_at": head.created_at,
+        "updated_at": head.updated_at, "draft": head.draft,
+    })
+}
+
+/// The request body as a workflow document, with the JSON path of the first
+/// structural problem.
+fn document(body: &Bytes) -> Result<WorkflowDefinition, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    WorkflowDefinition::from_value(value).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", e.to_string())
+            .with_details(json!({ "path": e.path }))
+    })
+}
+
+/// `If-Match: "3"` (also unquoted, or weak `W/"3"`) → 3.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_if_match",
+                "If-Match must be the workflow's revision, as its ETag gives it (for example \"3\")",
+            )
+        })
+}
+
+fn bad_query(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// `GET …/workflows[?status=&trigger_type=&limit=&cursor=]`, newest first.
+async fn list(
+    State(state): State<ApiState>,
+    Path(workspace_id): Path<String>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
+    let mut query = HeadQuery::default();
+    let mut limit = DEFAULT_LIMIT;
+    let mut after: Option<String> = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "status" => query.status = Some(parse_status(&value)?),
+            "trigger_type" => query.trigger_type = Some(value),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| bad_query(format!("limit must be a number from 1 to {MAX_LIMIT}")))?
+            }
+            "cursor" => after = Some(decode_cursor(&value)?),
+            other => {
+                return Err(bad_query(format!(
+                    "unknown query parameter {other:?}; expected status, trigger_type, limit or cursor"
+                )))
+            }
+        }
+    }
+    let heads = use_case(&state)?.list(&workspace_id, &query).await?;
+    let start = match &after {
+        Some(id) => heads
+            .iter()
+            .position(|h| cursor_of(h) == *id)
+            .map_or(heads.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<&WorkflowHead> = heads.iter().skip(start).take(limit).collect();
+    let mut body = json!({ "workflows": page.iter().map(|h| head_json(h)).collect::<Vec<_>>() });
+    if start + page.len() < heads.len() {
+        if let Some(last) = page.last() {
+            body["next_cursor"] = json!(encode_cursor(&cursor_of(last)));
+        }
+    }
+    Ok(Json(body))
+}
+
+fn parse_status(value: &str) -> Result<WorkflowStatus, ApiError> {
+    serde_json::from_value(json!(value)).map_err(|_| {
+        bad_query(format!(
+            "unknown status {value:?}; expected draft, active, paused or archived"
+        ))
+    })
+}
+
+/// A page ends after this head: its creation time and id.
+fn cursor_of(head: &WorkflowHead) -> String {
+    format!("{}|{}", head.created_at.timestamp_micros(), head.id)
+}
+
+/// Opaque to callers: the position as hex, so nobody builds one by hand.
+fn encode_cursor(position: &str) -> String {
+    position.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    let invalid = || bad_query("cursor is not one this API returned".into());
+    if !cursor.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// `POST …/workflows`: a new draft from a document; its `id` names it.
+async fn create(
+    State(state): State<ApiState>,
+    Path(workspace_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let head = use_case(&state)?.create(&workspace_id, document(&body)?).await?;
+    Ok(head_response(StatusCode::CREATED, &head))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let head = use_case(&state)?.get(&workspace_id, &workflow_id).await?;
+    Ok(head_response(StatusCode::OK, &head))
+}
+
+/// `PUT …/workflows/{id}` with `If-Match: <revision>`: replaces the draft.
+async fn update(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let revision = if_match(&headers)?;
+    let head = use_case(&state)?
+        .update_draft(&workspace_id, &workflow_id, document(&body)?, revision)
+        .await?;
+    Ok(head_response(StatusCode::OK, &head))
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    use_case(&state)?.delete(&workspace_id, &workflow_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST …/validate`: every problem of the draft (200 either way).
+async fn validate(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = use_case(&state)?.validate(&workspace_id, &workflow_id).await?;
+    Ok(Json(json!({"valid": problems.is_empty(), "problems": problems})))
+}
+
+/// `POST …/{publish|pause|resume|archive|clone|rollback}`.
+async fn lifecycle_verb(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id, verb)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let workflows = use_case(&state)?;
+    let (ws, id) = (workspace_id.as_str(), workflow_id.as_str());
+    let head = match verb.as_str() {
+        "publish" => workflows.publish(ws, id).await?,
+        "pause" => workflows.pause(ws, id).await?,
+        "resume" => workflows.resume(ws, id).await?,
+        "archive" => workflows.archive(ws, id).await?,
+        "rollback" => {
+            let version = body_field(&body, "version")?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| invalid_body("`version` must be a version number"))?;
+            workflows.rollback(ws, id, version).await?
+        }
+        "clone" => {
+            let new_id = body_field(&body, "id")?
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| invalid_body("`id` must be the new workflow's id"))?;
+            let head = workflows.clone_as(ws, id, &new_id).await?;
+            return Ok(head_response(StatusCode::CREATED, &head));
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                "no workflow action {other:?}; expected validate, publish, pause, resume, archive, clone or rollback"
+            ),
+            ))
+        }
+    };
+    tracing::info!(workspace_id = ws, workflow_id = id, action = %verb, status = status_name(head.status), revision = head.revision, "workflow lifecycle change");
+    Ok(head_response(StatusCode::OK, &head))
+}
+
+fn invalid_body(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+}
+
+fn body_field(body: &Bytes, field: &str) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_body(&format!("the body must be a JSON object with `{field}`: {e}")))?;
+    value
+        .get(field)
+        .cloned()
+        .ok_or_else(|| invalid_body(&format!("the body must have `{field}`")))
+}
+
+/// `GET …/versions`: the published versions, newest first.
+async fn versions(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = use_case(&state)?.versions(&workspace_id, &workflow_id).await?;
+    let listed: Vec<Value> = versions
+        .iter()
+        .rev()
+        .map(|v| json!({"version": v.version, "name": v.name, "trigger_type": v.trigger.trigger_type}))
+        .collect();
+    Ok(Json(json!({ "versions": listed })))
+}
+
+async fn version(
+    State(state): State<ApiState>,
+    Path((workspace_id, workflow_id, version)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let number = version.parse::<u32>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_version",
+            format!("{version:?} is not a version number"),
+        )
+    })?;
+    let definition = use_case(&state)?.version(&workspace_id, &workflow_id, number).await?;
+    Ok(Json(json!(*definition)))
+}
