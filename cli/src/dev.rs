@@ -38,6 +38,10 @@ pub struct DevConfig {
     /// deployed step function does. Off by default: local workflows call local
     /// services.
     pub deny_private_networks: bool,
+    /// Run the dispatcher and step workers. `hookflow dev --aws` runs them
+    /// only with `--consume`: on a deployed stack's queues they would
+    /// compete with the Lambda functions.
+    pub consume: bool,
 }
 
 impl Default for DevConfig {
@@ -50,6 +54,7 @@ impl Default for DevConfig {
             max_receive_count: 5,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deny_private_networks: false,
+            consume: true,
         }
     }
 }
@@ -180,15 +185,13 @@ impl DevServer {
         };
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::with_policy(policy)?);
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
-        let dispatcher: Arc<dyn MessageHandler> = Arc::new(
-            Dispatcher::new(
-                backend.subscriptions.clone(),
-                backend.runs.clone(),
-                backend.steps.clone(),
-                clock.clone(),
-            )
-            .with_workflows(backend.workflows.clone()),
-        );
+        let dispatcher: Arc<dyn MessageHandler> = Arc::new(Dispatcher::new(
+            backend.subscriptions.clone(),
+            backend.workflows.clone(),
+            backend.runs.clone(),
+            backend.steps.clone(),
+            clock.clone(),
+        ));
         let executor: Arc<dyn MessageHandler> = Arc::new(
             StepExecutor::new(
                 backend.workflows.clone(),
@@ -210,13 +213,16 @@ impl DevServer {
         let mut tasks = vec![];
         let settings = ConsumerSettings::default();
         let triggers = backend.triggers.clone();
-        tasks.push(tokio::spawn(consume(
-            triggers,
-            dispatcher,
-            settings,
-            shutdown_rx.clone(),
-        )));
-        for _ in 0..config.step_workers.max(1) {
+        let step_workers = if config.consume { config.step_workers.max(1) } else { 0 };
+        if config.consume {
+            tasks.push(tokio::spawn(consume(
+                triggers,
+                dispatcher,
+                settings,
+                shutdown_rx.clone(),
+            )));
+        }
+        for _ in 0..step_workers {
             let steps = backend.steps.clone();
             tasks.push(tokio::spawn(consume(
                 steps,

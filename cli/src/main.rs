@@ -46,9 +46,15 @@ enum Command {
         #[arg(long, requires = "aws")]
         create_resources: bool,
         /// Refuse HTTP steps to loopback, private and link-local addresses, as
-        /// the deployed step function does (by default dev allows them).
+        /// the deployed step function does (by default dev allows them; always
+        /// on with --aws against real AWS).
         #[arg(long)]
         deny_private_networks: bool,
+        /// With --aws: also run the dispatcher and step workers on those queues.
+        /// Off by default, so that pointing dev at a deployed stack serves its
+        /// API without competing with its Lambda functions.
+        #[arg(long, requires = "aws")]
+        consume: bool,
     },
     /// Inspect the dead-letter queues and move their messages back.
     Dlq {
@@ -344,6 +350,21 @@ fn validate_offline(file: &std::path::Path, json: bool) -> Result<String, CliErr
     }
 }
 
+/// True when `AWS_ENDPOINT_URL` points at this machine (an emulator such as moto).
+fn loopback_endpoint() -> bool {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .and_then(|url| reqwest::Url::parse(&url).ok())
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -375,6 +396,7 @@ async fn main() -> ExitCode {
             aws,
             create_resources,
             deny_private_networks,
+            consume,
         } => {
             init_tracing(log_format);
             let loaded = match load_workflows(&workflows) {
@@ -388,7 +410,9 @@ async fn main() -> ExitCode {
                 addr,
                 step_workers,
                 visibility_timeout: Duration::from_secs(visibility_timeout_s.max(1)),
-                deny_private_networks,
+                // Real AWS endpoints never get the guard turned off.
+                deny_private_networks: deny_private_networks || (aws && !loopback_endpoint()),
+                consume: !aws || consume,
                 ..DevConfig::default()
             };
             let count = loaded.len();
@@ -413,6 +437,11 @@ async fn main() -> ExitCode {
                 }
             };
             let base = format!("http://{}", server.addr);
+            if aws && !consume {
+                println!(
+                    "serving the API only: pass --consume to also run the dispatcher and step workers on these queues"
+                );
+            }
             println!(
                 "hookflow dev ready on {base} ({count} workflows from {}, {backend})",
                 workflows.display()

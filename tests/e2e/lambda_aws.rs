@@ -347,6 +347,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     );
     let dispatcher = Dispatcher::new(
         Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
+        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
         Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
         Arc::new(SqsQueue::new(sqs.clone(), urls.steps.clone())),
         Arc::new(SystemClock),

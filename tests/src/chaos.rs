@@ -435,6 +435,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     let dispatcher = Arc::new(
         Dispatcher::new(
             target.ports.subscriptions.clone(),
+            target.ports.workflows.clone(),
             runs.clone(),
             steps.clone(),
             Arc::new(SystemClock),

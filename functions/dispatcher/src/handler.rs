@@ -34,6 +34,7 @@ mod tests {
             .unwrap();
         let dispatcher = Dispatcher::new(
             backend.subscriptions.clone(),
+            backend.workflows.clone(),
             backend.runs.clone(),
             backend.steps.clone(),
             Arc::new(SystemClock),

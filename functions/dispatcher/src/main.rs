@@ -22,11 +22,11 @@ async fn main() -> Result<(), Error> {
     let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
     let dispatcher = Dispatcher::new(
         workflows.clone(),
+        workflows,
         Arc::new(DynamoRuns::new(dynamo, runs_table).with_retention(hookflow_lambda::run_retention()?)),
         Arc::new(SqsQueue::new(sqs, steps_queue)),
         Arc::new(SystemClock),
-    )
-    .with_workflows(workflows);
+    );
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event| handler::handle(dispatcher, event))).await
 }

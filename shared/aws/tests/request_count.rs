@@ -131,6 +131,7 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let index = Arc::new(DynamoWorkflows::new(c.dynamo.clone(), names.workflows_table.clone()));
     let dispatcher = Dispatcher::new(
         index.clone(),
+        index.clone(),
         Arc::new(DynamoRuns::new(c.dynamo.clone(), names.runs_table.clone())),
         Arc::new(SqsQueue::new(c.sqs.clone(), urls.steps)),
         Arc::new(SystemClock),
@@ -193,7 +194,13 @@ async fn requests_of_one_event_through_a_three_step_run() {
         .unwrap();
 
     let ingest = Ingest::new(runs.clone(), triggers.clone());
-    let dispatcher = Dispatcher::new(workflows.clone(), runs.clone(), steps.clone(), Arc::new(SystemClock));
+    let dispatcher = Dispatcher::new(
+        workflows.clone(),
+        workflows.clone(),
+        runs.clone(),
+        steps.clone(),
+        Arc::new(SystemClock),
+    );
     let executor = StepExecutor::new(
         workflows.clone(),
         runs.clone(),

@@ -324,11 +324,11 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
 
     let dispatcher = Dispatcher::new(
         backend.subscriptions.clone(),
+        backend.workflows.clone(),
         backend.runs.clone(),
         backend.steps.clone(),
         Arc::new(SystemClock),
-    )
-    .with_workflows(backend.workflows.clone());
+    );
     let report = dispatcher.dispatch(&event).await.expect("dispatch");
     assert_eq!(report.existing, vec![run_id.clone()]);
     let sent = backend.steps.receive(10, Duration::ZERO).await.expect("receive");

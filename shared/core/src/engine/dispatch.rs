@@ -19,7 +19,7 @@ pub struct Dispatcher {
     steps: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
     max_depth: u32,
-    workflows: Option<Arc<dyn WorkflowStore>>,
+    workflows: Arc<dyn WorkflowStore>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,8 +33,11 @@ pub struct DispatchReport {
 }
 
 impl Dispatcher {
+    /// `workflows` lets a redelivered trigger resend the first step of a run
+    /// that began on an older version of its workflow.
     pub fn new(
         subscriptions: Arc<dyn SubscriptionIndex>,
+        workflows: Arc<dyn WorkflowStore>,
         runs: Arc<dyn RunLog>,
         steps: Arc<dyn Queue>,
         clock: Arc<dyn Clock>,
@@ -45,23 +48,14 @@ impl Dispatcher {
             steps,
             clock,
             max_depth: DEFAULT_MAX_DEPTH,
-            workflows: None,
+            workflows,
         }
-    }
-
-    /// Lets a redelivered trigger resend the first step of a run that began
-    /// on an older version of its workflow (read from the store).
-    pub fn with_workflows(mut self, workflows: Arc<dyn WorkflowStore>) -> Self {
-        self.workflows = Some(workflows);
-        self
     }
 
     /// The first step of the run's own workflow version, if it can be read.
     async fn start_of(&self, run: &RunRecord) -> Result<Option<String>, EngineError> {
-        let Some(store) = &self.workflows else {
-            return Ok(None);
-        };
-        Ok(store
+        Ok(self
+            .workflows
             .get_version(&run.workspace_id, &run.workflow_id, run.workflow_version)
             .await?
             .map(|workflow| workflow.start.clone()))
