@@ -171,6 +171,9 @@ impl DevServer {
         // Each file becomes a draft and is published when its status asks
         // for it, through the same use cases as the management API.
         let lifecycle = Arc::new(Workflows::new(backend.catalog.clone(), clock.clone()));
+        // Several files of one workflow: the highest `version` ends up live.
+        let mut workflows = workflows;
+        workflows.sort_by(|a, b| (&a.workspace_id, &a.id, a.version).cmp(&(&b.workspace_id, &b.id, b.version)));
         for workflow in workflows {
             let id = workflow.id.clone();
             lifecycle

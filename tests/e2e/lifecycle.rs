@@ -257,6 +257,29 @@ async fn bad_requests_name_their_problem() {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = post(&stack, "/nope/frobnicate").await;
     assert_eq!(status, 404, "{body}");
+    // Ids end up in keys: refused before any store sees them.
+    let long = "x".repeat(2000);
+    let (status, body, _) = call(&stack, Method::GET, &format!("/{long}"), &[], None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_id")),
+        "{body}"
+    );
+    let mut doc = document("Prize.Won", "wait", "http://127.0.0.1:9");
+    doc["id"] = json!("has space");
+    let (status, body, _) = call(&stack, Method::POST, "", &[], Some(doc)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_id")),
+        "{body}"
+    );
+    // Every refusal is JSON, including the ones the framework makes.
+    let (status, body, _) = call(&stack, Method::GET, "/%FF", &[], None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_path")),
+        "{body}"
+    );
     stack.shutdown().await;
 }
 

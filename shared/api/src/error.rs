@@ -69,6 +69,26 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// A body that could not be read: too large (413, naming the limit) or cut off.
+pub(crate) fn body_error(rejection: &axum::extract::rejection::BytesRejection, limit: Option<usize>) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            match limit {
+                Some(max) => format!("request body is larger than the limit of {max} bytes"),
+                None => "request body is too large".to_owned(),
+            },
+        ),
+        status => ApiError::new(status, "bad_request", rejection.body_text()),
+    }
+}
+
+/// A path segment that does not decode (`%FF`) or parse.
+pub(crate) fn path_error(rejection: &axum::extract::rejection::PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }

@@ -24,19 +24,8 @@ pub(crate) async fn post_events(
     let Some(ingest) = state.ingest else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"));
     };
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            match limit {
-                Some(Extension(MaxBodyBytes(max))) => {
-                    format!("request body is larger than the limit of {max} bytes")
-                }
-                None => "request body is too large".to_owned(),
-            },
-        ),
-        status => ApiError::new(status, "bad_request", rejection.body_text()),
-    })?;
+    let body =
+        body.map_err(|rejection| crate::error::body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))?;
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {

@@ -5,18 +5,34 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use hookflow_core::lifecycle::{status_name, HeadQuery, LifecycleError, WorkflowHead, Workflows};
 use hookflow_core::workflow::WorkflowStatus;
 use hookflow_core::WorkflowDefinition;
 use serde_json::{json, Value};
 
-use crate::{ApiError, ApiState};
+use crate::error::{body_error, path_error};
+use crate::{ApiError, ApiState, MaxBodyBytes};
+
+type PathResult<T> = Result<Path<T>, PathRejection>;
+
+/// Path parameters, or a JSON 400 naming what did not decode.
+fn path<T>(extracted: PathResult<T>) -> Result<T, ApiError> {
+    extracted
+        .map(|Path(value)| value)
+        .map_err(|rejection| path_error(&rejection))
+}
+
+/// The body, or a JSON 413 naming the limit.
+fn read_body(body: Result<Bytes, BytesRejection>, limit: Option<Extension<MaxBodyBytes>>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))
+}
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
@@ -50,7 +66,9 @@ impl From<LifecycleError> for ApiError {
     fn from(err: LifecycleError) -> Self {
         let status = match &err {
             LifecycleError::NotFound(_) | LifecycleError::VersionNotFound { .. } => StatusCode::NOT_FOUND,
-            LifecycleError::Undecodable(_) | LifecycleError::IdMismatch { .. } => StatusCode::BAD_REQUEST,
+            LifecycleError::Undecodable(_) | LifecycleError::IdMismatch { .. } | LifecycleError::InvalidId { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             LifecycleError::RevisionRequired => StatusCode::PRECONDITION_REQUIRED,
             LifecycleError::RevisionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             LifecycleError::AlreadyExists(_)
@@ -138,9 +156,10 @@ fn bad_query(message: String) -> ApiError {
 /// `GET …/workflows[?status=&trigger_type=&limit=&cursor=]`, newest first.
 async fn list(
     State(state): State<ApiState>,
-    Path(workspace_id): Path<String>,
+    workspace_id: PathResult<String>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(workspace_id)?;
     let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
     let mut query = HeadQuery::default();
     let mut limit = DEFAULT_LIMIT;
@@ -165,11 +184,10 @@ async fn list(
         }
     }
     let heads = use_case(&state)?.list(&workspace_id, &query).await?;
+    // Resume after the cursor's place in the order, so a page never ends
+    // early when the head it names was deleted or no longer matches.
     let start = match &after {
-        Some(id) => heads
-            .iter()
-            .position(|h| cursor_of(h) == *id)
-            .map_or(heads.len(), |i| i + 1),
+        Some(position) => heads.iter().take_while(|h| cursor_of(h) >= *position).count(),
         None => 0,
     };
     let page: Vec<&WorkflowHead> = heads.iter().skip(start).take(limit).collect();
@@ -190,9 +208,11 @@ fn parse_status(value: &str) -> Result<WorkflowStatus, ApiError> {
     })
 }
 
-/// A page ends after this head: its creation time and id.
+/// A head's place in the order (newest first): its creation time, fixed
+/// width so that text order is time order, then its id. A page ends after
+/// the place its cursor names.
 fn cursor_of(head: &WorkflowHead) -> String {
-    format!("{}|{}", head.created_at.timestamp_micros(), head.id)
+    format!("{:020}|{}", head.created_at.timestamp_micros(), head.id)
 }
 
 /// Opaque to callers: the position as hex, so nobody builds one by hand.
@@ -216,17 +236,18 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 /// `POST …/workflows`: a new draft from a document; its `id` names it.
 async fn create(
     State(state): State<ApiState>,
-    Path(workspace_id): Path<String>,
-    body: Bytes,
+    workspace_id: PathResult<String>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let workspace_id = path(workspace_id)?;
+    let body = read_body(body, limit)?;
     let head = use_case(&state)?.create(&workspace_id, document(&body)?).await?;
     Ok(head_response(StatusCode::CREATED, &head))
 }
 
-async fn show(
-    State(state): State<ApiState>,
-    Path((workspace_id, workflow_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+async fn show(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Response, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
     let head = use_case(&state)?.get(&workspace_id, &workflow_id).await?;
     Ok(head_response(StatusCode::OK, &head))
 }
@@ -234,10 +255,13 @@ async fn show(
 /// `PUT …/workflows/{id}` with `If-Match: <revision>`: replaces the draft.
 async fn update(
     State(state): State<ApiState>,
-    Path((workspace_id, workflow_id)): Path<(String, String)>,
+    ids: PathResult<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
+    let body = read_body(body, limit)?;
     let revision = if_match(&headers)?;
     let head = use_case(&state)?
         .update_draft(&workspace_id, &workflow_id, document(&body)?, revision)
@@ -245,19 +269,15 @@ async fn update(
     Ok(head_response(StatusCode::OK, &head))
 }
 
-async fn delete(
-    State(state): State<ApiState>,
-    Path((workspace_id, workflow_id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+async fn delete(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<StatusCode, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
     use_case(&state)?.delete(&workspace_id, &workflow_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST …/validate`: every problem of the draft (200 either way).
-async fn validate(
-    State(state): State<ApiState>,
-    Path((workspace_id, workflow_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+async fn validate(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
     let problems = use_case(&state)?.validate(&workspace_id, &workflow_id).await?;
     Ok(Json(json!({"valid": problems.is_empty(), "problems": problems})))
 }
@@ -265,9 +285,12 @@ async fn validate(
 /// `POST …/{publish|pause|resume|archive|clone|rollback}`.
 async fn lifecycle_verb(
     State(state): State<ApiState>,
-    Path((workspace_id, workflow_id, verb)): Path<(String, String, String)>,
-    body: Bytes,
+    ids: PathResult<(String, String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let (workspace_id, workflow_id, verb) = path(ids)?;
+    let body = read_body(body, limit)?;
     let workflows = use_case(&state)?;
     let (ws, id) = (workspace_id.as_str(), workflow_id.as_str());
     let head = match verb.as_str() {
@@ -318,10 +341,8 @@ fn body_field(body: &Bytes, field: &str) -> Result<Value, ApiError> {
 }
 
 /// `GET …/versions`: the published versions, newest first.
-async fn versions(
-    State(state): State<ApiState>,
-    Path((workspace_id, workflow_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+async fn versions(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
     let versions = use_case(&state)?.versions(&workspace_id, &workflow_id).await?;
     let listed: Vec<Value> = versions
         .iter()
@@ -333,8 +354,9 @@ async fn versions(
 
 async fn version(
     State(state): State<ApiState>,
-    Path((workspace_id, workflow_id, version)): Path<(String, String, String)>,
+    ids: PathResult<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, workflow_id, version) = path(ids)?;
     let number = version.parse::<u32>().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{header, Request, StatusCode};
 use hookflow_api::{router, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::EventDedupe;
+use hookflow_core::ports::{EventDedupe, SystemClock};
 use hookflow_core::Ingest;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -32,7 +33,10 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
         ApiState {
             ingest: Some(ingest),
             runs: None,
-            workflows: None,
+            workflows: Some(Arc::new(Workflows::new(
+                backend.workflows.clone(),
+                Arc::new(SystemClock),
+            ))),
         },
         max_body_bytes,
     );
@@ -348,4 +352,73 @@ async fn the_configured_body_limit_is_used_and_named() {
     let reply = send(&app, JSON, Body::from(event("small").to_string()), None).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     assert_eq!(backend.triggers.len(), 1);
+}
+
+/// The management routes refuse in JSON too, including what the framework
+/// refuses before a handler runs (an undecodable path, a body over the limit).
+#[tokio::test]
+async fn management_routes_refuse_with_json_errors() {
+    let (_, app) = backend_and_router(LIMIT);
+    let cases: Vec<(&str, &str, Body, StatusCode, &str)> = vec![
+        (
+            "GET",
+            "/v1/workspaces/ws/workflows/%FF",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            "GET",
+            "/v1/workspaces/w%23s/workflows/wf",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "POST",
+            "/v1/workspaces/ws/workflows",
+            Body::from(vec![b' '; LIMIT + 1]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/v1/workspaces/ws/workflows",
+            Body::from("{"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "PUT",
+            "/v1/workspaces/ws/workflows/wf",
+            Body::from("[]"),
+            StatusCode::BAD_REQUEST,
+            "invalid_document",
+        ),
+        (
+            "POST",
+            "/v1/workspaces/ws/workflows/wf/rollback",
+            Body::from("{}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "GET",
+            "/v1/workspaces/ws/workflows/wf/versions/99999999999",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_version",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let request = Request::builder().method(method).uri(uri).body(body).expect("request");
+        let response = app.clone().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), status, "{method} {uri}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {bytes:?}"));
+        assert_eq!(body["error"]["code"], code, "{method} {uri}: {body}");
+    }
 }

@@ -377,10 +377,16 @@ impl WorkflowCatalog for DynamoWorkflows {
 
     async fn commit(&self, change: &HeadChange) -> PortResult<Commit> {
         let items = self.transaction(change)?;
+        // One token per commit, reused by the SDK's retries: a retry of a
+        // transaction that was applied is answered as applied, not refused
+        // by its own revision condition. (Racing commits get different
+        // tokens, so they still race.)
+        let token = ulid::Ulid::new().to_string();
         match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(token)
             .send()
             .await
         {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::{Clock, PortError, PortResult, WorkflowStore};
 use crate::subscription::Subscription;
-use crate::validate::{validate, Problem};
+use crate::validate::{is_valid_id, validate, Problem};
 use crate::workflow::{WorkflowDefinition, WorkflowStatus};
 
 /// The stored format of a head (brief §10).
@@ -98,6 +98,8 @@ pub enum LifecycleError {
     VersionNotFound { workflow_id: String, version: u32 },
     #[error("the workflow document is not valid: {0}")]
     Undecodable(String),
+    #[error("{field} {value:?} is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)")]
+    InvalidId { field: &'static str, value: String },
     #[error("the document's {field} is {found:?}, but the request is for {expected:?}")]
     IdMismatch {
         field: &'static str,
@@ -128,6 +130,7 @@ impl LifecycleError {
             Self::AlreadyExists(_) => "workflow_exists",
             Self::VersionNotFound { .. } => "version_not_found",
             Self::Undecodable(_) => "invalid_document",
+            Self::InvalidId { .. } => "invalid_id",
             Self::IdMismatch { .. } => "id_mismatch",
             Self::RevisionRequired => "revision_required",
             Self::RevisionMismatch { .. } => "revision_mismatch",
@@ -191,6 +194,8 @@ impl Workflows {
     }
 
     pub async fn get(&self, workspace_id: &str, workflow_id: &str) -> LifecycleResult<WorkflowHead> {
+        check_id("workspace id", workspace_id)?;
+        check_id("workflow id", workflow_id)?;
         self.catalog
             .get_head(workspace_id, workflow_id)
             .await?
@@ -199,6 +204,7 @@ impl Workflows {
 
     /// Newest first (by creation, then id), filtered.
     pub async fn list(&self, workspace_id: &str, query: &HeadQuery) -> LifecycleResult<Vec<WorkflowHead>> {
+        check_id("workspace id", workspace_id)?;
         let mut heads: Vec<WorkflowHead> = self
             .catalog
             .list_heads(workspace_id)
@@ -219,6 +225,8 @@ impl Workflows {
     /// Creates a draft from a document of the public format. The document's
     /// `status` and `version` are ignored: the lifecycle verbs own them.
     pub async fn create(&self, workspace_id: &str, draft: WorkflowDefinition) -> LifecycleResult<WorkflowHead> {
+        check_id("workspace id", workspace_id)?;
+        check_id("workflow id", &draft.id)?;
         check_workspace(workspace_id, &draft)?;
         let now = self.clock.now();
         let head = WorkflowHead {
@@ -274,8 +282,14 @@ impl Workflows {
             draft: as_draft(draft),
             ..self.next_revision(&head)
         };
-        self.commit(&head, self.head_only(&next)).await?;
-        Ok(next)
+        match self.commit(&head, self.head_only(&next)).await {
+            // If-Match matched when read but not when written: still stale.
+            Err(LifecycleError::Conflict) => Err(LifecycleError::RevisionMismatch {
+                given,
+                current: self.get(workspace_id, workflow_id).await?.revision,
+            }),
+            other => other.map(|()| next),
+        }
     }
 
     /// Every problem of the draft, with its path; empty when it may be published.
@@ -286,6 +300,17 @@ impl Workflows {
     /// Validates the draft, stores it as a new immutable version (unless it
     /// equals the published one) and makes it the live subscription.
     pub async fn publish(&self, workspace_id: &str, workflow_id: &str) -> LifecycleResult<WorkflowHead> {
+        self.publish_as(workspace_id, workflow_id, WorkflowStatus::Active).await
+    }
+
+    /// Publishes into `status` (`active`, or `paused`: published but not
+    /// subscribed) in one commit.
+    async fn publish_as(
+        &self,
+        workspace_id: &str,
+        workflow_id: &str,
+        status: WorkflowStatus,
+    ) -> LifecycleResult<WorkflowHead> {
         let head = self.get(workspace_id, workflow_id).await?;
         if head.status == WorkflowStatus::Archived {
             return Err(transition("publish", head.status));
@@ -303,7 +328,8 @@ impl Workflows {
                 (version.clone(), Some(version))
             }
         };
-        self.go_live(&head, published.as_deref(), &version, new_version).await
+        self.go_live(&head, published.as_deref(), &version, new_version, status)
+            .await
     }
 
     /// Publishes an older version again, as a new version.
@@ -315,8 +341,19 @@ impl Workflows {
         let old = self.version(workspace_id, workflow_id, version).await?;
         let published = self.published(&head).await?;
         let again = as_version(&old, head.latest_version + 1);
-        self.go_live(&head, published.as_deref(), &again, Some(again.clone()))
-            .await
+        // Rules may have tightened since that version was published.
+        let problems = validate(&again);
+        if !problems.is_empty() {
+            return Err(LifecycleError::Invalid(problems));
+        }
+        self.go_live(
+            &head,
+            published.as_deref(),
+            &again,
+            Some(again.clone()),
+            WorkflowStatus::Active,
+        )
+        .await
     }
 
     pub async fn pause(&self, workspace_id: &str, workflow_id: &str) -> LifecycleResult<WorkflowHead> {
@@ -440,29 +477,28 @@ impl Workflows {
                     .await?
             }
         };
-        let mut head = match wanted {
-            WorkflowStatus::Active | WorkflowStatus::Paused => self.publish(&workspace_id, &id).await?,
-            WorkflowStatus::Draft => head,
-            WorkflowStatus::Archived if head.status == WorkflowStatus::Archived => head,
-            WorkflowStatus::Archived => self.archive(&workspace_id, &id).await?,
-        };
-        if wanted == WorkflowStatus::Paused && head.status == WorkflowStatus::Active {
-            head = self.pause(&workspace_id, &id).await?;
+        match wanted {
+            WorkflowStatus::Active | WorkflowStatus::Paused => self.publish_as(&workspace_id, &id, wanted).await,
+            WorkflowStatus::Draft => Ok(head),
+            WorkflowStatus::Archived if head.status == WorkflowStatus::Archived => Ok(head),
+            WorkflowStatus::Archived => self.archive(&workspace_id, &id).await,
         }
-        Ok(head)
     }
 
-    /// Makes `version` the live one: stores it if new, and swaps the
-    /// subscription from the published version's trigger type to its own.
+    /// Makes `version` the published one: stores it if new, and swaps the
+    /// subscription from the published version's trigger type to its own
+    /// (`status` active) or removes it (`status` paused).
     async fn go_live(
         &self,
         head: &WorkflowHead,
         published: Option<&WorkflowDefinition>,
         version: &WorkflowDefinition,
         new_version: Option<WorkflowDefinition>,
+        status: WorkflowStatus,
     ) -> LifecycleResult<WorkflowHead> {
+        let live = status == WorkflowStatus::Active;
         let next = WorkflowHead {
-            status: WorkflowStatus::Active,
+            status,
             published_version: Some(version.version),
             latest_version: head.latest_version.max(version.version),
             ..self.next_revision(head)
@@ -470,10 +506,11 @@ impl Workflows {
         let subscribed = published.filter(|_| head.status == WorkflowStatus::Active);
         let change = HeadChange {
             new_version,
+            // The put replaces a subscription on the same trigger type.
             unsubscribe: subscribed
                 .map(|p| p.trigger.trigger_type.clone())
-                .filter(|old| *old != version.trigger.trigger_type),
-            subscribe: Some(Subscription::for_version(version)),
+                .filter(|old| !live || *old != version.trigger.trigger_type),
+            subscribe: live.then(|| Subscription::for_version(version)),
             ..self.head_only(&next)
         };
         self.commit(head, change).await?;
@@ -525,6 +562,18 @@ fn transition(action: &'static str, status: WorkflowStatus) -> LifecycleError {
         action,
         status: status_name(status),
     }
+}
+
+/// Ids end up in keys and URLs: refused here, they never reach a store
+/// (DynamoDB would refuse a key over 1 KB as a server error).
+fn check_id(field: &'static str, value: &str) -> LifecycleResult<()> {
+    if is_valid_id(value) {
+        return Ok(());
+    }
+    Err(LifecycleError::InvalidId {
+        field,
+        value: value.chars().take(80).collect(),
+    })
 }
 
 fn check_workspace(workspace_id: &str, draft: &WorkflowDefinition) -> LifecycleResult<()> {

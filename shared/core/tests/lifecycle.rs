@@ -197,6 +197,31 @@ async fn clone_makes_a_draft_and_a_never_published_draft_can_be_deleted() {
     ));
 }
 
+#[tokio::test]
+async fn a_paused_file_is_published_paused_in_one_commit() {
+    let (store, subscriptions, workflows) = twins();
+    let mut paused = draft("wf", "Prize.Won");
+    paused.status = WorkflowStatus::Paused;
+    let head = workflows.apply_file(paused.clone()).await.expect("apply");
+    assert_eq!(
+        (head.status, head.published_version, head.revision),
+        (WorkflowStatus::Paused, Some(1), 2)
+    );
+    assert!(
+        subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty(),
+        "never live"
+    );
+    let again = workflows.apply_file(paused).await.expect("apply again");
+    assert_eq!(
+        again.published_version,
+        Some(1),
+        "an unchanged file makes no new version"
+    );
+    assert_eq!(store.list_versions(WS, "wf").await.expect("versions").len(), 1);
+    let ids = workflows.get(WS, &"x".repeat(65)).await;
+    assert!(matches!(ids, Err(LifecycleError::InvalidId { .. })), "{ids:?}");
+}
+
 /// Makes two requests read the same head before either commits.
 struct RacingCatalog {
     inner: Arc<MemoryWorkflowStore>,
