@@ -185,8 +185,8 @@ impl Target {
     }
 }
 
-/// Prints an operator command's output, or its error on stderr with exit code 1.
-fn report(result: Result<String, OpsError>) -> ExitCode {
+/// Prints a command's output, or its error on stderr with exit code 1.
+fn report(result: Result<String, impl std::fmt::Display>) -> ExitCode {
     match result {
         Ok(output) => {
             println!("{output}");
@@ -458,15 +458,6 @@ async fn main() -> ExitCode {
         }
         Command::Dlq { command } => report(dlq(command).await),
         Command::Runs { command } => report(runs(command).await),
-        Command::Workflows { api, command } => match manage(api, command).await {
-            Ok(output) => {
-                println!("{output}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("hookflow: {err}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Workflows { api, command } => report(manage(api, command).await),
     }
 }

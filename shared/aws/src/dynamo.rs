@@ -90,6 +90,26 @@ async fn put_if_absent(
     put_if(operation, put).await
 }
 
+/// Reads one item by key, strongly consistent.
+async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    pk: String,
+    sk: String,
+) -> PortResult<Option<Item>> {
+    let got = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| port_error(operation, e))?;
+    Ok(got.item)
+}
+
 /// Deletes one item by key (deleting a missing item is not an error).
 async fn delete_item(
     client: &aws_sdk_dynamodb::Client,
@@ -265,17 +285,9 @@ impl WorkflowStore for DynamoWorkflows {
             return Ok(Some(hit.clone()));
         }
         let (pk, sk) = version_key(workspace_id, workflow_id, version);
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("get_version", e))?;
-        let Some(item) = got.item else { return Ok(None) };
+        let Some(item) = get_item(&self.client, &self.table, "get_version", pk, sk).await? else {
+            return Ok(None);
+        };
         let stored: VersionItem = from_item("get_version", item)?;
         let workflow = WorkflowDefinition::from_json(&stored.definition).map_err(|e| decode_error("get_version", e))?;
         let workflow = Arc::new(workflow);
@@ -337,17 +349,10 @@ impl SubscriptionIndex for DynamoWorkflows {
 impl WorkflowCatalog for DynamoWorkflows {
     async fn get_head(&self, workspace_id: &str, workflow_id: &str) -> PortResult<Option<WorkflowHead>> {
         let (pk, sk) = head_key(workspace_id, workflow_id);
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("get_head", e))?;
-        got.item.map(|item| decode_head("get_head", item)).transpose()
+        get_item(&self.client, &self.table, "get_head", pk, sk)
+            .await?
+            .map(|item| decode_head("get_head", item))
+            .transpose()
     }
 
     async fn list_heads(&self, workspace_id: &str) -> PortResult<Vec<WorkflowHead>> {
@@ -789,17 +794,7 @@ impl DynamoRuns {
     }
 
     async fn get(&self, operation: &'static str, pk: String, sk: String) -> PortResult<Option<Item>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(operation, e))?;
-        Ok(got.item)
+        get_item(&self.client, &self.table, operation, pk, sk).await
     }
 }
 
