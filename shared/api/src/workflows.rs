@@ -187,14 +187,14 @@ async fn list(
     // Resume after the cursor's place in the order, so a page never ends
     // early when the head it names was deleted or no longer matches.
     let start = match &after {
-        Some(position) => heads.iter().take_while(|h| cursor_of(h) >= *position).count(),
+        Some(position) => heads.iter().take_while(|h| h.list_position() >= *position).count(),
         None => 0,
     };
     let page: Vec<&WorkflowHead> = heads.iter().skip(start).take(limit).collect();
     let mut body = json!({ "workflows": page.iter().map(|h| head_json(h)).collect::<Vec<_>>() });
     if start + page.len() < heads.len() {
         if let Some(last) = page.last() {
-            body["next_cursor"] = json!(encode_cursor(&cursor_of(last)));
+            body["next_cursor"] = json!(encode_cursor(&last.list_position()));
         }
     }
     Ok(Json(body))
@@ -206,13 +206,6 @@ fn parse_status(value: &str) -> Result<WorkflowStatus, ApiError> {
             "unknown status {value:?}; expected draft, active, paused or archived"
         ))
     })
-}
-
-/// A head's place in the order (newest first): its creation time, fixed
-/// width so that text order is time order, then its id. A page ends after
-/// the place its cursor names.
-fn cursor_of(head: &WorkflowHead) -> String {
-    format!("{:020}|{}", head.created_at.timestamp_micros(), head.id)
 }
 
 /// Opaque to callers: the position as hex, so nobody builds one by hand.

@@ -45,6 +45,16 @@ pub struct WorkflowHead {
     pub updated_at: DateTime<Utc>,
 }
 
+impl WorkflowHead {
+    /// Where the head sorts in a list (newest first is the reverse): its
+    /// creation time in microseconds, fixed width so text order is time
+    /// order, then its id. API cursors name this position, so pages follow
+    /// exactly the order they were cut from.
+    pub fn list_position(&self) -> String {
+        format!("{:020}|{}", self.created_at.timestamp_micros(), self.id)
+    }
+}
+
 /// What happens to the head in a commit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeadWrite {
@@ -218,7 +228,7 @@ impl Workflows {
                     .is_none_or(|t| *t == h.draft.trigger.trigger_type)
             })
             .collect();
-        heads.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        heads.sort_by_key(|h| std::cmp::Reverse(h.list_position()));
         Ok(heads)
     }
 
