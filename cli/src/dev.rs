@@ -10,8 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookflow_api::{router, ApiError, ApiState, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
+use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
+use hookflow_core::access::{Access, AuditLog, KeyStore, Role};
 use hookflow_core::lifecycle::{WorkflowCatalog, Workflows};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::{
@@ -42,6 +43,14 @@ pub struct DevConfig {
     /// only with `--consume`: on a deployed stack's queues they would
     /// compete with the Lambda functions.
     pub consume: bool,
+    /// Refuse key-less requests even on loopback (`--require-keys`), and
+    /// make a bootstrap admin key at start.
+    pub require_keys: bool,
+    /// The bootstrap admin key to use instead of a new one
+    /// (`HOOKFLOW_BOOTSTRAP_KEY`), so that a test knows it in advance.
+    pub bootstrap_key: Option<String>,
+    /// The workspace the bootstrap key administers.
+    pub bootstrap_workspace: String,
 }
 
 impl Default for DevConfig {
@@ -55,6 +64,9 @@ impl Default for DevConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deny_private_networks: false,
             consume: true,
+            require_keys: false,
+            bootstrap_key: None,
+            bootstrap_workspace: "ws_demo".to_owned(),
         }
     }
 }
@@ -75,6 +87,8 @@ pub struct Ports {
     pub triggers_dlq: Arc<dyn Queue>,
     /// Where `steps` messages go after `max_receive_count` deliveries.
     pub steps_dlq: Arc<dyn Queue>,
+    pub keys: Arc<dyn KeyStore>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl Ports {
@@ -89,6 +103,8 @@ impl Ports {
             steps: backend.steps.clone(),
             triggers_dlq: backend.triggers_dlq.clone(),
             steps_dlq: backend.steps_dlq.clone(),
+            keys: backend.keys.clone(),
+            audit: backend.audit.clone(),
         }
     }
 
@@ -119,21 +135,36 @@ impl Ports {
                 steps_dlq: required("HOOKFLOW_STEPS_DLQ_URL")?,
             }
         };
-        let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table));
         let retention = hookflow_aws::run_retention_from_env()
             .map_err(|problem| anyhow::anyhow!("{} is {problem}", hookflow_aws::RUN_RETENTION_DAYS))?;
-        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table).with_retention(retention));
-        Ok(Self {
+        Ok(Self::on_aws(dynamo, sqs, &names, urls, retention))
+    }
+
+    /// The DynamoDB and SQS adapters on these tables and queues.
+    pub fn on_aws(
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        names: &ResourceNames,
+        urls: QueueUrls,
+        run_retention: Option<Duration>,
+    ) -> Self {
+        let access = Arc::new(DynamoAccess::new(dynamo.clone(), names.workflows_table.clone()));
+        let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
+        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()).with_retention(run_retention));
+        let queue = |url: String| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+        Self {
             workflows: workflows.clone(),
             catalog: workflows.clone(),
             subscriptions: workflows,
             runs: runs.clone(),
             dedupe: runs,
-            triggers: Arc::new(SqsQueue::new(sqs.clone(), urls.triggers)),
-            steps: Arc::new(SqsQueue::new(sqs.clone(), urls.steps)),
-            triggers_dlq: Arc::new(SqsQueue::new(sqs.clone(), urls.triggers_dlq)),
-            steps_dlq: Arc::new(SqsQueue::new(sqs, urls.steps_dlq)),
-        })
+            triggers: queue(urls.triggers),
+            steps: queue(urls.steps),
+            triggers_dlq: queue(urls.triggers_dlq),
+            steps_dlq: queue(urls.steps_dlq),
+            keys: access.clone(),
+            audit: access,
+        }
     }
 }
 
@@ -144,6 +175,8 @@ pub struct DevServer {
     pub ports: Ports,
     /// The twins themselves when running in memory, for inspection.
     pub memory: Option<Arc<MemoryBackend>>,
+    /// With `require_keys`: the bootstrap admin key (printed once at start).
+    pub bootstrap_key: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -201,7 +234,7 @@ impl DevServer {
                 backend.runs.clone(),
                 backend.steps.clone(),
                 http,
-                clock,
+                clock.clone(),
             )
             // Under the visibility timeout, so a redelivery after a crash
             // finds the claim expired.
@@ -235,14 +268,24 @@ impl DevServer {
             )));
         }
 
+        let access = Arc::new(Access::new(backend.keys.clone(), backend.audit.clone(), clock.clone()));
+        let bootstrap_key = bootstrap_key(&config, &access).await?;
+        // Key-less requests are the local developer's only on loopback.
+        let keyless = if config.addr.ip().is_loopback() && !config.require_keys {
+            KeylessRequests::AllowedAsLocalDeveloper
+        } else {
+            KeylessRequests::Refused
+        };
+        let gate = Gate { access, keyless };
         let state = ApiState {
+            gate: gate.clone(),
             ingest: Some(ingest),
             runs: Some(backend.runs.clone()),
             workflows: Some(lifecycle),
         };
         let app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))
-            .merge(operator_routes(backend.clone()));
+            .merge(guard(operator_routes(backend.clone()), gate));
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let mut http_shutdown = shutdown_rx.clone();
@@ -258,6 +301,7 @@ impl DevServer {
             addr,
             ports: backend,
             memory,
+            bootstrap_key,
             shutdown,
             tasks,
         })
@@ -272,6 +316,24 @@ impl DevServer {
             }
         }
     }
+}
+
+/// With `require_keys`, the admin key of the bootstrap workspace: the one
+/// given, or a new one.
+async fn bootstrap_key(config: &DevConfig, access: &Access) -> anyhow::Result<Option<String>> {
+    if !config.require_keys {
+        return Ok(None);
+    }
+    let name = Some("bootstrap".to_owned());
+    let workspace = &config.bootstrap_workspace;
+    let minted = match &config.bootstrap_key {
+        Some(key) => access
+            .import_key(workspace, Role::Admin, name, key)
+            .await
+            .map_err(|e| anyhow::anyhow!("HOOKFLOW_BOOTSTRAP_KEY: {e}"))?,
+        None => access.create_key(workspace, Role::Admin, name).await?,
+    };
+    Ok(Some(minted.secret))
 }
 
 /// The operator routes behind `hookflow dlq` and `hookflow runs replay`.

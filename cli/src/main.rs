@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
+use hookflow_cli::keys;
 use hookflow_cli::load::load_workflows;
 use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
 use hookflow_cli::workflows::{self, Api, CliError};
+use hookflow_core::access::Role;
 use serde_json::Value;
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
@@ -55,6 +57,21 @@ enum Command {
         /// API without competing with its Lambda functions.
         #[arg(long, requires = "aws")]
         consume: bool,
+        /// Refuse requests without an API key even on loopback, and print a
+        /// bootstrap admin key for --bootstrap-workspace at start (or use
+        /// HOOKFLOW_BOOTSTRAP_KEY). Off a loopback address keys are always required.
+        #[arg(long)]
+        require_keys: bool,
+        /// The workspace the bootstrap admin key administers.
+        #[arg(long, default_value = "ws_demo")]
+        bootstrap_workspace: String,
+    },
+    /// Workspace API keys: make one (shown once), list them, revoke one.
+    Keys {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Inspect the dead-letter queues and move their messages back.
     Dlq {
@@ -160,6 +177,32 @@ enum WorkflowsCommand {
     },
     /// The published versions, newest first.
     Versions { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a key and print it, once.
+    Create {
+        /// What the key may do: admin, operator or ingest.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A label to recognise the key by in `keys list`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the key straight to the stack's DynamoDB table with your AWS
+        /// credentials (HOOKFLOW_WORKFLOWS_TABLE): how a workspace's first
+        /// admin key is made on a deployed stack.
+        #[arg(long)]
+        aws: bool,
+    },
+    /// The workspace's keys (never a secret).
+    List,
+    /// Revoke a key by its id.
+    Revoke { key_id: String },
+}
+
+fn parse_role(name: &str) -> Result<Role, String> {
+    Role::parse(name).ok_or_else(|| format!("unknown role {name:?}; expected admin, operator or ingest"))
 }
 
 /// Where operator commands act.
@@ -314,6 +357,40 @@ async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliE
     })
 }
 
+async fn keys_command(args: ApiArgs, command: KeysCommand) -> Result<String, CliError> {
+    let workspace = args
+        .workspace
+        .clone()
+        .ok_or_else(|| CliError::Failed("which workspace? pass --workspace or set HOOKFLOW_WORKSPACE".into()))?;
+    let api = Api::new(&args.api_url, &workspace, std::env::var("HOOKFLOW_API_KEY").ok());
+    let (value, human) = match command {
+        KeysCommand::Create { role, name, aws } => {
+            let created = if aws {
+                keys::create_with_aws(&workspace, role, name).await?
+            } else {
+                keys::create(&api, role, name).await?
+            };
+            let human = keys::render_created(&created);
+            (created, human)
+        }
+        KeysCommand::List => {
+            let listed = keys::list(&api).await?;
+            let human = keys::render_list(&listed);
+            (listed, human)
+        }
+        KeysCommand::Revoke { key_id } => {
+            let revoked = keys::revoke(&api, &key_id).await?;
+            let human = keys::render_revoked(&revoked);
+            (revoked, human)
+        }
+    };
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
+}
+
 async fn lifecycle(
     api: &Api,
     id: &str,
@@ -397,6 +474,8 @@ async fn main() -> ExitCode {
             create_resources,
             deny_private_networks,
             consume,
+            require_keys,
+            bootstrap_workspace,
         } => {
             init_tracing(log_format);
             let loaded = match load_workflows(&workflows) {
@@ -406,6 +485,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let config_workspace = bootstrap_workspace.clone();
             let config = DevConfig {
                 addr,
                 step_workers,
@@ -413,6 +493,11 @@ async fn main() -> ExitCode {
                 // Real AWS endpoints never get the guard turned off.
                 deny_private_networks: deny_private_networks || (aws && !loopback_endpoint()),
                 consume: !aws || consume,
+                require_keys,
+                bootstrap_key: std::env::var("HOOKFLOW_BOOTSTRAP_KEY")
+                    .ok()
+                    .filter(|key| !key.is_empty()),
+                bootstrap_workspace,
                 ..DevConfig::default()
             };
             let count = loaded.len();
@@ -446,6 +531,11 @@ async fn main() -> ExitCode {
                 "hookflow dev ready on {base} ({count} workflows from {}, {backend})",
                 workflows.display()
             );
+            if let Some(key) = &server.bootstrap_key {
+                println!("bootstrap admin key for workspace {}: {key}", config_workspace);
+            } else if !server.addr.ip().is_loopback() {
+                println!("not on loopback: every request needs an API key (hookflow keys create --aws)");
+            }
             println!(
                 "try: curl -sS -X POST {base}/v1/events -H 'content-type: application/cloudevents+json' -d @events/triggers/gameplay.data-captured-qualified.json"
             );
@@ -459,5 +549,6 @@ async fn main() -> ExitCode {
         Command::Dlq { command } => report(dlq(command).await),
         Command::Runs { command } => report(runs(command).await),
         Command::Workflows { api, command } => report(manage(api, command).await),
+        Command::Keys { api, command } => report(keys_command(api, command).await),
     }
 }

@@ -70,7 +70,7 @@ impl Api {
         }
     }
 
-    /// Sends one request to `…/workflows{path}`; a refusal becomes [`CliError::Refused`].
+    /// Sends one request to `…/workflows{path}`.
     async fn call(
         &self,
         method: Method,
@@ -78,7 +78,19 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<(Value, Option<String>), CliError> {
-        let url = format!("{}/v1/workspaces/{}/workflows{path}", self.base, self.workspace);
+        self.request(method, &format!("/workflows{path}"), body, if_match).await
+    }
+
+    /// Sends one request to `/v1/workspaces/{ws}{path}`; a refusal becomes
+    /// [`CliError::Refused`].
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(Value, Option<String>), CliError> {
+        let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
         let mut request = self.http.request(method, &url);
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);

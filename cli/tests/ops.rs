@@ -4,6 +4,9 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{stderr, stdout};
 use hookflow_cli::dev::{DevConfig, DevServer};
 use hookflow_core::ports::Queue;
 use hookflow_core::validate::validate;
@@ -34,25 +37,8 @@ async fn start(workflows: Vec<Value>) -> (DevServer, String) {
     (server, base)
 }
 
-/// Runs the `hookflow` binary without blocking the runtime the server runs on.
 async fn hookflow(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
-            .args(&args)
-            .output()
-            .expect("run hookflow")
-    })
-    .await
-    .expect("hookflow did not panic")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    common::hookflow_with_key(args.iter().map(|a| (*a).to_owned()).collect(), None).await
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {

@@ -3,6 +3,9 @@
 
 use std::process::Output;
 
+mod common;
+
+use common::{stderr, stdout};
 use hookflow_cli::dev::{DevConfig, DevServer};
 use serde_json::{json, Value};
 
@@ -18,7 +21,7 @@ async fn start() -> (DevServer, String) {
     (server, base)
 }
 
-/// Runs `hookflow workflows …` without blocking the runtime the server runs on.
+/// Runs `hookflow workflows …` on the workspace, without a key.
 async fn workflows(base: &str, args: &[&str]) -> Output {
     let mut all: Vec<String> = vec![
         "workflows".into(),
@@ -28,23 +31,7 @@ async fn workflows(base: &str, args: &[&str]) -> Output {
         WS.into(),
     ];
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
-            .args(&all)
-            .env_remove("HOOKFLOW_API_KEY")
-            .output()
-            .expect("run hookflow")
-    })
-    .await
-    .expect("hookflow did not panic")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    common::hookflow_with_key(all, None).await
 }
 
 fn document(start: &str) -> Value {

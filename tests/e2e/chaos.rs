@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_aws::{create_resources, ResourceNames};
 use hookflow_cli::dev::Ports;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::Queue;
 use hookflow_tests::chaos::{self, report, ChaosConfig, Target};
 
 /// Short, so crashed deliveries come back quickly; claims last half of it.
@@ -76,21 +75,8 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let urls = create_resources(&dynamo, &sqs, &names, EMULATOR_VISIBILITY_TIMEOUT)
         .await
         .expect("create resources on the emulator");
-    let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
-    let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()));
-    let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
-    let ports = Ports {
-        workflows: workflows.clone(),
-        catalog: workflows.clone(),
-        subscriptions: workflows,
-        runs: runs.clone(),
-        dedupe: runs,
-        triggers: queue(&urls.triggers),
-        steps: queue(&urls.steps),
-        triggers_dlq: queue(&urls.triggers_dlq),
-        steps_dlq: queue(&urls.steps_dlq),
-    };
     let main_queues = [urls.triggers.clone(), urls.steps.clone()];
+    let ports = Ports::on_aws(dynamo, sqs.clone(), &names, urls, None);
     let target = Target {
         name: "emulator",
         ports,

@@ -21,8 +21,9 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
-use hookflow_api::{router_for_stage, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_core::access::{Access, Role};
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::{RunLog, SubscriptionIndex, SystemClock, WorkflowStore};
 use hookflow_core::subscription::Subscription;
@@ -43,6 +44,8 @@ use super::aws::{outcomes, sink_bodies, Outcome};
 
 const WS: &str = "ws_demo";
 /// The API Gateway event every HTTP request of this test starts from.
+/// The key in the API Gateway samples (events/README.md).
+const SAMPLE_KEY: &str = "hfk_5a3f0c0ffee0d00d_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
 const APIGW_EVENT: &str = include_str!("../../events/lambda/apigw-post-event.json");
 /// `HOOKFLOW_API_STAGE` as the fixture's stage names it (`$default`: no prefix).
 const STAGE: Option<&str> = Some("$default");
@@ -332,9 +335,23 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         SubscriptionIndex::put(&store, &subscription).await.expect("subscribe");
     }
 
+    // The samples carry the sample key (events/README.md): an admin key
+    // here, so it both sends events and reads runs.
+    let keys = Arc::new(DynamoAccess::new(dynamo.clone(), names.workflows_table.clone()));
+    let access = Arc::new(Access::new(keys.clone(), keys, Arc::new(SystemClock)));
+    access
+        .import_key("ws_demo", Role::Admin, None, SAMPLE_KEY)
+        .await
+        .expect("import the sample key");
+    let gate = Gate {
+        access,
+        keyless: KeylessRequests::Refused,
+    };
+
     // Each function wired as its main.rs wires it.
     let webhook = router_for_stage(
         ApiState {
+            gate: gate.clone(),
             ingest: Some(Arc::new(Ingest::new(
                 Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
                 Arc::new(SqsQueue::new(sqs.clone(), urls.triggers.clone())),
@@ -362,6 +379,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let api_runs: Arc<dyn RunLog> = Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone()));
     let api = router_for_stage(
         ApiState {
+            gate,
             ingest: None,
             runs: Some(api_runs),
             workflows: Some(Arc::new(Workflows::new(

@@ -1,12 +1,18 @@
 use std::sync::Arc;
 
-use hookflow_api::{router_for_stage, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_core::access::Access;
 use hookflow_core::Ingest;
 
-/// The same routes and errors as `hookflow dev`, with only ingest wired.
-pub(crate) fn router(ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
+/// The same routes and errors as `hookflow dev`, with only ingest wired,
+/// behind an API key.
+pub(crate) fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
     router_for_stage(
         ApiState {
+            gate: Gate {
+                access,
+                keyless: KeylessRequests::Refused,
+            },
             ingest: Some(ingest),
             runs: None,
             workflows: None,
@@ -20,21 +26,37 @@ pub(crate) fn router(ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
 mod tests {
     use std::time::Duration;
 
+    use hookflow_core::access::Role;
     use hookflow_core::memory::{MemoryBackend, QueueSettings};
+    use hookflow_core::ports::SystemClock;
     use lambda_http::Request;
     use serde_json::Value;
     use tower::ServiceExt;
 
     use super::*;
 
+    /// The key the API Gateway samples carry (`events/README.md`).
+    const SAMPLE_KEY: &str = "hfk_5a3f0c0ffee0d00d_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+
     async fn call(fixture: &str) -> (u16, Value, usize) {
+        call_with_key(fixture, "ws_demo", Role::Ingest).await
+    }
+
+    /// Sends a sample with the sample key, made for this workspace and role.
+    async fn call_with_key(fixture: &str, workspace: &str, role: Role) -> (u16, Value, usize) {
         let backend = MemoryBackend::new(QueueSettings {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: 5,
         });
+        let access = Arc::new(Access::new(
+            backend.keys.clone(),
+            backend.audit.clone(),
+            Arc::new(SystemClock),
+        ));
+        access.import_key(workspace, role, None, SAMPLE_KEY).await.unwrap();
         let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
         let request: Request = lambda_http::request::from_str(fixture).unwrap();
-        let response = router(ingest, Some("dev")).oneshot(request).await.unwrap();
+        let response = router(access, ingest, Some("dev")).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -79,5 +101,29 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("did you mean Gameplay.Ended"));
+    }
+
+    #[tokio::test]
+    async fn without_a_key_nothing_is_enqueued() {
+        let fixture = include_str!("../../../events/lambda/apigw-post-event.json").replace(SAMPLE_KEY, "");
+        let fixture = fixture.replace("\"authorization\": \"Bearer \",", "");
+        let (status, body, queued) = call(&fixture).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), queued),
+            (401, Some("unauthenticated"), 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_of_another_workspace_or_role_enqueues_nothing() {
+        let fixture = include_str!("../../../events/lambda/apigw-post-event.json");
+        for (workspace, role) in [("ws_other", Role::Ingest), ("ws_demo", Role::Operator)] {
+            let (status, body, queued) = call_with_key(fixture, workspace, role).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str(), queued),
+                (403, Some("forbidden"), 0),
+                "{workspace} {role:?}"
+            );
+        }
     }
 }

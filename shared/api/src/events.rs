@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use hookflow_core::access::{Actor, Permission};
 use hookflow_core::event::{self, Mode};
 use serde_json::json;
 
@@ -18,6 +19,7 @@ use crate::{ApiError, ApiState, MaxBodyBytes};
 pub(crate) async fn post_events(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    actor: Option<Extension<Actor>>,
     limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -37,6 +39,13 @@ pub(crate) async fn post_events(
         })?),
     };
     let (mode, events) = event::parse_request(content_type, &body)?;
+    // A key sends events of its own workspace only; a batch is refused
+    // whole, before anything is enqueued.
+    if let Some(Extension(actor)) = actor {
+        for event in &events {
+            actor.authorize(Permission::Ingest, Some(&event.workspaceid))?;
+        }
+    }
     let receipts = ingest.accept(&events).await?;
     let body = match mode {
         Mode::Single => json!({"event_id": receipts.first().map(|r| r.event_id.clone())}),

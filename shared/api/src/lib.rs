@@ -1,8 +1,10 @@
 //! Hookflow's HTTP surface: one router for `hookflow dev` and the Lambda
 //! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
+mod access;
 mod error;
 mod events;
+mod params;
 mod runs;
 mod workflows;
 
@@ -15,6 +17,7 @@ use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
 use hookflow_core::Ingest;
 
+pub use access::{Gate, KeylessRequests};
 pub use axum::Router;
 pub use error::ApiError;
 
@@ -27,11 +30,13 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MaxBodyBytes(pub(crate) usize);
 
-/// What the routes need. Each part is optional so that a Lambda function can
-/// serve only its own routes (least privilege): a route whose use case is
-/// missing answers 404.
-#[derive(Clone, Default)]
+/// What the routes need. The gate is always there: every route but the
+/// OpenAPI document checks a key. The rest is optional so that a Lambda
+/// function can serve only its own routes (least privilege): a route whose
+/// use case is missing answers 404.
+#[derive(Clone)]
 pub struct ApiState {
+    pub gate: Gate,
     pub ingest: Option<Arc<Ingest>>,
     pub runs: Option<Arc<dyn RunLog>>,
     /// The workflow lifecycle (the management API).
@@ -65,10 +70,17 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     if state.workflows.is_some() {
         router = router.merge(workflows::routes());
     }
-    router
+    let gate = state.gate.clone();
+    guard(router.merge(access::routes()), gate)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(Extension(MaxBodyBytes(max_body_bytes)))
         .with_state(state)
+}
+
+/// Puts the key check and the audit of writes in front of every route of
+/// `routes` (routes added later are not covered: guard last).
+pub fn guard<S: Clone + Send + Sync + 'static>(routes: Router<S>, gate: Gate) -> Router<S> {
+    routes.route_layer(axum::middleware::from_fn_with_state(gate, access::check))
 }

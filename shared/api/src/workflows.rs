@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,25 +17,8 @@ use hookflow_core::workflow::WorkflowStatus;
 use hookflow_core::WorkflowDefinition;
 use serde_json::{json, Value};
 
-use crate::error::{body_error, path_error};
+use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
 use crate::{ApiError, ApiState, MaxBodyBytes};
-
-type PathResult<T> = Result<Path<T>, PathRejection>;
-
-/// Path parameters, or a JSON 400 naming what did not decode.
-fn path<T>(extracted: PathResult<T>) -> Result<T, ApiError> {
-    extracted
-        .map(|Path(value)| value)
-        .map_err(|rejection| path_error(&rejection))
-}
-
-/// The body, or a JSON 413 naming the limit.
-fn read_body(body: Result<Bytes, BytesRejection>, limit: Option<Extension<MaxBodyBytes>>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))
-}
-
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 100;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -149,10 +132,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-fn bad_query(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
-}
-
 /// `GET …/workflows[?status=&trigger_type=&limit=&cursor=]`, newest first.
 async fn list(
     State(state): State<ApiState>,
@@ -168,13 +147,7 @@ async fn list(
         match key.as_str() {
             "status" => query.status = Some(parse_status(&value)?),
             "trigger_type" => query.trigger_type = Some(value),
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad_query(format!("limit must be a number from 1 to {MAX_LIMIT}")))?
-            }
+            "limit" => limit = parse_limit(&value)?,
             "cursor" => after = Some(decode_cursor(&value)?),
             other => {
                 return Err(bad_query(format!(
@@ -206,24 +179,6 @@ fn parse_status(value: &str) -> Result<WorkflowStatus, ApiError> {
             "unknown status {value:?}; expected draft, active, paused or archived"
         ))
     })
-}
-
-/// Opaque to callers: the position as hex, so nobody builds one by hand.
-fn encode_cursor(position: &str) -> String {
-    position.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || bad_query("cursor is not one this API returned".into());
-    if !cursor.len().is_multiple_of(2) {
-        return Err(invalid());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(invalid)?;
-    String::from_utf8(bytes).map_err(|_| invalid())
 }
 
 /// `POST …/workflows`: a new draft from a document; its `id` names it.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, Request, StatusCode};
-use hookflow_api::{router, ApiState, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_api::{router, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_core::access::Access;
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::{EventDedupe, SystemClock};
@@ -29,8 +30,18 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
         max_receive_count: 5,
     });
     let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
+    let access = Arc::new(Access::new(
+        backend.keys.clone(),
+        backend.audit.clone(),
+        Arc::new(SystemClock),
+    ));
     let app = router(
         ApiState {
+            // These tests are about bodies, not keys (see keys.rs).
+            gate: Gate {
+                access,
+                keyless: KeylessRequests::AllowedAsLocalDeveloper,
+            },
             ingest: Some(ingest),
             runs: None,
             workflows: Some(Arc::new(Workflows::new(

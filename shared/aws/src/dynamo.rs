@@ -9,6 +9,9 @@
 //! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
 //! | runs | `RUN#<run id>` | `HANDOFF#<step id>#<attempt>` | the message moving the run on to that attempt was sent |
 //! | runs | `RUN#<run id>` | `BLOB#<key>#<chunk>` | a large value (claim-checked context, resume point) in chunks under the item size limit |
+//! | workflows | `KEY#<key id>` | `KEY` | an API key's hash and role, looked up by the key's id |
+//! | workflows | `WS#<ws>` | `KEY#<key id>` | the same key, listed by workspace |
+//! | workflows | `AUDIT#<ws>` | `<time µs>\|<entry id>` | one management write |
 //! | runs | `EVT#<ws>#<event id>` | `META` | ingest dedupe, TTL `expires_at` |
 
 use std::collections::HashMap;
@@ -28,28 +31,28 @@ use serde::{Deserialize, Serialize};
 use crate::error::{decode_error, port_error};
 use crate::resources::{RUNS_GSI, TTL_ATTRIBUTE};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 /// (workspace, workflow id, version).
 type VersionKey = (String, String, u32);
 
-const NOT_EXISTS: &str = "attribute_not_exists(pk)";
+pub(crate) const NOT_EXISTS: &str = "attribute_not_exists(pk)";
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, PortError> {
+pub(crate) fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, PortError> {
     serde_dynamo::to_item(value).map_err(|e| PortError::terminal(operation, e.to_string()))
 }
 
-fn from_item<T: for<'de> Deserialize<'de>>(operation: &'static str, item: Item) -> Result<T, PortError> {
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(operation: &'static str, item: Item) -> Result<T, PortError> {
     serde_dynamo::from_item(item).map_err(|e| decode_error(operation, e))
 }
 
 /// Runs a Query page by page, handing each item to `on_item` until it
 /// returns false or the pages end. A page is DynamoDB's (up to 1 MB), so a
 /// small result is one request.
-async fn query_pages(
+pub(crate) async fn query_pages(
     operation: &'static str,
     query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     mut on_item: impl FnMut(Item) -> Result<bool, PortError>,
@@ -91,7 +94,7 @@ async fn put_if_absent(
 }
 
 /// Reads one item by key, strongly consistent.
-async fn get_item(
+pub(crate) async fn get_item(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     operation: &'static str,
@@ -415,7 +418,7 @@ impl WorkflowCatalog for DynamoWorkflows {
 }
 
 /// True when one of a cancelled transaction's reasons has this code.
-fn cancellation_mentions(
+pub(crate) fn cancellation_mentions(
     err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
     code: &str,
 ) -> bool {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
+use crate::access::{Actor, ApiKey, AuditEntry, AuditLog, KeyStore, Role, ACCESS_FORMAT};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
@@ -766,6 +767,110 @@ async fn apply(workflows: &Workflows, ws: &str, op: &LifecycleOp) -> Result<(), 
     Ok(())
 }
 
+fn api_key(workspace: &str, id: &str, minute: u32) -> ApiKey {
+    ApiKey {
+        format: ACCESS_FORMAT,
+        id: id.to_owned(),
+        workspace_id: workspace.to_owned(),
+        role: Role::Operator,
+        name: Some(format!("key {id}")),
+        secret_hash: format!("{id:0>64}"),
+        created_at: Utc
+            .with_ymd_and_hms(2026, 11, 30, 10, minute, 0)
+            .single()
+            .expect("valid time"),
+        revoked_at: None,
+    }
+}
+
+pub async fn key_store(store: Arc<dyn KeyStore>) {
+    let (a1, a2, b1) = (
+        api_key("ws_a", "k_a1", 1),
+        api_key("ws_a", "k_a2", 2),
+        api_key("ws_b", "k_b1", 3),
+    );
+    for key in [&a1, &a2, &b1] {
+        store.put_key(key).await.expect("put_key");
+    }
+    assert!(store.put_key(&a1).await.is_err(), "an existing key id is refused");
+    assert_eq!(store.get_key("k_a1").await.expect("get_key"), Some(a1.clone()));
+    assert_eq!(store.get_key("k_none").await.expect("get_key"), None);
+    let listed = store.list_keys("ws_a").await.expect("list_keys");
+    assert_eq!(
+        listed,
+        vec![a2.clone(), a1.clone()],
+        "a workspace's keys, newest first, and no other's"
+    );
+
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 30, 11, 0, 0)
+        .single()
+        .expect("valid time");
+    assert_eq!(
+        store.revoke_key("ws_b", "k_a1", at).await.expect("revoke_key"),
+        None,
+        "a key is revoked only through its own workspace"
+    );
+    let revoked = store.revoke_key("ws_a", "k_a1", at).await.expect("revoke_key");
+    assert_eq!(revoked.and_then(|key| key.revoked_at), Some(at));
+    let later = at + chrono::Duration::minutes(5);
+    store.revoke_key("ws_a", "k_a1", later).await.expect("revoke again");
+    let stored = store.get_key("k_a1").await.expect("get_key");
+    assert_eq!(
+        stored.and_then(|key| key.revoked_at),
+        Some(at),
+        "revoking twice keeps the first time"
+    );
+    let listed = store.list_keys("ws_a").await.expect("list_keys");
+    assert_eq!(listed[1].revoked_at, Some(at), "the list shows the revocation");
+    assert_eq!(store.revoke_key("ws_a", "k_none", at).await.expect("revoke"), None);
+}
+
+pub async fn audit_log(audit: Arc<dyn AuditLog>) {
+    let base = Utc
+        .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
+        .single()
+        .expect("valid time");
+    let mut recorded = vec![];
+    for i in 0..5 {
+        // Two entries share each instant: the id keeps them apart and ordered.
+        let at = base + chrono::Duration::seconds(i / 2);
+        let entry = AuditEntry::new(
+            "ws_a",
+            at,
+            &Actor::LocalDeveloper,
+            format!("POST /x/{i}"),
+            format!("/x/{i}"),
+        );
+        audit.record(&entry).await.expect("record");
+        recorded.push(entry);
+    }
+    let other = AuditEntry::new(
+        "ws_b",
+        base,
+        &Actor::AwsCredentials,
+        "POST /y".to_owned(),
+        "/y".to_owned(),
+    );
+    audit.record(&other).await.expect("record");
+    recorded.sort_by_key(|entry| std::cmp::Reverse(entry.list_position()));
+
+    let first = audit.list("ws_a", 2, None).await.expect("list");
+    assert_eq!(first.entries, recorded[..2].to_vec(), "newest first");
+    let cursor = first.next_cursor.expect("more pages");
+    let second = audit.list("ws_a", 2, Some(&cursor)).await.expect("list");
+    assert_eq!(
+        second.entries,
+        recorded[2..4].to_vec(),
+        "the cursor continues after the last entry seen"
+    );
+    let cursor = second.next_cursor.expect("more pages");
+    let last = audit.list("ws_a", 2, Some(&cursor)).await.expect("list");
+    assert_eq!((last.entries, last.next_cursor), (recorded[4..].to_vec(), None));
+    let b = audit.list("ws_b", 10, None).await.expect("list");
+    assert_eq!(b.entries, vec![other], "one workspace's trail only");
+}
+
 #[cfg(test)]
 mod memory_twins {
     use super::*;
@@ -776,6 +881,16 @@ mod memory_twins {
         let subscriptions = Arc::new(MemorySubscriptions::default());
         let store = Arc::new(MemoryWorkflowStore::new(subscriptions.clone()));
         workflow_catalog(store, subscriptions).await;
+    }
+
+    #[tokio::test]
+    async fn key_store_conforms() {
+        key_store(Arc::new(MemoryKeys::default())).await;
+    }
+
+    #[tokio::test]
+    async fn audit_log_conforms() {
+        audit_log(Arc::new(MemoryAudit::default())).await;
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! server type appears. The same use cases run inside Lambda, in
 //! `hookflow dev` and in tests.
 
+pub mod access;
 pub mod actions;
 pub mod catalogue;
 pub mod condition;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord};
@@ -357,6 +358,86 @@ impl EventDedupe for MemoryDedupe {
     }
 }
 
+/// API keys by id.
+#[derive(Default)]
+pub struct MemoryKeys {
+    keys: Mutex<HashMap<String, ApiKey>>,
+}
+
+#[async_trait]
+impl KeyStore for MemoryKeys {
+    async fn put_key(&self, key: &ApiKey) -> PortResult<()> {
+        let mut keys = lock(&self.keys);
+        if keys.contains_key(&key.id) {
+            return Err(PortError::terminal("put_key", format!("key {} exists already", key.id)));
+        }
+        keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn get_key(&self, key_id: &str) -> PortResult<Option<ApiKey>> {
+        Ok(lock(&self.keys).get(key_id).cloned())
+    }
+
+    async fn list_keys(&self, workspace_id: &str) -> PortResult<Vec<ApiKey>> {
+        let mut keys: Vec<ApiKey> = lock(&self.keys)
+            .values()
+            .filter(|key| key.workspace_id == workspace_id)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, workspace_id: &str, key_id: &str, at: DateTime<Utc>) -> PortResult<Option<ApiKey>> {
+        let mut keys = lock(&self.keys);
+        let Some(key) = keys.get_mut(key_id).filter(|key| key.workspace_id == workspace_id) else {
+            return Ok(None);
+        };
+        key.revoked_at.get_or_insert(at);
+        Ok(Some(key.clone()))
+    }
+}
+
+/// The audit trail, ordered by list position per workspace.
+#[derive(Default)]
+pub struct MemoryAudit {
+    entries: Mutex<BTreeMap<(String, String), AuditEntry>>,
+}
+
+#[async_trait]
+impl AuditLog for MemoryAudit {
+    async fn record(&self, entry: &AuditEntry) -> PortResult<()> {
+        let key = (entry.workspace_id.clone(), entry.list_position());
+        lock(&self.entries).insert(key, entry.clone());
+        Ok(())
+    }
+
+    async fn list(&self, workspace_id: &str, limit: usize, cursor: Option<&str>) -> PortResult<AuditPage> {
+        let entries = lock(&self.entries);
+        let below = (
+            workspace_id.to_owned(),
+            cursor.map_or_else(|| "~".to_owned(), str::to_owned),
+        );
+        let mut page: Vec<AuditEntry> = entries
+            .range((workspace_id.to_owned(), String::new())..below)
+            .rev()
+            .take(limit + 1)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let next_cursor = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(AuditEntry::list_position)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries: page,
+            next_cursor,
+        })
+    }
+}
+
 /// Settings of a queue, shared by the twin and the SQS resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSettings {
@@ -552,6 +633,8 @@ pub struct MemoryBackend {
     pub triggers_dlq: Arc<MemoryQueue>,
     pub steps: Arc<MemoryQueue>,
     pub steps_dlq: Arc<MemoryQueue>,
+    pub keys: Arc<MemoryKeys>,
+    pub audit: Arc<MemoryAudit>,
 }
 
 impl MemoryBackend {
@@ -568,6 +651,8 @@ impl MemoryBackend {
             triggers_dlq,
             steps,
             steps_dlq,
+            keys: Arc::default(),
+            audit: Arc::default(),
         }
     }
 }

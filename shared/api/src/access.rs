@@ -1,0 +1,300 @@
+//! The key check every route makes (brief §7), the audit of management
+//! writes, and the routes of keys and the audit trail. One code path for
+//! `hookflow dev` and the Lambda functions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection, RawPathParamsRejection};
+use axum::extract::{MatchedPath, Query, RawPathParams, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Extension, Json, Router};
+use hookflow_core::access::{Access, AccessError, Actor, Permission, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
+use crate::{ApiError, ApiState, MaxBodyBytes};
+
+/// Whether a request without a key is let in. Only `hookflow dev` on a
+/// loopback address without `--require-keys` lets it in, as the local
+/// developer; a key that is presented is checked either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeylessRequests {
+    Refused,
+    AllowedAsLocalDeveloper,
+}
+
+/// The key check and the audit trail, which every router needs.
+#[derive(Clone)]
+pub struct Gate {
+    pub access: Arc<Access>,
+    pub keyless: KeylessRequests,
+}
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        let status = match &err {
+            AccessError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AccessError::KeyNotFound(_) => StatusCode::NOT_FOUND,
+            AccessError::InvalidKey(_) => StatusCode::BAD_REQUEST,
+            AccessError::Port(port) => return hookflow_core::EngineError::from(port.clone()).into(),
+        };
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+/// What a route needs, from its method and route template. `None`: public.
+pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permission> {
+    // Behind a stage prefix (`/dev/v1/…`) the route is the same.
+    let route = route.find("/v1/").map_or(route, |at| &route[at..]);
+    if route == "/v1/openapi.json" {
+        return None;
+    }
+    if route == "/v1/events" {
+        return Some(Permission::Ingest);
+    }
+    // `hookflow dev`'s dead-letter and replay routes are on-call actions.
+    if route.starts_with("/dev/") {
+        return Some(Permission::Operate);
+    }
+    let admin_only_reads = route.contains("/keys") || route.ends_with("/audit");
+    if (method == Method::GET || method == Method::HEAD) && !admin_only_reads {
+        Some(Permission::Operate)
+    } else {
+        Some(Permission::Administer)
+    }
+}
+
+/// The middleware: authenticate, authorize against the route's workspace,
+/// run the handler, and record a successful management write.
+pub(crate) async fn check(
+    State(gate): State<Gate>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let params = match params {
+        Ok(params) => params,
+        Err(rejection) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text()).into_response()
+        }
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let method = request.method().clone();
+    let Some(permission) = required_permission(&method, &route) else {
+        return next.run(request).await;
+    };
+    let workspace_id = params
+        .iter()
+        .find(|(name, _)| *name == "workspace_id")
+        .map(|(_, value)| value.to_owned());
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let actor = match authenticate(&gate, authorization.as_ref()).await {
+        Ok(actor) => actor,
+        Err(err) => return refusal(err),
+    };
+    if let Err(err) = actor.authorize(permission, workspace_id.as_deref()) {
+        return refusal(err);
+    }
+    let target = request.uri().path().to_owned();
+    let mut request = request;
+    request.extensions_mut().insert(actor.clone());
+    let response = next.run(request).await;
+    let is_write = permission == Permission::Administer && method != Method::GET && method != Method::HEAD;
+    if let (true, true, Some(workspace_id)) = (is_write, response.status().is_success(), workspace_id) {
+        let action = format!("{method} {}", action_route(&route, &params));
+        // The write is done; a failed audit record is logged, not turned
+        // into an error the caller would retry.
+        if let Err(err) = gate.access.record(&workspace_id, &actor, action, target).await {
+            tracing::error!(error = %err, workspace_id, "audit record failed");
+        }
+    }
+    response
+}
+
+async fn authenticate(gate: &Gate, authorization: Option<&HeaderValue>) -> Result<Actor, AccessError> {
+    match (authorization, gate.keyless) {
+        (None, KeylessRequests::AllowedAsLocalDeveloper) => Ok(Actor::LocalDeveloper),
+        (None, KeylessRequests::Refused) => gate.access.authenticate(None).await,
+        (Some(value), _) => {
+            let value = value
+                .to_str()
+                .map_err(|_| AccessError::Unauthenticated("the Authorization header is not valid text"))?;
+            gate.access.authenticate(Some(value)).await
+        }
+    }
+}
+
+fn refusal(err: AccessError) -> Response {
+    let challenge = matches!(err, AccessError::Unauthenticated(_));
+    let mut response = ApiError::from(err).into_response();
+    if challenge {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// The route with its verb filled in and its ids left as names:
+/// `/v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish`.
+fn action_route(route: &str, params: &RawPathParams) -> String {
+    let route = route.find("/v1/").map_or(route, |at| &route[at..]);
+    params
+        .iter()
+        .filter(|(name, _)| !name.ends_with("_id"))
+        .fold(route.to_owned(), |route, (name, value)| {
+            route.replace(&format!("{{{name}}}"), value)
+        })
+}
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/keys", get(list_keys).post(create_key))
+        .route("/v1/workspaces/{workspace_id}/keys/{key_id}", delete(revoke_key))
+        .route("/v1/workspaces/{workspace_id}/audit", get(audit_trail))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    role: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST …/keys` `{"role", "name"?}`: the key is in this answer only.
+async fn create_key(
+    State(state): State<ApiState>,
+    workspace_id: PathResult<String>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let workspace_id = path(workspace_id)?;
+    let body = read_body(body, limit)?;
+    let request: NewKey = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {{\"role\": \"admin|operator|ingest\", \"name\"?: string}}: {e}"),
+        )
+    })?;
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_role",
+            format!("unknown role {:?}; expected admin, operator or ingest", request.role),
+        )
+    })?;
+    let minted = state.gate.access.create_key(&workspace_id, role, request.name).await?;
+    let mut answer = minted.key.summary();
+    answer["key"] = json!(minted.secret);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET …/keys`: every key of the workspace, never a secret or hash.
+async fn list_keys(State(state): State<ApiState>, workspace_id: PathResult<String>) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(workspace_id)?;
+    let keys = state.gate.access.list_keys(&workspace_id).await?;
+    Ok(Json(
+        json!({"keys": keys.iter().map(|key| key.summary()).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `DELETE …/keys/{key_id}`: revoked at once in this process, within
+/// [`hookflow_core::access::KEY_CACHE_TTL`] everywhere.
+async fn revoke_key(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, key_id) = path(ids)?;
+    let revoked = state.gate.access.revoke_key(&workspace_id, &key_id).await?;
+    Ok(Json(revoked.summary()))
+}
+
+/// `GET …/audit[?limit=&cursor=]`: management writes, newest first.
+async fn audit_trail(
+    State(state): State<ApiState>,
+    workspace_id: PathResult<String>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(workspace_id)?;
+    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
+    let mut limit = DEFAULT_LIMIT;
+    let mut cursor = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => limit = parse_limit(&value)?,
+            "cursor" => cursor = Some(decode_cursor(&value)?),
+            other => {
+                return Err(bad_query(format!(
+                    "unknown query parameter {other:?}; expected limit or cursor"
+                )))
+            }
+        }
+    }
+    let page = state
+        .gate
+        .access
+        .audit_trail(&workspace_id, limit, cursor.as_deref())
+        .await?;
+    let mut body = json!({ "entries": page.entries });
+    if let Some(next) = page.next_cursor {
+        body["next_cursor"] = json!(encode_cursor(&next));
+    }
+    Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_needs_the_permission_of_the_role_table() {
+        let cases = [
+            (Method::POST, "/v1/events", Some(Permission::Ingest)),
+            (Method::GET, "/v1/openapi.json", None),
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/workflows",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::GET,
+                "/prod/v1/workspaces/{workspace_id}/runs/{run_id}",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/{verb}",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::PUT,
+                "/v1/workspaces/{workspace_id}/workflows/{workflow_id}",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/keys",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/audit",
+                Some(Permission::Administer),
+            ),
+            (Method::POST, "/dev/dlq/{queue}/redrive", Some(Permission::Operate)),
+        ];
+        for (method, route, expected) in cases {
+            assert_eq!(required_permission(&method, route), expected, "{method} {route}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Path, query and body extraction shared by the routes: every refusal is a
+//! JSON error naming the problem.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::Extension;
+
+use crate::error::{body_error, path_error};
+use crate::{ApiError, MaxBodyBytes};
+
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 100;
+
+pub(crate) type PathResult<T> = Result<Path<T>, PathRejection>;
+
+/// Path parameters, or a JSON 400 naming what did not decode.
+pub(crate) fn path<T>(extracted: PathResult<T>) -> Result<T, ApiError> {
+    extracted
+        .map(|Path(value)| value)
+        .map_err(|rejection| path_error(&rejection))
+}
+
+/// The body, or a JSON 413 naming the limit.
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: Option<Extension<MaxBodyBytes>>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))
+}
+
+pub(crate) fn bad_query(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// `?limit=`: 1 to [`MAX_LIMIT`].
+pub(crate) fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| bad_query(format!("limit must be a number from 1 to {MAX_LIMIT}")))
+}
+
+/// Opaque to callers: the position as hex, so nobody builds one by hand.
+pub(crate) fn encode_cursor(position: &str) -> String {
+    position.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    let invalid = || bad_query("cursor is not one this API returned".into());
+    if !cursor.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
