@@ -177,6 +177,21 @@ enum WorkflowsCommand {
     },
     /// The published versions, newest first.
     Versions { id: String },
+    /// Run the draft (or a version) against an event, the sample of its
+    /// trigger type by default: every request rendered with its secrets
+    /// redacted and none sent, Decisions followed, Delays skipped.
+    Test {
+        id: String,
+        /// A CloudEvent file (JSON) to run against.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// A published version instead of the draft.
+        #[arg(long)]
+        version: Option<u32>,
+        /// Really send the requests (not available yet: the API refuses it).
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -336,6 +351,16 @@ async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliE
         WorkflowsCommand::Clone { id, new_id } => {
             let head = api.clone_as(&id, &new_id).await?;
             json_or(&head, head_line(&head))
+        }
+        WorkflowsCommand::Test {
+            id,
+            event,
+            version,
+            live,
+        } => {
+            let event = event.map(|file| workflows::read_document(&file)).transpose()?;
+            let tested = api.test(&id, event, version, live).await?;
+            json_or(&tested, workflows::render_timeline(&tested["run"]))
         }
         WorkflowsCommand::Versions { id } => {
             let versions = api.versions(&id).await?;

@@ -182,6 +182,27 @@ impl Api {
         Ok(self.call(Method::POST, &format!("/{id}/{verb}"), None, None).await?.0)
     }
 
+    /// `POST …/{id}/test`: a dry run unless `live`.
+    pub async fn test(
+        &self,
+        id: &str,
+        event: Option<Value>,
+        version: Option<u32>,
+        live: bool,
+    ) -> Result<Value, CliError> {
+        let mut body = json!({ "dry_run": !live });
+        if let Some(event) = event {
+            body["event"] = event;
+        }
+        if let Some(version) = version {
+            body["version"] = json!(version);
+        }
+        Ok(self
+            .call(Method::POST, &format!("/{id}/test"), Some(&body), None)
+            .await?
+            .0)
+    }
+
     pub async fn clone_as(&self, id: &str, new_id: &str) -> Result<Value, CliError> {
         let body = json!({ "id": new_id });
         Ok(self
@@ -277,4 +298,42 @@ pub fn problem_rows(problems: &[Problem]) -> Vec<Vec<String>> {
         .iter()
         .map(|p| vec![p.path.clone(), text(&json!(p.code)), p.message.clone()])
         .collect()
+}
+
+/// A dry run's timeline: one row per step, each rendered request under its
+/// step (credentials already redacted by the API).
+pub fn render_timeline(run: &Value) -> String {
+    let steps = run["steps"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut out = vec![format!(
+        "dry run of {} v{}: {} ({} steps, nothing sent)",
+        text(&run["workflow_id"]),
+        text(&run["version"]),
+        text(&run["outcome"]),
+        steps.len()
+    )];
+    for step in steps {
+        out.push(format!(
+            "\n{}  {}  {}{}",
+            text(&step["step_id"]),
+            text(&step["action"]),
+            text(&step["status"]),
+            step["next"]
+                .as_str()
+                .map(|next| format!("  → {next}"))
+                .unwrap_or_default()
+        ));
+        if let Some(request) = step.get("request") {
+            out.push(format!("  {} {}", text(&request["method"]), text(&request["url"])));
+            for header in request["headers"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                out.push(format!("  {}: {}", text(&header[0]), text(&header[1])));
+            }
+            if let Some(body) = request["body"].as_str() {
+                out.push(format!("  {body}"));
+            }
+        }
+        if let Some(error) = step["error"].as_str() {
+            out.push(format!("  error: {error}"));
+        }
+    }
+    out.join("\n")
 }

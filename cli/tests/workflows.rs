@@ -168,3 +168,54 @@ async fn usage_errors_exit_2_and_a_missing_server_is_named() {
         stderr(&down)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_dry_runs_show_the_rendered_request_with_secrets_redacted_and_send_nothing() {
+    let peer = wiremock::MockServer::start().await;
+    let (server, base) = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("wf_dry.json");
+    let document = json!({"id": "wf_dry", "workspace_id": WS, "name": "dry", "status": "draft",
+        "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "push",
+        "vars": {"crm_secret": "hunter2-secret"},
+        "steps": {"push": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/leads", peer.uri()),
+            "auth": {"type": "bearer", "token": "{{ vars.crm_secret }}"},
+            "body": {"email": "{{ contact.email }}"}}}}});
+    std::fs::write(&file, document.to_string()).expect("write");
+    let applied = workflows(&base, &["apply", "-f", file.to_str().expect("utf-8 path")]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let event = dir.path().join("event.json");
+    let cloud_event = json!({"specversion": "1.0", "id": "evt-dry", "source": "s", "type": "Prize.Won",
+        "workspaceid": WS, "data": {"contact": {"email": "ana@example.com"}}});
+    std::fs::write(&event, cloud_event.to_string()).expect("write");
+
+    let human = workflows(
+        &base,
+        &["test", "wf_dry", "--event", event.to_str().expect("utf-8 path")],
+    )
+    .await;
+    assert!(human.status.success(), "{}", stderr(&human));
+    let shown = stdout(&human);
+    assert!(shown.starts_with("dry run of wf_dry"), "{shown}");
+    assert!(shown.contains(&format!("POST {}/leads", peer.uri())), "{shown}");
+    assert!(shown.contains("[REDACTED]") && !shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains(r#"{"email":"ana@example.com"}"#), "{shown}");
+
+    let json_out = workflows(&base, &["--json", "test", "wf_dry"]).await;
+    assert!(json_out.status.success(), "{}", stderr(&json_out));
+    let tested: Value = serde_json::from_str(&stdout(&json_out)).expect("--json prints JSON");
+    assert_eq!(
+        tested["event_id"].as_str(),
+        Some("evt-sample-prize.won"),
+        "without --event the sample of the trigger type is used"
+    );
+    assert_eq!(tested["run"]["steps"][0]["status"].as_str(), Some("rendered"));
+    assert!(!stdout(&json_out).contains("hunter2"));
+
+    let live = workflows(&base, &["test", "wf_dry", "--live"]).await;
+    assert_eq!(live.status.code(), Some(1));
+    assert!(stderr(&live).contains("live_test_unavailable"), "{}", stderr(&live));
+    let received = peer.received_requests().await.expect("recording is on");
+    assert!(received.is_empty(), "a dry run sends nothing: {received:?}");
+    server.shutdown().await;
+}

@@ -14,7 +14,7 @@ use axum::Extension;
 use axum::{Json, Router};
 use hookflow_core::lifecycle::{status_name, HeadQuery, LifecycleError, WorkflowHead, Workflows};
 use hookflow_core::workflow::WorkflowStatus;
-use hookflow_core::WorkflowDefinition;
+use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use serde_json::{json, Value};
 
 use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
@@ -253,6 +253,7 @@ async fn lifecycle_verb(
                 .ok_or_else(|| invalid_body("`version` must be a version number"))?;
             workflows.rollback(ws, id, version).await?
         }
+        "test" => return test_run(&workflows, ws, id, &body).await,
         "clone" => {
             let new_id = body_field(&body, "id")?
                 .as_str()
@@ -266,13 +267,85 @@ async fn lifecycle_verb(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!(
-                "no workflow action {other:?}; expected validate, publish, pause, resume, archive, clone or rollback"
+                "no workflow action {other:?}; expected validate, publish, pause, resume, archive, clone, rollback or test"
             ),
             ))
         }
     };
     tracing::info!(workspace_id = ws, workflow_id = id, action = %verb, status = status_name(head.status), revision = head.revision, "workflow lifecycle change");
     Ok(head_response(StatusCode::OK, &head))
+}
+
+/// The body of `POST …/test`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default = "dry_run_by_default")]
+    dry_run: bool,
+    #[serde(default)]
+    version: Option<u32>,
+}
+
+fn dry_run_by_default() -> bool {
+    true
+}
+
+/// `POST …/test` `{"event"?, "dry_run"?, "version"?}`: the draft (or a
+/// version) against the event, or the sample of its trigger type; the whole
+/// timeline, with every request rendered and none sent.
+async fn test_run(workflows: &Workflows, ws: &str, id: &str, body: &Bytes) -> Result<Response, ApiError> {
+    let request: TestRequest = if body.is_empty() {
+        TestRequest {
+            event: None,
+            dry_run: true,
+            version: None,
+        }
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            invalid_body(&format!(
+                "expected {{\"event\"?: CloudEvent, \"dry_run\"?: bool, \"version\"?: number}}: {e}"
+            ))
+        })?
+    };
+    if !request.dry_run {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "live_test_unavailable",
+            "live tests are not available yet: send {\"dry_run\": true}, or publish and send a real event",
+        ));
+    }
+    let event = match request.event {
+        Some(event) => event,
+        None => {
+            let workflow = match request.version {
+                Some(version) => workflows.version(ws, id, version).await?,
+                None => Arc::new(workflows.get(ws, id).await?.draft),
+            };
+            let trigger_type = &workflow.trigger.trigger_type;
+            hookflow_core::samples::sample_event(trigger_type, ws).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_sample_event",
+                    format!("no sample event of type {trigger_type:?} in events/triggers/; send one as `event`"),
+                )
+            })?
+        }
+    };
+    let event = TriggerEvent::from_cloudevent(&event, "event")?;
+    if event.workspaceid != ws {
+        return Err(invalid_body(&format!(
+            "the event's workspaceid is {:?}, not this workspace {ws:?}",
+            event.workspaceid
+        )));
+    }
+    let run = workflows.dry_run(ws, id, request.version, &event).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"dry_run": true, "event_id": event.id, "run": run})),
+    )
+        .into_response())
 }
 
 fn invalid_body(message: &str) -> ApiError {

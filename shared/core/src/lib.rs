@@ -18,6 +18,7 @@ pub mod ports;
 pub mod redact;
 pub mod retry;
 pub mod run;
+pub mod samples;
 pub mod subscription;
 pub mod template;
 pub mod validate;

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{dry_run, DryRun};
+use crate::event::TriggerEvent;
 use crate::ports::{Clock, PortError, PortResult, WorkflowStore};
 use crate::subscription::Subscription;
 use crate::validate::{is_valid_id, validate, Problem};
@@ -472,6 +474,22 @@ impl Workflows {
                 workflow_id: workflow_id.to_owned(),
                 version,
             })
+    }
+
+    /// A dry run of the draft, or of a published version, against `event`:
+    /// nothing is sent or stored.
+    pub async fn dry_run(
+        &self,
+        workspace_id: &str,
+        workflow_id: &str,
+        version: Option<u32>,
+        event: &TriggerEvent,
+    ) -> LifecycleResult<DryRun> {
+        let workflow = match version {
+            Some(version) => self.version(workspace_id, workflow_id, version).await?,
+            None => Arc::new(self.get(workspace_id, workflow_id).await?.draft),
+        };
+        Ok(dry_run(&workflow, event))
     }
 
     /// Loads one workflow file (`hookflow dev --workflows`): the file becomes

@@ -595,7 +595,7 @@ fn step_of<'a>(workflow: &'a WorkflowDefinition, step_id: &str) -> Result<&'a St
 }
 
 /// The workflow's constant `vars` under whatever steps have set.
-fn with_workflow_vars(mut context: Value, workflow: &WorkflowDefinition) -> Value {
+pub(super) fn with_workflow_vars(mut context: Value, workflow: &WorkflowDefinition) -> Value {
     if workflow.vars.is_empty() {
         return context;
     }
@@ -611,7 +611,7 @@ fn with_workflow_vars(mut context: Value, workflow: &WorkflowDefinition) -> Valu
 }
 
 /// Makes a finished step visible to the steps after it.
-fn apply_output(context: &mut Value, step_id: &str, step: &Step, output: Value) {
+pub(super) fn apply_output(context: &mut Value, step_id: &str, step: &Step, output: Value) {
     let Value::Object(ctx) = context else { return };
     if let (Action::SetVariables(_), Value::Object(values)) = (&step.action, &output) {
         if let Value::Object(vars) = ctx.entry("vars").or_insert_with(|| Value::Object(Map::new())) {

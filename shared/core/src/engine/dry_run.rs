@@ -1,0 +1,198 @@
+//! A dry run (`POST …/workflows/{id}/test` with `dry_run: true`): the
+//! workflow walked against one event with nothing sent and nothing stored.
+//! Each HTTP request is rendered as it would go out, with its credentials
+//! redacted; Decisions are followed; Delays are skipped; variables are set.
+//! A request that is not sent has no response, so the steps after it see
+//! `null` as its output.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::execute::{apply_output, with_workflow_vars};
+use crate::actions::Action;
+use crate::event::TriggerEvent;
+use crate::redact::{is_sensitive_header, Secrets, REDACTED};
+use crate::run::initial_context;
+use crate::workflow::WorkflowDefinition;
+
+/// Dry runs stop after this many steps: a loop of Decisions on a condition
+/// no step changes would otherwise never end.
+pub const MAX_DRY_RUN_STEPS: usize = 200;
+
+/// The id a dry run gives its run, in `run.id` of the context.
+const DRY_RUN_ID: &str = "dry_run";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DryStatus {
+    /// An HTTP request, rendered and not sent.
+    Rendered,
+    /// A pure step that ran (Decision, SetVariables).
+    Succeeded,
+    /// A Delay, not waited for.
+    Skipped,
+    Failed,
+}
+
+/// A request as it would be sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedRequest {
+    pub method: String,
+    pub url: String,
+    /// Credential headers read `[REDACTED]`.
+    pub headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryStep {
+    pub step_id: String,
+    pub action: &'static str,
+    pub status: DryStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RenderedRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    pub workflow_id: String,
+    pub version: u32,
+    pub steps: Vec<DryStep>,
+    /// `succeeded`, `failed` (a step failed and had no `on_failure`), or
+    /// `step_limit` (stopped after [`MAX_DRY_RUN_STEPS`]).
+    pub outcome: &'static str,
+}
+
+/// Walks `workflow` from its start step against `event`.
+pub fn dry_run(workflow: &WorkflowDefinition, event: &TriggerEvent) -> DryRun {
+    let context = initial_context(event, DRY_RUN_ID, &workflow.id, workflow.version);
+    let mut context = with_workflow_vars(context, workflow);
+    let mut steps = vec![];
+    let mut current = Some(workflow.start.clone());
+    let mut outcome = "succeeded";
+    while let Some(step_id) = current.take() {
+        if steps.len() == MAX_DRY_RUN_STEPS {
+            outcome = "step_limit";
+            break;
+        }
+        let Some(step) = workflow.steps.get(&step_id) else {
+            steps.push(failed(
+                &step_id,
+                "unknown",
+                format!("no step {step_id:?} in the workflow"),
+            ));
+            outcome = "failed";
+            break;
+        };
+        let (dry, output) = dry_step(&step_id, &step.action, step.next.clone(), &context);
+        if dry.status == DryStatus::Failed {
+            current = step.on_failure.clone();
+            if let (Some(_), Value::Object(ctx)) = (&current, &mut context) {
+                ctx.insert(
+                    "error".into(),
+                    json!({"step_id": step_id, "message": dry.error, "attempts": 1}),
+                );
+            } else {
+                outcome = "failed";
+            }
+        } else {
+            apply_output(&mut context, &step_id, step, output);
+            current = dry.next.clone();
+        }
+        steps.push(dry);
+    }
+    DryRun {
+        workflow_id: workflow.id.clone(),
+        version: workflow.version,
+        steps,
+        outcome,
+    }
+}
+
+fn failed(step_id: &str, action: &'static str, error: String) -> DryStep {
+    DryStep {
+        step_id: step_id.to_owned(),
+        action,
+        status: DryStatus::Failed,
+        request: None,
+        output: None,
+        next: None,
+        error: Some(error),
+    }
+}
+
+/// One step: what the timeline shows, and the output later steps see.
+fn dry_step(step_id: &str, action: &Action, next: Option<String>, context: &Value) -> (DryStep, Value) {
+    let mut secrets = Secrets::of_context(context);
+    let mut dry = DryStep {
+        step_id: step_id.to_owned(),
+        action: action.type_name(),
+        status: DryStatus::Succeeded,
+        request: None,
+        output: None,
+        next,
+        error: None,
+    };
+    let output = match action {
+        Action::HttpRequest(request) => match request.prepare(context, &format!("{DRY_RUN_ID}:{step_id}")) {
+            Ok(call) => {
+                secrets.add_call(&call);
+                let headers = call
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let shown = if is_sensitive_header(name) {
+                            REDACTED.to_owned()
+                        } else {
+                            secrets.scrub_text(value)
+                        };
+                        (name.clone(), shown)
+                    })
+                    .collect();
+                dry.status = DryStatus::Rendered;
+                dry.request = Some(RenderedRequest {
+                    method: call.method,
+                    url: secrets.scrub_text(&call.url),
+                    headers,
+                    body: call.body.map(|b| secrets.scrub_text(&String::from_utf8_lossy(&b))),
+                });
+                Value::Null
+            }
+            Err(err) => {
+                return (
+                    failed(step_id, action.type_name(), secrets.scrub_text(&err.to_string())),
+                    Value::Null,
+                )
+            }
+        },
+        Action::Decision(decision) => {
+            let (chosen, branch) = decision.choose(context);
+            dry.next = chosen.clone();
+            json!({"branch": branch.map_or(json!("default"), |i| json!(i)), "next": chosen})
+        }
+        Action::SetVariables(set) => match set.render(context) {
+            Ok(values) => Value::Object(values),
+            Err(err) => {
+                return (
+                    failed(step_id, action.type_name(), secrets.scrub_text(&err.to_string())),
+                    Value::Null,
+                )
+            }
+        },
+        Action::Delay(_) => {
+            dry.status = DryStatus::Skipped;
+            json!({"skipped": true})
+        }
+    };
+    let mut shown = output.clone();
+    secrets.scrub_value(&mut shown);
+    dry.output = (!shown.is_null()).then_some(shown);
+    (dry, output)
+}
