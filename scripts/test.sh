@@ -3,7 +3,8 @@
 # a project-local virtualenv, starts two of them on free loopback ports (one
 # shared by the tests, one of its own for the emulator chaos test, since moto
 # serves one request at a time), runs every test of the workspace against
-# them, and stops them again, also on failure.
+# them, and stops them again, also on failure. Then schemathesis checks the
+# HTTP API against its OpenAPI document (scripts/schemathesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,3 +62,9 @@ export HOOKFLOW_TEST_CHAOS_AWS_ENDPOINT="$MOTO_ENDPOINT"
 echo "== moto $MOTO_VERSION on $HOOKFLOW_TEST_AWS_ENDPOINT (shared) and $HOOKFLOW_TEST_CHAOS_AWS_ENDPOINT (chaos)"
 
 cargo test --workspace --all-targets "$@"
+
+# The API against its own OpenAPI document, once the unfiltered suite passed
+# (a filtered run, `scripts/test.sh NAME`, is for one test).
+if [ "$#" -eq 0 ]; then
+  bash scripts/schemathesis.sh
+fi

@@ -503,6 +503,11 @@ async fn main() -> ExitCode {
             bootstrap_workspace,
         } => {
             init_tracing(log_format);
+            if aws && require_keys {
+                // A bootstrap key would land in the stack's real keys table.
+                eprintln!("hookflow dev: --require-keys makes a bootstrap key, which --aws would store in the stack's tables; make keys with `hookflow keys create --aws` instead");
+                return ExitCode::from(2);
+            }
             let loaded = match load_workflows(&workflows) {
                 Ok(loaded) => loaded,
                 Err(problems) => {
@@ -557,7 +562,11 @@ async fn main() -> ExitCode {
                 workflows.display()
             );
             if let Some(key) = &server.bootstrap_key {
-                println!("bootstrap admin key for workspace {}: {key}", config_workspace);
+                if std::env::var("HOOKFLOW_BOOTSTRAP_KEY").is_ok_and(|given| !given.is_empty()) {
+                    println!("bootstrap admin key for workspace {config_workspace}: the one in HOOKFLOW_BOOTSTRAP_KEY");
+                } else {
+                    println!("bootstrap admin key for workspace {config_workspace}: {key}");
+                }
             } else if !server.addr.ip().is_loopback() {
                 println!("not on loopback: every request needs an API key (hookflow keys create --aws)");
             }

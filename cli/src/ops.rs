@@ -208,15 +208,7 @@ impl Operator {
     /// Through the operator routes of the `hookflow dev` server at `base`.
     pub fn server(base: &str) -> Result<Self, OpsError> {
         reqwest::Url::parse(base).map_err(|e| OpsError::Failed(format!("--server {base:?} is not a URL: {e}")))?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Ok(key) = std::env::var("HOOKFLOW_API_KEY") {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| OpsError::Failed("HOOKFLOW_API_KEY is not valid in a header".into()))?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
         let http = reqwest::Client::builder()
-            .default_headers(headers)
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| OpsError::Failed(format!("cannot build the HTTP client: {e}")))?;

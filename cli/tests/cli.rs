@@ -68,7 +68,7 @@ fn dev_prints_a_ready_line_with_a_curl_and_serves() {
     use std::io::{Read, Write};
     write!(
         stream,
-        "GET /v1/workspaces/ws_demo/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET /v1/workspaces/ws_demo/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut response = String::new();

@@ -62,6 +62,11 @@ async fn require_keys_with_a_bootstrap_key_then_keys_made_listed_and_revoked_fro
         401,
         "dev's own operator routes are behind the same check"
     );
+    assert_eq!(
+        get(&format!("{base}/dev/dlq/steps"), Some(BOOTSTRAP)).await,
+        403,
+        "they cross workspaces: the local developer's only, never a key's"
+    );
 
     let no_key = keys(&base, None, &["list"]).await;
     assert_eq!(no_key.status.code(), Some(1));

@@ -1,19 +1,27 @@
 use std::sync::Arc;
 
 use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_aws::{DynamoAccess, DynamoRuns, DynamoWorkflows};
 use hookflow_core::access::Access;
 use hookflow_core::lifecycle::Workflows;
-use hookflow_core::ports::RunLog;
+use hookflow_core::ports::SystemClock;
 
-/// The management API (workflows and their lifecycle) and the runs read API,
-/// keys and the audit trail: the same routes as `hookflow dev` serves, every
-/// one behind an API key.
-pub(crate) fn router(
-    access: Arc<Access>,
-    runs: Arc<dyn RunLog>,
-    workflows: Arc<Workflows>,
+/// The function as deployed: the management API (workflows and their
+/// lifecycle), the runs read API, keys, the audit trail and the OpenAPI
+/// document, on the stack's tables, every route but the document behind an
+/// API key. The same routes as `hookflow dev` serves.
+pub(crate) fn wire(
+    dynamo: aws_sdk_dynamodb::Client,
+    runs_table: String,
+    workflows_table: String,
+    run_retention: Option<std::time::Duration>,
     stage: Option<&str>,
 ) -> Router {
+    let keys = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table.clone()));
+    let access = Arc::new(Access::new(keys.clone(), keys, Arc::new(SystemClock)));
+    let runs = Arc::new(DynamoRuns::new(dynamo.clone(), runs_table).with_retention(run_retention));
+    let catalog = Arc::new(DynamoWorkflows::new(dynamo, workflows_table));
+    let workflows = Arc::new(Workflows::new(catalog, Arc::new(SystemClock)));
     router_for_stage(
         ApiState {
             gate: Gate {
@@ -27,4 +35,108 @@ pub(crate) fn router(
         DEFAULT_MAX_BODY_BYTES,
         stage,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use hookflow_aws::{create_resources, ResourceNames};
+    use hookflow_core::access::Role;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(router: &Router, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut request = http::Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = router
+            .clone()
+            .oneshot(request.body(body).expect("request"))
+            .await
+            .expect("the router never fails");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// The handler as `main` wires it, on DynamoDB (moto): the document is
+    /// public, and a workflow goes draft → validate → publish → pause behind
+    /// an admin key made with AWS credentials, as `keys create --aws` does.
+    #[tokio::test]
+    async fn serves_the_openapi_document_and_the_lifecycle_on_dynamodb() {
+        let config = hookflow_tests::emulator_config(hookflow_tests::SHARED_EMULATOR).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let names = ResourceNames::with_prefix(&format!("apifn-{}", ulid::Ulid::new().to_string().to_lowercase()));
+        create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
+            .await
+            .expect("create resources on the emulator");
+        let router = wire(
+            dynamo.clone(),
+            names.runs_table.clone(),
+            names.workflows_table.clone(),
+            None,
+            Some("prod"),
+        );
+
+        let (status, doc) = call(&router, "GET", "/prod/v1/openapi.json", None, None).await;
+        assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+        let workflows = "/prod/v1/workspaces/ws_fn/workflows";
+        assert_eq!(call(&router, "GET", workflows, None, None).await.0, 401);
+
+        let store = Arc::new(DynamoAccess::new(dynamo, names.workflows_table));
+        let admin = Access::new(store.clone(), store, Arc::new(SystemClock))
+            .create_key("ws_fn", Role::Admin, None)
+            .await
+            .expect("key")
+            .secret;
+        let key = Some(admin.as_str());
+        let draft = json!({"id": "wf_fn", "workspace_id": "ws_fn", "name": "fn", "status": "draft",
+            "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",
+            "steps": {"s": {"action": {"type": "SetVariables", "values": {"a": "{{ nope."}}}}});
+        assert_eq!(call(&router, "POST", workflows, key, Some(draft)).await.0, 201);
+        let (status, report) = call(&router, "POST", &format!("{workflows}/wf_fn/validate"), key, None).await;
+        assert_eq!((status, report["valid"].as_bool()), (200, Some(false)), "{report}");
+        let (status, refused) = call(&router, "POST", &format!("{workflows}/wf_fn/publish"), key, None).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (422, Some("invalid_workflow"))
+        );
+
+        let (_, head) = call(&router, "GET", &format!("{workflows}/wf_fn"), key, None).await;
+        let mut fixed = head["draft"].clone();
+        fixed["steps"]["s"]["action"]["values"]["a"] = json!(1);
+        let revision = head["revision"].to_string();
+        let put = http::Request::builder()
+            .method("PUT")
+            .uri(format!("{workflows}/wf_fn"))
+            .header("authorization", format!("Bearer {admin}"))
+            .header("if-match", revision)
+            .body(Body::from(fixed.to_string()))
+            .expect("request");
+        assert_eq!(
+            router.clone().oneshot(put).await.expect("router").status().as_u16(),
+            200
+        );
+        let (status, published) = call(&router, "POST", &format!("{workflows}/wf_fn/publish"), key, None).await;
+        assert_eq!(
+            (status, published["published_version"].as_u64()),
+            (200, Some(1)),
+            "{published}"
+        );
+        let (status, paused) = call(&router, "POST", &format!("{workflows}/wf_fn/pause"), key, None).await;
+        assert_eq!((status, paused["status"].as_str()), (200, Some("paused")));
+        let (status, trail) = call(&router, "GET", "/prod/v1/workspaces/ws_fn/audit", key, None).await;
+        assert_eq!(
+            (status, trail["entries"].as_array().map(Vec::len)),
+            (200, Some(4)),
+            "create, update, publish, pause (validate is a read): {trail}"
+        );
+    }
 }

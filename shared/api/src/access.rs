@@ -42,7 +42,7 @@ impl From<AccessError> for ApiError {
             AccessError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
             AccessError::KeyNotFound(_) => StatusCode::NOT_FOUND,
-            AccessError::InvalidKey(_) => StatusCode::BAD_REQUEST,
+            AccessError::InvalidKey(_) | AccessError::InvalidId(_) => StatusCode::BAD_REQUEST,
             AccessError::Port(port) => return hookflow_core::EngineError::from(port.clone()).into(),
         };
         ApiError::new(status, err.code(), err.to_string())
@@ -59,12 +59,13 @@ pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permis
     if route == "/v1/events" {
         return Some(Permission::Ingest);
     }
-    // `hookflow dev`'s dead-letter and replay routes are on-call actions.
+    // `hookflow dev`'s dead-letter and replay routes cross workspaces.
     if route.starts_with("/dev/") {
-        return Some(Permission::Operate);
+        return Some(Permission::LocalDevelopment);
     }
     let admin_only_reads = route.contains("/keys") || route.ends_with("/audit");
-    if (method == Method::GET || method == Method::HEAD) && !admin_only_reads {
+    let reads = method == Method::GET || method == Method::HEAD || route.ends_with("/validate");
+    if reads && !admin_only_reads {
         Some(Permission::Operate)
     } else {
         Some(Permission::Administer)
@@ -85,21 +86,30 @@ pub(crate) async fn check(
             return ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text()).into_response()
         }
     };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| matched.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
     let method = request.method().clone();
-    let Some(permission) = required_permission(&method, &route) else {
-        return next.run(request).await;
+    // Without a matched route (never under route_layer) nothing is public.
+    let (route, permission) = match request.extensions().get::<MatchedPath>() {
+        Some(matched) => {
+            let route = matched.as_str().to_owned();
+            let Some(permission) = required_permission(&method, &route) else {
+                return next.run(request).await;
+            };
+            (route, permission)
+        }
+        None => (request.uri().path().to_owned(), Permission::Administer),
     };
     let workspace_id = params
         .iter()
         .find(|(name, _)| *name == "workspace_id")
         .map(|(_, value)| value.to_owned());
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let actor = match authenticate(&gate, authorization.as_ref()).await {
+    let keyless = match gate.keyless {
+        KeylessRequests::AllowedAsLocalDeveloper if from_this_machine(request.headers()) => {
+            KeylessRequests::AllowedAsLocalDeveloper
+        }
+        _ => KeylessRequests::Refused,
+    };
+    let actor = match authenticate(&gate.access, keyless, authorization.as_ref()).await {
         Ok(actor) => actor,
         Err(err) => return refusal(err),
     };
@@ -122,17 +132,46 @@ pub(crate) async fn check(
     response
 }
 
-async fn authenticate(gate: &Gate, authorization: Option<&HeaderValue>) -> Result<Actor, AccessError> {
-    match (authorization, gate.keyless) {
+async fn authenticate(
+    access: &Access,
+    keyless: KeylessRequests,
+    authorization: Option<&HeaderValue>,
+) -> Result<Actor, AccessError> {
+    match (authorization, keyless) {
         (None, KeylessRequests::AllowedAsLocalDeveloper) => Ok(Actor::LocalDeveloper),
-        (None, KeylessRequests::Refused) => gate.access.authenticate(None).await,
+        (None, KeylessRequests::Refused) => access.authenticate(None).await,
         (Some(value), _) => {
             let value = value
                 .to_str()
                 .map_err(|_| AccessError::Unauthenticated("the Authorization header is not valid text"))?;
-            gate.access.authenticate(Some(value)).await
+            access.authenticate(Some(value)).await
         }
     }
+}
+
+/// A loopback listener is not enough to trust a key-less request: a web page
+/// can reach it through DNS rebinding (a foreign `Host`) or a cross-site
+/// form or fetch (a foreign `Origin`). Both must name this machine.
+fn from_this_machine(headers: &axum::http::HeaderMap) -> bool {
+    let local_host = |authority: &str| {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    };
+    let host_ok = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_none_or(local_host);
+    let origin_ok = headers.get(header::ORIGIN).is_none_or(|origin| {
+        origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")))
+            .is_some_and(local_host)
+    });
+    host_ok && origin_ok
 }
 
 fn refusal(err: AccessError) -> Response {
@@ -174,6 +213,9 @@ struct NewKey {
 }
 
 /// `POST …/keys` `{"role", "name"?}`: the key is in this answer only.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/keys", tag = "keys",
+    params(crate::openapi::WorkspaceId), request_body(content = crate::openapi::NewKey, content_type = "application/json"),
+    responses((status = 201, body = crate::openapi::KeyCreated)))]
 async fn create_key(
     State(state): State<ApiState>,
     workspace_id: PathResult<String>,
@@ -203,6 +245,8 @@ async fn create_key(
 }
 
 /// `GET …/keys`: every key of the workspace, never a secret or hash.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/keys", tag = "keys",
+    params(crate::openapi::WorkspaceId), responses((status = 200, body = crate::openapi::KeyList)))]
 async fn list_keys(State(state): State<ApiState>, workspace_id: PathResult<String>) -> Result<Json<Value>, ApiError> {
     let workspace_id = path(workspace_id)?;
     let keys = state.gate.access.list_keys(&workspace_id).await?;
@@ -213,6 +257,9 @@ async fn list_keys(State(state): State<ApiState>, workspace_id: PathResult<Strin
 
 /// `DELETE …/keys/{key_id}`: revoked at once in this process, within
 /// [`hookflow_core::access::KEY_CACHE_TTL`] everywhere.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/keys/{key_id}", tag = "keys",
+    params(crate::openapi::WorkspaceId, ("key_id" = String, Path)),
+    responses((status = 200, body = crate::openapi::KeySummary), (status = 404, body = crate::openapi::ErrorBody)))]
 async fn revoke_key(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
     let (workspace_id, key_id) = path(ids)?;
     let revoked = state.gate.access.revoke_key(&workspace_id, &key_id).await?;
@@ -220,6 +267,12 @@ async fn revoke_key(State(state): State<ApiState>, ids: PathResult<(String, Stri
 }
 
 /// `GET …/audit[?limit=&cursor=]`: management writes, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit", tag = "keys",
+    description = "Management writes, newest first.",
+    params(crate::openapi::WorkspaceId,
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page")),
+    responses((status = 200, body = crate::openapi::AuditPageView)))]
 async fn audit_trail(
     State(state): State<ApiState>,
     workspace_id: PathResult<String>,
@@ -291,7 +344,16 @@ mod tests {
                 "/v1/workspaces/{workspace_id}/audit",
                 Some(Permission::Administer),
             ),
-            (Method::POST, "/dev/dlq/{queue}/redrive", Some(Permission::Operate)),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/validate",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/dev/dlq/{queue}/redrive",
+                Some(Permission::LocalDevelopment),
+            ),
         ];
         for (method, route, expected) in cases {
             assert_eq!(required_permission(&method, route), expected, "{method} {route}");

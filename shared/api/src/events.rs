@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hookflow_core::access::{Actor, Permission};
+use hookflow_core::access::{AccessError, Actor, Permission};
 use hookflow_core::event::{self, Mode};
 use serde_json::json;
 
@@ -16,6 +16,10 @@ use crate::{ApiError, ApiState, MaxBodyBytes};
 /// The body is read through `DefaultBodyLimit` (see [`crate::router`]): a
 /// body over the limit is refused as soon as the limit is passed, whether or
 /// not it has a `Content-Length`, and never buffered whole.
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    description = "One CloudEvent (structured `application/cloudevents+json` or `application/json`, or binary with `ce-*` headers) or a batch (`application/cloudevents-batch+json`). An `ingest` or `admin` key, for events of its own workspace.",
+    request_body(content = Object, content_type = "application/cloudevents+json"),
+    responses((status = 202, body = crate::openapi::EventsAccepted), (status = 415, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn post_events(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -40,11 +44,13 @@ pub(crate) async fn post_events(
     };
     let (mode, events) = event::parse_request(content_type, &body)?;
     // A key sends events of its own workspace only; a batch is refused
-    // whole, before anything is enqueued.
-    if let Some(Extension(actor)) = actor {
-        for event in &events {
-            actor.authorize(Permission::Ingest, Some(&event.workspaceid))?;
-        }
+    // whole, before anything is enqueued. The key check always names the
+    // actor: without one, nothing is accepted.
+    let Some(Extension(actor)) = actor else {
+        return Err(AccessError::Unauthenticated("an API key is required").into());
+    };
+    for event in &events {
+        actor.authorize(Permission::Ingest, Some(&event.workspaceid))?;
     }
     let receipts = ingest.accept(&events).await?;
     let body = match mode {

@@ -4,6 +4,7 @@
 mod access;
 mod error;
 mod events;
+pub mod openapi;
 mod params;
 mod runs;
 mod workflows;
@@ -72,6 +73,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     }
     let gate = state.gate.clone();
     guard(router.merge(access::routes()), gate)
+        .route("/v1/openapi.json", get(openapi::serve))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

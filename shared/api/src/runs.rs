@@ -18,6 +18,11 @@ fn bad_query(message: String) -> ApiError {
 }
 
 /// `GET /v1/workspaces/{ws}/runs[?workflow_id=&status=&limit=]`, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs", tag = "runs",
+    params(crate::openapi::WorkspaceId,
+        ("workflow_id" = Option<String>, Query), ("status" = Option<String>, Query, description = "running, succeeded or failed"),
+        ("limit" = Option<u32>, Query, description = "1 to 500 (default 50)")),
+    responses((status = 200, body = crate::openapi::RunList)))]
 pub(crate) async fn list_runs(
     State(state): State<ApiState>,
     Path(workspace_id): Path<String>,
@@ -71,6 +76,9 @@ pub(crate) async fn list_runs(
 }
 
 /// `GET /v1/workspaces/{ws}/runs/{run_id}`: the run and its step timeline.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs/{run_id}", tag = "runs",
+    params(crate::openapi::WorkspaceId, ("run_id" = String, Path)),
+    responses((status = 200, body = crate::openapi::RunDetail), (status = 404, body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_run(
     State(state): State<ApiState>,
     Path((workspace_id, run_id)): Path<(String, String)>,

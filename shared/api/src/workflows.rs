@@ -18,7 +18,9 @@ use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use serde_json::{json, Value};
 
 use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
-use crate::{ApiError, ApiState, MaxBodyBytes};
+use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
+
+const WORKFLOW: &str = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}";
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -31,10 +33,13 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/validate",
             post(validate),
         )
-        .route(
-            "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/{verb}",
-            post(lifecycle_verb),
-        )
+        .route(&format!("{WORKFLOW}/publish"), post(publish))
+        .route(&format!("{WORKFLOW}/pause"), post(pause))
+        .route(&format!("{WORKFLOW}/resume"), post(resume))
+        .route(&format!("{WORKFLOW}/archive"), post(archive))
+        .route(&format!("{WORKFLOW}/rollback"), post(rollback))
+        .route(&format!("{WORKFLOW}/clone"), post(clone))
+        .route(&format!("{WORKFLOW}/test"), post(test))
         .route(
             "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/versions",
             get(versions),
@@ -133,6 +138,14 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 /// `GET …/workflows[?status=&trigger_type=&limit=&cursor=]`, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/workflows", tag = "workflows",
+    description = "The workspace's workflows, newest first.",
+    params(openapi::WorkspaceId,
+        ("status" = Option<String>, Query, description = "draft, active, paused or archived"),
+        ("trigger_type" = Option<String>, Query, description = "the published (or draft) trigger type"),
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page")),
+    responses((status = 200, body = openapi::WorkflowList)))]
 async fn list(
     State(state): State<ApiState>,
     workspace_id: PathResult<String>,
@@ -182,6 +195,12 @@ fn parse_status(value: &str) -> Result<WorkflowStatus, ApiError> {
 }
 
 /// `POST …/workflows`: a new draft from a document; its `id` names it.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows", tag = "workflows",
+    description = "Create a draft from a workflow document; its `id` names it, its `status` is ignored. The draft may be invalid.",
+    params(openapi::WorkspaceId),
+    request_body(content = Object, description = "a workflow document (public format)", content_type = "application/json"),
+    responses((status = 201, body = openapi::WorkflowHeadView, headers(("etag" = String, description = "the revision, quoted"))),
+        (status = 409, body = openapi::ErrorBody)))]
 async fn create(
     State(state): State<ApiState>,
     workspace_id: PathResult<String>,
@@ -194,6 +213,10 @@ async fn create(
     Ok(head_response(StatusCode::CREATED, &head))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}", tag = "workflows",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::WorkflowHeadView, headers(("etag" = String, description = "the revision, quoted"))),
+        (status = 404, body = openapi::ErrorBody)))]
 async fn show(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Response, ApiError> {
     let (workspace_id, workflow_id) = path(ids)?;
     let head = use_case(&state)?.get(&workspace_id, &workflow_id).await?;
@@ -201,6 +224,13 @@ async fn show(State(state): State<ApiState>, ids: PathResult<(String, String)>) 
 }
 
 /// `PUT …/workflows/{id}` with `If-Match: <revision>`: replaces the draft.
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}", tag = "workflows",
+    description = "Replace the draft; `If-Match` must carry the current revision.",
+    params(openapi::WorkspaceId, openapi::WorkflowId,
+        ("If-Match" = String, Header, description = "the revision from the ETag, e.g. \"3\"")),
+    request_body(content = Object, description = "a workflow document with the same id", content_type = "application/json"),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody),
+        (status = 409, body = openapi::ErrorBody), (status = 412, body = openapi::ErrorBody), (status = 428, body = openapi::ErrorBody)))]
 async fn update(
     State(state): State<ApiState>,
     ids: PathResult<(String, String)>,
@@ -217,6 +247,10 @@ async fn update(
     Ok(head_response(StatusCode::OK, &head))
 }
 
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}", tag = "workflows",
+    description = "Delete a draft that was never published.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 204, description = "deleted"), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody)))]
 async fn delete(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<StatusCode, ApiError> {
     let (workspace_id, workflow_id) = path(ids)?;
     use_case(&state)?.delete(&workspace_id, &workflow_id).await?;
@@ -224,55 +258,158 @@ async fn delete(State(state): State<ApiState>, ids: PathResult<(String, String)>
 }
 
 /// `POST …/validate`: every problem of the draft (200 either way).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/validate", tag = "workflows",
+    description = "Every problem of the draft (200 whether or not it is valid).",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::ValidationReport), (status = 404, body = openapi::ErrorBody)))]
 async fn validate(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
     let (workspace_id, workflow_id) = path(ids)?;
     let problems = use_case(&state)?.validate(&workspace_id, &workflow_id).await?;
     Ok(Json(json!({"valid": problems.is_empty(), "problems": problems})))
 }
 
-/// `POST …/{publish|pause|resume|archive|clone|rollback}`.
-async fn lifecycle_verb(
-    State(state): State<ApiState>,
-    ids: PathResult<(String, String, String)>,
+/// A lifecycle verb: each has a route of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Publish,
+    Pause,
+    Resume,
+    Archive,
+    Rollback,
+    Clone,
+    Test,
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish", tag = "workflows",
+    description = "Validate the draft, store it as a new immutable version and make it live (422 with its problems when invalid; an unchanged draft makes no new version).",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn publish(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
     limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (workspace_id, workflow_id, verb) = path(ids)?;
+    verb_handler(state, ids, limit, body, Verb::Publish).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/pause", tag = "workflows",
+    description = "Stop starting runs; runs in flight finish on their version.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn pause(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Pause).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/resume", tag = "workflows",
+    description = "Start runs again on the published version.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn resume(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Resume).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/archive", tag = "workflows",
+    description = "Stop for good; versions and runs stay readable.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn archive(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Archive).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/rollback", tag = "workflows",
+    description = "Publish an older version again, as a new version.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    request_body(content = Option<openapi::RollbackRequest>, content_type = "application/json"),
+    responses((status = 200, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn rollback(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Rollback).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/clone", tag = "workflows",
+    description = "A new draft with the same definition under a new id.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    request_body(content = Option<openapi::CloneRequest>, content_type = "application/json"),
+    responses((status = 201, body = openapi::WorkflowHeadView), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn clone(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Clone).await
+}
+
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/test", tag = "workflows",
+    description = "Run the draft or a version against an event (the sample of its trigger type by default): a dry run renders every request with secrets redacted and sends nothing.",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    request_body(content = Option<openapi::TestRequest>, content_type = "application/json"),
+    responses((status = 200, body = openapi::TestResult), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+async fn test(
+    state: State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    verb_handler(state, ids, limit, body, Verb::Test).await
+}
+
+async fn verb_handler(
+    State(state): State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+    verb: Verb,
+) -> Result<Response, ApiError> {
+    let (workspace_id, workflow_id) = path(ids)?;
     let body = read_body(body, limit)?;
-    let workflows = use_case(&state)?;
-    let (ws, id) = (workspace_id.as_str(), workflow_id.as_str());
-    let head = match verb.as_str() {
-        "publish" => workflows.publish(ws, id).await?,
-        "pause" => workflows.pause(ws, id).await?,
-        "resume" => workflows.resume(ws, id).await?,
-        "archive" => workflows.archive(ws, id).await?,
-        "rollback" => {
-            let version = body_field(&body, "version")?
+    lifecycle(&*use_case(&state)?, &workspace_id, &workflow_id, verb, &body).await
+}
+
+async fn lifecycle(workflows: &Workflows, ws: &str, id: &str, verb: Verb, body: &Bytes) -> Result<Response, ApiError> {
+    let head = match verb {
+        Verb::Publish => workflows.publish(ws, id).await?,
+        Verb::Pause => workflows.pause(ws, id).await?,
+        Verb::Resume => workflows.resume(ws, id).await?,
+        Verb::Archive => workflows.archive(ws, id).await?,
+        Verb::Rollback => {
+            let version = body_field(body, "version")?
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| invalid_body("`version` must be a version number"))?;
             workflows.rollback(ws, id, version).await?
         }
-        "test" => return test_run(&workflows, ws, id, &body).await,
-        "clone" => {
-            let new_id = body_field(&body, "id")?
+        Verb::Clone => {
+            let new_id = body_field(body, "id")?
                 .as_str()
                 .map(str::to_owned)
                 .ok_or_else(|| invalid_body("`id` must be the new workflow's id"))?;
             let head = workflows.clone_as(ws, id, &new_id).await?;
             return Ok(head_response(StatusCode::CREATED, &head));
         }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!(
-                "no workflow action {other:?}; expected validate, publish, pause, resume, archive, clone, rollback or test"
-            ),
-            ))
-        }
+        Verb::Test => return test_run(workflows, ws, id, body).await,
     };
-    tracing::info!(workspace_id = ws, workflow_id = id, action = %verb, status = status_name(head.status), revision = head.revision, "workflow lifecycle change");
+    tracing::info!(workspace_id = ws, workflow_id = id, action = ?verb, status = status_name(head.status), revision = head.revision, "workflow lifecycle change");
     Ok(head_response(StatusCode::OK, &head))
 }
 
@@ -362,6 +499,9 @@ fn body_field(body: &Bytes, field: &str) -> Result<Value, ApiError> {
 }
 
 /// `GET …/versions`: the published versions, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/versions", tag = "workflows",
+    params(openapi::WorkspaceId, openapi::WorkflowId),
+    responses((status = 200, body = openapi::VersionList), (status = 404, body = openapi::ErrorBody)))]
 async fn versions(State(state): State<ApiState>, ids: PathResult<(String, String)>) -> Result<Json<Value>, ApiError> {
     let (workspace_id, workflow_id) = path(ids)?;
     let versions = use_case(&state)?.versions(&workspace_id, &workflow_id).await?;
@@ -373,6 +513,9 @@ async fn versions(State(state): State<ApiState>, ids: PathResult<(String, String
     Ok(Json(json!({ "versions": listed })))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/versions/{version}", tag = "workflows",
+    params(openapi::WorkspaceId, openapi::WorkflowId, ("version" = u32, Path, description = "a published version number")),
+    responses((status = 200, body = Object, description = "the immutable workflow document of that version"), (status = 404, body = openapi::ErrorBody)))]
 async fn version(
     State(state): State<ApiState>,
     ids: PathResult<(String, String, String)>,

@@ -282,6 +282,13 @@ async fn another_workspace_or_a_weak_role_gets_403() {
         "an operator cannot make itself an admin"
     );
 
+    let validate = format!("{WORKFLOWS}/wf_1/validate");
+    assert_eq!(
+        stack.call("POST", &validate, Some(&operator), None).await.0,
+        200,
+        "validating is a read"
+    );
+
     // The admin may everything, in its own workspace.
     assert_eq!(stack.call("POST", &publish, Some(&admin), None).await.0, 200);
     assert_eq!(
@@ -294,6 +301,20 @@ async fn another_workspace_or_a_weak_role_gets_403() {
 }
 
 #[tokio::test]
+async fn a_key_for_a_malformed_workspace_is_refused() {
+    let stack = stack(KeylessRequests::AllowedAsLocalDeveloper);
+    let (status, code) = stack
+        .code(
+            "POST",
+            "/v1/workspaces/ws%23x/keys",
+            None,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_id"));
+}
+
+#[tokio::test]
 async fn key_less_requests_are_the_local_developers_only_when_allowed() {
     let open = stack(KeylessRequests::AllowedAsLocalDeveloper);
     assert_eq!(open.call("GET", WORKFLOWS, None, None).await.0, 200);
@@ -301,6 +322,35 @@ async fn key_less_requests_are_the_local_developers_only_when_allowed() {
         open.code("GET", WORKFLOWS, Some("hfk_bad"), None).await,
         (401, "unauthenticated".into()),
         "a key that is presented is checked even then"
+    );
+    // A page in a browser reaching the loopback listener is not the developer.
+    for (name, value) in [
+        ("host", "attacker.example:3000"),
+        ("origin", "https://attacker.example"),
+    ] {
+        let request = Request::builder()
+            .uri(WORKFLOWS)
+            .header(name, value)
+            .body(Body::empty())
+            .expect("request");
+        let response = open.app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status().as_u16(), 401, "key-less with a foreign {name}");
+    }
+    let local = Request::builder()
+        .uri(WORKFLOWS)
+        .header("host", "127.0.0.1:3000")
+        .header("origin", "http://localhost:3000")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(
+        open.app
+            .clone()
+            .oneshot(local)
+            .await
+            .expect("infallible")
+            .status()
+            .as_u16(),
+        200
     );
     let closed = stack(KeylessRequests::Refused);
     assert_eq!(closed.call("GET", WORKFLOWS, None, None).await.0, 401);

@@ -62,7 +62,11 @@ impl Role {
     pub fn may(self, permission: Permission) -> bool {
         matches!(
             (self, permission),
-            (Self::Admin, _) | (Self::Operator, Permission::Operate) | (Self::Ingest, Permission::Ingest)
+            (
+                Self::Admin,
+                Permission::Ingest | Permission::Operate | Permission::Administer
+            ) | (Self::Operator, Permission::Operate)
+                | (Self::Ingest, Permission::Ingest)
         )
     }
 }
@@ -76,6 +80,9 @@ pub enum Permission {
     Operate,
     /// Every write, and keys and the audit trail.
     Administer,
+    /// `hookflow dev`'s own operator routes, which cross workspaces: the
+    /// local developer's only, never a key's.
+    LocalDevelopment,
 }
 
 /// A stored API key: never the key itself, only its hash.
@@ -150,6 +157,11 @@ impl Actor {
             return Err(AccessError::Forbidden(format!(
                 "this key belongs to workspace {own:?}, not {workspace_id:?}"
             )));
+        }
+        if permission == Permission::LocalDevelopment {
+            return Err(AccessError::Forbidden(
+                "hookflow dev's own routes serve the local developer only (key-less, on loopback)".to_owned(),
+            ));
         }
         if !role.may(permission) {
             return Err(AccessError::Forbidden(format!(
@@ -256,6 +268,8 @@ pub enum AccessError {
     KeyNotFound(String),
     #[error("{0}")]
     InvalidKey(String),
+    #[error("{0}")]
+    InvalidId(String),
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -267,6 +281,7 @@ impl AccessError {
             Self::Forbidden(_) => "forbidden",
             Self::KeyNotFound(_) => "key_not_found",
             Self::InvalidKey(_) => "invalid_key",
+            Self::InvalidId(_) => "invalid_id",
             Self::Port(_) => "unavailable",
         }
     }
@@ -373,6 +388,11 @@ impl Access {
         name: Option<String>,
         secret: String,
     ) -> Result<MintedKey, AccessError> {
+        if !crate::validate::is_valid_id(workspace_id) {
+            return Err(AccessError::InvalidId(format!(
+                "workspace id {workspace_id:?} must be 1 to 64 letters, digits, '_' or '-'"
+            )));
+        }
         let id = key_id_of(&secret).unwrap_or_default().to_owned();
         let key = ApiKey {
             format: ACCESS_FORMAT,
@@ -437,7 +457,12 @@ impl Access {
         let key = self.keys.get_key(id).await?;
         let mut cache = self.cache_lock();
         if cache.len() >= KEY_CACHE_CAPACITY {
-            cache.clear();
+            // Made-up ids go first, so a flood of them does not push real
+            // keys out.
+            cache.retain(|_, (key, _)| key.is_some());
+            if cache.len() >= KEY_CACHE_CAPACITY {
+                cache.clear();
+            }
         }
         cache.insert(id.to_owned(), (key.clone(), now));
         Ok(key)

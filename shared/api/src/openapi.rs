@@ -1,0 +1,432 @@
+//! The OpenAPI 3.1 document (`GET /v1/openapi.json`), generated from the
+//! handlers' `#[utoipa::path]` annotations and the schemas below, which
+//! describe the JSON the handlers write. Every secured operation gets the
+//! refusals the key check and the stores can answer with (401, 403, 503) in
+//! one place, [`CommonRefusals`].
+
+use axum::Json;
+use serde_json::Value;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{RefOr, Response, ResponseBuilder};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+/// Every refusal: `{"error": {"code", "message", "details"?}}`.
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `unauthenticated`, `forbidden`, `workflow_not_found`, `revision_mismatch`, …
+    pub code: String,
+    pub message: String,
+    /// Machine-readable detail, such as `{"problems": [...]}` of an invalid draft.
+    pub details: Option<Value>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkspaceId {
+    /// The workspace; an API key works in its own workspace only.
+    pub workspace_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkflowId {
+    pub workflow_id: String,
+}
+
+/// The mutable head of a workflow; its `revision` is also the `ETag`.
+#[derive(ToSchema)]
+pub struct WorkflowHeadView {
+    pub id: String,
+    pub workspace_id: String,
+    #[schema(inline)]
+    pub status: Status,
+    pub revision: u64,
+    /// The live version while active or paused.
+    pub published_version: Option<u32>,
+    /// The highest version ever stored.
+    pub latest_version: u32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// The editable workflow document (it may be invalid until published).
+    pub draft: Value,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Status {
+    Draft,
+    Active,
+    Paused,
+    Archived,
+}
+
+#[derive(ToSchema)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowHeadView>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct Problem {
+    /// JSON path in the document, e.g. `steps.push.action.url`.
+    pub path: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(ToSchema)]
+pub struct ValidationReport {
+    pub valid: bool,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(ToSchema)]
+pub struct VersionSummary {
+    pub version: u32,
+    pub name: String,
+    pub trigger_type: String,
+}
+
+#[derive(ToSchema)]
+pub struct VersionList {
+    pub versions: Vec<VersionSummary>,
+}
+
+#[derive(ToSchema)]
+pub struct RollbackRequest {
+    /// The version to publish again.
+    pub version: u32,
+}
+
+#[derive(ToSchema)]
+pub struct CloneRequest {
+    /// The new workflow's id.
+    pub id: String,
+}
+
+#[derive(ToSchema)]
+pub struct TestRequest {
+    /// A CloudEvent (structured JSON); the sample of the workflow's trigger type when absent.
+    pub event: Option<Value>,
+    /// `true` (the default): render requests, send nothing. `false` (live) is not available yet.
+    pub dry_run: Option<bool>,
+    /// A published version instead of the draft.
+    pub version: Option<u32>,
+}
+
+#[derive(ToSchema)]
+pub struct TestResult {
+    pub dry_run: bool,
+    pub event_id: String,
+    pub run: DryRunView,
+}
+
+#[derive(ToSchema)]
+pub struct DryRunView {
+    pub workflow_id: String,
+    pub version: u32,
+    pub steps: Vec<DryStepView>,
+    /// `succeeded`, `failed` or `step_limit`.
+    pub outcome: String,
+}
+
+#[derive(ToSchema)]
+pub struct DryStepView {
+    pub step_id: String,
+    pub action: String,
+    /// `rendered`, `succeeded`, `skipped` or `failed`.
+    pub status: String,
+    pub request: Option<RenderedRequestView>,
+    pub output: Option<Value>,
+    pub next: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct RenderedRequestView {
+    pub method: String,
+    pub url: String,
+    /// `[name, value]` pairs; credential headers read `[REDACTED]`.
+    pub headers: Vec<Vec<String>>,
+    pub body: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct NewKey {
+    /// `admin`, `operator` or `ingest`.
+    pub role: String,
+    pub name: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct KeySummary {
+    pub id: String,
+    pub workspace_id: String,
+    pub role: String,
+    pub name: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A new key: `key` is shown in this answer only.
+#[derive(ToSchema)]
+pub struct KeyCreated {
+    pub id: String,
+    pub workspace_id: String,
+    pub role: String,
+    pub name: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// `hfk_…`
+    pub key: String,
+}
+
+#[derive(ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeySummary>,
+}
+
+#[derive(ToSchema)]
+pub struct AuditEntryView {
+    pub id: String,
+    pub workspace_id: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The key id, `local-developer` or `aws-credentials`.
+    pub actor: String,
+    /// Method and route, e.g. `POST /v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish`.
+    pub action: String,
+    pub target: String,
+}
+
+#[derive(ToSchema)]
+pub struct AuditPageView {
+    pub entries: Vec<AuditEntryView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub event_id: String,
+    pub trigger_type: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct RunList {
+    pub runs: Vec<RunSummary>,
+}
+
+#[derive(ToSchema)]
+pub struct StepView {
+    pub step_id: String,
+    pub action: String,
+    pub status: String,
+    pub attempt: u32,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// A run and its step timeline.
+#[derive(ToSchema)]
+pub struct RunDetail {
+    pub run_id: String,
+    pub workspace_id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub status: String,
+    pub steps: Vec<StepView>,
+}
+
+/// `event_id` for one event, `event_ids` for a batch.
+#[derive(ToSchema)]
+pub struct EventsAccepted {
+    pub event_id: Option<String>,
+    pub event_ids: Option<Vec<String>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hookflow API", description = "Events in, workflows managed, runs read. Every route but this document needs `Authorization: Bearer hfk_…` (brief §7)."),
+    paths(
+        serve,
+        crate::events::post_events,
+        crate::runs::list_runs,
+        crate::runs::get_run,
+        crate::workflows::list,
+        crate::workflows::create,
+        crate::workflows::show,
+        crate::workflows::update,
+        crate::workflows::delete,
+        crate::workflows::validate,
+        crate::workflows::publish,
+        crate::workflows::pause,
+        crate::workflows::resume,
+        crate::workflows::archive,
+        crate::workflows::rollback,
+        crate::workflows::clone,
+        crate::workflows::test,
+        crate::workflows::versions,
+        crate::workflows::version,
+        crate::access::list_keys,
+        crate::access::create_key,
+        crate::access::revoke_key,
+        crate::access::audit_trail,
+    ),
+    modifiers(&CommonRefusals)
+)]
+pub struct ApiDoc;
+
+/// Adds the bearer scheme, and to every operation but this document's the
+/// key requirement and the refusals any request can get.
+struct CommonRefusals;
+
+impl Modify for CommonRefusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hfk_<id>_<secret>")
+                    .build(),
+            ),
+        );
+        for (route, item) in openapi.paths.paths.iter_mut() {
+            if route == "/v1/openapi.json" {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_refusals(operation);
+            }
+        }
+    }
+}
+
+fn refusal(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn add_refusals(operation: &mut Operation) {
+    operation.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
+    let common = [
+        (
+            "400",
+            "a path, query or body that does not parse (`invalid_path`, `invalid_query`, `invalid_body`, …)",
+        ),
+        (
+            "401",
+            "no API key, or one that is malformed, unknown or revoked (`unauthenticated`)",
+        ),
+        (
+            "403",
+            "a key of another workspace, or a role that may not do this (`forbidden`)",
+        ),
+        ("413", "a body over the size limit (`payload_too_large`)"),
+        ("503", "a store is briefly unavailable: retry (`unavailable`)"),
+    ];
+    for (status, description) in common {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| refusal(description));
+    }
+}
+
+/// `GET /v1/openapi.json`: this document. Public.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_every_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+        let mut paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        paths.sort_unstable();
+        let ws = "/v1/workspaces/{workspace_id}";
+        let wf = format!("{ws}/workflows/{{workflow_id}}");
+        let mut expected = vec![
+            "/v1/events".to_owned(),
+            "/v1/openapi.json".to_owned(),
+            format!("{ws}/audit"),
+            format!("{ws}/keys"),
+            format!("{ws}/keys/{{key_id}}"),
+            format!("{ws}/runs"),
+            format!("{ws}/runs/{{run_id}}"),
+            format!("{ws}/workflows"),
+            wf.clone(),
+        ];
+        for tail in [
+            "archive",
+            "clone",
+            "pause",
+            "publish",
+            "resume",
+            "rollback",
+            "test",
+            "validate",
+            "versions",
+            "versions/{version}",
+        ] {
+            expected.push(format!("{wf}/{tail}"));
+        }
+        expected.sort_unstable();
+        assert_eq!(paths, expected);
+        let publish = &doc["paths"][format!("{wf}/publish")]["post"];
+        assert!(publish["responses"]["401"].is_object() && publish["responses"]["422"].is_object());
+        assert!(
+            doc["paths"]["/v1/openapi.json"]["get"]["security"].is_null(),
+            "the document is public"
+        );
+    }
+}
