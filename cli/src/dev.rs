@@ -11,13 +11,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
-use hookflow_core::access::{Access, AuditLog, KeyStore, Role};
-use hookflow_core::lifecycle::{WorkflowCatalog, Workflows};
+use hookflow_core::access::{Access, Role};
+use hookflow_core::engine::DeliveryLimits;
+use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::{
-    Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, SystemClock, WorkflowStore,
-};
+use hookflow_core::ports::{Clock, HttpClient, SystemClock};
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
@@ -26,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ops::{self, QueueKind};
+pub use crate::ports::Ports;
 use crate::sink;
 
 #[derive(Debug, Clone)]
@@ -53,13 +52,16 @@ pub struct DevConfig {
     pub bootstrap_workspace: String,
 }
 
+/// Seconds before an unacknowledged message is delivered again: 6x the
+/// longest HttpRequest timeout (120 s), as SQS wants for Lambda.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(720);
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             step_workers: 4,
-            // 6x the longest HttpRequest timeout (120 s), as SQS wants for Lambda.
-            visibility_timeout: Duration::from_secs(720),
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
             max_receive_count: 5,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deny_private_networks: false,
@@ -67,103 +69,6 @@ impl Default for DevConfig {
             require_keys: false,
             bootstrap_key: None,
             bootstrap_workspace: "ws_demo".to_owned(),
-        }
-    }
-}
-
-/// The ports the local stack runs on: the in-memory twins by default, or
-/// DynamoDB and SQS (`hookflow dev --aws`).
-#[derive(Clone)]
-pub struct Ports {
-    pub workflows: Arc<dyn WorkflowStore>,
-    /// The same store as `workflows`, with the lifecycle's heads and commits.
-    pub catalog: Arc<dyn WorkflowCatalog>,
-    pub subscriptions: Arc<dyn SubscriptionIndex>,
-    pub runs: Arc<dyn RunLog>,
-    pub dedupe: Arc<dyn EventDedupe>,
-    pub triggers: Arc<dyn Queue>,
-    pub steps: Arc<dyn Queue>,
-    /// Where `triggers` messages go after `max_receive_count` deliveries.
-    pub triggers_dlq: Arc<dyn Queue>,
-    /// Where `steps` messages go after `max_receive_count` deliveries.
-    pub steps_dlq: Arc<dyn Queue>,
-    pub keys: Arc<dyn KeyStore>,
-    pub audit: Arc<dyn AuditLog>,
-}
-
-impl Ports {
-    pub fn memory(backend: &MemoryBackend) -> Self {
-        Self {
-            workflows: backend.workflows.clone(),
-            catalog: backend.workflows.clone(),
-            subscriptions: backend.subscriptions.clone(),
-            runs: backend.runs.clone(),
-            dedupe: backend.dedupe.clone(),
-            triggers: backend.triggers.clone(),
-            steps: backend.steps.clone(),
-            triggers_dlq: backend.triggers_dlq.clone(),
-            steps_dlq: backend.steps_dlq.clone(),
-            keys: backend.keys.clone(),
-            audit: backend.audit.clone(),
-        }
-    }
-
-    /// DynamoDB and SQS from the standard AWS environment (`AWS_ENDPOINT_URL`,
-    /// `AWS_REGION`, credentials); names from the variables the functions read.
-    /// With `create`, missing tables and queues are created (for emulators).
-    pub async fn aws(create: bool, visibility_timeout: Duration) -> anyhow::Result<Self> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        let names = ResourceNames {
-            workflows_table: env_or("HOOKFLOW_WORKFLOWS_TABLE", "hookflow-workflows"),
-            runs_table: env_or("HOOKFLOW_RUNS_TABLE", "hookflow-runs"),
-            triggers_queue: env_or("HOOKFLOW_TRIGGERS_QUEUE", "hookflow-triggers"),
-            steps_queue: env_or("HOOKFLOW_STEPS_QUEUE", "hookflow-steps"),
-        };
-        let urls = if create {
-            create_resources(&dynamo, &sqs, &names, visibility_timeout).await?
-        } else {
-            let required = |name: &'static str| {
-                std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set (or pass --create-resources)"))
-            };
-            QueueUrls {
-                triggers: required("HOOKFLOW_TRIGGERS_QUEUE_URL")?,
-                steps: required("HOOKFLOW_STEPS_QUEUE_URL")?,
-                triggers_dlq: required("HOOKFLOW_TRIGGERS_DLQ_URL")?,
-                steps_dlq: required("HOOKFLOW_STEPS_DLQ_URL")?,
-            }
-        };
-        let retention = hookflow_aws::run_retention_from_env()
-            .map_err(|problem| anyhow::anyhow!("{} is {problem}", hookflow_aws::RUN_RETENTION_DAYS))?;
-        Ok(Self::on_aws(dynamo, sqs, &names, urls, retention))
-    }
-
-    /// The DynamoDB and SQS adapters on these tables and queues.
-    pub fn on_aws(
-        dynamo: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
-        names: &ResourceNames,
-        urls: QueueUrls,
-        run_retention: Option<Duration>,
-    ) -> Self {
-        let access = Arc::new(DynamoAccess::new(dynamo.clone(), names.workflows_table.clone()));
-        let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
-        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()).with_retention(run_retention));
-        let queue = |url: String| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
-        Self {
-            workflows: workflows.clone(),
-            catalog: workflows.clone(),
-            subscriptions: workflows,
-            runs: runs.clone(),
-            dedupe: runs,
-            triggers: queue(urls.triggers),
-            steps: queue(urls.steps),
-            triggers_dlq: queue(urls.triggers_dlq),
-            steps_dlq: queue(urls.steps_dlq),
-            keys: access.clone(),
-            audit: access,
         }
     }
 }
@@ -228,22 +133,16 @@ impl DevServer {
             backend.steps.clone(),
             clock.clone(),
         ));
-        let executor: Arc<dyn MessageHandler> = Arc::new(
-            StepExecutor::new(
-                backend.workflows.clone(),
-                backend.runs.clone(),
-                backend.steps.clone(),
-                http,
-                clock.clone(),
-            )
-            // Under the visibility timeout, so a redelivery after a crash
-            // finds the claim expired.
-            // Claims outlast any HTTP step (120 s at most; the visibility
-            // timeout is over that) and expire just before a crashed
-            // delivery comes back.
-            .with_claim_lease(config.visibility_timeout.saturating_sub(Duration::from_secs(1)))
-            .with_max_receive_count(config.max_receive_count),
-        );
+        // Claims outlast any HTTP step (120 s at most; the visibility timeout
+        // is over that) and expire just before a crashed delivery comes back.
+        let executor: Arc<dyn MessageHandler> = Arc::new(StepExecutor::new(
+            backend.workflows.clone(),
+            backend.runs.clone(),
+            backend.steps.clone(),
+            http,
+            clock.clone(),
+            DeliveryLimits::for_queue(config.visibility_timeout, config.max_receive_count),
+        ));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![];

@@ -5,5 +5,6 @@ pub mod dev;
 pub mod keys;
 pub mod load;
 pub mod ops;
+pub mod ports;
 mod sink;
 pub mod workflows;

@@ -11,7 +11,8 @@ use hookflow_core::engine::{redrive, Recovery, RecoveryError, Replayed};
 use hookflow_core::ports::{PortError, Queue};
 use serde_json::Value;
 
-use crate::dev::{DevConfig, Ports};
+use crate::dev::DEFAULT_VISIBILITY_TIMEOUT;
+use crate::ports::Ports;
 
 /// Where `--server` points by default: `hookflow dev`'s default address.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
@@ -230,7 +231,7 @@ impl Operator {
     /// DynamoDB and SQS from the environment, as `hookflow dev --aws` reads it
     /// (queue URLs from `HOOKFLOW_*_URL`, nothing is created).
     pub async fn aws() -> Result<Self, OpsError> {
-        let ports = Ports::aws(false, DevConfig::default().visibility_timeout)
+        let ports = Ports::aws(false, DEFAULT_VISIBILITY_TIMEOUT)
             .await
             .map_err(|e| OpsError::Failed(format!("cannot use DynamoDB and SQS: {e:#}")))?;
         Ok(Self::direct(ports))

@@ -21,16 +21,14 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
-use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_api::Router;
+use hookflow_aws::{create_resources, DynamoAccess, DynamoWorkflows, ResourceNames};
 use hookflow_core::access::{Access, Role};
 use hookflow_core::lifecycle::Workflows;
-use hookflow_core::ports::{RunLog, SubscriptionIndex, SystemClock, WorkflowStore};
-use hookflow_core::subscription::Subscription;
-use hookflow_core::validate::validate;
+use hookflow_core::ports::SystemClock;
 use hookflow_core::worker::MessageHandler;
-use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
-use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use hookflow_core::WorkflowDefinition;
+use hookflow_http_client::NetworkPolicy;
 use hookflow_tests::{step, Stack};
 use http::Method;
 use lambda_http::request::LambdaRequest;
@@ -323,16 +321,17 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         .await
         .expect("create resources on the emulator");
 
-    // The workflows, stored and subscribed as `hookflow dev` does.
+    // The workflows, loaded through the lifecycle as `hookflow dev` loads them.
     let sink = start_sink().await;
-    let store = DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone());
+    let lifecycle = Workflows::new(
+        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
+        Arc::new(SystemClock),
+    );
     for doc in walkthrough_workflows(&sink.uri()) {
         let workflow = WorkflowDefinition::from_value(doc).expect("example decodes");
-        let problems = validate(&workflow);
-        assert!(problems.is_empty(), "{} is invalid: {problems:?}", workflow.id);
-        store.put_version(&workflow).await.expect("put_version");
-        let subscription = Subscription::for_workflow(&workflow).expect("the examples are active");
-        SubscriptionIndex::put(&store, &subscription).await.expect("subscribe");
+        let id = workflow.id.clone();
+        let head = lifecycle.apply_file(workflow).await.expect("the examples load");
+        assert_eq!(head.published_version, Some(1), "{id} is published");
     }
 
     // The samples carry the sample key (events/README.md): an admin key
@@ -343,51 +342,40 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         .import_key("ws_demo", Role::Admin, None, SAMPLE_KEY)
         .await
         .expect("import the sample key");
-    let gate = Gate {
-        access,
-        keyless: KeylessRequests::Refused,
-    };
 
-    // Each function wired as its main.rs wires it.
-    let webhook = router_for_stage(
-        ApiState {
-            gate: gate.clone(),
-            ingest: Some(Arc::new(Ingest::new(
-                Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
-                Arc::new(SqsQueue::new(sqs.clone(), urls.triggers.clone())),
-            ))),
-            runs: None,
-            workflows: None,
-        },
-        DEFAULT_MAX_BODY_BYTES,
+    // Each function wired by the same `wire` its main.rs calls. The sink
+    // is on loopback, so HTTP steps may call private networks here.
+    let webhook = function_webhook::wire(
+        dynamo.clone(),
+        sqs.clone(),
+        names.runs_table.clone(),
+        names.workflows_table.clone(),
+        urls.triggers.clone(),
         STAGE,
     );
-    let dispatcher = Dispatcher::new(
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
-        Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
-        Arc::new(SqsQueue::new(sqs.clone(), urls.steps.clone())),
-        Arc::new(SystemClock),
+    let dispatcher = function_dispatcher::wire(
+        dynamo.clone(),
+        sqs.clone(),
+        names.workflows_table.clone(),
+        names.runs_table.clone(),
+        urls.steps.clone(),
+        None,
     );
-    let executor = StepExecutor::new(
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
-        Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone())),
-        Arc::new(SqsQueue::new(sqs.clone(), urls.steps.clone())),
-        Arc::new(ReqwestHttpClient::with_policy(NetworkPolicy::allow_all()).expect("HTTP client")),
-        Arc::new(SystemClock),
-    );
-    let api_runs: Arc<dyn RunLog> = Arc::new(DynamoRuns::new(dynamo.clone(), names.runs_table.clone()));
-    let api = router_for_stage(
-        ApiState {
-            gate,
-            ingest: None,
-            runs: Some(api_runs),
-            workflows: Some(Arc::new(Workflows::new(
-                Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
-                Arc::new(SystemClock),
-            ))),
-        },
-        DEFAULT_MAX_BODY_BYTES,
+    let executor = function_step::wire(
+        dynamo.clone(),
+        sqs.clone(),
+        names.workflows_table.clone(),
+        names.runs_table.clone(),
+        urls.steps.clone(),
+        None,
+        NetworkPolicy::allow_all(),
+    )
+    .expect("HTTP client");
+    let api = function_api::wire(
+        dynamo.clone(),
+        names.runs_table.clone(),
+        names.workflows_table.clone(),
+        None,
         STAGE,
     );
     let triggers = EventSource::new(&sqs, &urls.triggers).await;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookflow_cli::dev::Ports;
+use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::engine::DEFAULT_MAX_DEPTH;
 use hookflow_core::ports::*;
 use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -442,16 +443,19 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         )
         .with_max_depth(DEFAULT_MAX_DEPTH),
     );
-    let executor = Arc::new(
-        StepExecutor::new(
-            target.ports.workflows.clone(),
-            runs.clone(),
-            steps.clone(),
-            http,
-            Arc::new(SystemClock),
-        )
-        .with_claim_lease(target.visibility_timeout / 2),
-    );
+    // Claims shorter than the visibility timeout: a crashed step's claim
+    // has lapsed by the time its message comes back.
+    let executor = Arc::new(StepExecutor::new(
+        target.ports.workflows.clone(),
+        runs.clone(),
+        steps.clone(),
+        http,
+        Arc::new(SystemClock),
+        DeliveryLimits {
+            claim_lease: target.visibility_timeout / 2,
+            max_receive_count: hookflow_aws::MAX_RECEIVE_COUNT,
+        },
+    ));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut consumers = vec![];

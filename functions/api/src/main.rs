@@ -1,9 +1,6 @@
-//! API Gateway (HTTP API, payload v2) → the management API of workflows
-//! (`…/workflows…`), the runs read API (`GET …/runs`, `GET …/runs/{id}`),
-//! keys (`…/keys`) and the audit trail (`GET …/audit`).
+//! The `hookflow-api` Lambda function: see the library for what it does.
 
-mod handler;
-
+use function_api::wire;
 use hookflow_lambda::{aws_config, init_tracing, required_env, run_retention, RUNS_TABLE, WORKFLOWS_TABLE};
 use lambda_http::Error;
 
@@ -16,6 +13,5 @@ async fn main() -> Result<(), Error> {
     let config = aws_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
-    let router = handler::wire(dynamo, runs_table, workflows_table, retention, stage.as_deref());
-    lambda_http::run(router).await
+    lambda_http::run(wire(dynamo, runs_table, workflows_table, retention, stage.as_deref())).await
 }

@@ -3,7 +3,7 @@ use hookflow_core::Dispatcher;
 use hookflow_lambda::handle_sqs_batch;
 use lambda_runtime::{Error, LambdaEvent};
 
-pub(crate) async fn handle(dispatcher: &Dispatcher, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+pub async fn handle(dispatcher: &Dispatcher, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     Ok(handle_sqs_batch(dispatcher, event.payload, None).await)
 }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 /// Turns the EventBridge envelope into a CloudEvent, validates it like any
 /// other ingest, and enqueues it. An invalid event is an error, so
 /// EventBridge's retry policy and dead-letter target keep it.
-pub(crate) async fn handle(ingest: &Ingest, event: LambdaEvent<EventBridgeEvent<Value>>) -> Result<Value, Error> {
+pub async fn handle(ingest: &Ingest, event: LambdaEvent<EventBridgeEvent<Value>>) -> Result<Value, Error> {
     let trigger = to_trigger_event(&event.payload)?;
     let receipts = ingest.accept(std::slice::from_ref(&trigger)).await?;
     Ok(

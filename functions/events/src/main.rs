@@ -1,13 +1,6 @@
-//! EventBridge → ingest → triggers queue. `detail-type` is the trigger type;
-//! `detail` holds the scope ids (`workspaceid`, `siteid`, `cardid`,
-//! `contactid`, `depth`) and the event's `data`.
+//! The `hookflow-events` Lambda function: see the library for what it does.
 
-mod handler;
-
-use std::sync::Arc;
-
-use hookflow_aws::{DynamoRuns, SqsQueue};
-use hookflow_core::Ingest;
+use function_events::{handler, wire};
 use hookflow_lambda::{aws_config, init_tracing, required_env, RUNS_TABLE, TRIGGERS_QUEUE_URL};
 use lambda_runtime::{service_fn, Error};
 
@@ -17,9 +10,11 @@ async fn main() -> Result<(), Error> {
     let runs_table = required_env(RUNS_TABLE)?;
     let triggers_queue = required_env(TRIGGERS_QUEUE_URL)?;
     let config = aws_config().await;
-    let ingest = Ingest::new(
-        Arc::new(DynamoRuns::new(aws_sdk_dynamodb::Client::new(&config), runs_table)),
-        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), triggers_queue)),
+    let ingest = wire(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+        runs_table,
+        triggers_queue,
     );
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event| handler::handle(ingest, event))).await

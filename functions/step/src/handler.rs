@@ -3,7 +3,7 @@ use hookflow_core::StepExecutor;
 use hookflow_lambda::handle_sqs_batch;
 use lambda_runtime::{Error, LambdaEvent};
 
-pub(crate) async fn handle(executor: &StepExecutor, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+pub async fn handle(executor: &StepExecutor, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let deadline = hookflow_lambda::deadline_of(&event.context);
     Ok(handle_sqs_batch(executor, event.payload, deadline).await)
 }
@@ -67,6 +67,10 @@ mod tests {
             backend.steps.clone(),
             http.clone(),
             Arc::new(SystemClock),
+            hookflow_core::engine::DeliveryLimits::for_queue(
+                crate::STEPS_VISIBILITY_TIMEOUT,
+                hookflow_aws::MAX_RECEIVE_COUNT,
+            ),
         );
         let event: SqsEvent = serde_json::from_str(include_str!("../../../events/lambda/sqs-steps.json")).unwrap();
         let response = handle(&executor, LambdaEvent::new(event, Default::default()))

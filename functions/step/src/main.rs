@@ -1,15 +1,10 @@
-//! Steps queue → execute: one side-effecting step, then the pure steps after it.
+//! The `hookflow-step` Lambda function: see the library for what it does.
 
-mod handler;
-
-use std::sync::Arc;
-
-use hookflow_aws::{DynamoRuns, DynamoWorkflows, SqsQueue};
-use hookflow_core::ports::SystemClock;
-use hookflow_core::StepExecutor;
-use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use function_step::{handler, wire};
+use hookflow_http_client::NetworkPolicy;
 use hookflow_lambda::{
-    aws_config, init_tracing, required_env, ALLOW_PRIVATE_NETWORKS, RUNS_TABLE, STEPS_QUEUE_URL, WORKFLOWS_TABLE,
+    aws_config, init_tracing, required_env, run_retention, ALLOW_PRIVATE_NETWORKS, RUNS_TABLE, STEPS_QUEUE_URL,
+    WORKFLOWS_TABLE,
 };
 use lambda_runtime::{service_fn, Error};
 
@@ -28,13 +23,15 @@ async fn main() -> Result<(), Error> {
     let config = aws_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let executor = StepExecutor::new(
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table)),
-        Arc::new(DynamoRuns::new(dynamo, runs_table).with_retention(hookflow_lambda::run_retention()?)),
-        Arc::new(SqsQueue::new(sqs, steps_queue)),
-        Arc::new(ReqwestHttpClient::with_policy(policy)?),
-        Arc::new(SystemClock),
-    );
+    let executor = wire(
+        dynamo,
+        sqs,
+        workflows_table,
+        runs_table,
+        steps_queue,
+        run_retention()?,
+        policy,
+    )?;
     let executor = &executor;
     lambda_runtime::run(service_fn(move |event| handler::handle(executor, event))).await
 }

@@ -6,7 +6,7 @@ use hookflow_core::Ingest;
 
 /// The same routes and errors as `hookflow dev`, with only ingest wired,
 /// behind an API key.
-pub(crate) fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
+pub fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
     router_for_stage(
         ApiState {
             gate: Gate {

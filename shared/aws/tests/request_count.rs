@@ -16,6 +16,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::*;
 use hookflow_core::subscription::Subscription;
 use hookflow_core::{Dispatcher, Ingest, StepExecutor, TriggerEvent, WorkflowDefinition};
@@ -207,6 +208,7 @@ async fn requests_of_one_event_through_a_three_step_run() {
         steps.clone(),
         Arc::new(Ok200),
         Arc::new(SystemClock),
+        DeliveryLimits::for_queue(Duration::from_secs(900), hookflow_aws::MAX_RECEIVE_COUNT),
     );
     c.counter.take();
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use hookflow_core::engine::{NextMove, Recovery};
+use hookflow_core::engine::{DeliveryLimits, NextMove, Recovery};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
@@ -135,6 +135,11 @@ fn step_executor(backend: &MemoryBackend, http: Arc<dyn HttpClient>) -> StepExec
         backend.steps.clone(),
         http,
         Arc::new(SystemClock),
+        // Lambda's longest timeout: these tests name their deadlines.
+        DeliveryLimits {
+            claim_lease: Duration::from_secs(900),
+            max_receive_count: 5,
+        },
     )
 }
 
@@ -241,7 +246,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
     steps.send(message, Duration::ZERO).await.expect("send");
     steps.send("{not json".into(), Duration::ZERO).await.expect("send");
 
-    let executor = Arc::new(step_executor(&backend, Arc::new(Ok200)).with_max_receive_count(5));
+    let executor = Arc::new(step_executor(&backend, Arc::new(Ok200)));
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(consume(
         steps.clone(),

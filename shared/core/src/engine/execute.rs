@@ -20,13 +20,28 @@ use super::EngineError;
 /// SQS's longest `DelaySeconds`; longer waits hop through the queue.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
-/// How long a claim on a step lasts when the caller names no deadline:
-/// Lambda's longest timeout.
-pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(900);
+/// What the executor must know of the steps queue it consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryLimits {
+    /// How long a claim on a step lasts when a delivery names no deadline:
+    /// under the queue's visibility timeout, so a redelivery after a crash
+    /// finds the claim expired.
+    pub claim_lease: Duration,
+    /// The queue's `maxReceiveCount`: the delivery that reaches it is the
+    /// last before the dead-letter queue, so the run is failed then.
+    pub max_receive_count: u32,
+}
 
-/// Deliveries after which the queue moves a message to its dead-letter queue
-/// (the template's `maxReceiveCount`).
-const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+impl DeliveryLimits {
+    /// The limits of a queue with this visibility timeout and
+    /// `maxReceiveCount`: claims end a second before a message comes back.
+    pub fn for_queue(visibility_timeout: Duration, max_receive_count: u32) -> Self {
+        Self {
+            claim_lease: visibility_timeout.saturating_sub(Duration::from_secs(1)),
+            max_receive_count: max_receive_count.max(1),
+        }
+    }
+}
 
 pub struct StepExecutor {
     workflows: Arc<dyn WorkflowStore>,
@@ -132,6 +147,7 @@ impl StepExecutor {
         steps: Arc<dyn Queue>,
         http: Arc<dyn HttpClient>,
         clock: Arc<dyn Clock>,
+        limits: DeliveryLimits,
     ) -> Self {
         Self {
             workflows,
@@ -139,24 +155,9 @@ impl StepExecutor {
             steps,
             http,
             clock,
-            claim_lease: DEFAULT_CLAIM_LEASE,
-            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
+            claim_lease: limits.claim_lease,
+            max_receive_count: limits.max_receive_count.max(1),
         }
-    }
-
-    /// How long a claim lasts when a delivery names no deadline; keep it
-    /// under the queue's visibility timeout so a redelivery after a crash
-    /// finds the claim expired.
-    pub fn with_claim_lease(mut self, lease: Duration) -> Self {
-        self.claim_lease = lease;
-        self
-    }
-
-    /// The queue's `maxReceiveCount`: the delivery that reaches it is the
-    /// last before the dead-letter queue.
-    pub fn with_max_receive_count(mut self, max_receive_count: u32) -> Self {
-        self.max_receive_count = max_receive_count.max(1);
-        self
     }
 
     pub async fn handle_message(&self, body: &str) -> Result<StepReport, EngineError> {

@@ -11,7 +11,7 @@ mod recovery;
 
 pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
 pub use dry_run::{dry_run, DryRun, DryStatus, DryStep, RenderedRequest, MAX_DRY_RUN_STEPS};
-pub use execute::{DeliveryInfo, NextMove, StepExecutor, StepReport, DEFAULT_CLAIM_LEASE, MAX_QUEUE_DELAY};
+pub use execute::{DeliveryInfo, DeliveryLimits, NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
 pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY};
 pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL};
 pub use recovery::{redrive, Recovery, RecoveryError, Replayed};

@@ -1,3 +1,9 @@
+//! API Gateway (HTTP API, payload v2) → the management API of workflows
+//! (`…/workflows…`), the runs read API (`GET …/runs`, `GET …/runs/{id}`),
+//! keys (`…/keys`), the audit trail (`GET …/audit`) and the OpenAPI document.
+//! `main` reads the environment and calls [`wire`]; the tests call the same
+//! `wire`.
+
 use std::sync::Arc;
 
 use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
@@ -10,7 +16,7 @@ use hookflow_core::ports::SystemClock;
 /// lifecycle), the runs read API, keys, the audit trail and the OpenAPI
 /// document, on the stack's tables, every route but the document behind an
 /// API key. The same routes as `hookflow dev` serves.
-pub(crate) fn wire(
+pub fn wire(
     dynamo: aws_sdk_dynamodb::Client,
     runs_table: String,
     workflows_table: String,
