@@ -32,11 +32,13 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 base="http://127.0.0.1:$port"
+ready=""
 for _ in $(seq 1 100); do
-  if curl -fsS -o /dev/null "$base/v1/openapi.json" 2>/dev/null; then break; fi
+  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$base/v1/openapi.json')" 2>/dev/null; then ready=1; break; fi
   if ! kill -0 "$dev" 2>/dev/null; then echo "hookflow dev exited; its log:" >&2; cat "$log" >&2; exit 1; fi
   sleep 0.1
 done
+if [ -z "$ready" ]; then echo "hookflow dev did not serve $base within 10 s; its log:" >&2; cat "$log" >&2; exit 1; fi
 
 echo "== schemathesis $ST_VERSION against $base (no 5xx, responses match the schema)"
 HOOKFLOW_API_KEY="$key" "$VENV/bin/st" --config-file scripts/schemathesis.toml run "$base/v1/openapi.json" \

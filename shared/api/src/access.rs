@@ -17,7 +17,7 @@ use hookflow_core::access::{Access, AccessError, Actor, Permission, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
+use crate::params::{encode_cursor, page, path, read_body, Page, PathResult};
 use crate::{ApiError, ApiState, MaxBodyBytes};
 
 /// Whether a request without a key is let in. Only `hookflow dev` on a
@@ -279,20 +279,7 @@ async fn audit_trail(
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = path(workspace_id)?;
-    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
-    let mut limit = DEFAULT_LIMIT;
-    let mut cursor = None;
-    for (key, value) in params {
-        match key.as_str() {
-            "limit" => limit = parse_limit(&value)?,
-            "cursor" => cursor = Some(decode_cursor(&value)?),
-            other => {
-                return Err(bad_query(format!(
-                    "unknown query parameter {other:?}; expected limit or cursor"
-                )))
-            }
-        }
-    }
+    let Page { limit, cursor, .. } = page(params, &[])?;
     let page = state
         .gate
         .access

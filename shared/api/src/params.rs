@@ -2,8 +2,10 @@
 //! JSON error naming the problem.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::Path;
+use std::collections::HashMap;
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::Extension;
 
@@ -59,4 +61,43 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
     String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// The query of a list route: `limit`, `cursor` (decoded) and the route's
+/// own filters.
+pub(crate) struct Page {
+    pub(crate) limit: usize,
+    pub(crate) cursor: Option<String>,
+    pub(crate) filters: HashMap<String, String>,
+}
+
+/// Reads a list route's query; any parameter but `limit`, `cursor` and
+/// `filters` is refused, naming the ones expected.
+pub(crate) fn page(
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    filters: &[&str],
+) -> Result<Page, ApiError> {
+    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
+    let mut page = Page {
+        limit: DEFAULT_LIMIT,
+        cursor: None,
+        filters: HashMap::new(),
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => page.limit = parse_limit(&value)?,
+            "cursor" => page.cursor = Some(decode_cursor(&value)?),
+            filter if filters.contains(&filter) => {
+                page.filters.insert(key, value);
+            }
+            other => {
+                let expected: Vec<&str> = filters.iter().copied().chain(["limit", "cursor"]).collect();
+                return Err(bad_query(format!(
+                    "unknown query parameter {other:?}; expected {}",
+                    expected.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(page)
 }

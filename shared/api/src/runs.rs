@@ -8,14 +8,11 @@ use hookflow_core::ports::RunQuery;
 use hookflow_core::run::RunStatus;
 use serde_json::{json, Value};
 
+use crate::params::bad_query;
 use crate::{ApiError, ApiState};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
-
-fn bad_query(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
-}
 
 /// `GET /v1/workspaces/{ws}/runs[?workflow_id=&status=&limit=]`, newest first.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs", tag = "runs",

@@ -17,7 +17,7 @@ use hookflow_core::workflow::WorkflowStatus;
 use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use serde_json::{json, Value};
 
-use crate::params::{bad_query, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
+use crate::params::{bad_query, encode_cursor, page, path, read_body, Page, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 const WORKFLOW: &str = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}";
@@ -152,23 +152,15 @@ async fn list(
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = path(workspace_id)?;
-    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
-    let mut query = HeadQuery::default();
-    let mut limit = DEFAULT_LIMIT;
-    let mut after: Option<String> = None;
-    for (key, value) in params {
-        match key.as_str() {
-            "status" => query.status = Some(parse_status(&value)?),
-            "trigger_type" => query.trigger_type = Some(value),
-            "limit" => limit = parse_limit(&value)?,
-            "cursor" => after = Some(decode_cursor(&value)?),
-            other => {
-                return Err(bad_query(format!(
-                    "unknown query parameter {other:?}; expected status, trigger_type, limit or cursor"
-                )))
-            }
-        }
-    }
+    let Page {
+        limit,
+        cursor: after,
+        mut filters,
+    } = page(params, &["status", "trigger_type"])?;
+    let query = HeadQuery {
+        status: filters.get("status").map(|s| parse_status(s)).transpose()?,
+        trigger_type: filters.remove("trigger_type"),
+    };
     let heads = use_case(&state)?.list(&workspace_id, &query).await?;
     // Resume after the cursor's place in the order, so a page never ends
     // early when the head it names was deleted or no longer matches.
