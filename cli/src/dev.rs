@@ -13,11 +13,10 @@ use axum::{Json, Router};
 use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::{Access, Role};
 use hookflow_core::engine::DeliveryLimits;
-use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::{Clock, HttpClient, SystemClock};
+use hookflow_core::ports::HttpClient;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
-use hookflow_core::{Dispatcher, Ingest, StepExecutor, WorkflowDefinition};
+use hookflow_core::WorkflowDefinition;
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -105,10 +104,10 @@ impl DevServer {
         backend: Ports,
         memory: Option<Arc<MemoryBackend>>,
     ) -> anyhow::Result<Self> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let stores = &backend.stores;
         // Each file becomes a draft and is published when its status asks
         // for it, through the same use cases as the management API.
-        let lifecycle = Arc::new(Workflows::new(backend.catalog.clone(), clock.clone()));
+        let lifecycle = Arc::new(stores.workflows());
         // Several files of one workflow: the highest `version` ends up live.
         let mut workflows = workflows;
         workflows.sort_by(|a, b| (&a.workspace_id, &a.id, a.version).cmp(&(&b.workspace_id, &b.id, b.version)));
@@ -125,22 +124,13 @@ impl DevServer {
             NetworkPolicy::allow_all()
         };
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::with_policy(policy)?);
-        let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
-        let dispatcher: Arc<dyn MessageHandler> = Arc::new(Dispatcher::new(
-            backend.subscriptions.clone(),
-            backend.workflows.clone(),
-            backend.runs.clone(),
-            backend.steps.clone(),
-            clock.clone(),
-        ));
+        let ingest = Arc::new(stores.ingest(backend.triggers.clone()));
+        let dispatcher = Arc::new(stores.dispatcher(backend.steps.clone()));
         // Claims outlast any HTTP step (120 s at most; the visibility timeout
         // is over that) and expire just before a crashed delivery comes back.
-        let executor: Arc<dyn MessageHandler> = Arc::new(StepExecutor::new(
-            backend.workflows.clone(),
-            backend.runs.clone(),
+        let executor: Arc<dyn MessageHandler> = Arc::new(stores.step_executor(
             backend.steps.clone(),
             http,
-            clock.clone(),
             DeliveryLimits::for_queue(config.visibility_timeout, config.max_receive_count),
         ));
 
@@ -152,7 +142,7 @@ impl DevServer {
         if config.consume {
             tasks.push(tokio::spawn(consume(
                 triggers,
-                dispatcher,
+                dispatcher.clone() as Arc<dyn MessageHandler>,
                 settings,
                 shutdown_rx.clone(),
             )));
@@ -167,7 +157,7 @@ impl DevServer {
             )));
         }
 
-        let access = Arc::new(Access::new(backend.keys.clone(), backend.audit.clone(), clock.clone()));
+        let access = Arc::new(stores.access());
         let bootstrap_key = bootstrap_key(&config, &access).await?;
         // Key-less requests are the local developer's only on loopback.
         let keyless = if config.addr.ip().is_loopback() && !config.require_keys {
@@ -179,8 +169,9 @@ impl DevServer {
         let state = ApiState {
             gate: gate.clone(),
             ingest: Some(ingest),
-            runs: Some(backend.runs.clone()),
+            runs: Some(stores.runs.clone()),
             workflows: Some(lifecycle),
+            live_tests: Some(dispatcher),
         };
         let app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))

@@ -185,10 +185,12 @@ enum WorkflowsCommand {
         /// A CloudEvent file (JSON) to run against.
         #[arg(long)]
         event: Option<PathBuf>,
-        /// A published version instead of the draft.
+        /// A published version instead of the draft (with --live: instead of
+        /// the published version).
         #[arg(long)]
         version: Option<u32>,
-        /// Really send the requests (not available yet: the API refuses it).
+        /// A real run of the published version (or --version), marked `test`:
+        /// prints its run id and where the runs API serves its timeline.
         #[arg(long)]
         live: bool,
     },
@@ -335,7 +337,12 @@ async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliE
         WorkflowsCommand::Show { id, version } => {
             let shown = api.show(&id, version).await?;
             let human = match version {
-                Some(_) => serde_json::to_string_pretty(&shown).unwrap_or_default(),
+                Some(n) => format!(
+                    "{id} v{n} ({}, trigger {})\n\n{}",
+                    shown["name"].as_str().unwrap_or_default(),
+                    shown["trigger"]["type"].as_str().unwrap_or_default(),
+                    serde_json::to_string_pretty(&shown).unwrap_or_default()
+                ),
                 None => format!(
                     "{}\n\ndraft:\n{}",
                     head_line(&shown),
@@ -360,7 +367,12 @@ async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliE
         } => {
             let event = event.map(|file| workflows::read_document(&file)).transpose()?;
             let tested = api.test(&id, event, version, live).await?;
-            json_or(&tested, workflows::render_timeline(&tested["run"]))
+            let human = if live {
+                workflows::render_live_test(&tested)
+            } else {
+                workflows::render_timeline(&tested["run"])
+            };
+            json_or(&tested, human)
         }
         WorkflowsCommand::Versions { id } => {
             let versions = api.versions(&id).await?;

@@ -77,7 +77,7 @@ pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<usi
 
 /// Replays a failed run from the step where it failed.
 pub async fn replay_run(ports: &Ports, run_id: &str) -> Result<Replayed, RecoveryError> {
-    Recovery::new(ports.runs.clone(), ports.steps.clone())
+    Recovery::new(ports.stores.runs.clone(), ports.steps.clone())
         .replay(run_id)
         .await
 }

@@ -5,46 +5,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, QueueUrls, ResourceNames, SqsQueue};
-use hookflow_core::access::{AuditLog, KeyStore};
-use hookflow_core::lifecycle::WorkflowCatalog;
+use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, QueueUrls, ResourceNames};
 use hookflow_core::memory::MemoryBackend;
-use hookflow_core::ports::{EventDedupe, Queue, RunLog, SubscriptionIndex, WorkflowStore};
+use hookflow_core::ports::{Queue, SystemClock};
+use hookflow_core::wiring::Stores;
 
 /// The ports the local stack runs on: the in-memory twins by default, or
-/// DynamoDB and SQS (`hookflow dev --aws`).
+/// DynamoDB and SQS (`hookflow dev --aws`). Use cases are built from them by
+/// [`Stores`]' constructors, as in the Lambda functions.
 #[derive(Clone)]
 pub struct Ports {
-    pub workflows: Arc<dyn WorkflowStore>,
-    /// The same store as `workflows`, with the lifecycle's heads and commits.
-    pub catalog: Arc<dyn WorkflowCatalog>,
-    pub subscriptions: Arc<dyn SubscriptionIndex>,
-    pub runs: Arc<dyn RunLog>,
-    pub dedupe: Arc<dyn EventDedupe>,
+    pub stores: Stores,
     pub triggers: Arc<dyn Queue>,
     pub steps: Arc<dyn Queue>,
     /// Where `triggers` messages go after `max_receive_count` deliveries.
     pub triggers_dlq: Arc<dyn Queue>,
     /// Where `steps` messages go after `max_receive_count` deliveries.
     pub steps_dlq: Arc<dyn Queue>,
-    pub keys: Arc<dyn KeyStore>,
-    pub audit: Arc<dyn AuditLog>,
 }
 
 impl Ports {
     pub fn memory(backend: &MemoryBackend) -> Self {
         Self {
-            workflows: backend.workflows.clone(),
-            catalog: backend.workflows.clone(),
-            subscriptions: backend.subscriptions.clone(),
-            runs: backend.runs.clone(),
-            dedupe: backend.dedupe.clone(),
+            stores: Stores::memory(backend, Arc::new(SystemClock)),
             triggers: backend.triggers.clone(),
             steps: backend.steps.clone(),
             triggers_dlq: backend.triggers_dlq.clone(),
             steps_dlq: backend.steps_dlq.clone(),
-            keys: backend.keys.clone(),
-            audit: backend.audit.clone(),
         }
     }
 
@@ -88,22 +75,13 @@ impl Ports {
         urls: QueueUrls,
         run_retention: Option<Duration>,
     ) -> Self {
-        let access = Arc::new(DynamoAccess::new(dynamo.clone(), names.workflows_table.clone()));
-        let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone()));
-        let runs = Arc::new(DynamoRuns::new(dynamo, names.runs_table.clone()).with_retention(run_retention));
-        let queue = |url: String| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+        let queue = |url: String| sqs_queue(&sqs, url);
         Self {
-            workflows: workflows.clone(),
-            catalog: workflows.clone(),
-            subscriptions: workflows,
-            runs: runs.clone(),
-            dedupe: runs,
+            stores: dynamo_stores(dynamo, &names.workflows_table, &names.runs_table, run_retention),
             triggers: queue(urls.triggers),
             steps: queue(urls.steps),
             triggers_dlq: queue(urls.triggers_dlq),
             steps_dlq: queue(urls.steps_dlq),
-            keys: access.clone(),
-            audit: access,
         }
     }
 }

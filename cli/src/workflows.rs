@@ -302,6 +302,17 @@ pub fn problem_rows(problems: &[Problem]) -> Vec<Vec<String>> {
 
 /// A dry run's timeline: one row per step, each rendered request under its
 /// step (credentials already redacted by the API).
+/// A live test's answer: the run it started and where to read it.
+pub fn render_live_test(started: &Value) -> String {
+    format!(
+        "test run {} of v{} started on event {}\nits timeline: GET {}",
+        text(&started["run_id"]),
+        text(&started["workflow_version"]),
+        text(&started["event_id"]),
+        text(&started["run_url"])
+    )
+}
+
 pub fn render_timeline(run: &Value) -> String {
     let steps = run["steps"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut out = vec![format!(

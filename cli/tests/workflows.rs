@@ -90,6 +90,12 @@ async fn apply_publish_pause_in_human_and_json_output() {
     let versions = workflows(&base, &["versions", "wf_cli", "--json"]).await;
     let json: Value = serde_json::from_str(&stdout(&versions)).expect("JSON");
     assert_eq!(json.as_array().map(Vec::len), Some(1));
+    let shown = workflows(&base, &["show", "wf_cli", "--version", "1"]).await;
+    assert!(
+        stdout(&shown).starts_with("wf_cli v1 (cli, trigger Prize.Won)"),
+        "{}",
+        stdout(&shown)
+    );
     server.shutdown().await;
 }
 
@@ -212,10 +218,141 @@ async fn test_dry_runs_show_the_rendered_request_with_secrets_redacted_and_send_
     assert_eq!(tested["run"]["steps"][0]["status"].as_str(), Some("rendered"));
     assert!(!stdout(&json_out).contains("hunter2"));
 
+    let with_event = workflows(
+        &base,
+        &[
+            "--json",
+            "test",
+            "wf_dry",
+            "--event",
+            event.to_str().expect("utf-8 path"),
+        ],
+    )
+    .await;
+    assert!(with_event.status.success(), "{}", stderr(&with_event));
+    let tested: Value = serde_json::from_str(&stdout(&with_event)).expect("--json prints JSON");
+    assert_eq!(tested["event_id"].as_str(), Some("evt-dry"));
+    let request = &tested["run"]["steps"][0]["request"];
+    assert_eq!(request["body"].as_str(), Some(r#"{"email":"ana@example.com"}"#));
+    assert!(!stdout(&with_event).contains("hunter2"));
+
     let live = workflows(&base, &["test", "wf_dry", "--live"]).await;
     assert_eq!(live.status.code(), Some(1));
-    assert!(stderr(&live).contains("live_test_unavailable"), "{}", stderr(&live));
+    assert!(
+        stderr(&live).contains("not_published"),
+        "a draft is never run for real: {}",
+        stderr(&live)
+    );
     let received = peer.received_requests().await.expect("recording is on");
     assert!(received.is_empty(), "a dry run sends nothing: {received:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_test_runs_the_published_version_for_real_and_is_kept_apart_from_production_runs() {
+    let peer = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&peer)
+        .await;
+    let (server, base) = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("wf_live.json");
+    let document = json!({"id": "wf_live", "workspace_id": WS, "name": "live", "status": "draft",
+        "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "push",
+        "steps": {"push": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/leads", peer.uri()),
+            "body": {"email": "{{ contact.email }}"}}}}});
+    std::fs::write(&file, document.to_string()).expect("write");
+    let applied = workflows(&base, &["apply", "-f", file.to_str().expect("utf-8 path")]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let published = workflows(&base, &["publish", "wf_live"]).await;
+    assert!(published.status.success(), "{}", stderr(&published));
+    let event = dir.path().join("event.json");
+    let cloud_event = json!({"specversion": "1.0", "id": "evt-live", "source": "s", "type": "Prize.Won",
+        "workspaceid": WS, "data": {"contact": {"email": "ana@example.com"}}});
+    std::fs::write(&event, cloud_event.to_string()).expect("write");
+
+    let human = workflows(
+        &base,
+        &[
+            "test",
+            "wf_live",
+            "--live",
+            "--event",
+            event.to_str().expect("utf-8 path"),
+        ],
+    )
+    .await;
+    assert!(human.status.success(), "{}", stderr(&human));
+    assert!(stdout(&human).starts_with("test run run_test_"), "{}", stdout(&human));
+    let json_out = workflows(
+        &base,
+        &[
+            "--json",
+            "test",
+            "wf_live",
+            "--live",
+            "--event",
+            event.to_str().expect("utf-8 path"),
+        ],
+    )
+    .await;
+    assert!(json_out.status.success(), "{}", stderr(&json_out));
+    let started: Value = serde_json::from_str(&stdout(&json_out)).expect("--json prints JSON");
+    assert_eq!(
+        (started["dry_run"].as_bool(), started["workflow_version"].as_u64()),
+        (Some(false), Some(1))
+    );
+    let run_url = format!("{base}{}", started["run_url"].as_str().expect("run url"));
+
+    // Each live test is a run of its own, even on the same event.
+    let client = reqwest::Client::new();
+    let runs = format!("{base}/v1/workspaces/{WS}/runs");
+    let finished = |listing: &Value| {
+        listing["runs"]
+            .as_array()
+            .is_some_and(|runs| runs.len() == 2 && runs.iter().all(|r| r["status"] != "running"))
+    };
+    // A bound, not a race: returns as soon as both runs have ended.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let tests = loop {
+        let listing: Value = client
+            .get(format!("{runs}?test=true"))
+            .send()
+            .await
+            .expect("runs")
+            .json()
+            .await
+            .expect("JSON");
+        if finished(&listing) || std::time::Instant::now() > deadline {
+            break listing;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(finished(&tests), "both test runs end: {tests}");
+    let run: Value = client
+        .get(&run_url)
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (run["status"].as_str(), run["test"].as_bool()),
+        (Some("succeeded"), Some(true)),
+        "{run}"
+    );
+    let received = peer.received_requests().await.expect("recording is on");
+    assert_eq!(received.len(), 2, "two live tests, two real requests");
+    let production: Value = client
+        .get(&runs)
+        .send()
+        .await
+        .expect("runs")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(production["runs"].as_array().map(Vec::len), Some(0), "{production}");
     server.shutdown().await;
 }

@@ -14,7 +14,6 @@
 //! The outcome must be the one `aws.rs` expects for the walkthrough: the same
 //! runs, step timelines and sink requests as the in-memory `hookflow dev`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
@@ -22,10 +21,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use hookflow_api::Router;
-use hookflow_aws::{create_resources, DynamoAccess, DynamoWorkflows, ResourceNames};
-use hookflow_core::access::{Access, Role};
-use hookflow_core::lifecycle::Workflows;
-use hookflow_core::ports::SystemClock;
+use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+use hookflow_core::access::Role;
 use hookflow_core::worker::MessageHandler;
 use hookflow_core::WorkflowDefinition;
 use hookflow_http_client::NetworkPolicy;
@@ -47,6 +44,8 @@ const SAMPLE_KEY: &str = "hfk_5a3f0c0ffee0d00d_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYG
 const APIGW_EVENT: &str = include_str!("../../events/lambda/apigw-post-event.json");
 /// `HOOKFLOW_API_STAGE` as the fixture's stage names it (`$default`: no prefix).
 const STAGE: Option<&str> = Some("$default");
+/// The template's default `RunLogRetentionDays` (30).
+const TEMPLATE_RUN_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The event source mappings' `BatchSize` in `template.yaml`.
 const BATCH_SIZE: i32 = 10;
 /// The step function's `Timeout` in `template.yaml`: the deadline its handler
@@ -323,10 +322,13 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
 
     // The workflows, loaded through the lifecycle as `hookflow dev` loads them.
     let sink = start_sink().await;
-    let lifecycle = Workflows::new(
-        Arc::new(DynamoWorkflows::new(dynamo.clone(), names.workflows_table.clone())),
-        Arc::new(SystemClock),
+    let stores = dynamo_stores(
+        dynamo.clone(),
+        &names.workflows_table,
+        &names.runs_table,
+        Some(TEMPLATE_RUN_RETENTION),
     );
+    let lifecycle = stores.workflows();
     for doc in walkthrough_workflows(&sink.uri()) {
         let workflow = WorkflowDefinition::from_value(doc).expect("example decodes");
         let id = workflow.id.clone();
@@ -336,8 +338,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
 
     // The samples carry the sample key (events/README.md): an admin key
     // here, so it both sends events and reads runs.
-    let keys = Arc::new(DynamoAccess::new(dynamo.clone(), names.workflows_table.clone()));
-    let access = Arc::new(Access::new(keys.clone(), keys, Arc::new(SystemClock)));
+    let access = stores.access();
     access
         .import_key("ws_demo", Role::Admin, None, SAMPLE_KEY)
         .await
@@ -345,39 +346,11 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
 
     // Each function wired by the same `wire` its main.rs calls. The sink
     // is on loopback, so HTTP steps may call private networks here.
-    let webhook = function_webhook::wire(
-        dynamo.clone(),
-        sqs.clone(),
-        names.runs_table.clone(),
-        names.workflows_table.clone(),
-        urls.triggers.clone(),
-        STAGE,
-    );
-    let dispatcher = function_dispatcher::wire(
-        dynamo.clone(),
-        sqs.clone(),
-        names.workflows_table.clone(),
-        names.runs_table.clone(),
-        urls.steps.clone(),
-        None,
-    );
-    let executor = function_step::wire(
-        dynamo.clone(),
-        sqs.clone(),
-        names.workflows_table.clone(),
-        names.runs_table.clone(),
-        urls.steps.clone(),
-        None,
-        NetworkPolicy::allow_all(),
-    )
-    .expect("HTTP client");
-    let api = function_api::wire(
-        dynamo.clone(),
-        names.runs_table.clone(),
-        names.workflows_table.clone(),
-        None,
-        STAGE,
-    );
+    let webhook = function_webhook::wire(&stores, sqs_queue(&sqs, urls.triggers.clone()), STAGE);
+    let dispatcher = function_dispatcher::wire(&stores, sqs_queue(&sqs, urls.steps.clone()));
+    let executor = function_step::wire(&stores, sqs_queue(&sqs, urls.steps.clone()), NetworkPolicy::allow_all())
+        .expect("HTTP client");
+    let api = function_api::wire(&stores, sqs_queue(&sqs, urls.steps.clone()), STAGE);
     let triggers = EventSource::new(&sqs, &urls.triggers).await;
     let steps = EventSource::new(&sqs, &urls.steps).await;
 

@@ -17,12 +17,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookflow_cli::dev::Ports;
 use hookflow_core::engine::DeliveryLimits;
-use hookflow_core::engine::DEFAULT_MAX_DEPTH;
 use hookflow_core::ports::*;
 use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
 use hookflow_core::subscription::Subscription;
+use hookflow_core::wiring::Stores;
 use hookflow_core::worker::{consume, ConsumerSettings};
-use hookflow_core::{Dispatcher, Ingest, StepExecutor, TriggerEvent, WorkflowDefinition};
+use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 use serde_json::json;
 use tokio::sync::watch;
@@ -402,12 +402,14 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     for workflow in &definitions {
         target
             .ports
+            .stores
             .workflows
             .put_version(workflow)
             .await
             .expect("store workflow");
         target
             .ports
+            .stores
             .subscriptions
             .put(&Subscription::for_workflow(workflow).expect("active workflow subscribes"))
             .await
@@ -415,7 +417,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     }
 
     let runs: Arc<dyn RunLog> = Arc::new(FaultyRunLog {
-        inner: target.ports.runs.clone(),
+        inner: target.ports.stores.runs.clone(),
         faults: faults.clone(),
     });
     let faulty = |queue: &Arc<dyn Queue>, crash_sends: bool| -> Arc<dyn Queue> {
@@ -428,29 +430,21 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     };
     // Ingest's send is not faulted: a failed send there is a 5xx to the
     // sender, not an accepted event.
-    let ingest = Ingest::new(target.ports.dedupe.clone(), faulty(&target.ports.triggers, false));
+    let stores = Stores {
+        runs: runs.clone(),
+        ..target.ports.stores.clone()
+    };
+    let ingest = stores.ingest(faulty(&target.ports.triggers, false));
     let triggers = faulty(&target.ports.triggers, false);
     let steps = faulty(&target.ports.steps, true);
     let http: Arc<dyn HttpClient> =
         Arc::new(ReqwestHttpClient::with_policy(NetworkPolicy::allow_all()).expect("HTTP client"));
-    let dispatcher = Arc::new(
-        Dispatcher::new(
-            target.ports.subscriptions.clone(),
-            target.ports.workflows.clone(),
-            runs.clone(),
-            steps.clone(),
-            Arc::new(SystemClock),
-        )
-        .with_max_depth(DEFAULT_MAX_DEPTH),
-    );
+    let dispatcher = Arc::new(stores.dispatcher(steps.clone()));
     // Claims shorter than the visibility timeout: a crashed step's claim
     // has lapsed by the time its message comes back.
-    let executor = Arc::new(StepExecutor::new(
-        target.ports.workflows.clone(),
-        runs.clone(),
+    let executor = Arc::new(stores.step_executor(
         steps.clone(),
         http,
-        Arc::new(SystemClock),
         DeliveryLimits {
             claim_lease: target.visibility_timeout / 2,
             max_receive_count: hookflow_aws::MAX_RECEIVE_COUNT,
@@ -520,6 +514,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     // once, and the store agrees with what the engine reported ending.
     let finished = target
         .ports
+        .stores
         .runs
         .list_runs(WS, &RunQuery::default())
         .await
@@ -544,7 +539,13 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     // No duplicate step records; each side effect once after dedupe.
     let mut side_effects_expected = BTreeSet::new();
     for run in &finished {
-        let steps = target.ports.runs.list_steps(&run.run_id).await.expect("list steps");
+        let steps = target
+            .ports
+            .stores
+            .runs
+            .list_steps(&run.run_id)
+            .await
+            .expect("list steps");
         let mut keys = BTreeSet::new();
         for record in &steps {
             assert!(

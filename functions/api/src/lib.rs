@@ -7,36 +7,24 @@
 use std::sync::Arc;
 
 use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
-use hookflow_aws::{DynamoAccess, DynamoRuns, DynamoWorkflows};
-use hookflow_core::access::Access;
-use hookflow_core::lifecycle::Workflows;
-use hookflow_core::ports::SystemClock;
+use hookflow_core::ports::Queue;
+use hookflow_core::wiring::Stores;
 
 /// The function as deployed: the management API (workflows and their
-/// lifecycle), the runs read API, keys, the audit trail and the OpenAPI
-/// document, on the stack's tables, every route but the document behind an
-/// API key. The same routes as `hookflow dev` serves.
-pub fn wire(
-    dynamo: aws_sdk_dynamodb::Client,
-    runs_table: String,
-    workflows_table: String,
-    run_retention: Option<std::time::Duration>,
-    stage: Option<&str>,
-) -> Router {
-    let keys = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table.clone()));
-    let access = Arc::new(Access::new(keys.clone(), keys, Arc::new(SystemClock)));
-    let runs = Arc::new(DynamoRuns::new(dynamo.clone(), runs_table).with_retention(run_retention));
-    let catalog = Arc::new(DynamoWorkflows::new(dynamo, workflows_table));
-    let workflows = Arc::new(Workflows::new(catalog, Arc::new(SystemClock)));
+/// lifecycle; live tests start their runs on `steps`), the runs read API,
+/// keys, the audit trail and the OpenAPI document, every route but the
+/// document behind an API key. The same routes as `hookflow dev` serves.
+pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Router {
     router_for_stage(
         ApiState {
             gate: Gate {
-                access,
+                access: Arc::new(stores.access()),
                 keyless: KeylessRequests::Refused,
             },
             ingest: None,
-            runs: Some(runs),
-            workflows: Some(workflows),
+            runs: Some(stores.runs.clone()),
+            workflows: Some(Arc::new(stores.workflows())),
+            live_tests: Some(Arc::new(stores.dispatcher(steps))),
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,
@@ -46,7 +34,7 @@ pub fn wire(
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
-    use hookflow_aws::{create_resources, ResourceNames};
+    use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
     use hookflow_core::access::Role;
     use serde_json::{json, Value};
     use tower::ServiceExt;
@@ -80,24 +68,20 @@ mod tests {
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
         let names = ResourceNames::with_prefix(&format!("apifn-{}", ulid::Ulid::new().to_string().to_lowercase()));
-        create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
+        let urls = create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
             .await
             .expect("create resources on the emulator");
-        let router = wire(
-            dynamo.clone(),
-            names.runs_table.clone(),
-            names.workflows_table.clone(),
-            None,
-            Some("prod"),
-        );
+        let stores = dynamo_stores(dynamo, &names.workflows_table, &names.runs_table, None);
+        let steps = sqs_queue(&sqs, urls.steps);
+        let router = wire(&stores, steps.clone(), Some("prod"));
 
         let (status, doc) = call(&router, "GET", "/prod/v1/openapi.json", None, None).await;
         assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
         let workflows = "/prod/v1/workspaces/ws_fn/workflows";
         assert_eq!(call(&router, "GET", workflows, None, None).await.0, 401);
 
-        let store = Arc::new(DynamoAccess::new(dynamo, names.workflows_table));
-        let admin = Access::new(store.clone(), store, Arc::new(SystemClock))
+        let admin = stores
+            .access()
             .create_key("ws_fn", Role::Admin, None)
             .await
             .expect("key")
@@ -138,11 +122,32 @@ mod tests {
         );
         let (status, paused) = call(&router, "POST", &format!("{workflows}/wf_fn/pause"), key, None).await;
         assert_eq!((status, paused["status"].as_str()), (200, Some("paused")));
+
+        // A live test of the published version: a test run, its first step
+        // on the steps queue, listed with the tests and not with the runs.
+        let live = json!({"dry_run": false, "event": {"specversion": "1.0", "id": "evt_live",
+            "source": "komo/test", "type": "Prize.Won", "workspaceid": "ws_fn", "data": {}}});
+        let (status, started) = call(&router, "POST", &format!("{workflows}/wf_fn/test"), key, Some(live)).await;
+        assert_eq!(status, 202, "{started}");
+        let run_id = started["run_id"].as_str().expect("run id").to_owned();
+        let sent = steps
+            .receive(10, std::time::Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert_eq!(sent.len(), 1);
+        let message: Value = serde_json::from_str(&sent[0].body).expect("step message");
+        assert_eq!(message["run_id"].as_str(), Some(run_id.as_str()));
+        let runs = "/prod/v1/workspaces/ws_fn/runs";
+        let (_, tests) = call(&router, "GET", &format!("{runs}?test=true"), key, None).await;
+        assert_eq!(tests["runs"][0]["run_id"].as_str(), Some(run_id.as_str()), "{tests}");
+        let (_, production) = call(&router, "GET", runs, key, None).await;
+        assert_eq!(production["runs"].as_array().map(Vec::len), Some(0), "{production}");
+
         let (status, trail) = call(&router, "GET", "/prod/v1/workspaces/ws_fn/audit", key, None).await;
         assert_eq!(
             (status, trail["entries"].as_array().map(Vec::len)),
-            (200, Some(4)),
-            "create, update, publish, pause (validate is a read): {trail}"
+            (200, Some(5)),
+            "create, update, publish, pause, the live test (validate is a read): {trail}"
         );
     }
 }

@@ -7,18 +7,12 @@ pub mod handler;
 
 use std::sync::Arc;
 
-use hookflow_aws::{DynamoRuns, SqsQueue};
+use hookflow_core::ports::Queue;
+use hookflow_core::wiring::Stores;
 use hookflow_core::Ingest;
 
-/// The function as deployed.
-pub fn wire(
-    dynamo: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    runs_table: String,
-    triggers_queue_url: String,
-) -> Ingest {
-    Ingest::new(
-        Arc::new(DynamoRuns::new(dynamo, runs_table)),
-        Arc::new(SqsQueue::new(sqs, triggers_queue_url)),
-    )
+/// The function as deployed: events are deduplicated in the runs table and
+/// sent to the triggers queue.
+pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>) -> Ingest {
+    stores.ingest(triggers)
 }

@@ -58,6 +58,7 @@ mod tests {
             ended_at: None,
             error: None,
             replays: 0,
+            test: false,
         };
         backend.runs.create_run(&run).await.unwrap();
         let http = Arc::new(CountingHttp::default());

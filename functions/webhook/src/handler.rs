@@ -16,6 +16,7 @@ pub fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> 
             ingest: Some(ingest),
             runs: None,
             workflows: None,
+            live_tests: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

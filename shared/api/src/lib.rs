@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Extension;
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
-use hookflow_core::Ingest;
+use hookflow_core::{Dispatcher, Ingest};
 
 pub use access::{Gate, KeylessRequests};
 pub use axum::Router;
@@ -42,6 +42,9 @@ pub struct ApiState {
     pub runs: Option<Arc<dyn RunLog>>,
     /// The workflow lifecycle (the management API).
     pub workflows: Option<Arc<Workflows>>,
+    /// Starts live tests' runs (`POST …/test` with `dry_run: false`); without
+    /// it, live tests answer 422 `live_test_unavailable`.
+    pub live_tests: Option<Arc<Dispatcher>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`

@@ -117,10 +117,22 @@ pub struct CloneRequest {
 pub struct TestRequest {
     /// A CloudEvent (structured JSON); the sample of the workflow's trigger type when absent.
     pub event: Option<Value>,
-    /// `true` (the default): render requests, send nothing. `false` (live) is not available yet.
+    /// `true` (the default): render requests, send nothing. `false`: a live
+    /// test, a real run of a stored version, marked `test`.
     pub dry_run: Option<bool>,
-    /// A published version instead of the draft.
+    /// A published version instead of the draft (a dry run) or the published
+    /// version (a live test).
     pub version: Option<u32>,
+}
+
+/// A live test's run, started: read its timeline at `run_url`.
+#[derive(ToSchema)]
+pub struct LiveTestStarted {
+    pub dry_run: bool,
+    pub event_id: String,
+    pub run_id: String,
+    pub workflow_version: u32,
+    pub run_url: String,
 }
 
 #[derive(ToSchema)]
@@ -228,6 +240,8 @@ pub struct RunSummary {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub error: Option<String>,
+    /// A live test's run (listed only with `test=true`).
+    pub test: bool,
 }
 
 #[derive(ToSchema)]
@@ -255,6 +269,8 @@ pub struct RunDetail {
     pub workflow_id: String,
     pub workflow_version: u32,
     pub status: String,
+    /// Present (`true`) on a live test's run.
+    pub test: Option<bool>,
     pub steps: Vec<StepView>,
 }
 

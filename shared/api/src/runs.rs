@@ -14,10 +14,12 @@ use crate::{ApiError, ApiState};
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
-/// `GET /v1/workspaces/{ws}/runs[?workflow_id=&status=&limit=]`, newest first.
+/// `GET /v1/workspaces/{ws}/runs[?workflow_id=&status=&test=&limit=]`, newest
+/// first: production runs, or with `test=true` live tests' runs.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs", tag = "runs",
     params(crate::openapi::WorkspaceId,
         ("workflow_id" = Option<String>, Query), ("status" = Option<String>, Query, description = "running, succeeded or failed"),
+        ("test" = Option<bool>, Query, description = "true: live tests' runs instead of production runs"),
         ("limit" = Option<u32>, Query, description = "1 to 500 (default 50)")),
     responses((status = 200, body = crate::openapi::RunList)))]
 pub(crate) async fn list_runs(
@@ -43,6 +45,11 @@ pub(crate) async fn list_runs(
                     ))
                 })?)
             }
+            "test" => {
+                query.test = value
+                    .parse::<bool>()
+                    .map_err(|_| bad_query(format!("test must be true or false, not {value:?}")))?
+            }
             "limit" => {
                 query.limit = value
                     .parse::<usize>()
@@ -52,7 +59,7 @@ pub(crate) async fn list_runs(
             }
             other => {
                 return Err(bad_query(format!(
-                    "unknown query parameter {other:?}; expected workflow_id, status or limit"
+                    "unknown query parameter {other:?}; expected workflow_id, status, test or limit"
                 )))
             }
         }
@@ -66,7 +73,7 @@ pub(crate) async fn list_runs(
         .map(|r| {
             json!({"run_id": r.run_id, "workflow_id": r.workflow_id, "workflow_version": r.workflow_version,
                    "event_id": r.event_id, "trigger_type": r.trigger_type, "status": r.status,
-                   "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error})
+                   "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error, "test": r.test})
         })
         .collect();
     Ok(Json(json!({"runs": runs})))

@@ -62,7 +62,8 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::AlreadyExists(_)
             | LifecycleError::Conflict
             | LifecycleError::InvalidTransition { .. }
-            | LifecycleError::Published(_) => StatusCode::CONFLICT,
+            | LifecycleError::Published(_)
+            | LifecycleError::NotPublished(_) => StatusCode::CONFLICT,
             LifecycleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             LifecycleError::Port(port) => return hookflow_core::EngineError::from(port.clone()).into(),
         };
@@ -269,7 +270,6 @@ enum Verb {
     Archive,
     Rollback,
     Clone,
-    Test,
 }
 
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish", tag = "workflows",
@@ -353,17 +353,21 @@ async fn clone(
 }
 
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}/test", tag = "workflows",
-    description = "Run the draft or a version against an event (the sample of its trigger type by default): a dry run renders every request with secrets redacted and sends nothing.",
+    description = "Run the draft or a version against an event (the sample of its trigger type by default): a dry run renders every request with secrets redacted and sends nothing; a live test (`dry_run: false`) starts a real run of a stored version, marked `test` (409 `not_published` when there is none).",
     params(openapi::WorkspaceId, openapi::WorkflowId),
     request_body(content = Option<openapi::TestRequest>, content_type = "application/json"),
-    responses((status = 200, body = openapi::TestResult), (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
+    responses((status = 200, body = openapi::TestResult, description = "a dry run's timeline"),
+        (status = 202, body = openapi::LiveTestStarted, description = "a live test's run, started"),
+        (status = 404, body = openapi::ErrorBody), (status = 409, body = openapi::ErrorBody), (status = 422, body = openapi::ErrorBody)))]
 async fn test(
-    state: State<ApiState>,
+    State(state): State<ApiState>,
     ids: PathResult<(String, String)>,
     limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    verb_handler(state, ids, limit, body, Verb::Test).await
+    let (workspace_id, workflow_id) = path(ids)?;
+    let body = read_body(body, limit)?;
+    test_run(&state, &workspace_id, &workflow_id, &body).await
 }
 
 async fn verb_handler(
@@ -399,7 +403,6 @@ async fn lifecycle(workflows: &Workflows, ws: &str, id: &str, verb: Verb, body: 
             let head = workflows.clone_as(ws, id, &new_id).await?;
             return Ok(head_response(StatusCode::CREATED, &head));
         }
-        Verb::Test => return test_run(workflows, ws, id, body).await,
     };
     tracing::info!(workspace_id = ws, workflow_id = id, action = ?verb, status = status_name(head.status), revision = head.revision, "workflow lifecycle change");
     Ok(head_response(StatusCode::OK, &head))
@@ -421,10 +424,13 @@ fn dry_run_by_default() -> bool {
     true
 }
 
-/// `POST …/test` `{"event"?, "dry_run"?, "version"?}`: the draft (or a
-/// version) against the event, or the sample of its trigger type; the whole
-/// timeline, with every request rendered and none sent.
-async fn test_run(workflows: &Workflows, ws: &str, id: &str, body: &Bytes) -> Result<Response, ApiError> {
+/// `POST …/test` `{"event"?, "dry_run"?, "version"?}` against the event, or
+/// the sample of the workflow's trigger type. A dry run (the default) walks
+/// the draft (or a version) and answers the whole timeline, every request
+/// rendered and none sent. A live test starts a test run of a stored version
+/// (the published one by default) and answers 202 with its id.
+async fn test_run(state: &ApiState, ws: &str, id: &str, body: &Bytes) -> Result<Response, ApiError> {
+    let workflows = use_case(state)?;
     let request: TestRequest = if body.is_empty() {
         TestRequest {
             event: None,
@@ -438,20 +444,48 @@ async fn test_run(workflows: &Workflows, ws: &str, id: &str, body: &Bytes) -> Re
             ))
         })?
     };
-    if !request.dry_run {
-        return Err(ApiError::new(
+    if request.dry_run {
+        let workflow = match request.version {
+            Some(version) => workflows.version(ws, id, version).await?,
+            None => Arc::new(workflows.get(ws, id).await?.draft),
+        };
+        let event = test_event(request.event, &workflow, ws)?;
+        let run = hookflow_core::engine::dry_run(&workflow, &event);
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"dry_run": true, "event_id": event.id, "run": run})),
+        )
+            .into_response());
+    }
+    let starter = state.live_tests.clone().ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "live_test_unavailable",
-            "live tests are not available yet: send {\"dry_run\": true}, or publish and send a real event",
-        ));
+            "this server starts no runs (no steps queue): send {\"dry_run\": true}",
+        )
+    })?;
+    let workflow = workflows.version_to_run(ws, id, request.version).await?;
+    let event = test_event(request.event, &workflow, ws)?;
+    let run_id = starter.start_test_run(&workflow, &event).await?;
+    let location = format!("/v1/workspaces/{ws}/runs/{run_id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"dry_run": false, "event_id": event.id, "run_id": run_id,
+                    "workflow_version": workflow.version, "run_url": location})),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
     }
-    let event = match request.event {
+    Ok(response)
+}
+
+/// The event a test runs on: the one sent, or the sample of the workflow's
+/// trigger type. Either way it must belong to this workspace.
+fn test_event(sent: Option<Value>, workflow: &WorkflowDefinition, ws: &str) -> Result<TriggerEvent, ApiError> {
+    let event = match sent {
         Some(event) => event,
         None => {
-            let workflow = match request.version {
-                Some(version) => workflows.version(ws, id, version).await?,
-                None => Arc::new(workflows.get(ws, id).await?.draft),
-            };
             let trigger_type = &workflow.trigger.trigger_type;
             hookflow_core::samples::sample_event(trigger_type, ws).ok_or_else(|| {
                 ApiError::new(
@@ -469,12 +503,7 @@ async fn test_run(workflows: &Workflows, ws: &str, id: &str, body: &Bytes) -> Re
             event.workspaceid
         )));
     }
-    let run = workflows.dry_run(ws, id, request.version, &event).await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"dry_run": true, "event_id": event.id, "run": run})),
-    )
-        .into_response())
+    Ok(event)
 }
 
 fn invalid_body(message: &str) -> ApiError {

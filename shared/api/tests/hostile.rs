@@ -9,11 +9,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{header, Request, StatusCode};
 use hookflow_api::{router, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
-use hookflow_core::access::Access;
-use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::{EventDedupe, SystemClock};
-use hookflow_core::Ingest;
+use hookflow_core::wiring::Stores;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -29,25 +27,18 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
         visibility_timeout: Duration::from_secs(30),
         max_receive_count: 5,
     });
-    let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
-    let access = Arc::new(Access::new(
-        backend.keys.clone(),
-        backend.audit.clone(),
-        Arc::new(SystemClock),
-    ));
+    let stores = Stores::memory(&backend, Arc::new(SystemClock));
     let app = router(
         ApiState {
             // These tests are about bodies, not keys (see keys.rs).
             gate: Gate {
-                access,
+                access: Arc::new(stores.access()),
                 keyless: KeylessRequests::AllowedAsLocalDeveloper,
             },
-            ingest: Some(ingest),
+            ingest: Some(Arc::new(stores.ingest(backend.triggers.clone()))),
             runs: None,
-            workflows: Some(Arc::new(Workflows::new(
-                backend.workflows.clone(),
-                Arc::new(SystemClock),
-            ))),
+            workflows: Some(Arc::new(stores.workflows())),
+            live_tests: None,
         },
         max_body_bytes,
     );

@@ -10,10 +10,9 @@ use axum::http::{header, Request};
 use chrono::{DateTime, Utc};
 use hookflow_api::{router, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::{Access, Role, KEY_CACHE_TTL};
-use hookflow_core::lifecycle::Workflows;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_core::ports::{Clock, RunLog};
-use hookflow_core::Ingest;
+use hookflow_core::ports::Clock;
+use hookflow_core::wiring::Stores;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -46,16 +45,17 @@ fn stack(keyless: KeylessRequests) -> Stack {
         max_receive_count: 5,
     });
     let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
-    let access = Arc::new(Access::new(backend.keys.clone(), backend.audit.clone(), clock.clone()));
-    let runs: Arc<dyn RunLog> = backend.runs.clone();
+    let stores = Stores::memory(&backend, clock.clone());
+    let access = Arc::new(stores.access());
     let state = ApiState {
         gate: Gate {
             access: access.clone(),
             keyless,
         },
-        ingest: Some(Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()))),
-        runs: Some(runs),
-        workflows: Some(Arc::new(Workflows::new(backend.workflows.clone(), clock.clone()))),
+        ingest: Some(Arc::new(stores.ingest(backend.triggers.clone()))),
+        runs: Some(stores.runs.clone()),
+        workflows: Some(Arc::new(stores.workflows())),
+        live_tests: Some(Arc::new(stores.dispatcher(backend.steps.clone()))),
     };
     Stack {
         app: router(state, DEFAULT_MAX_BODY_BYTES),
@@ -140,11 +140,7 @@ async fn no_key_a_bad_key_and_a_revoked_key_get_401() {
     // most KEY_CACHE_TTL, then refuses it.
     let operator = stack.key("ws_a", Role::Operator).await;
     assert_eq!(stack.call("GET", WORKFLOWS, Some(&operator), None).await.0, 200);
-    let other_process = Access::new(
-        stack.backend.keys.clone(),
-        stack.backend.audit.clone(),
-        stack.clock.clone(),
-    );
+    let other_process = Stores::memory(&stack.backend, stack.clock.clone()).access();
     let operator_id = operator.split('_').nth(1).expect("key id").to_owned();
     other_process.revoke_key("ws_a", &operator_id).await.expect("revoke");
     assert_eq!(

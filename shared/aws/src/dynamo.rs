@@ -556,20 +556,16 @@ pub fn run_retention_from_env() -> Result<Option<Duration>, &'static str> {
 }
 
 impl DynamoRuns {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    /// With a `retention`, run items expire this long after they were
+    /// written: steps, claims, blobs and hand-off notes from their write, the
+    /// run record from its end (a running run never expires). `None` keeps
+    /// them.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention: Option<Duration>) -> Self {
         Self {
             client,
             table: table.into(),
-            retention: None,
+            retention,
         }
-    }
-
-    /// Run items expire this long after they were written: steps, claims,
-    /// blobs and hand-off notes from their write, the run record from its
-    /// end (a running run never expires).
-    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
-        self.retention = retention;
-        self
     }
 
     /// The TTL attribute value for an item written at `at`, if runs expire.
@@ -595,6 +591,16 @@ impl DynamoRuns {
             .await
             .map_err(|e| port_error(operation, e))?;
         Ok(())
+    }
+}
+
+/// The runs index partition of a workspace's runs: live tests' runs are kept
+/// in a partition of their own, so production listings never read them.
+fn runs_partition(workspace_id: &str, test: bool) -> String {
+    if test {
+        format!("TEST#{workspace_id}")
+    } else {
+        format!("WS#{workspace_id}")
     }
 }
 
@@ -809,7 +815,7 @@ impl RunLog for DynamoRuns {
             &RunItem {
                 pk: format!("RUN#{}", run.run_id),
                 sk: META.into(),
-                gsi1pk: format!("WS#{}", run.workspace_id),
+                gsi1pk: runs_partition(&run.workspace_id, run.test),
                 gsi1sk: format!("{}#{}", sortable(&run.started_at), run.run_id),
                 run: run.clone(),
             },
@@ -879,7 +885,7 @@ impl RunLog for DynamoRuns {
             .table_name(&self.table)
             .index_name(RUNS_GSI)
             .key_condition_expression("gsi1pk = :ws")
-            .expression_attribute_values(":ws", s(format!("WS#{workspace_id}")))
+            .expression_attribute_values(":ws", s(runs_partition(workspace_id, query.test)))
             .scan_index_forward(false);
         let mut runs = vec![];
         query_pages("list_runs", pages, |item| {

@@ -15,3 +15,38 @@ pub use resources::{
     WORKFLOWS_TABLE,
 };
 pub use sqs::SqsQueue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookflow_core::ports::SystemClock;
+use hookflow_core::wiring::Stores;
+
+/// The stack's stores on DynamoDB: the workflows table (workflows,
+/// subscriptions, keys and the audit trail) and the runs table (runs and
+/// event ids), with run items kept for `run_retention` (`None`: kept).
+pub fn dynamo_stores(
+    dynamo: aws_sdk_dynamodb::Client,
+    workflows_table: &str,
+    runs_table: &str,
+    run_retention: Option<Duration>,
+) -> Stores {
+    let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
+    let access = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table));
+    let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
+    Stores {
+        workflows: workflows.clone(),
+        catalog: workflows.clone(),
+        subscriptions: workflows,
+        runs: runs.clone(),
+        dedupe: runs,
+        keys: access.clone(),
+        audit: access,
+        clock: Arc::new(SystemClock),
+    }
+}
+
+/// A queue of the stack, by URL.
+pub fn sqs_queue(sqs: &aws_sdk_sqs::Client, url: impl Into<String>) -> Arc<dyn hookflow_core::ports::Queue> {
+    Arc::new(SqsQueue::new(sqs.clone(), url.into()))
+}

@@ -126,7 +126,7 @@ async fn subscription_index_conforms() {
 #[tokio::test]
 async fn run_log_conforms() {
     let (dynamo, _, names, _) = resources("runs").await;
-    conformance::run_log(Arc::new(DynamoRuns::new(dynamo, names.runs_table))).await;
+    conformance::run_log(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
 }
 
 /// The TTL attribute of one item of a run, if it has one (the item must exist).
@@ -156,7 +156,7 @@ async fn run_items_expire_after_the_retention() {
 
     let (dynamo, _, names, _) = resources("ttl").await;
     let day = Duration::from_secs(24 * 3600);
-    let runs = DynamoRuns::new(dynamo.clone(), names.runs_table.clone()).with_retention(Some(day));
+    let runs = DynamoRuns::new(dynamo.clone(), names.runs_table.clone(), Some(day));
     let started = chrono::Utc::now();
     let run = RunRecord {
         run_id: "run_ttl".into(),
@@ -170,6 +170,7 @@ async fn run_items_expire_after_the_retention() {
         ended_at: None,
         error: None,
         replays: 0,
+        test: false,
     };
     runs.create_run(&run).await.expect("create");
     let table = names.runs_table.clone();
@@ -229,7 +230,7 @@ async fn run_items_expire_after_the_retention() {
 #[tokio::test]
 async fn event_dedupe_conforms() {
     let (dynamo, _, names, _) = resources("dedupe").await;
-    conformance::event_dedupe(Arc::new(DynamoRuns::new(dynamo, names.runs_table))).await;
+    conformance::event_dedupe(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
 }
 
 #[tokio::test]

@@ -15,11 +15,11 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use hookflow_aws::{create_resources, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::*;
 use hookflow_core::subscription::Subscription;
-use hookflow_core::{Dispatcher, Ingest, StepExecutor, TriggerEvent, WorkflowDefinition};
+use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use serde_json::json;
 
 /// (service, operation) → requests made.
@@ -129,14 +129,9 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let urls = create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
         .await
         .unwrap();
-    let index = Arc::new(DynamoWorkflows::new(c.dynamo.clone(), names.workflows_table.clone()));
-    let dispatcher = Dispatcher::new(
-        index.clone(),
-        index.clone(),
-        Arc::new(DynamoRuns::new(c.dynamo.clone(), names.runs_table.clone())),
-        Arc::new(SqsQueue::new(c.sqs.clone(), urls.steps)),
-        Arc::new(SystemClock),
-    );
+    let stores = dynamo_stores(c.dynamo.clone(), &names.workflows_table, &names.runs_table, None);
+    let index = stores.subscriptions.clone();
+    let dispatcher = stores.dispatcher(sqs_queue(&c.sqs, urls.steps));
     index.put(&subscription("wf_0000")).await.unwrap();
     c.counter.take();
     let report = dispatcher.dispatch(&event("one")).await.unwrap();
@@ -176,10 +171,9 @@ async fn requests_of_one_event_through_a_three_step_run() {
     let urls = create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
         .await
         .unwrap();
-    let workflows = Arc::new(DynamoWorkflows::new(c.dynamo.clone(), names.workflows_table.clone()));
-    let runs = Arc::new(DynamoRuns::new(c.dynamo.clone(), names.runs_table.clone()));
-    let triggers = Arc::new(SqsQueue::new(c.sqs.clone(), urls.triggers));
-    let steps = Arc::new(SqsQueue::new(c.sqs.clone(), urls.steps));
+    let stores = dynamo_stores(c.dynamo.clone(), &names.workflows_table, &names.runs_table, None);
+    let triggers = sqs_queue(&c.sqs, urls.triggers);
+    let steps = sqs_queue(&c.sqs, urls.steps);
     let workflow = WorkflowDefinition::from_value(json!({"id": "wf_three", "workspace_id": "ws_count", "name": "three",
         "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",
         "steps": {
@@ -188,26 +182,18 @@ async fn requests_of_one_event_through_a_three_step_run() {
             "notify": {"action": {"type": "HttpRequest", "method": "POST", "url": "http://127.0.0.1:9/notify", "body": {}}}
         }}))
     .unwrap();
-    workflows.put_version(&workflow).await.unwrap();
-    workflows
+    stores.workflows.put_version(&workflow).await.unwrap();
+    stores
+        .subscriptions
         .put(&Subscription::for_workflow(&workflow).unwrap())
         .await
         .unwrap();
 
-    let ingest = Ingest::new(runs.clone(), triggers.clone());
-    let dispatcher = Dispatcher::new(
-        workflows.clone(),
-        workflows.clone(),
-        runs.clone(),
-        steps.clone(),
-        Arc::new(SystemClock),
-    );
-    let executor = StepExecutor::new(
-        workflows.clone(),
-        runs.clone(),
+    let ingest = stores.ingest(triggers.clone());
+    let dispatcher = stores.dispatcher(steps.clone());
+    let executor = stores.step_executor(
         steps.clone(),
         Arc::new(Ok200),
-        Arc::new(SystemClock),
         DeliveryLimits::for_queue(Duration::from_secs(900), hookflow_aws::MAX_RECEIVE_COUNT),
     );
     c.counter.take();
@@ -242,8 +228,8 @@ async fn requests_of_one_event_through_a_three_step_run() {
     );
     print_table("steps (step fn, incl. SQS receive/delete):", &step_counts);
     let run_id = hookflow_core::run::run_id_for("ws_count", "run-1", "wf_three");
-    let run = runs.get_run(&run_id).await.unwrap().unwrap();
+    let run = stores.runs.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(run.status, hookflow_core::run::RunStatus::Succeeded);
-    assert_eq!(runs.list_steps(&run_id).await.unwrap().len(), 3);
+    assert_eq!(stores.runs.list_steps(&run_id).await.unwrap().len(), 3);
     assert_eq!(reads(&dispatch_counts), 1);
 }

@@ -113,37 +113,20 @@ fn queues_match() {
 fn functions_get_their_configuration() {
     let template = template();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    // Every function builds the stack's stores from both tables
+    // (`hookflow_lambda::stores`), then takes the queue it sends to.
+    let stores = ["HOOKFLOW_WORKFLOWS_TABLE", "HOOKFLOW_RUNS_TABLE"];
     let cases = [
-        (
-            "WebhookFunction",
-            vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_TRIGGERS_QUEUE_URL"],
-        ),
-        (
-            "EventsFunction",
-            vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_TRIGGERS_QUEUE_URL"],
-        ),
-        (
-            "DispatcherFunction",
-            vec![
-                "HOOKFLOW_WORKFLOWS_TABLE",
-                "HOOKFLOW_RUNS_TABLE",
-                "HOOKFLOW_STEPS_QUEUE_URL",
-            ],
-        ),
-        (
-            "StepFunction",
-            vec![
-                "HOOKFLOW_WORKFLOWS_TABLE",
-                "HOOKFLOW_RUNS_TABLE",
-                "HOOKFLOW_STEPS_QUEUE_URL",
-            ],
-        ),
-        ("ApiFunction", vec!["HOOKFLOW_RUNS_TABLE", "HOOKFLOW_WORKFLOWS_TABLE"]),
+        ("WebhookFunction", "HOOKFLOW_TRIGGERS_QUEUE_URL"),
+        ("EventsFunction", "HOOKFLOW_TRIGGERS_QUEUE_URL"),
+        ("DispatcherFunction", "HOOKFLOW_STEPS_QUEUE_URL"),
+        ("StepFunction", "HOOKFLOW_STEPS_QUEUE_URL"),
+        ("ApiFunction", "HOOKFLOW_STEPS_QUEUE_URL"),
     ];
-    for (function, required) in cases {
+    for (function, queue) in cases {
         let properties = &template["Resources"][function]["Properties"];
         let own = &properties["Environment"]["Variables"];
-        for name in required {
+        for name in stores.into_iter().chain([queue]) {
             assert!(
                 !own[name].is_null() || !globals[name].is_null(),
                 "{function} does not get {name}"

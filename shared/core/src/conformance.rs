@@ -142,6 +142,7 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
         ended_at: None,
         error: None,
         replays: 0,
+        test: false,
     }
 }
 
@@ -234,6 +235,24 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         ..all.clone()
     };
     assert_eq!(ids(log.list_runs("ws_c", &one).await.expect("list")), vec!["run_3"]);
+
+    // A live test's run is listed with the tests, never with production runs.
+    let tested = RunRecord {
+        test: true,
+        ..run("run_t", "ws_c", "wf_a", 9)
+    };
+    assert_eq!(log.create_run(&tested).await.expect("create"), CreateRun::Created);
+    let tests = RunQuery {
+        test: true,
+        ..all.clone()
+    };
+    assert_eq!(ids(log.list_runs("ws_c", &tests).await.expect("list")), vec!["run_t"]);
+    assert_eq!(
+        ids(log.list_runs("ws_c", &all).await.expect("list")),
+        vec!["run_3", "run_2", "run_1"],
+        "production listings leave test runs out"
+    );
+    assert!(log.get_run("run_t").await.expect("get").is_some_and(|r| r.test));
 
     let first = step_record("run_1", "push", 1, StepStatus::Failed, 1);
     assert_eq!(log.put_step(&first).await.expect("put step"), PutStep::Recorded);

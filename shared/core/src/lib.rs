@@ -22,6 +22,7 @@ pub mod samples;
 pub mod subscription;
 pub mod template;
 pub mod validate;
+pub mod wiring;
 pub mod worker;
 pub mod workflow;
 

@@ -16,8 +16,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{dry_run, DryRun};
-use crate::event::TriggerEvent;
 use crate::ports::{Clock, PortError, PortResult, WorkflowStore};
 use crate::subscription::Subscription;
 use crate::validate::{is_valid_id, validate, Problem};
@@ -130,6 +128,8 @@ pub enum LifecycleError {
     InvalidTransition { action: &'static str, status: &'static str },
     #[error("workflow {0:?} was published; archive it instead of deleting it")]
     Published(String),
+    #[error("workflow {0:?} has no published version to run; dry-run the draft, or publish it first")]
+    NotPublished(String),
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -140,6 +140,7 @@ impl LifecycleError {
         match self {
             Self::NotFound(_) => "workflow_not_found",
             Self::AlreadyExists(_) => "workflow_exists",
+            Self::NotPublished(_) => "not_published",
             Self::VersionNotFound { .. } => "version_not_found",
             Self::Undecodable(_) => "invalid_document",
             Self::InvalidId { .. } => "invalid_id",
@@ -476,20 +477,22 @@ impl Workflows {
             })
     }
 
-    /// A dry run of the draft, or of a published version, against `event`:
-    /// nothing is sent or stored.
-    pub async fn dry_run(
+    /// The stored version a live test runs: `version`, or the published one.
+    /// A draft never runs for real: it has no immutable version for the
+    /// run to stay on.
+    pub async fn version_to_run(
         &self,
         workspace_id: &str,
         workflow_id: &str,
         version: Option<u32>,
-        event: &TriggerEvent,
-    ) -> LifecycleResult<DryRun> {
-        let workflow = match version {
-            Some(version) => self.version(workspace_id, workflow_id, version).await?,
-            None => Arc::new(self.get(workspace_id, workflow_id).await?.draft),
-        };
-        Ok(dry_run(&workflow, event))
+    ) -> LifecycleResult<Arc<WorkflowDefinition>> {
+        if let Some(version) = version {
+            return self.version(workspace_id, workflow_id, version).await;
+        }
+        let head = self.get(workspace_id, workflow_id).await?;
+        self.published(&head)
+            .await?
+            .ok_or_else(|| LifecycleError::NotPublished(workflow_id.to_owned()))
     }
 
     /// Loads one workflow file (`hookflow dev --workflows`): the file becomes

@@ -231,7 +231,7 @@ impl RunLog for MemoryRunLog {
         let mut runs: Vec<RunRecord> = data
             .runs
             .values()
-            .filter(|r| r.workspace_id == workspace_id)
+            .filter(|r| r.workspace_id == workspace_id && r.test == query.test)
             .filter(|r| query.workflow_id.as_ref().is_none_or(|w| *w == r.workflow_id))
             .filter(|r| query.status.is_none_or(|s| s == r.status))
             .cloned()

@@ -105,6 +105,9 @@ pub struct RunQuery {
     pub workflow_id: Option<String>,
     pub status: Option<RunStatus>,
     pub limit: usize,
+    /// Live tests' runs instead of production runs: the two are never listed
+    /// together.
+    pub test: bool,
 }
 
 #[async_trait]

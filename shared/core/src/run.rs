@@ -45,6 +45,14 @@ pub struct RunRecord {
     /// How many times the run was replayed (`hookflow runs replay`).
     #[serde(default)]
     pub replays: u32,
+    /// A live test's run (`POST …/workflows/{id}/test` with `dry_run:
+    /// false`): listed apart from production runs, never counted with them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub test: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use hookflow_core::engine::{DeliveryLimits, NextMove, Recovery};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
+use hookflow_core::wiring::Stores;
 use hookflow_core::worker::{consume, ConsumerSettings};
 use hookflow_core::{StepExecutor, WorkflowDefinition};
 use serde_json::json;
@@ -129,12 +130,9 @@ fn twins(visibility_timeout: Duration) -> MemoryBackend {
 }
 
 fn step_executor(backend: &MemoryBackend, http: Arc<dyn HttpClient>) -> StepExecutor {
-    StepExecutor::new(
-        backend.workflows.clone(),
-        backend.runs.clone(),
+    Stores::memory(backend, Arc::new(SystemClock)).step_executor(
         backend.steps.clone(),
         http,
-        Arc::new(SystemClock),
         // Lambda's longest timeout: these tests name their deadlines.
         DeliveryLimits {
             claim_lease: Duration::from_secs(900),
@@ -156,6 +154,7 @@ fn run_record(run_id: &str, version: u32) -> RunRecord {
         ended_at: None,
         error: None,
         replays: 0,
+        test: false,
     }
 }
 
@@ -305,7 +304,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
 async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() {
     use hookflow_core::run::run_id_for;
     use hookflow_core::subscription::Subscription;
-    use hookflow_core::{Dispatcher, TriggerEvent};
+    use hookflow_core::TriggerEvent;
 
     let backend = twins(Duration::from_secs(30));
     let v1 = workflow(1);
@@ -328,13 +327,7 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
     let run_id = run_id_for("ws", "evt-v1", "wf");
     backend.runs.create_run(&run_record(&run_id, 1)).await.expect("create");
 
-    let dispatcher = Dispatcher::new(
-        backend.subscriptions.clone(),
-        backend.workflows.clone(),
-        backend.runs.clone(),
-        backend.steps.clone(),
-        Arc::new(SystemClock),
-    );
+    let dispatcher = Stores::memory(&backend, Arc::new(SystemClock)).dispatcher(backend.steps.clone());
     let report = dispatcher.dispatch(&event).await.expect("dispatch");
     assert_eq!(report.existing, vec![run_id.clone()]);
     let sent = backend.steps.receive(10, Duration::ZERO).await.expect("receive");

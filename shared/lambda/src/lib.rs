@@ -60,6 +60,17 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+/// The stack's stores on the tables the template names (every function gets
+/// both tables and the retention from the template's `Globals`).
+pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+    Ok(hookflow_aws::dynamo_stores(
+        aws_sdk_dynamodb::Client::new(config),
+        &required_env(WORKFLOWS_TABLE)?,
+        &required_env(RUNS_TABLE)?,
+        run_retention()?,
+    ))
+}
+
 /// JSON logs for CloudWatch Logs Insights; level from `RUST_LOG`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::TriggerEvent;
-use crate::ports::{Clock, CreateRun, Queue, RunLog, SubscriptionIndex, WorkflowStore};
+use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
+use crate::workflow::WorkflowDefinition;
 
 use super::handoff::hand_off;
 use super::EngineError;
@@ -61,9 +62,39 @@ impl Dispatcher {
             .map(|workflow| workflow.start.clone()))
     }
 
-    pub fn with_max_depth(mut self, max_depth: u32) -> Self {
-        self.max_depth = max_depth;
-        self
+    /// A live test (`POST …/workflows/{id}/test` with `dry_run: false`): a
+    /// new run of `workflow`, a stored version, on `event`, whatever its
+    /// status, scope and filter. Each call starts a run of its own, marked
+    /// `test`; the step executor runs it like any other.
+    #[tracing::instrument(skip_all, fields(event_id = %event.id, workspace_id = %event.workspaceid, workflow_id = %workflow.id))]
+    pub async fn start_test_run(
+        &self,
+        workflow: &WorkflowDefinition,
+        event: &TriggerEvent,
+    ) -> Result<String, EngineError> {
+        let run_id = format!("run_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let run = RunRecord {
+            run_id: run_id.clone(),
+            workspace_id: event.workspaceid.clone(),
+            workflow_id: workflow.id.clone(),
+            workflow_version: workflow.version,
+            event_id: event.id.clone(),
+            trigger_type: event.event_type.clone(),
+            status: RunStatus::Running,
+            started_at: self.clock.now(),
+            ended_at: None,
+            error: None,
+            replays: 0,
+            test: true,
+        };
+        if let CreateRun::AlreadyExists(_) = self.runs.create_run(&run).await? {
+            // A fresh ULID is never taken: this is a broken store.
+            return Err(PortError::terminal("create_run", format!("test run id {run_id} already exists")).into());
+        }
+        let message = first_message(event, &run_id, &workflow.id, workflow.version, workflow.start.clone());
+        hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, false).await?;
+        tracing::info!(run_id = %run_id, version = workflow.version, "test run started");
+        Ok(run_id)
     }
 
     pub async fn handle_message(&self, body: &str) -> Result<DispatchReport, EngineError> {
@@ -110,6 +141,7 @@ impl Dispatcher {
                 ended_at: None,
                 error: None,
                 replays: 0,
+                test: false,
             };
             // (version, first step) the run executes: the subscription's for a
             // new run, the run's own for one an earlier delivery created.
@@ -143,18 +175,7 @@ impl Dispatcher {
                     }
                 }
             };
-            let message = StepMessage {
-                run_id: run_id.clone(),
-                workspace_id: event.workspaceid.clone(),
-                workflow_id: sub.workflow_id.clone(),
-                workflow_version: version,
-                step_id: start,
-                attempt: 1,
-                context: initial_context(event, &run_id, &sub.workflow_id, version),
-                context_ref: None,
-                resume_at: None,
-                replay: 0,
-            };
+            let message = first_message(event, &run_id, &sub.workflow_id, version, start);
             hand_off(
                 self.runs.as_ref(),
                 self.steps.as_ref(),
@@ -166,5 +187,21 @@ impl Dispatcher {
             tracing::info!(run_id = %run_id, workflow_id = %sub.workflow_id, "run started");
         }
         Ok(report)
+    }
+}
+
+/// The message that starts `run_id` at `start` of that workflow version.
+fn first_message(event: &TriggerEvent, run_id: &str, workflow_id: &str, version: u32, start: String) -> StepMessage {
+    StepMessage {
+        run_id: run_id.to_owned(),
+        workspace_id: event.workspaceid.clone(),
+        workflow_id: workflow_id.to_owned(),
+        workflow_version: version,
+        step_id: start,
+        attempt: 1,
+        context: initial_context(event, run_id, workflow_id, version),
+        context_ref: None,
+        resume_at: None,
+        replay: 0,
     }
 }

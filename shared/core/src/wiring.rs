@@ -1,0 +1,90 @@
+//! The one place where use cases are built from ports. The Lambda functions,
+//! `hookflow dev`, the CLI and the tests all call these constructors, so a
+//! use case runs the same way wherever it runs: what differs between them is
+//! only which adapters fill [`Stores`] and which queues they pass.
+
+use std::sync::Arc;
+
+use crate::access::{Access, AuditLog, KeyStore};
+use crate::engine::DeliveryLimits;
+use crate::lifecycle::{WorkflowCatalog, Workflows};
+use crate::memory::MemoryBackend;
+use crate::ports::{Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
+use crate::{Dispatcher, Ingest, StepExecutor};
+
+/// The stores of one stack (DynamoDB tables, or the in-memory twins) and its
+/// clock. Queues are passed to each use case: a Lambda function knows only
+/// the queues it sends to.
+#[derive(Clone)]
+pub struct Stores {
+    pub workflows: Arc<dyn WorkflowStore>,
+    /// The same store as `workflows`, with the lifecycle's heads and commits.
+    pub catalog: Arc<dyn WorkflowCatalog>,
+    pub subscriptions: Arc<dyn SubscriptionIndex>,
+    pub runs: Arc<dyn RunLog>,
+    pub dedupe: Arc<dyn EventDedupe>,
+    pub keys: Arc<dyn KeyStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Stores {
+    /// The in-memory twins of `backend`.
+    pub fn memory(backend: &MemoryBackend, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            workflows: backend.workflows.clone(),
+            catalog: backend.workflows.clone(),
+            subscriptions: backend.subscriptions.clone(),
+            runs: backend.runs.clone(),
+            dedupe: backend.dedupe.clone(),
+            keys: backend.keys.clone(),
+            audit: backend.audit.clone(),
+            clock,
+        }
+    }
+
+    /// Accepts events (webhooks, EventBridge, `POST /v1/events`) onto the
+    /// triggers queue, once per event id.
+    pub fn ingest(&self, triggers: Arc<dyn Queue>) -> Ingest {
+        Ingest::new(self.dedupe.clone(), triggers)
+    }
+
+    /// Starts one run per matching workflow on the steps queue, and live test
+    /// runs of one version.
+    pub fn dispatcher(&self, steps: Arc<dyn Queue>) -> Dispatcher {
+        Dispatcher::new(
+            self.subscriptions.clone(),
+            self.workflows.clone(),
+            self.runs.clone(),
+            steps,
+            self.clock.clone(),
+        )
+    }
+
+    /// Executes steps from `steps`, whose redelivery `limits` bound the claims.
+    pub fn step_executor(
+        &self,
+        steps: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+        limits: DeliveryLimits,
+    ) -> StepExecutor {
+        StepExecutor::new(
+            self.workflows.clone(),
+            self.runs.clone(),
+            steps,
+            http,
+            self.clock.clone(),
+            limits,
+        )
+    }
+
+    /// The workflow lifecycle (drafts, versions, subscriptions).
+    pub fn workflows(&self) -> Workflows {
+        Workflows::new(self.catalog.clone(), self.clock.clone())
+    }
+
+    /// API keys and the audit trail.
+    pub fn access(&self) -> Access {
+        Access::new(self.keys.clone(), self.audit.clone(), self.clock.clone())
+    }
+}
