@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_core::engine::{redrive, Recovery, RecoveryError, Replayed};
+use hookflow_core::engine::{redrive, RecoveryError, Replayed};
 use hookflow_core::ports::{PortError, Queue};
 use serde_json::Value;
 
@@ -77,9 +77,7 @@ pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<usi
 
 /// Replays a failed run from the step where it failed.
 pub async fn replay_run(ports: &Ports, run_id: &str) -> Result<Replayed, RecoveryError> {
-    Recovery::new(ports.stores.runs.clone(), ports.steps.clone())
-        .replay(run_id)
-        .await
+    ports.stores.recovery(ports.steps.clone()).replay(run_id).await
 }
 
 fn parse_body(body: String) -> Value {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::access::{Access, AuditLog, KeyStore};
-use crate::engine::DeliveryLimits;
+use crate::engine::{DeliveryLimits, Recovery};
 use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
 use crate::ports::{Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
@@ -81,6 +81,11 @@ impl Stores {
     /// The workflow lifecycle (drafts, versions, subscriptions).
     pub fn workflows(&self) -> Workflows {
         Workflows::new(self.catalog.clone(), self.clock.clone())
+    }
+
+    /// Replays of failed runs onto `steps` (the operator commands).
+    pub fn recovery(&self, steps: Arc<dyn Queue>) -> Recovery {
+        Recovery::new(self.runs.clone(), steps)
     }
 
     /// API keys and the audit trail.

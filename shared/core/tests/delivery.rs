@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use hookflow_core::engine::{DeliveryLimits, NextMove, Recovery};
+use hookflow_core::engine::{DeliveryLimits, NextMove};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
@@ -285,7 +285,8 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .put_version(&workflow(2))
         .await
         .expect("restore version");
-    let replayed = Recovery::new(backend.runs.clone(), steps.clone())
+    let replayed = Stores::memory(&backend, Arc::new(SystemClock))
+        .recovery(steps.clone())
         .replay("run_poison")
         .await
         .expect("replay");
