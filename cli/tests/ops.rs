@@ -169,7 +169,7 @@ async fn a_failed_run_is_replayed_from_its_failed_step() {
         .expect("POST /v1/events");
     assert_eq!(response.status().as_u16(), 202);
 
-    let run_id = hookflow_core::run::run_id_for(WS, "evt-replay-1", "wf_replay");
+    let run_id = hookflow_core::run::run_id_of(WS, "tests", "evt-replay-1", "wf_replay");
     let failed = wait_for_status(&client, &base, &run_id, "failed").await;
     assert_eq!(timeline(&failed), vec![("notify".to_owned(), "failed".to_owned(), 1)]);
 

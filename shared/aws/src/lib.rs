@@ -5,11 +5,13 @@
 mod access;
 mod dynamo;
 mod error;
+mod hooks;
 mod resources;
 mod sqs;
 
 pub use access::DynamoAccess;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
+pub use hooks::DynamoHooks;
 pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_GSI, RUNS_TABLE, TTL_ATTRIBUTE,
     WORKFLOWS_TABLE,
@@ -23,7 +25,7 @@ use hookflow_core::ports::SystemClock;
 use hookflow_core::wiring::Stores;
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
-/// subscriptions, keys and the audit trail) and the runs table (runs and
+/// subscriptions, keys, hooks and the audit trail) and the runs table (runs and
 /// event ids), with run items kept for `run_retention` (`None`: kept).
 pub fn dynamo_stores(
     dynamo: aws_sdk_dynamodb::Client,
@@ -33,6 +35,7 @@ pub fn dynamo_stores(
 ) -> Stores {
     let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
     let access = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table));
+    let hooks = Arc::new(DynamoHooks::new(dynamo.clone(), workflows_table));
     let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
     Stores {
         workflows: workflows.clone(),
@@ -42,6 +45,7 @@ pub fn dynamo_stores(
         dedupe: runs,
         keys: access.clone(),
         audit: access,
+        hooks,
         clock: Arc::new(SystemClock),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use hookflow_aws::{create_resources, DynamoAccess, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_aws::{create_resources, DynamoAccess, DynamoHooks, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
 use hookflow_core::conformance;
 
 const ENDPOINT_VAR: &str = "HOOKFLOW_TEST_AWS_ENDPOINT";
@@ -57,6 +57,12 @@ async fn resources(
 async fn workflow_store_conforms() {
     let (dynamo, _, names, _) = resources("wfs").await;
     conformance::workflow_store(Arc::new(DynamoWorkflows::new(dynamo, names.workflows_table))).await;
+}
+
+#[tokio::test]
+async fn hook_store_conforms() {
+    let (dynamo, _, names, _) = resources("hooks").await;
+    conformance::hook_store(Arc::new(DynamoHooks::new(dynamo, names.workflows_table))).await;
 }
 
 #[tokio::test]

@@ -227,7 +227,7 @@ async fn requests_of_one_event_through_a_three_step_run() {
         &dispatch_counts,
     );
     print_table("steps (step fn, incl. SQS receive/delete):", &step_counts);
-    let run_id = hookflow_core::run::run_id_for("ws_count", "run-1", "wf_three");
+    let run_id = hookflow_core::run::run_id_of("ws_count", "tests", "run-1", "wf_three");
     let run = stores.runs.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(run.status, hookflow_core::run::RunStatus::Succeeded);
     assert_eq!(stores.runs.list_steps(&run_id).await.unwrap().len(), 3);

@@ -12,6 +12,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use crate::access::{Actor, ApiKey, AuditEntry, AuditLog, KeyStore, Role, ACCESS_FORMAT};
+use crate::hooks::{AuthRequest, Hook, HookAuth, HookKind, HookRequest, HookStore, Hooks};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
@@ -681,6 +682,101 @@ pub enum LifecycleOp {
 pub const LIFECYCLE_IDS: [&str; 3] = ["wf_a", "wf_b", "wf_c"];
 pub const LIFECYCLE_TRIGGERS: [&str; 3] = ["Prize.Won", "Form.Submitted", "Hook.crm"];
 
+fn hook_request(name: &str) -> HookRequest {
+    HookRequest {
+        name: name.into(),
+        kind: HookKind::Webhook,
+        trigger_type: None,
+        siteid: None,
+        cardid: None,
+        auth: AuthRequest {
+            auth: HookAuth::StandardWebhooks,
+            secret: None,
+        },
+        event_id: None,
+        status: None,
+        max_body_bytes: None,
+        rate_limit: None,
+        redirect_url: None,
+    }
+}
+
+/// Hooks: found by id and listed per workspace, newest first; a change is
+/// written only over the revision it read; deletes stay in their workspace.
+pub async fn hook_store(store: Arc<dyn HookStore>) {
+    let hooks = Hooks::new(store.clone(), Arc::new(SystemClock));
+    let first = hooks.create("ws_h", hook_request("crm")).await.expect("create").hook;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = hooks.create("ws_h", hook_request("shop")).await.expect("create").hook;
+    let other = hooks
+        .create("ws_h_other", hook_request("crm"))
+        .await
+        .expect("create")
+        .hook;
+    assert_eq!(store.get_hook(&first.id).await.expect("get"), Some(first.clone()));
+    assert!(store
+        .get_hook("hk_00000000000000000000000000000000")
+        .await
+        .expect("get")
+        .is_none());
+    let listed: Vec<String> = store
+        .list_hooks("ws_h")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(listed, vec![second.id.clone(), first.id.clone()], "newest first");
+    assert!(store.create_hook(&first).await.is_err(), "an id is never reused");
+
+    let renamed = Hook {
+        name: "crm2".into(),
+        revision: first.revision + 1,
+        ..first.clone()
+    };
+    assert!(
+        !store.replace_hook(&renamed, first.revision + 5).await.expect("replace"),
+        "stale revision"
+    );
+    assert!(store.replace_hook(&renamed, first.revision).await.expect("replace"));
+    assert!(
+        !store.replace_hook(&renamed, first.revision).await.expect("replace"),
+        "the revision moved on"
+    );
+    assert_eq!(
+        store.get_hook(&first.id).await.expect("get").map(|h| h.name),
+        Some("crm2".into())
+    );
+    let stolen = Hook {
+        workspace_id: "ws_h".into(),
+        revision: other.revision + 1,
+        ..other.clone()
+    };
+    assert!(
+        !store.replace_hook(&stolen, other.revision).await.expect("replace"),
+        "another workspace's hook"
+    );
+
+    assert!(
+        !store.delete_hook("ws_h", &other.id).await.expect("delete"),
+        "another workspace's hook"
+    );
+    assert!(store.delete_hook("ws_h", &first.id).await.expect("delete"));
+    assert!(store.get_hook(&first.id).await.expect("get").is_none());
+    assert_eq!(store.list_hooks("ws_h").await.expect("list").len(), 1);
+    assert_eq!(store.list_hooks("ws_h_other").await.expect("list").len(), 1);
+}
+
+/// In-memory hooks with one webhook of `workspace` emitting `Hook.<name>`.
+pub async fn hooks_emitting(workspace: &str, name: &str) -> Hooks {
+    let hooks = Hooks::new(Arc::new(crate::memory::MemoryHooks::default()), Arc::new(SystemClock));
+    hooks
+        .create(workspace, hook_request(name))
+        .await
+        .expect("create the hook");
+    hooks
+}
+
 /// Runs `ops` through the use cases and checks after each one that the
 /// subscription index holds exactly one subscription per active workflow,
 /// for its published version and that version's trigger type, and none for
@@ -691,7 +787,7 @@ pub async fn lifecycle_keeps_the_subscription_invariant(
     ops: &[LifecycleOp],
 ) {
     let ws = "ws_prop";
-    let workflows = Workflows::new(catalog.clone(), Arc::new(SystemClock));
+    let workflows = Workflows::new(catalog.clone(), hooks_emitting(ws, "crm").await, Arc::new(SystemClock));
     for (i, op) in ops.iter().enumerate() {
         let outcome = apply(&workflows, ws, op).await;
         if let Err(LifecycleError::Port(err)) = outcome {
@@ -905,6 +1001,11 @@ mod memory_twins {
     #[tokio::test]
     async fn key_store_conforms() {
         key_store(Arc::new(MemoryKeys::default())).await;
+    }
+
+    #[tokio::test]
+    async fn hook_store_conforms() {
+        hook_store(Arc::new(MemoryHooks::default())).await;
     }
 
     #[tokio::test]

@@ -212,6 +212,13 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 impl TriggerEvent {
+    /// The event's identity (CloudEvents: `source` and `id` together) as one
+    /// key: two senders may reuse an id, and a `|`, `#` or `%` inside either
+    /// part is escaped so that no two identities share a key.
+    pub fn identity(&self) -> String {
+        event_identity(&self.source, &self.id)
+    }
+
     /// Reads one CloudEvent in structured JSON, checking every attribute.
     /// `at` prefixes messages (`events[3]: `) for batches.
     pub fn from_cloudevent(value: &Value, at: &str) -> Result<Self, IngestError> {
@@ -530,4 +537,10 @@ mod tests {
         let err = parse_request(Some("application/json"), "[".repeat(100_000).as_bytes()).unwrap_err();
         assert_eq!(err, IngestError::NestingTooDeep);
     }
+}
+
+/// [`TriggerEvent::identity`] of a `source` and an `id`.
+pub fn event_identity(source: &str, id: &str) -> String {
+    let escape = |part: &str| part.replace('%', "%25").replace('|', "%7C").replace('#', "%23");
+    format!("{}|{}", escape(source), escape(id))
 }

@@ -11,6 +11,7 @@ pub mod condition;
 pub mod conformance;
 pub mod engine;
 pub mod event;
+pub mod hooks;
 pub mod lifecycle;
 pub mod memory;
 pub mod path;

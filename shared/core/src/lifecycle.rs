@@ -16,9 +16,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::is_hook_type;
+use crate::hooks::{HookError, Hooks};
 use crate::ports::{Clock, PortError, PortResult, WorkflowStore};
 use crate::subscription::Subscription;
-use crate::validate::{is_valid_id, validate, Problem};
+use crate::validate::{is_valid_id, validate, Problem, ProblemCode};
 use crate::workflow::{WorkflowDefinition, WorkflowStatus};
 
 /// The stored format of a head (brief §10).
@@ -198,12 +200,43 @@ fn same_content(a: &WorkflowDefinition, b: &WorkflowDefinition) -> bool {
 /// other gets [`LifecycleError::Conflict`].
 pub struct Workflows {
     catalog: Arc<dyn WorkflowCatalog>,
+    /// Which `Hook.<name>` triggers exist: publishing one no hook emits
+    /// would subscribe a workflow nothing can start.
+    hooks: Hooks,
     clock: Arc<dyn Clock>,
 }
 
 impl Workflows {
-    pub fn new(catalog: Arc<dyn WorkflowCatalog>, clock: Arc<dyn Clock>) -> Self {
-        Self { catalog, clock }
+    pub fn new(catalog: Arc<dyn WorkflowCatalog>, hooks: Hooks, clock: Arc<dyn Clock>) -> Self {
+        Self { catalog, hooks, clock }
+    }
+
+    /// Every problem of `workflow`: [`validate`]'s, and a `Hook.<name>`
+    /// trigger no hook of the workspace emits.
+    async fn problems(&self, workflow: &WorkflowDefinition) -> LifecycleResult<Vec<Problem>> {
+        let mut problems = validate(workflow);
+        let trigger_type = &workflow.trigger.trigger_type;
+        if is_hook_type(trigger_type) && problems.is_empty() {
+            let emitted = self
+                .hooks
+                .emits(&workflow.workspace_id, trigger_type)
+                .await
+                .map_err(|e| match e {
+                    HookError::Port(port) => LifecycleError::Port(port),
+                    other => LifecycleError::Port(PortError::terminal("list_hooks", other.to_string())),
+                })?;
+            if !emitted {
+                problems.push(Problem {
+                    path: "trigger.type".into(),
+                    code: ProblemCode::UnknownHook,
+                    message: format!(
+                        "no hook of workspace {:?} emits {trigger_type:?}: create the hook first (POST …/hooks)",
+                        workflow.workspace_id
+                    ),
+                });
+            }
+        }
+        Ok(problems)
     }
 
     pub async fn get(&self, workspace_id: &str, workflow_id: &str) -> LifecycleResult<WorkflowHead> {
@@ -307,7 +340,7 @@ impl Workflows {
 
     /// Every problem of the draft, with its path; empty when it may be published.
     pub async fn validate(&self, workspace_id: &str, workflow_id: &str) -> LifecycleResult<Vec<Problem>> {
-        Ok(validate(&self.get(workspace_id, workflow_id).await?.draft))
+        self.problems(&self.get(workspace_id, workflow_id).await?.draft).await
     }
 
     /// Validates the draft, stores it as a new immutable version (unless it
@@ -328,7 +361,7 @@ impl Workflows {
         if head.status == WorkflowStatus::Archived {
             return Err(transition("publish", head.status));
         }
-        let problems = validate(&head.draft);
+        let problems = self.problems(&head.draft).await?;
         if !problems.is_empty() {
             return Err(LifecycleError::Invalid(problems));
         }
@@ -355,7 +388,7 @@ impl Workflows {
         let published = self.published(&head).await?;
         let again = as_version(&old, head.latest_version + 1);
         // Rules may have tightened since that version was published.
-        let problems = validate(&again);
+        let problems = self.problems(&again).await?;
         if !problems.is_empty() {
             return Err(LifecycleError::Invalid(problems));
         }

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
+use crate::hooks::{Hook, HookStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::ports::*;
 use crate::run::{RunRecord, RunStatus, StepRecord};
@@ -399,6 +400,61 @@ impl KeyStore for MemoryKeys {
     }
 }
 
+/// Hooks by id.
+#[derive(Default)]
+pub struct MemoryHooks {
+    hooks: Mutex<HashMap<String, Hook>>,
+}
+
+#[async_trait]
+impl HookStore for MemoryHooks {
+    async fn create_hook(&self, hook: &Hook) -> PortResult<()> {
+        let mut hooks = lock(&self.hooks);
+        if hooks.contains_key(&hook.id) {
+            return Err(PortError::terminal(
+                "create_hook",
+                format!("hook {} exists already", hook.id),
+            ));
+        }
+        hooks.insert(hook.id.clone(), hook.clone());
+        Ok(())
+    }
+
+    async fn get_hook(&self, hook_id: &str) -> PortResult<Option<Hook>> {
+        Ok(lock(&self.hooks).get(hook_id).cloned())
+    }
+
+    async fn list_hooks(&self, workspace_id: &str) -> PortResult<Vec<Hook>> {
+        let mut hooks: Vec<Hook> = lock(&self.hooks)
+            .values()
+            .filter(|hook| hook.workspace_id == workspace_id)
+            .cloned()
+            .collect();
+        hooks.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(hooks)
+    }
+
+    async fn replace_hook(&self, hook: &Hook, expected_revision: u64) -> PortResult<bool> {
+        let mut hooks = lock(&self.hooks);
+        match hooks.get_mut(&hook.id) {
+            Some(stored) if stored.revision == expected_revision && stored.workspace_id == hook.workspace_id => {
+                *stored = hook.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_hook(&self, workspace_id: &str, hook_id: &str) -> PortResult<bool> {
+        let mut hooks = lock(&self.hooks);
+        if hooks.get(hook_id).is_some_and(|h| h.workspace_id == workspace_id) {
+            hooks.remove(hook_id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
 /// The audit trail, ordered by list position per workspace.
 #[derive(Default)]
 pub struct MemoryAudit {
@@ -635,6 +691,7 @@ pub struct MemoryBackend {
     pub steps_dlq: Arc<MemoryQueue>,
     pub keys: Arc<MemoryKeys>,
     pub audit: Arc<MemoryAudit>,
+    pub hooks: Arc<MemoryHooks>,
 }
 
 impl MemoryBackend {
@@ -653,6 +710,7 @@ impl MemoryBackend {
             steps_dlq,
             keys: Arc::default(),
             audit: Arc::default(),
+            hooks: Arc::default(),
         }
     }
 }

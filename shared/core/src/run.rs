@@ -114,11 +114,18 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// The run id is a function of (workspace, event, workflow): a redelivered
-/// trigger computes the same id and cannot start a second run.
-pub fn run_id_for(workspace_id: &str, event_id: &str, workflow_id: &str) -> String {
+/// The run id is a function of (workspace, event identity, workflow): a
+/// redelivered trigger computes the same id and cannot start a second run,
+/// while two senders' events that share an id (different `source`s) start
+/// two. Each part is length-prefixed, so no separator can make two collide.
+pub fn run_id_for(workspace_id: &str, event: &TriggerEvent, workflow_id: &str) -> String {
+    run_id_of(workspace_id, &event.source, &event.id, workflow_id)
+}
+
+/// [`run_id_for`] from the event's `source` and `id`.
+pub fn run_id_of(workspace_id: &str, source: &str, event_id: &str, workflow_id: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [workspace_id, event_id, workflow_id] {
+    for part in [workspace_id, source, event_id, workflow_id] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
@@ -189,10 +196,11 @@ mod tests {
 
     #[test]
     fn run_ids_are_deterministic_and_distinct() {
-        let a = run_id_for("ws", "evt", "wf");
-        assert_eq!(a, run_id_for("ws", "evt", "wf"));
-        assert_ne!(a, run_id_for("ws", "evt", "wf2"));
-        assert_ne!(run_id_for("ws", "ab", "c"), run_id_for("ws", "a", "bc"));
+        let a = run_id_of("ws", "src", "evt", "wf");
+        assert_eq!(a, run_id_of("ws", "src", "evt", "wf"));
+        assert_ne!(a, run_id_of("ws", "src", "evt", "wf2"));
+        assert_ne!(a, run_id_of("ws", "other", "evt", "wf"), "one id from two sources");
+        assert_ne!(run_id_of("ws", "s", "ab", "c"), run_id_of("ws", "s", "a", "bc"));
         assert_eq!(a.len(), 4 + 26);
     }
 

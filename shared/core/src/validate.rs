@@ -41,6 +41,9 @@ pub enum ProblemCode {
     TemplatedVar,
     Cycle,
     Unreachable,
+    /// A `Hook.<name>` trigger that no hook of the workspace emits (checked
+    /// at publish and by the API's `validate`, which can see the hooks).
+    UnknownHook,
 }
 
 impl std::fmt::Display for Problem {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::access::{Access, AuditLog, KeyStore};
 use crate::engine::{DeliveryLimits, Recovery};
+use crate::hooks::{HookReceiver, HookStore, Hooks};
 use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
 use crate::ports::{Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
@@ -25,6 +26,7 @@ pub struct Stores {
     pub dedupe: Arc<dyn EventDedupe>,
     pub keys: Arc<dyn KeyStore>,
     pub audit: Arc<dyn AuditLog>,
+    pub hooks: Arc<dyn HookStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -39,6 +41,7 @@ impl Stores {
             dedupe: backend.dedupe.clone(),
             keys: backend.keys.clone(),
             audit: backend.audit.clone(),
+            hooks: backend.hooks.clone(),
             clock,
         }
     }
@@ -78,9 +81,20 @@ impl Stores {
         )
     }
 
-    /// The workflow lifecycle (drafts, versions, subscriptions).
+    /// The workflow lifecycle (drafts, versions, subscriptions); a
+    /// `Hook.<name>` trigger is published only while a hook emits it.
     pub fn workflows(&self) -> Workflows {
-        Workflows::new(self.catalog.clone(), self.clock.clone())
+        Workflows::new(self.catalog.clone(), self.hooks(), self.clock.clone())
+    }
+
+    /// Hooks and their secrets (the management API).
+    pub fn hooks(&self) -> Hooks {
+        Hooks::new(self.hooks.clone(), self.clock.clone())
+    }
+
+    /// The public hook route: authenticated requests become events on `triggers`.
+    pub fn hook_receiver(&self, triggers: Arc<dyn Queue>) -> HookReceiver {
+        HookReceiver::new(self.hooks.clone(), self.ingest(triggers), self.clock.clone())
     }
 
     /// Replays of failed runs onto `steps` (the operator commands).

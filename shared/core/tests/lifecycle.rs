@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hookflow_core::conformance::{self, LifecycleOp};
+use hookflow_core::hooks::{HookRequest, Hooks};
 use hookflow_core::lifecycle::{Commit, HeadChange, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
-use hookflow_core::memory::{MemorySubscriptions, MemoryWorkflowStore};
+use hookflow_core::memory::{MemoryHooks, MemorySubscriptions, MemoryWorkflowStore};
 use hookflow_core::ports::{PortResult, SubscriptionIndex, SystemClock, WorkflowStore};
 use hookflow_core::validate::ProblemCode;
 use hookflow_core::workflow::WorkflowStatus;
@@ -29,8 +30,47 @@ fn draft(id: &str, trigger: &str) -> WorkflowDefinition {
 fn twins() -> (Arc<MemoryWorkflowStore>, Arc<MemorySubscriptions>, Workflows) {
     let subscriptions = Arc::new(MemorySubscriptions::default());
     let store = Arc::new(MemoryWorkflowStore::new(subscriptions.clone()));
-    let workflows = Workflows::new(store.clone(), Arc::new(SystemClock));
+    let workflows = Workflows::new(store.clone(), no_hooks(), Arc::new(SystemClock));
     (store, subscriptions, workflows)
+}
+
+fn no_hooks() -> Hooks {
+    Hooks::new(Arc::new(MemoryHooks::default()), Arc::new(SystemClock))
+}
+
+#[tokio::test]
+async fn a_hook_trigger_is_published_only_while_a_hook_of_the_workspace_emits_it() {
+    let subscriptions = Arc::new(MemorySubscriptions::default());
+    let store = Arc::new(MemoryWorkflowStore::new(subscriptions.clone()));
+    let hook_store = Arc::new(MemoryHooks::default());
+    let hooks = Hooks::new(hook_store.clone(), Arc::new(SystemClock));
+    let workflows = Workflows::new(
+        store,
+        Hooks::new(hook_store, Arc::new(SystemClock)),
+        Arc::new(SystemClock),
+    );
+    workflows.create(WS, draft("wf", "Hook.crm")).await.expect("create");
+    let problems = workflows.validate(WS, "wf").await.expect("validate");
+    assert_eq!(
+        problems.iter().map(|p| (p.path.as_str(), p.code)).collect::<Vec<_>>(),
+        vec![("trigger.type", ProblemCode::UnknownHook)]
+    );
+    let refused = workflows.publish(WS, "wf").await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Invalid(p)) if p[0].code == ProblemCode::UnknownHook),
+        "{refused:?}"
+    );
+    // A hook of another workspace emitting the same type does not count.
+    hooks.create("ws_other", conformance_hook("crm")).await.expect("hook");
+    assert!(workflows.publish(WS, "wf").await.is_err());
+    hooks.create(WS, conformance_hook("crm")).await.expect("hook");
+    let head = workflows.publish(WS, "wf").await.expect("publish");
+    assert_eq!(head.published_version, Some(1));
+    assert_eq!(subscriptions.find(WS, "Hook.crm").await.expect("find").len(), 1);
+}
+
+fn conformance_hook(name: &str) -> HookRequest {
+    serde_json::from_value(json!({"name": name, "kind": "webhook", "auth": {"type": "none"}})).expect("hook request")
 }
 
 #[tokio::test]
@@ -264,7 +304,7 @@ async fn of_two_concurrent_publishes_exactly_one_wins() {
         inner: store,
         barrier: Barrier::new(2),
     });
-    let workflows = Workflows::new(racing, Arc::new(SystemClock));
+    let workflows = Workflows::new(racing, no_hooks(), Arc::new(SystemClock));
     let (a, b) = tokio::join!(workflows.publish(WS, "wf"), workflows.publish(WS, "wf"));
     let outcomes = [a.is_ok(), b.is_ok()];
     assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} / {b:?}");

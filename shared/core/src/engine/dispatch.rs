@@ -128,7 +128,7 @@ impl Dispatcher {
                 tracing::debug!(workflow_id = %sub.workflow_id, "trigger filter did not match");
                 continue;
             }
-            let run_id = run_id_for(&event.workspaceid, &event.id, &sub.workflow_id);
+            let run_id = run_id_for(&event.workspaceid, event, &sub.workflow_id);
             let run = RunRecord {
                 run_id: run_id.clone(),
                 workspace_id: event.workspaceid.clone(),

@@ -1,5 +1,5 @@
 //! Ingest: accepted events go to the triggers queue, each at most once per
-//! event id within the dedupe window.
+//! event identity (`source` and `id`) within the dedupe window.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +36,15 @@ impl Ingest {
     pub async fn accept(&self, events: &[TriggerEvent]) -> Result<Vec<IngestReceipt>, EngineError> {
         let mut receipts = Vec::with_capacity(events.len());
         for event in events {
-            let duplicate = self.dedupe.seen(&event.workspaceid, &event.id).await?
+            let identity = event.identity();
+            let duplicate = self.dedupe.seen(&event.workspaceid, &identity).await?
                 || events[..receipts.len()]
                     .iter()
-                    .any(|e| e.workspaceid == event.workspaceid && e.id == event.id);
+                    .any(|e| e.workspaceid == event.workspaceid && e.identity() == identity);
             if !duplicate {
                 let body = crate::ports::message_body(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
                 self.triggers.send(body, Duration::ZERO).await?;
-                self.dedupe.remember(&event.workspaceid, &event.id, DEDUPE_TTL).await?;
+                self.dedupe.remember(&event.workspaceid, &identity, DEDUPE_TTL).await?;
                 tracing::info!(event_id = %event.id, workspace_id = %event.workspaceid, event_type = %event.event_type, "event accepted");
             } else {
                 tracing::info!(event_id = %event.id, workspace_id = %event.workspaceid, "duplicate event ignored");
@@ -64,10 +65,37 @@ mod tests {
     use serde_json::json;
 
     fn event(workspace: &str, id: &str) -> TriggerEvent {
+        from_source(workspace, "t", id)
+    }
+
+    fn from_source(workspace: &str, source: &str, id: &str) -> TriggerEvent {
         serde_json::from_value(
-            json!({"specversion": "1.0", "id": id, "source": "t", "type": "Prize.Won", "workspaceid": workspace}),
+            json!({"specversion": "1.0", "id": id, "source": source, "type": "Prize.Won", "workspaceid": workspace}),
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_id_from_two_sources_is_two_events_and_separators_cannot_collide() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        };
+        let queue = Arc::new(MemoryQueue::new("triggers", settings, None));
+        let ingest = Ingest::new(Arc::new(MemoryDedupe::default()), queue.clone());
+        let receipts = ingest
+            .accept(&[
+                from_source("ws", "crm", "e1"),
+                from_source("ws", "shop", "e1"),
+                from_source("ws", "crm", "e1"),
+                from_source("ws", "a|b", "c"),
+                from_source("ws", "a", "b|c"),
+            ])
+            .await
+            .unwrap();
+        let duplicates: Vec<bool> = receipts.iter().map(|r| r.duplicate).collect();
+        assert_eq!(duplicates, vec![false, false, true, false, false]);
+        assert_eq!(queue.len(), 4);
     }
 
     #[tokio::test]
