@@ -9,13 +9,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
+# The official Standard Webhooks library signs the hook tests' requests
+# (tests/signers/sign.py), independently of our verifier.
+STANDARDWEBHOOKS_VERSION="1.1.0"
 VENV=".venv"
 
-if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(0 if moto.__version__ == '$MOTO_VERSION' else 1)" 2>/dev/null; then
-  echo "== installing moto[server]==$MOTO_VERSION into $VENV"
+if ! "$VENV/bin/python" -c "
+import sys, moto, importlib.metadata as m
+sys.exit(0 if moto.__version__ == '$MOTO_VERSION' and m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION' else 1)" 2>/dev/null; then
+  echo "== installing moto[server]==$MOTO_VERSION and standardwebhooks==$STANDARDWEBHOOKS_VERSION into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 fi
+export HOOKFLOW_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 moto_pids=()
 moto_logs=()

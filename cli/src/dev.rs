@@ -172,6 +172,8 @@ impl DevServer {
             runs: Some(stores.runs.clone()),
             workflows: Some(lifecycle),
             live_tests: Some(dispatcher),
+            hooks: Some(Arc::new(stores.hooks())),
+            hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
         };
         let app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))

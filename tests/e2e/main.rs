@@ -4,6 +4,7 @@
 mod aws;
 mod chaos;
 mod delivery;
+mod hooks;
 mod ingest;
 mod lambda_aws;
 mod lifecycle;

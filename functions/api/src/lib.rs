@@ -25,6 +25,8 @@ pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Rout
             runs: Some(stores.runs.clone()),
             workflows: Some(Arc::new(stores.workflows())),
             live_tests: Some(Arc::new(stores.dispatcher(steps))),
+            hooks: Some(Arc::new(stores.hooks())),
+            hook_receiver: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

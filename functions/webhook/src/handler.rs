@@ -2,11 +2,18 @@ use std::sync::Arc;
 
 use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::Access;
+use hookflow_core::hooks::HookReceiver;
 use hookflow_core::Ingest;
 
-/// The same routes and errors as `hookflow dev`, with only ingest wired,
-/// behind an API key.
-pub fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> Router {
+/// The same routes and errors as `hookflow dev`, with only ingest wired:
+/// `POST /v1/events` behind an API key, and the public hook route behind
+/// each hook's sender auth.
+pub fn router(
+    access: Arc<Access>,
+    ingest: Arc<Ingest>,
+    hook_receiver: Arc<HookReceiver>,
+    stage: Option<&str>,
+) -> Router {
     router_for_stage(
         ApiState {
             gate: Gate {
@@ -17,6 +24,8 @@ pub fn router(access: Arc<Access>, ingest: Arc<Ingest>, stage: Option<&str>) -> 
             runs: None,
             workflows: None,
             live_tests: None,
+            hooks: None,
+            hook_receiver: Some(hook_receiver),
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,
@@ -30,6 +39,7 @@ mod tests {
     use hookflow_core::access::Role;
     use hookflow_core::memory::{MemoryBackend, QueueSettings};
     use hookflow_core::ports::SystemClock;
+    use hookflow_core::wiring::Stores;
     use lambda_http::Request;
     use serde_json::Value;
     use tower::ServiceExt;
@@ -49,15 +59,17 @@ mod tests {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: 5,
         });
-        let access = Arc::new(Access::new(
-            backend.keys.clone(),
-            backend.audit.clone(),
-            Arc::new(SystemClock),
-        ));
-        access.import_key(workspace, role, None, SAMPLE_KEY).await.unwrap();
-        let ingest = Arc::new(Ingest::new(backend.dedupe.clone(), backend.triggers.clone()));
+        let stores = Stores::memory(&backend, Arc::new(SystemClock));
+        stores
+            .access()
+            .import_key(workspace, role, None, SAMPLE_KEY)
+            .await
+            .unwrap();
         let request: Request = lambda_http::request::from_str(fixture).unwrap();
-        let response = router(access, ingest, Some("dev")).oneshot(request).await.unwrap();
+        let response = crate::wire(&stores, backend.triggers.clone(), Some("dev"))
+            .oneshot(request)
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

@@ -4,6 +4,7 @@
 mod access;
 mod error;
 mod events;
+mod hooks;
 pub mod openapi;
 mod params;
 mod runs;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Extension;
+use hookflow_core::hooks::{HookReceiver, Hooks};
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
 use hookflow_core::{Dispatcher, Ingest};
@@ -45,6 +47,10 @@ pub struct ApiState {
     /// Starts live tests' runs (`POST …/test` with `dry_run: false`); without
     /// it, live tests answer 422 `live_test_unavailable`.
     pub live_tests: Option<Arc<Dispatcher>>,
+    /// Hooks' management routes.
+    pub hooks: Option<Arc<Hooks>>,
+    /// The public hook route (`POST /v1/hooks/{hook_id}`).
+    pub hook_receiver: Option<Arc<HookReceiver>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`
@@ -74,9 +80,16 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     if state.workflows.is_some() {
         router = router.merge(workflows::routes());
     }
+    if state.hooks.is_some() {
+        router = router.merge(hooks::routes());
+    }
     let gate = state.gate.clone();
+    let mut public = Router::new().route("/v1/openapi.json", get(openapi::serve));
+    if state.hook_receiver.is_some() {
+        public = public.merge(hooks::public_routes());
+    }
     guard(router.merge(access::routes()), gate)
-        .route("/v1/openapi.json", get(openapi::serve))
+        .merge(public)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

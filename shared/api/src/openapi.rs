@@ -39,6 +39,116 @@ pub struct WorkflowId {
     pub workflow_id: String,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HookId {
+    /// `hk_` and 32 hex digits.
+    pub hook_id: String,
+}
+
+/// `POST …/hooks`.
+#[derive(ToSchema)]
+pub struct NewHook {
+    /// 1-64 characters of A-Z a-z 0-9 _ -.
+    pub name: String,
+    /// `webhook`, `form` or `email`.
+    pub kind: String,
+    /// `Hook.<name>` (the default) or a catalogue type.
+    pub trigger_type: Option<String>,
+    /// Stamped on the hook's events, so that site- and card-scoped workflows match.
+    pub siteid: Option<String>,
+    pub cardid: Option<String>,
+    /// `{"type": "none" | "bearer" | "basic" (with `username`) | "hmac" (with `preset`
+    /// github|shopify|stripe, or `header`, `prefix`, `encoding` hex|base64) |
+    /// "standard_webhooks", "secret"?: the sender's own secret}`.
+    pub auth: Value,
+    /// `{"header": name}`, `{"json_path": "a.b"}`, `"message_id"` or `"generated"`.
+    pub event_id: Option<Value>,
+    /// `enabled` (the default) or `disabled`.
+    pub status: Option<String>,
+    /// Up to 1048576 (default 262144).
+    pub max_body_bytes: Option<u64>,
+    /// Requests per second (default 50).
+    pub rate_limit: Option<u32>,
+    /// Form hooks: where a browser goes after posting.
+    pub redirect_url: Option<String>,
+}
+
+/// `PATCH …/hooks/{id}`: any of these; `null` clears `siteid`, `cardid` or `redirect_url`.
+#[derive(ToSchema)]
+pub struct HookPatch {
+    pub name: Option<String>,
+    pub trigger_type: Option<String>,
+    pub siteid: Option<String>,
+    pub cardid: Option<String>,
+    pub event_id: Option<Value>,
+    pub status: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub rate_limit: Option<u32>,
+    pub redirect_url: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct RotateRequest {
+    /// The sender's own new secret; a new one is made when absent.
+    pub secret: Option<String>,
+    /// How long the older secrets keep verifying (default 86400).
+    pub overlap_s: Option<u64>,
+}
+
+#[derive(ToSchema)]
+pub struct HookSecretView {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// A hook; its secrets by id only.
+#[derive(ToSchema)]
+pub struct HookView {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub kind: String,
+    pub trigger_type: String,
+    pub siteid: Option<String>,
+    pub cardid: Option<String>,
+    pub auth: Value,
+    pub event_id: Value,
+    pub status: String,
+    pub max_body_bytes: u64,
+    pub rate_limit: u32,
+    pub redirect_url: Option<String>,
+    pub secrets: Vec<HookSecretView>,
+    pub revision: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Where senders post: `/v1/hooks/<id>`.
+    pub path: String,
+}
+
+/// A hook and the secret just made (shown in this answer only).
+#[derive(ToSchema)]
+pub struct HookCreated {
+    #[schema(inline)]
+    #[serde(flatten)]
+    pub hook: HookView,
+    pub secret_id: Option<String>,
+    pub secret: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct HookList {
+    pub hooks: Vec<HookView>,
+}
+
+#[derive(ToSchema)]
+pub struct HookAccepted {
+    pub event_id: String,
+    /// The hook accepted this event before: no second run.
+    pub duplicate: bool,
+}
+
 /// The mutable head of a workflow; its `revision` is also the `ETag`.
 #[derive(ToSchema)]
 pub struct WorkflowHeadView {
@@ -308,6 +418,14 @@ pub struct EventsAccepted {
         crate::access::create_key,
         crate::access::revoke_key,
         crate::access::audit_trail,
+        crate::hooks::list,
+        crate::hooks::create,
+        crate::hooks::show,
+        crate::hooks::update,
+        crate::hooks::remove,
+        crate::hooks::rotate,
+        crate::hooks::revoke_secret,
+        crate::hooks::receive,
     ),
     modifiers(&CommonRefusals)
 )]
@@ -330,7 +448,8 @@ impl Modify for CommonRefusals {
             ),
         );
         for (route, item) in openapi.paths.paths.iter_mut() {
-            if route == "/v1/openapi.json" {
+            // Public: the document, and hooks, which check their sender instead.
+            if route == "/v1/openapi.json" || route.starts_with("/v1/hooks/") {
                 continue;
             }
             let operations = [

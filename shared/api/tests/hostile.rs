@@ -39,6 +39,8 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             runs: None,
             workflows: Some(Arc::new(stores.workflows())),
             live_tests: None,
+            hooks: None,
+            hook_receiver: None,
         },
         max_body_bytes,
     );

@@ -56,6 +56,8 @@ fn stack(keyless: KeylessRequests) -> Stack {
         runs: Some(stores.runs.clone()),
         workflows: Some(Arc::new(stores.workflows())),
         live_tests: Some(Arc::new(stores.dispatcher(backend.steps.clone()))),
+        hooks: Some(Arc::new(stores.hooks())),
+        hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
     };
     Stack {
         app: router(state, DEFAULT_MAX_BODY_BYTES),
