@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use hookflow_tests::{event, Stack, WS};
+use hookflow_tests::{event, sign_hook as sign, Stack, WS};
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -111,30 +111,6 @@ async fn post_hook(
         headers: response.headers().clone(),
         body: response.text().await.unwrap_or_default(),
     }
-}
-
-/// Headers from `tests/signers/sign.py`, the sender's side in Python.
-fn sign(args: &[&str], body: &[u8]) -> Vec<(String, String)> {
-    let python = std::env::var("HOOKFLOW_TEST_PYTHON")
-        .expect("HOOKFLOW_TEST_PYTHON is not set: run the tests with `make test`, which installs the signers");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("body");
-    std::fs::write(&file, body).expect("write body");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signers/sign.py");
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .arg(args[0])
-        .arg(args[1])
-        .arg(&file)
-        .args(&args[2..]);
-    let output = command.output().expect("run the signer");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let headers: serde_json::Map<String, Value> = serde_json::from_slice(&output.stdout).expect("headers JSON");
-    headers
-        .into_iter()
-        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-        .collect()
 }
 
 fn now() -> i64 {

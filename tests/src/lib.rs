@@ -184,6 +184,33 @@ impl Stack {
     }
 }
 
+/// Headers a hook sender would send, made by `tests/signers/sign.py`: the
+/// official Standard Webhooks library, or Python's `hmac` in the GitHub,
+/// Shopify and Stripe formats. `args` are the mode, the secret and the
+/// mode's own arguments (see the script).
+pub fn sign_hook(args: &[&str], body: &[u8]) -> Vec<(String, String)> {
+    let python = std::env::var("HOOKFLOW_TEST_PYTHON")
+        .expect("HOOKFLOW_TEST_PYTHON is not set: run the tests with `make test`, which installs the signers");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("body");
+    std::fs::write(&file, body).expect("write body");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signers/sign.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(args[0])
+        .arg(args[1])
+        .arg(&file)
+        .args(&args[2..])
+        .output()
+        .expect("run the signer");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let headers: serde_json::Map<String, Value> = serde_json::from_slice(&output.stdout).expect("headers JSON");
+    headers
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
 /// A CloudEvent for the test workspace. `scope` sets siteid/cardid/contactid.
 pub fn event(id: &str, event_type: &str, scope: &[(&str, &str)], data: Value) -> Value {
     let mut event = json!({"specversion": "1.0", "id": id, "source": "tests", "type": event_type,

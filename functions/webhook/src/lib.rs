@@ -21,3 +21,93 @@ pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> R
         stage,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+    use hookflow_core::hooks::HookRequest;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The API Gateway event of a hook request: the sample's envelope with
+    /// this path, these headers and this body.
+    fn apigw_hook_request(hook_id: &str, headers: &[(String, String)], body: &str) -> lambda_http::Request {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../../events/lambda/apigw-post-event.json")).expect("fixture");
+        let path = format!("/v1/hooks/{hook_id}");
+        event["routeKey"] = json!("POST /v1/hooks/{hook_id}");
+        event["requestContext"]["routeKey"] = json!("POST /v1/hooks/{hook_id}");
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["pathParameters"] = json!({"hook_id": hook_id});
+        let mut sent = json!({"content-type": "application/json", "host": "id.execute-api.us-east-1.amazonaws.com"});
+        for (name, value) in headers {
+            sent[name.to_ascii_lowercase()] = json!(value);
+        }
+        event["headers"] = sent;
+        event["body"] = json!(body);
+        lambda_http::request::from_str(&event.to_string()).expect("API Gateway request")
+    }
+
+    async fn status_of(router: &Router, request: lambda_http::Request) -> (u16, Value) {
+        let response = router.clone().oneshot(request).await.expect("the router never fails");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// The function as `main` wires it, on DynamoDB and SQS (moto): a hook
+    /// request signed by the official Standard Webhooks library is accepted
+    /// and enqueued; the same request tampered with is refused and enqueues
+    /// nothing.
+    #[tokio::test]
+    async fn serves_a_signed_hook_request_on_dynamodb_and_sqs() {
+        let config = hookflow_tests::emulator_config(hookflow_tests::SHARED_EMULATOR).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let names = ResourceNames::with_prefix(&format!("hookfn-{}", ulid::Ulid::new().to_string().to_lowercase()));
+        let urls = create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
+            .await
+            .expect("create resources on the emulator");
+        let stores = dynamo_stores(dynamo, &names.workflows_table, &names.runs_table, None);
+        let request: HookRequest = serde_json::from_value(
+            json!({"name": "crm", "kind": "webhook", "cardid": "card_1", "auth": {"type": "standard_webhooks"}}),
+        )
+        .expect("hook request");
+        let minted = stores.hooks().create("ws_fn", request).await.expect("create the hook");
+        let (hook_id, secret) = (minted.hook.id.clone(), minted.secret.expect("a secret").1);
+        let triggers = sqs_queue(&sqs, urls.triggers);
+        let router = wire(&stores, triggers.clone(), Some("$default"));
+
+        let body = r#"{"order": {"id": 7}}"#;
+        let now = chrono::Utc::now().timestamp().to_string();
+        let signed = hookflow_tests::sign_hook(&["standard-webhooks", &secret, "msg_fn", &now], body.as_bytes());
+        let tampered = apigw_hook_request(&hook_id, &signed, r#"{"order": {"id": 8}}"#);
+        assert_eq!(status_of(&router, tampered).await.0, 401);
+        let (status, accepted) = status_of(&router, apigw_hook_request(&hook_id, &signed, body)).await;
+        assert_eq!(
+            (status, accepted["event_id"].as_str()),
+            (202, Some("msg_fn")),
+            "{accepted}"
+        );
+
+        let queued = triggers
+            .receive(10, std::time::Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert_eq!(queued.len(), 1, "only the signed request is enqueued");
+        let event: Value = serde_json::from_str(&queued[0].body).expect("trigger event");
+        assert_eq!(
+            (event["type"].as_str(), event["cardid"].as_str(), &event["data"]),
+            (Some("Hook.crm"), Some("card_1"), &json!({"order": {"id": 7}}))
+        );
+        assert_eq!(
+            event["source"].as_str(),
+            Some(format!("hookflow/hooks/{hook_id}").as_str())
+        );
+    }
+}
