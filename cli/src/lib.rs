@@ -2,6 +2,7 @@
 //! binary runs.
 
 pub mod dev;
+pub mod hooks;
 pub mod keys;
 pub mod load;
 pub mod ops;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
+use hookflow_cli::hooks::HooksCommand;
 use hookflow_cli::keys;
 use hookflow_cli::load::load_workflows;
 use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
@@ -72,6 +73,13 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Inbound hooks: addresses third parties post to, with their sender auth.
+    Hooks {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: HooksCommand,
     },
     /// Inspect the dead-letter queues and move their messages back.
     Dlq {
@@ -286,17 +294,30 @@ async fn runs(command: RunsCommand) -> Result<String, OpsError> {
     }
 }
 
+impl ApiArgs {
+    fn workspace(&self) -> Result<String, CliError> {
+        self.workspace
+            .clone()
+            .ok_or_else(|| CliError::Failed("which workspace? pass --workspace or set HOOKFLOW_WORKSPACE".into()))
+    }
+
+    /// The API of the workspace, with `HOOKFLOW_API_KEY`.
+    fn api(&self) -> Result<Api, CliError> {
+        Ok(Api::new(
+            &self.api_url,
+            &self.workspace()?,
+            std::env::var("HOOKFLOW_API_KEY").ok(),
+        ))
+    }
+}
+
 /// Runs a `workflows` verb: its output, or the error to print.
 async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliError> {
     // Offline: needs no workspace and no API.
     if let WorkflowsCommand::Validate { file } = &command {
         return validate_offline(file, args.json);
     }
-    let workspace = args
-        .workspace
-        .clone()
-        .ok_or_else(|| CliError::Failed("which workspace? pass --workspace or set HOOKFLOW_WORKSPACE".into()))?;
-    let api = Api::new(&args.api_url, &workspace, std::env::var("HOOKFLOW_API_KEY").ok());
+    let api = args.api()?;
     let json_or = |value: &Value, human: String| -> String {
         if args.json {
             serde_json::to_string_pretty(value).unwrap_or_default()
@@ -394,12 +415,19 @@ async fn manage(args: ApiArgs, command: WorkflowsCommand) -> Result<String, CliE
     })
 }
 
+async fn hooks_command(args: ApiArgs, command: HooksCommand) -> Result<String, CliError> {
+    let api = args.api()?;
+    let (value, human) = hookflow_cli::hooks::run(&api, command).await?;
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
+}
+
 async fn keys_command(args: ApiArgs, command: KeysCommand) -> Result<String, CliError> {
-    let workspace = args
-        .workspace
-        .clone()
-        .ok_or_else(|| CliError::Failed("which workspace? pass --workspace or set HOOKFLOW_WORKSPACE".into()))?;
-    let api = Api::new(&args.api_url, &workspace, std::env::var("HOOKFLOW_API_KEY").ok());
+    let workspace = args.workspace()?;
+    let api = args.api()?;
     let (value, human) = match command {
         KeysCommand::Create { role, name, aws } => {
             let created = if aws {
@@ -596,5 +624,6 @@ async fn main() -> ExitCode {
         Command::Runs { command } => report(runs(command).await),
         Command::Workflows { api, command } => report(manage(api, command).await),
         Command::Keys { api, command } => report(keys_command(api, command).await),
+        Command::Hooks { api, command } => report(hooks_command(api, command).await),
     }
 }
