@@ -141,3 +141,60 @@ async fn the_runs_api_filters_and_refuses_bad_queries() {
     assert_eq!(status, 404, "another workspace cannot read the run");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn binary_content_mode_reads_ce_headers_and_the_body_as_data() {
+    let sink = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&sink)
+        .await;
+    let stack = Stack::start(vec![post_workflow(
+        "wf_bin",
+        "Prize.Won",
+        json!({"card": "card_9"}),
+        &sink.uri(),
+        json!({"prize": "{{ prize.name }}", "source": "{{ event.source }}"}),
+    )])
+    .await;
+    let send = |headers: Vec<(&'static str, &'static str)>, body: &'static str| {
+        let mut request = stack
+            .client
+            .post(format!("{}/v1/events", stack.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let attributes = vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", "bin-1"),
+        ("ce-source", "komo%2Fprizes"),
+        ("ce-type", "Prize.Won"),
+        ("ce-workspaceid", hookflow_tests::WS),
+        ("ce-cardid", "card_9"),
+        ("ce-depth", "0"),
+    ];
+    let accepted = send(attributes.clone(), r#"{"prize": {"name": "Mug"}}"#)
+        .await
+        .expect("POST");
+    assert_eq!(accepted.status().as_u16(), 202);
+    let answer: Value = accepted.json().await.expect("JSON");
+    assert_eq!(answer["event_id"].as_str(), Some("bin-1"));
+
+    let mut wrong_type = attributes.clone();
+    wrong_type[3] = ("ce-type", "Prize.Wonn");
+    let refused = send(wrong_type, "{}").await.expect("POST");
+    assert_eq!(refused.status().as_u16(), 400);
+    let mut no_id = attributes.clone();
+    no_id.remove(1);
+    assert_eq!(send(no_id, "{}").await.expect("POST").status().as_u16(), 400);
+
+    stack.wait_for_finished_runs(1).await;
+    let received = sink.received_requests().await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&received[0].body).expect("JSON");
+    assert_eq!(body, json!({"prize": "Mug", "source": "komo/prizes"}));
+    stack.shutdown().await;
+}

@@ -42,7 +42,16 @@ pub(crate) async fn post_events(
             )
         })?),
     };
-    let (mode, events) = event::parse_request(content_type, &body)?;
+    let binary = headers.contains_key("ce-specversion");
+    let (mode, events) = if binary {
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect();
+        (Mode::Single, vec![event::parse_binary(&pairs, content_type, &body)?])
+    } else {
+        event::parse_request(content_type, &body)?
+    };
     // A key sends events of its own workspace only; a batch is refused
     // whole, before anything is enqueued. The key check always names the
     // actor: without one, nothing is accepted.

@@ -161,6 +161,80 @@ pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<(Mode, V
     Ok((mode, events))
 }
 
+/// CloudEvents' HTTP binary content mode: the attributes in `ce-*` headers
+/// (percent-encoded), the body as `data`. JSON bodies become JSON data,
+/// `text/*` bodies a string. Extension attributes come as text: `depth` is
+/// read as a number.
+pub fn parse_binary(
+    headers: &[(String, String)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<TriggerEvent, IngestError> {
+    let mut event = Map::new();
+    for (name, value) in headers {
+        let Some(attribute) = name.to_ascii_lowercase().strip_prefix("ce-").map(str::to_owned) else {
+            continue;
+        };
+        let decoded = percent_encoding_decode(value);
+        let value = match attribute.as_str() {
+            "depth" => decoded.parse::<u64>().map_or(Value::String(decoded), Value::from),
+            _ => Value::String(decoded),
+        };
+        event.insert(attribute, value);
+    }
+    let essence = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let data = if body.iter().all(|b| is_json_whitespace(*b)) {
+        Value::Null
+    } else if essence == "application/json" || essence.ends_with("+json") {
+        let text = std::str::from_utf8(body).map_err(|e| IngestError::InvalidUtf8(e.valid_up_to()))?;
+        if nesting_exceeds(body, MAX_NESTING_DEPTH) {
+            return Err(IngestError::NestingTooDeep);
+        }
+        serde_json::from_str(text).map_err(|e| IngestError::MalformedJson(e.to_string()))?
+    } else if essence.starts_with("text/") {
+        let text = std::str::from_utf8(body).map_err(|e| IngestError::InvalidUtf8(e.valid_up_to()))?;
+        Value::String(text.to_owned())
+    } else {
+        return Err(IngestError::UnsupportedMediaType(content_type.unwrap_or("").to_owned()));
+    };
+    if let Some(content_type) = content_type {
+        event.insert("datacontenttype".into(), Value::String(content_type.to_owned()));
+    }
+    event.insert("data".into(), data);
+    TriggerEvent::from_cloudevent(&Value::Object(event), "")
+}
+
+/// `%XX` escapes decoded (CloudEvents HTTP binding §3.1.3.2); text that
+/// does not decode to UTF-8 is kept as sent.
+fn percent_encoding_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| value.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_owned())
+}
+
 /// JSON's insignificant whitespace (RFC 8259 §2).
 fn is_json_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
