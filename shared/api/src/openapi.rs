@@ -533,7 +533,12 @@ mod tests {
         let mut expected = vec![
             "/v1/events".to_owned(),
             "/v1/openapi.json".to_owned(),
+            "/v1/hooks/{hook_id}".to_owned(),
             format!("{ws}/audit"),
+            format!("{ws}/hooks"),
+            format!("{ws}/hooks/{{hook_id}}"),
+            format!("{ws}/hooks/{{hook_id}}/rotate"),
+            format!("{ws}/hooks/{{hook_id}}/secrets/{{secret_id}}"),
             format!("{ws}/keys"),
             format!("{ws}/keys/{{key_id}}"),
             format!("{ws}/runs"),
@@ -562,6 +567,10 @@ mod tests {
         assert!(
             doc["paths"]["/v1/openapi.json"]["get"]["security"].is_null(),
             "the document is public"
+        );
+        assert!(
+            doc["paths"]["/v1/hooks/{hook_id}"]["post"]["security"].is_null(),
+            "hooks check their sender, not a key"
         );
     }
 }

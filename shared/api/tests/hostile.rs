@@ -47,6 +47,11 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
     (backend, app)
 }
 
+/// What ingest remembers of [`event`]`(id)`: its source and id.
+fn identity(id: &str) -> String {
+    hookflow_core::event::event_identity("komo/platform", id)
+}
+
 /// A valid event with every optional attribute set.
 fn event(id: &str) -> Value {
     json!({"specversion": "1.0", "id": id, "source": "komo/platform", "type": "Gameplay.Ended",
@@ -281,7 +286,7 @@ async fn hostile_requests_are_refused_with_json_errors_and_nothing_is_kept() {
     ids.extend((0..=100).map(|i| format!("b-{i}")));
     for id in &ids {
         assert!(
-            !backend.dedupe.seen(WS, id).await.expect("dedupe"),
+            !backend.dedupe.seen(WS, &identity(id)).await.expect("dedupe"),
             "a refused request remembers no id ({id})"
         );
     }
@@ -341,7 +346,10 @@ async fn valid_requests_are_accepted_and_enqueued() {
         "batch-0",
         "batch-99",
     ] {
-        assert!(backend.dedupe.seen(WS, id).await.expect("dedupe"), "{id} is remembered");
+        assert!(
+            backend.dedupe.seen(WS, &identity(id)).await.expect("dedupe"),
+            "{id} is remembered"
+        );
     }
 }
 
