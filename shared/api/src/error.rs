@@ -69,6 +69,9 @@ impl From<IngestError> for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(err: EngineError) -> Self {
+        if let EngineError::EventTooLarge { .. } = err {
+            return Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string());
+        }
         // Our fault, not the caller's: the caller should retry a retryable one.
         tracing::error!(error = %err, retryable = err.is_retryable(), "request failed");
         if err.is_retryable() {

@@ -45,7 +45,7 @@ impl From<HookError> for ApiError {
         let status = match &err {
             HookError::NotFound(_) | HookError::SecretNotFound(_) => StatusCode::NOT_FOUND,
             HookError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            HookError::Conflict | HookError::LastSecret(_) => StatusCode::CONFLICT,
+            HookError::Conflict | HookError::LastSecret(_) | HookError::TooManySecrets => StatusCode::CONFLICT,
             HookError::Port(port) => return hookflow_core::EngineError::from(port.clone()).into(),
         };
         ApiError::new(status, err.code(), err.to_string())

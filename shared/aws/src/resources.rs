@@ -142,10 +142,17 @@ async fn create_queue(
     visibility_timeout: Duration,
     dead_letters_arn: Option<&str>,
 ) -> Result<(String, String), PortError> {
-    let mut attributes = HashMap::from([(
-        QueueAttributeName::VisibilityTimeout,
-        visibility_timeout.as_secs().max(1).to_string(),
-    )]);
+    let mut attributes = HashMap::from([
+        (
+            QueueAttributeName::VisibilityTimeout,
+            visibility_timeout.as_secs().max(1).to_string(),
+        ),
+        // As in template.yaml: events up to a hook's 1 MiB body.
+        (
+            QueueAttributeName::MaximumMessageSize,
+            hookflow_core::engine::MAX_TRIGGER_MESSAGE_BYTES.to_string(),
+        ),
+    ]);
     if let Some(arn) = dead_letters_arn {
         attributes.insert(
             QueueAttributeName::RedrivePolicy,

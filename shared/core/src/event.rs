@@ -244,7 +244,7 @@ fn is_json_whitespace(b: u8) -> bool {
 /// brackets outside strings only (escaped quotes do not end a string). One
 /// pass, no allocation, stops at the first level over the limit. Unbalanced
 /// input is left to the parser to refuse.
-fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+pub(crate) fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;

@@ -12,6 +12,10 @@ use super::EngineError;
 /// How long an event id is remembered (brief §4).
 pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The largest trigger message: the triggers queue's `MaximumMessageSize`
+/// (SQS's maximum, set in `template.yaml` and `create_resources`).
+pub const MAX_TRIGGER_MESSAGE_BYTES: usize = 1024 * 1024;
+
 pub struct Ingest {
     dedupe: Arc<dyn EventDedupe>,
     triggers: Arc<dyn Queue>,
@@ -34,15 +38,29 @@ impl Ingest {
     /// retry enqueue it again, and the deterministic run id absorbs that
     /// duplicate. The other order would lose the event.
     pub async fn accept(&self, events: &[TriggerEvent]) -> Result<Vec<IngestReceipt>, EngineError> {
+        // Every message is built before any is sent: one too large refuses
+        // the request whole, with nothing enqueued.
+        let bodies = events
+            .iter()
+            .map(|event| {
+                let body = crate::ports::message_body(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+                if body.len() > MAX_TRIGGER_MESSAGE_BYTES {
+                    return Err(EngineError::EventTooLarge {
+                        bytes: body.len(),
+                        limit: MAX_TRIGGER_MESSAGE_BYTES,
+                    });
+                }
+                Ok(body)
+            })
+            .collect::<Result<Vec<String>, EngineError>>()?;
         let mut receipts = Vec::with_capacity(events.len());
-        for event in events {
+        for (event, body) in events.iter().zip(bodies) {
             let identity = event.identity();
             let duplicate = self.dedupe.seen(&event.workspaceid, &identity).await?
                 || events[..receipts.len()]
                     .iter()
                     .any(|e| e.workspaceid == event.workspaceid && e.identity() == identity);
             if !duplicate {
-                let body = crate::ports::message_body(event).map_err(|e| EngineError::Undecodable(e.to_string()))?;
                 self.triggers.send(body, Duration::ZERO).await?;
                 self.dedupe.remember(&event.workspaceid, &identity, DEDUPE_TTL).await?;
                 tracing::info!(event_id = %event.id, workspace_id = %event.workspaceid, event_type = %event.event_type, "event accepted");

@@ -13,7 +13,7 @@ pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
 pub use dry_run::{dry_run, DryRun, DryStatus, DryStep, RenderedRequest, MAX_DRY_RUN_STEPS};
 pub use execute::{DeliveryInfo, DeliveryLimits, NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
 pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY};
-pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL};
+pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL, MAX_TRIGGER_MESSAGE_BYTES};
 pub use recovery::{redrive, Recovery, RecoveryError, Replayed};
 
 use crate::ports::PortError;
@@ -27,6 +27,9 @@ pub enum EngineError {
     Port(#[from] PortError),
     #[error("message body cannot be decoded: {0}")]
     Undecodable(String),
+    /// The event's queue message would be over what the triggers queue takes.
+    #[error("the event is {bytes} bytes as a queue message, over the limit of {limit}")]
+    EventTooLarge { bytes: usize, limit: usize },
     #[error("workflow {workflow_id} version {version} does not exist in workspace {workspace_id}")]
     WorkflowVersionMissing {
         workspace_id: String,

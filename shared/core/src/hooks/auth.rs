@@ -112,6 +112,13 @@ fn any_equal(secrets: &[&[u8]], given: &[u8]) -> Result<(), AuthFailure> {
     }
 }
 
+/// The work of one signature check over `body`, for a request that will be
+/// refused before any check (an unknown or disabled hook): its answer then
+/// takes about as long as a failed check, and its timing tells nothing.
+pub fn spend_like_a_check(body: &[u8]) {
+    std::hint::black_box(mac(b"no hook", &[body]));
+}
+
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     for part in parts {
@@ -159,7 +166,7 @@ fn within_tolerance(timestamp: &str, now: DateTime<Utc>) -> Result<(), AuthFailu
         .trim()
         .parse()
         .map_err(|_| AuthFailure::Malformed("timestamp"))?;
-    if (now.timestamp() - at).abs() > TIMESTAMP_TOLERANCE_S {
+    if now.timestamp().abs_diff(at) > TIMESTAMP_TOLERANCE_S.unsigned_abs() {
         return Err(AuthFailure::OutsideTolerance);
     }
     Ok(())
@@ -323,10 +330,22 @@ mod tests {
             verify(&hook, &signed(&truncated, &ts), BODY, now),
             Err(AuthFailure::Mismatch)
         );
-        let old = (now.timestamp() - 301).to_string();
+        // The boundary, with the clock fixed: ±300 s verify, ±301 s do not.
+        let at = |offset: i64| {
+            let ts = (now.timestamp() + offset).to_string();
+            let sig =
+                base64::engine::general_purpose::STANDARD.encode(mac(&key, &[b"msg_1.", ts.as_bytes(), b".", BODY]));
+            verify(&hook, &signed(&format!("v1,{sig}"), &ts), BODY, now)
+        };
+        assert_eq!((at(-300), at(300)), (Ok(()), Ok(())));
         assert_eq!(
-            verify(&hook, &signed(&good, &old), BODY, now),
-            Err(AuthFailure::OutsideTolerance)
+            (at(-301), at(301)),
+            (Err(AuthFailure::OutsideTolerance), Err(AuthFailure::OutsideTolerance))
+        );
+        assert_eq!(
+            verify(&hook, &signed(&good, &i64::MIN.to_string()), BODY, now),
+            Err(AuthFailure::OutsideTolerance),
+            "no overflow"
         );
     }
 

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::HookKind;
+use crate::event::MAX_NESTING_DEPTH;
 
 /// At most this many parts in a multipart body.
 const MAX_PARTS: usize = 1000;
@@ -92,6 +93,13 @@ fn utf8(body: &[u8]) -> Result<&str, BodyError> {
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, BodyError> {
+    // As at /v1/events: deeper JSON could not travel inside an event and a
+    // step message, and would fail after the sender was told 202.
+    if crate::event::nesting_exceeds(body, MAX_NESTING_DEPTH) {
+        return Err(BodyError::Invalid(format!(
+            "arrays and objects nest more than {MAX_NESTING_DEPTH} levels"
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| BodyError::Invalid(format!("the body is not valid JSON: {e}")))
 }
 
@@ -133,12 +141,9 @@ fn boundary(params: &[(String, String)]) -> Result<String, BodyError> {
         .ok_or_else(|| BodyError::Invalid("multipart/form-data without a boundary".into()))
 }
 
+/// Linear in the body whatever the boundary (a naive scan is body × boundary).
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|at| at + from)
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|at| at + from)
 }
 
 /// RFC 7578: parts between `--boundary` lines, the last one closed by
@@ -253,13 +258,16 @@ fn header_value<'a>(headers: &'a Map<String, Value>, name: &str) -> Option<&'a s
         .and_then(|(_, v)| v.as_str())
 }
 
-fn email_body(email: Value, headers: &Map<String, Value>, fallback_id: Option<&str>) -> HookBody {
-    let message_id = header_value(headers, "Message-ID")
-        .or(fallback_id)
+/// `provider_id`, when the provider assigns one (Postmark), identifies the
+/// delivery: a sender cannot choose it, as it can its own `Message-ID`
+/// (and so cannot suppress another email by reusing one).
+fn email_body(email: Value, headers: &Map<String, Value>, provider_id: Option<&str>) -> HookBody {
+    let message_id = provider_id
+        .or(header_value(headers, "Message-ID"))
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty());
     let mut email = email;
-    email["message_id"] = json!(message_id);
+    email["message_id"] = json!(header_value(headers, "Message-ID").map(str::trim));
     email["in_reply_to"] = json!(header_value(headers, "In-Reply-To").map(str::trim));
     email["headers"] = Value::Object(headers.clone());
     HookBody {

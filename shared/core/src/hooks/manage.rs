@@ -14,12 +14,28 @@ use super::{
     EventIdSource, Hook, HookAuth, HookKind, HookSecret, HookStatus, HookStore, DEFAULT_HOOK_BODY_BYTES, HOOK_FORMAT,
     HOOK_ID_PREFIX, MAX_HOOK_BODY_BYTES,
 };
-use crate::catalogue::check_trigger_type;
+use crate::catalogue::{check_trigger_type, is_hook_type};
 use crate::ports::{Clock, PortError};
 use crate::validate::is_valid_id;
 
 /// How long a rotated-out secret keeps verifying by default.
 pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// The longest overlap a rotation may ask for.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Live secrets a hook may hold: each costs an HMAC per request.
+pub const MAX_LIVE_SECRETS: usize = 3;
+/// Headers that carry credentials or signatures: never an event id, which
+/// is echoed in answers and logs.
+const SECRET_HEADERS: [&str; 8] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-hub-signature-256",
+    "x-hub-signature",
+    "x-shopify-hmac-sha256",
+    "stripe-signature",
+    "webhook-signature",
+];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HookError {
@@ -33,6 +49,8 @@ pub enum HookError {
     LastSecret(String),
     #[error("secret {0:?} does not exist on this hook")]
     SecretNotFound(String),
+    #[error("the hook has {MAX_LIVE_SECRETS} live secrets already; revoke one first")]
+    TooManySecrets,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -45,6 +63,7 @@ impl HookError {
             Self::Conflict => "conflict",
             Self::LastSecret(_) => "last_secret",
             Self::SecretNotFound(_) => "secret_not_found",
+            Self::TooManySecrets => "too_many_secrets",
             Self::Port(_) => "unavailable",
         }
     }
@@ -56,11 +75,21 @@ fn invalid(message: impl Into<String>) -> HookError {
     HookError::Invalid(message.into())
 }
 
-/// `auth` as a request gives it: the mode, and the sender's own secret.
-#[derive(Debug, Clone)]
+/// `auth` as a request gives it: the mode, and the sender's own secret
+/// (left out of `Debug`).
+#[derive(Clone)]
 pub struct AuthRequest {
     pub auth: HookAuth,
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("auth", &self.auth)
+            .field("secret", &self.secret.as_ref().map(|_| crate::redact::REDACTED))
+            .finish()
+    }
 }
 
 impl<'de> Deserialize<'de> for AuthRequest {
@@ -241,8 +270,29 @@ fn check_hook(hook: &Hook) -> HookResult<()> {
         EventIdSource::Header(name) | EventIdSource::JsonPath(name) if name.is_empty() || name.len() > 200 => Err(
             invalid("`event_id` names a header or a JSON path of 1 to 200 characters"),
         ),
+        EventIdSource::Header(name) if is_secret_header(&hook.auth, name) => Err(invalid(format!(
+            "`event_id` cannot come from {name}: it carries a credential or a signature"
+        ))),
         _ => Ok(()),
+    }?;
+    // Anyone may post to an open hook: it may not pass for the platform.
+    if hook.auth == HookAuth::None && !is_hook_type(&hook.trigger_type) {
+        return Err(invalid(
+            "a hook with `auth.type` none may only emit `Hook.<name>` types, not catalogue events",
+        ));
     }
+    Ok(())
+}
+
+fn is_secret_header(auth: &HookAuth, name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let own = match auth {
+        HookAuth::Hmac {
+            header: Some(header), ..
+        } => header.eq_ignore_ascii_case(&name),
+        _ => false,
+    };
+    own || SECRET_HEADERS.contains(&name.as_str())
 }
 
 impl Hooks {
@@ -397,12 +447,20 @@ impl Hooks {
             None => new_secret(&before.auth)?,
         };
         let now = self.clock.now();
-        let overlap = chrono::Duration::from_std(overlap.unwrap_or(ROTATION_OVERLAP))
-            .map_err(|_| invalid("the overlap is too long"))?;
+        let overlap = overlap.unwrap_or(ROTATION_OVERLAP);
+        if overlap > MAX_ROTATION_OVERLAP {
+            return Err(invalid(format!(
+                "the overlap may be at most {} s",
+                MAX_ROTATION_OVERLAP.as_secs()
+            )));
+        }
+        let until = now + chrono::Duration::from_std(overlap).map_err(|_| invalid("the overlap is too long"))?;
         let mut after = before.clone();
         after.secrets.retain(|s| s.is_live(now));
+        if after.secrets.len() >= MAX_LIVE_SECRETS {
+            return Err(HookError::TooManySecrets);
+        }
         for old in &mut after.secrets {
-            let until = now + overlap;
             old.expires_at = Some(old.expires_at.map_or(until, |at| at.min(until)));
         }
         let added = self.secret(value)?;
@@ -431,5 +489,73 @@ impl Hooks {
         let hook = self.replace(&before, after).await?;
         tracing::info!(workspace_id, hook_id, secret_id, "hook secret revoked");
         Ok(hook)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryHooks;
+    use crate::ports::SystemClock;
+
+    fn hooks() -> Hooks {
+        Hooks::new(Arc::new(MemoryHooks::default()), Arc::new(SystemClock))
+    }
+
+    fn request(value: Value) -> HookRequest {
+        serde_json::from_value(value).expect("hook request")
+    }
+
+    #[tokio::test]
+    async fn refuses_what_would_leak_a_secret_or_let_anyone_pass_for_the_platform() {
+        let hooks = hooks();
+        let bearer_id = request(
+            serde_json::json!({"name": "a", "kind": "webhook", "auth": {"type": "bearer"},
+            "event_id": {"header": "Authorization"}}),
+        );
+        assert!(matches!(
+            hooks.create("ws", bearer_id).await,
+            Err(HookError::Invalid(_))
+        ));
+        let own_signature = request(serde_json::json!({"name": "b", "kind": "webhook",
+            "auth": {"type": "hmac", "header": "X-Acme-Sig"}, "event_id": {"header": "x-acme-sig"}}));
+        assert!(matches!(
+            hooks.create("ws", own_signature).await,
+            Err(HookError::Invalid(_))
+        ));
+        let open_platform = request(
+            serde_json::json!({"name": "c", "kind": "webhook", "auth": {"type": "none"},
+            "trigger_type": "Prize.Won"}),
+        );
+        assert!(matches!(
+            hooks.create("ws", open_platform).await,
+            Err(HookError::Invalid(_))
+        ));
+        let debug = format!(
+            "{:?}",
+            request(serde_json::json!({"name": "d", "kind": "webhook",
+            "auth": {"type": "bearer", "secret": "a-very-secret-token-1"}}))
+        );
+        assert!(!debug.contains("a-very-secret-token-1"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn rotation_is_bounded_in_secrets_and_overlap() {
+        let hooks = hooks();
+        let minted = hooks
+            .create(
+                "ws",
+                request(serde_json::json!({"name": "r", "kind": "webhook", "auth": {"type": "bearer"}})),
+            )
+            .await
+            .expect("create");
+        let id = &minted.hook.id;
+        let too_long = hooks.rotate("ws", id, None, Some(MAX_ROTATION_OVERLAP * 2)).await;
+        assert!(matches!(too_long, Err(HookError::Invalid(_))), "{too_long:?}");
+        hooks.rotate("ws", id, None, None).await.expect("second secret");
+        hooks.rotate("ws", id, None, None).await.expect("third secret");
+        let fourth = hooks.rotate("ws", id, None, None).await;
+        assert!(matches!(fourth, Err(HookError::TooManySecrets)), "{fourth:?}");
+        assert!(format!("{:?}", hooks.get("ws", id).await.expect("get")).contains("[REDACTED]"));
     }
 }

@@ -126,13 +126,29 @@ impl EventIdSource {
                     ..
                 },
             ) => Self::Header("X-GitHub-Delivery".into()),
+            (
+                _,
+                HookAuth::Hmac {
+                    preset: Some(HmacPreset::Shopify),
+                    ..
+                },
+            ) => Self::Header("X-Shopify-Webhook-Id".into()),
+            // Stripe's event id is in the signed body.
+            (
+                _,
+                HookAuth::Hmac {
+                    preset: Some(HmacPreset::Stripe),
+                    ..
+                },
+            ) => Self::JsonPath("id".into()),
             _ => Self::Header("Idempotency-Key".into()),
         }
     }
 }
 
 /// One of a hook's secrets. Rotation adds one and lets the older ones expire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` leaves the value out, so no log line can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookSecret {
     pub id: String,
     pub value: String,
@@ -140,6 +156,17 @@ pub struct HookSecret {
     /// Set on rotation: the old secret verifies until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for HookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSecret")
+            .field("id", &self.id)
+            .field("value", &crate::redact::REDACTED)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl HookSecret {

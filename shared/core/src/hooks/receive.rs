@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::auth::{header, verify, AuthFailure};
+use super::auth::{header, spend_like_a_check, verify, AuthFailure};
 use super::body::{parse, BodyError, HookBody};
 use super::manage::is_hook_id;
 use super::{EventIdSource, Hook, HookStatus, HookStore};
@@ -20,8 +20,12 @@ use crate::ports::{Clock, PortError};
 
 /// Requests per second a hook takes when it names no limit.
 pub const DEFAULT_RATE_LIMIT: u32 = 50;
-/// An event id longer than this is replaced by its SHA-256.
-const MAX_EVENT_ID_CHARS: usize = 200;
+/// An event id longer than this (in bytes) is replaced by its SHA-256; ids
+/// elsewhere are at most 256 bytes.
+const MAX_EVENT_ID_BYTES: usize = 200;
+/// The prefix of a hashed id. A sender's own id that starts with it is
+/// hashed too, so it cannot equal the hash of another id.
+const HASHED_ID_PREFIX: &str = "sha256:";
 /// Buckets kept before idle ones are dropped.
 const MAX_BUCKETS: usize = 10_000;
 
@@ -34,8 +38,9 @@ pub enum Refusal {
     /// 429 with `Retry-After`.
     #[error("the hook's rate limit of {limit}/s is exceeded")]
     RateLimited { limit: u32, retry_after_s: u64 },
-    /// 413.
-    #[error("the body is over this hook's limit of {limit} bytes")]
+    /// 413: over the hook's body limit, or too large for the triggers queue
+    /// once wrapped as an event.
+    #[error("the body is over the limit of {limit} bytes")]
     TooLarge { limit: usize },
     /// 400 or 415.
     #[error(transparent)]
@@ -77,7 +82,10 @@ impl From<PortError> for Refusal {
 
 impl From<EngineError> for Refusal {
     fn from(err: EngineError) -> Self {
-        Refusal::Unavailable(err.to_string())
+        match err {
+            EngineError::EventTooLarge { limit, .. } => Refusal::TooLarge { limit },
+            other => Refusal::Unavailable(other.to_string()),
+        }
     }
 }
 
@@ -119,12 +127,15 @@ impl HookReceiver {
             Refusal::Unauthorized(why)
         };
         if !is_hook_id(hook_id) {
+            spend_like_a_check(body);
             return Err(refuse("not a hook id".into()));
         }
         let Some(hook) = self.hooks.get_hook(hook_id).await? else {
+            spend_like_a_check(body);
             return Err(refuse("no such hook".into()));
         };
         if hook.status == HookStatus::Disabled {
+            spend_like_a_check(body);
             return Err(refuse("the hook is disabled".into()));
         }
         verify(&hook, headers, body, self.clock.now()).map_err(|failure: AuthFailure| refuse(failure.to_string()))?;
@@ -196,12 +207,10 @@ fn event_id(source: &EventIdSource, headers: &[(String, String)], parsed: &HookB
     if found.is_empty() {
         return None;
     }
-    if found.chars().count() > MAX_EVENT_ID_CHARS || found.chars().any(char::is_control) {
+    if found.len() > MAX_EVENT_ID_BYTES || found.chars().any(char::is_control) || found.starts_with(HASHED_ID_PREFIX) {
         let digest = Sha256::digest(found.as_bytes());
-        return Some(format!(
-            "sha256:{}",
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        return Some(format!("{HASHED_ID_PREFIX}{hex}"));
     }
     Some(found)
 }
