@@ -287,7 +287,22 @@ async fn standard_webhooks_verify_refuse_alike_deduplicate_and_rotate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hmac_presets_bearer_basic_and_none_verify_and_refuse() {
+    let sink = sink().await;
     let stack = Stack::start(vec![]).await;
+    // Every hook below emits Hook.signed, and one workflow counts what got in.
+    create_hook(
+        &stack,
+        json!({"name": "signed", "kind": "webhook", "auth": {"type": "bearer"}}),
+    )
+    .await;
+    let counter = post_workflow(
+        "wf_signed",
+        "Hook.signed",
+        json!({"workspace": true}),
+        &sink.uri(),
+        json!({}),
+    );
+    assert_eq!(publish(&stack, counter).await.0, 200);
     let body = br#"{"id": "evt_x", "object": "event"}"#;
     let secret = "a-sender-chosen-secret-1234";
     let cases: Vec<(Value, Box<dyn Fn(&str, &[u8]) -> Vec<(String, String)>>)> = vec![
@@ -328,7 +343,7 @@ async fn hmac_presets_bearer_basic_and_none_verify_and_refuse() {
         auth["secret"] = json!(secret);
         let hook = create_hook(
             &stack,
-            json!({"name": format!("h{n}"), "kind": "webhook", "auth": auth}),
+            json!({"name": format!("h{n}"), "kind": "webhook", "trigger_type": "Hook.signed", "auth": auth}),
         )
         .await;
         let id = hook["id"].as_str().expect("id");
@@ -348,7 +363,8 @@ async fn hmac_presets_bearer_basic_and_none_verify_and_refuse() {
     }
     let stripe = create_hook(
         &stack,
-        json!({"name": "stripe_old", "kind": "webhook", "auth": {"type": "hmac", "preset": "stripe", "secret": secret}}),
+        json!({"name": "stripe_old", "kind": "webhook", "trigger_type": "Hook.signed",
+               "auth": {"type": "hmac", "preset": "stripe", "secret": secret}}),
     )
     .await;
     let old = sign(&["stripe", secret, &(now() - 301).to_string()], body);
@@ -363,6 +379,11 @@ async fn hmac_presets_bearer_basic_and_none_verify_and_refuse() {
     assert!(open.get("secret").is_none());
     let answer = post_hook(&stack, open["id"].as_str().expect("id"), &[], "text/plain", b"hello").await;
     assert_eq!(answer.status, 202, "{}", answer.body);
+    // Four HMAC hooks let their signed body in; bearer and basic sign no
+    // body, so the "tampered" one got in too: 4 + 2 × 2. Every refusal
+    // enqueued nothing.
+    let runs = stack.wait_for_finished_runs(8).await;
+    assert!(runs.iter().all(|r| r["workflow_id"] == "wf_signed"));
     stack.shutdown().await;
 }
 
