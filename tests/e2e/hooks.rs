@@ -12,6 +12,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::post_workflow;
 
+type Headers = Vec<(String, String)>;
+/// Signs `body` with `secret` as one kind of sender does.
+type Signer = Box<dyn Fn(&str, &[u8]) -> Headers>;
+
 async fn sink() -> MockServer {
     let sink = MockServer::start().await;
     Mock::given(method("POST"))
@@ -188,7 +192,7 @@ async fn standard_webhooks_verify_refuse_alike_deduplicate_and_rotate() {
         .expect("signature")
         .1
         .clone();
-    let refused: Vec<(&str, Vec<(String, String)>, &[u8])> = vec![
+    let refused: Vec<(&str, Headers, &[u8])> = vec![
         (
             "tampered body",
             signed.clone(),
@@ -305,7 +309,7 @@ async fn hmac_presets_bearer_basic_and_none_verify_and_refuse() {
     assert_eq!(publish(&stack, counter).await.0, 200);
     let body = br#"{"id": "evt_x", "object": "event"}"#;
     let secret = "a-sender-chosen-secret-1234";
-    let cases: Vec<(Value, Box<dyn Fn(&str, &[u8]) -> Vec<(String, String)>>)> = vec![
+    let cases: Vec<(Value, Signer)> = vec![
         (
             json!({"type": "hmac", "preset": "github"}),
             Box::new(|s, b| sign(&["github", s], b)),

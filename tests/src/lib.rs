@@ -276,3 +276,29 @@ pub async fn emulator_config(endpoint_var: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// A fresh deployment on the shared emulator: its own tables and queues,
+/// named from `prefix` and a ULID.
+pub struct EmulatorStack {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub names: hookflow_aws::ResourceNames,
+    pub urls: hookflow_aws::QueueUrls,
+}
+
+pub async fn emulator_stack(prefix: &str) -> EmulatorStack {
+    let config = emulator_config(SHARED_EMULATOR).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let names =
+        hookflow_aws::ResourceNames::with_prefix(&format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    let urls = hookflow_aws::create_resources(&dynamo, &sqs, &names, Duration::from_secs(30))
+        .await
+        .expect("create resources on the emulator");
+    EmulatorStack {
+        dynamo,
+        sqs,
+        names,
+        urls,
+    }
+}

@@ -36,7 +36,7 @@ pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Rout
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
-    use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+    use hookflow_aws::{dynamo_stores, sqs_queue};
     use hookflow_core::access::Role;
     use serde_json::{json, Value};
     use tower::ServiceExt;
@@ -66,15 +66,9 @@ mod tests {
     /// an admin key made with AWS credentials, as `keys create --aws` does.
     #[tokio::test]
     async fn serves_the_openapi_document_and_the_lifecycle_on_dynamodb() {
-        let config = hookflow_tests::emulator_config(hookflow_tests::SHARED_EMULATOR).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let names = ResourceNames::with_prefix(&format!("apifn-{}", ulid::Ulid::new().to_string().to_lowercase()));
-        let urls = create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
-            .await
-            .expect("create resources on the emulator");
-        let stores = dynamo_stores(dynamo, &names.workflows_table, &names.runs_table, None);
-        let steps = sqs_queue(&sqs, urls.steps);
+        let aws = hookflow_tests::emulator_stack("apifn").await;
+        let stores = dynamo_stores(aws.dynamo, &aws.names.workflows_table, &aws.names.runs_table, None);
+        let steps = sqs_queue(&aws.sqs, aws.urls.steps);
         let router = wire(&stores, steps.clone(), Some("prod"));
 
         let (status, doc) = call(&router, "GET", "/prod/v1/openapi.json", None, None).await;

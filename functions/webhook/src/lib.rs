@@ -24,7 +24,7 @@ pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> R
 
 #[cfg(test)]
 mod tests {
-    use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+    use hookflow_aws::{dynamo_stores, sqs_queue};
     use hookflow_core::hooks::HookRequest;
     use serde_json::{json, Value};
     use tower::ServiceExt;
@@ -66,21 +66,15 @@ mod tests {
     /// nothing.
     #[tokio::test]
     async fn serves_a_signed_hook_request_on_dynamodb_and_sqs() {
-        let config = hookflow_tests::emulator_config(hookflow_tests::SHARED_EMULATOR).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let names = ResourceNames::with_prefix(&format!("hookfn-{}", ulid::Ulid::new().to_string().to_lowercase()));
-        let urls = create_resources(&dynamo, &sqs, &names, std::time::Duration::from_secs(30))
-            .await
-            .expect("create resources on the emulator");
-        let stores = dynamo_stores(dynamo, &names.workflows_table, &names.runs_table, None);
+        let aws = hookflow_tests::emulator_stack("hookfn").await;
+        let stores = dynamo_stores(aws.dynamo, &aws.names.workflows_table, &aws.names.runs_table, None);
         let request: HookRequest = serde_json::from_value(
             json!({"name": "crm", "kind": "webhook", "cardid": "card_1", "auth": {"type": "standard_webhooks"}}),
         )
         .expect("hook request");
         let minted = stores.hooks().create("ws_fn", request).await.expect("create the hook");
         let (hook_id, secret) = (minted.hook.id.clone(), minted.secret.expect("a secret").1);
-        let triggers = sqs_queue(&sqs, urls.triggers);
+        let triggers = sqs_queue(&aws.sqs, aws.urls.triggers);
         let router = wire(&stores, triggers.clone(), Some("$default"));
 
         let body = r#"{"order": {"id": 7}}"#;

@@ -11,8 +11,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Machine-readable detail, such as a draft's problems.
-    pub details: Option<serde_json::Value>,
+    /// Machine-readable detail, such as a draft's problems (boxed: most
+    /// errors have none, and every `Result` carries the error's size).
+    pub details: Option<Box<serde_json::Value>>,
     /// Seconds for a `Retry-After` header (a 429).
     pub retry_after_s: Option<u64>,
 }
@@ -34,7 +35,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 }
@@ -43,7 +44,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(details) = self.details {
-            error["details"] = details;
+            error["details"] = *details;
         }
         let body = json!({ "error": error });
         let mut response = (self.status, Json(body)).into_response();

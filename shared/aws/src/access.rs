@@ -9,7 +9,7 @@ use hookflow_core::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use hookflow_core::ports::{PortError, PortResult};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{cancellation_mentions, from_item, get_item, query_pages, s, to_item, Item, NOT_EXISTS};
+use crate::dynamo::{from_item, get_item, query_pages, s, to_item, transact_if, workspace_items, Item, NOT_EXISTS};
 use crate::error::{decode_error, port_error};
 
 /// API keys and the audit trail (the `workflows` table).
@@ -85,23 +85,7 @@ impl DynamoAccess {
                 .map_err(build)?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| cancellation_mentions(e, "ConditionalCheckFailed")) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(port_error(operation, err)),
-        }
+        transact_if(&self.client, operation, writes).await
     }
 }
 
@@ -124,18 +108,8 @@ impl KeyStore for DynamoAccess {
     }
 
     async fn list_keys(&self, workspace_id: &str) -> PortResult<Vec<ApiKey>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(format!("WS#{workspace_id}")))
-            .expression_attribute_values(":prefix", s("KEY#"))
-            .consistent_read(true);
-        let mut keys = vec![];
-        query_pages("list_keys", query, |item| {
-            keys.push(decode_key("list_keys", item)?);
-            Ok(true)
+        let mut keys = workspace_items(&self.client, &self.table, "list_keys", workspace_id, "KEY#", |item| {
+            decode_key("list_keys", item)
         })
         .await?;
         keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));

@@ -77,6 +77,57 @@ pub(crate) async fn query_pages(
     }
 }
 
+/// Every item of a workspace's partition (`WS#<ws>`) whose sort key starts
+/// with `prefix` (`KEY#`, `HOOK#`), read consistently and decoded.
+pub(crate) async fn workspace_items<T>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    workspace_id: &str,
+    prefix: &str,
+    decode: impl Fn(Item) -> PortResult<T>,
+) -> PortResult<Vec<T>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":pk", s(format!("WS#{workspace_id}")))
+        .expression_attribute_values(":prefix", s(prefix))
+        .consistent_read(true);
+    let mut items = vec![];
+    query_pages(operation, query, |item| {
+        items.push(decode(item)?);
+        Ok(true)
+    })
+    .await?;
+    Ok(items)
+}
+
+/// Runs `writes` as one transaction: false when one of their conditions
+/// failed (nothing was written), an error for anything else.
+pub(crate) async fn transact_if(
+    client: &aws_sdk_dynamodb::Client,
+    operation: &'static str,
+    writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> PortResult<bool> {
+    let sent = client
+        .transact_write_items()
+        .set_transact_items(Some(writes))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| cancellation_mentions(e, "ConditionalCheckFailed")) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(port_error(operation, err)),
+    }
+}
+
 /// Writes an item unless its key exists: true if written, false if an earlier
 /// write holds the key (the caller reads that one and follows it).
 async fn put_if_absent(

@@ -10,8 +10,8 @@ use hookflow_core::hooks::{Hook, HookStore};
 use hookflow_core::ports::{PortError, PortResult};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{cancellation_mentions, from_item, get_item, query_pages, s, to_item, Item, NOT_EXISTS};
-use crate::error::{decode_error, port_error};
+use crate::dynamo::{from_item, get_item, s, to_item, transact_if, workspace_items, Item, NOT_EXISTS};
+use crate::error::decode_error;
 
 #[derive(Clone)]
 pub struct DynamoHooks {
@@ -63,26 +63,6 @@ fn unchanged(expected_revision: u64, workspace_id: &str) -> (String, [(String, A
 }
 
 impl DynamoHooks {
-    async fn transact(&self, operation: &'static str, writes: Vec<TransactWriteItem>) -> PortResult<bool> {
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| cancellation_mentions(e, "ConditionalCheckFailed")) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(port_error(operation, err)),
-        }
-    }
-
     /// Both items of `hook`, each written only if `condition` holds.
     async fn write(
         &self,
@@ -111,7 +91,7 @@ impl DynamoHooks {
             }
             writes.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
         }
-        self.transact(operation, writes).await
+        transact_if(&self.client, operation, writes).await
     }
 }
 
@@ -137,18 +117,8 @@ impl HookStore for DynamoHooks {
     }
 
     async fn list_hooks(&self, workspace_id: &str) -> PortResult<Vec<Hook>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(format!("WS#{workspace_id}")))
-            .expression_attribute_values(":prefix", s("HOOK#"))
-            .consistent_read(true);
-        let mut hooks = vec![];
-        query_pages("list_hooks", query, |item| {
-            hooks.push(decode("list_hooks", item)?);
-            Ok(true)
+        let mut hooks = workspace_items(&self.client, &self.table, "list_hooks", workspace_id, "HOOK#", |item| {
+            decode("list_hooks", item)
         })
         .await?;
         hooks.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -175,6 +145,6 @@ impl HookStore for DynamoHooks {
                 .map_err(build)?;
             writes.push(TransactWriteItem::builder().delete(delete).build());
         }
-        self.transact(OP, writes).await
+        transact_if(&self.client, OP, writes).await
     }
 }

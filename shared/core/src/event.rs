@@ -417,6 +417,12 @@ fn checked_id(at: &str, attribute: &'static str, value: String) -> Result<String
     Ok(value)
 }
 
+/// [`TriggerEvent::identity`] of a `source` and an `id`.
+pub fn event_identity(source: &str, id: &str) -> String {
+    let escape = |part: &str| part.replace('%', "%25").replace('|', "%7C").replace('#', "%23");
+    format!("{}|{}", escape(source), escape(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,10 +617,4 @@ mod tests {
         let err = parse_request(Some("application/json"), "[".repeat(100_000).as_bytes()).unwrap_err();
         assert_eq!(err, IngestError::NestingTooDeep);
     }
-}
-
-/// [`TriggerEvent::identity`] of a `source` and an `id`.
-pub fn event_identity(source: &str, id: &str) -> String {
-    let escape = |part: &str| part.replace('%', "%25").replace('|', "%7C").replace('#', "%23");
-    format!("{}|{}", escape(source), escape(id))
 }

@@ -82,6 +82,15 @@ mod tests {
     use crate::memory::{MemoryDedupe, MemoryQueue, QueueSettings};
     use serde_json::json;
 
+    fn twins() -> (Ingest, Arc<MemoryQueue>) {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        };
+        let queue = Arc::new(MemoryQueue::new("triggers", settings, None));
+        (Ingest::new(Arc::new(MemoryDedupe::default()), queue.clone()), queue)
+    }
+
     fn event(workspace: &str, id: &str) -> TriggerEvent {
         from_source(workspace, "t", id)
     }
@@ -95,12 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_id_from_two_sources_is_two_events_and_separators_cannot_collide() {
-        let settings = QueueSettings {
-            visibility_timeout: Duration::from_secs(30),
-            max_receive_count: 5,
-        };
-        let queue = Arc::new(MemoryQueue::new("triggers", settings, None));
-        let ingest = Ingest::new(Arc::new(MemoryDedupe::default()), queue.clone());
+        let (ingest, queue) = twins();
         let receipts = ingest
             .accept(&[
                 from_source("ws", "crm", "e1"),
@@ -118,12 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn duplicates_are_per_workspace_within_and_across_requests() {
-        let settings = QueueSettings {
-            visibility_timeout: Duration::from_secs(30),
-            max_receive_count: 5,
-        };
-        let queue = Arc::new(MemoryQueue::new("triggers", settings, None));
-        let ingest = Ingest::new(Arc::new(MemoryDedupe::default()), queue.clone());
+        let (ingest, queue) = twins();
         let receipts = ingest
             .accept(&[event("ws1", "e1"), event("ws2", "e1"), event("ws1", "e1")])
             .await
