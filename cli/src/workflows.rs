@@ -300,8 +300,6 @@ pub fn problem_rows(problems: &[Problem]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A dry run's timeline: one row per step, each rendered request under its
-/// step (credentials already redacted by the API).
 /// A live test's answer: the run it started and where to read it.
 pub fn render_live_test(started: &Value) -> String {
     format!(
@@ -313,6 +311,8 @@ pub fn render_live_test(started: &Value) -> String {
     )
 }
 
+/// A dry run's timeline: one row per step, each rendered request under its
+/// step (credentials already redacted by the API).
 pub fn render_timeline(run: &Value) -> String {
     let steps = run["steps"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut out = vec![format!(

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use hookflow_core::ports::EventDedupe;
 use hookflow_tests::{event, sign_hook as sign, Stack, WS};
 use serde_json::{json, Value};
 use wiremock::matchers::method;
@@ -657,5 +658,12 @@ async fn limits_unknown_hooks_at_publish_and_event_identity() {
     }
     let runs = stack.wait_for_finished_runs(2).await;
     assert!(runs.iter().all(|r| r["workflow_id"] == "wf_ev"), "{runs:#?}");
+    // Ingest remembered each identity (that a repeat is then not enqueued
+    // is checked exactly on the queue in engine::ingest's unit tests).
+    let memory = stack.server.memory.clone().expect("in memory");
+    for source in ["crm", "shop"] {
+        let identity = hookflow_core::event::event_identity(source, "shared-id");
+        assert!(memory.dedupe.seen(WS, &identity).await.expect("dedupe"), "{source}");
+    }
     stack.shutdown().await;
 }

@@ -495,9 +495,9 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
             assert!(!receipt.duplicate, "fresh event ids");
             accepted += 1;
             let n = event.data["n"].as_u64().unwrap_or_default();
-            expected_runs.insert(run_id_for(WS, event, "wf_all"));
+            expected_runs.insert(run_id_for(event, "wf_all"));
             if n >= 50 {
-                expected_runs.insert(run_id_for(WS, event, "wf_big"));
+                expected_runs.insert(run_id_for(event, "wf_big"));
             }
         }
     }

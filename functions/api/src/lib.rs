@@ -126,6 +126,11 @@ mod tests {
         let (status, started) = call(&router, "POST", &format!("{workflows}/wf_fn/test"), key, Some(live)).await;
         assert_eq!(status, 202, "{started}");
         let run_id = started["run_id"].as_str().expect("run id").to_owned();
+        assert_eq!(
+            started["run_url"].as_str(),
+            Some(format!("/prod/v1/workspaces/ws_fn/runs/{run_id}").as_str()),
+            "the run's URL keeps the stage"
+        );
         let sent = steps
             .receive(10, std::time::Duration::from_secs(1))
             .await

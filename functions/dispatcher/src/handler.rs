@@ -32,13 +32,8 @@ mod tests {
             .put(&Subscription::for_workflow(&workflow).unwrap())
             .await
             .unwrap();
-        let dispatcher = Dispatcher::new(
-            backend.subscriptions.clone(),
-            backend.workflows.clone(),
-            backend.runs.clone(),
-            backend.steps.clone(),
-            Arc::new(SystemClock),
-        );
+        let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
+        let dispatcher = crate::wire(&stores, backend.steps.clone());
         let event: SqsEvent = serde_json::from_str(include_str!("../../../events/lambda/sqs-triggers.json")).unwrap();
         let response = handle(&dispatcher, LambdaEvent::new(event, Default::default()))
             .await

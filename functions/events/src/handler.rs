@@ -52,7 +52,9 @@ mod tests {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: 5,
         });
-        let ingest = Ingest::new(backend.dedupe.clone(), backend.triggers.clone());
+        let stores =
+            hookflow_core::wiring::Stores::memory(&backend, std::sync::Arc::new(hookflow_core::ports::SystemClock));
+        let ingest = crate::wire(&stores, backend.triggers.clone());
         let event: EventBridgeEvent<Value> =
             serde_json::from_str(include_str!("../../../events/lambda/eventbridge-prize-won.json")).unwrap();
         let reply = handle(&ingest, LambdaEvent::new(event.clone(), Default::default()))

@@ -62,12 +62,10 @@ mod tests {
         };
         backend.runs.create_run(&run).await.unwrap();
         let http = Arc::new(CountingHttp::default());
-        let executor = StepExecutor::new(
-            backend.workflows.clone(),
-            backend.runs.clone(),
+        // As `wire` builds it, with a counting HTTP client in place of the real one.
+        let executor = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock)).step_executor(
             backend.steps.clone(),
             http.clone(),
-            Arc::new(SystemClock),
             hookflow_core::engine::DeliveryLimits::for_queue(
                 crate::STEPS_VISIBILITY_TIMEOUT,
                 hookflow_aws::MAX_RECEIVE_COUNT,

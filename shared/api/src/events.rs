@@ -44,10 +44,7 @@ pub(crate) async fn post_events(
     };
     let binary = headers.contains_key("ce-specversion");
     let (mode, events) = if binary {
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-            .collect();
+        let pairs = crate::params::header_pairs(&headers);
         (Mode::Single, vec![event::parse_binary(&pairs, content_type, &body)?])
     } else {
         event::parse_request(content_type, &body)?

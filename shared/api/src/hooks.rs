@@ -18,7 +18,7 @@ use hookflow_core::hooks::{
 };
 use serde_json::{json, Value};
 
-use crate::params::{path, read_body, PathResult};
+use crate::params::{header_pairs, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 const HOOK: &str = "/v1/workspaces/{workspace_id}/hooks/{hook_id}";
@@ -221,7 +221,7 @@ impl From<Refusal> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", refusal.to_string())
                     .with_retry_after(retry_after_s)
             }
-            Refusal::TooLarge { .. } => {
+            Refusal::TooLarge { .. } | Refusal::EventTooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", refusal.to_string())
             }
             Refusal::Body(hookflow_core::hooks::body::BodyError::UnsupportedMediaType { .. }) => ApiError::new(
@@ -230,6 +230,10 @@ impl From<Refusal> for ApiError {
                 refusal.to_string(),
             ),
             Refusal::Body(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", refusal.to_string()),
+            Refusal::Internal(_) => {
+                tracing::error!(error = %refusal, "hook request not accepted");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
             Refusal::Unavailable(_) => {
                 tracing::error!(error = %refusal, "hook request not accepted");
                 ApiError::new(
@@ -244,15 +248,6 @@ impl From<Refusal> for ApiError {
 
 fn receiver(state: &ApiState) -> Result<Arc<HookReceiver>, ApiError> {
     state.hook_receiver.clone().ok_or_else(unauthorized)
-}
-
-/// Header pairs as sent (values that are not text are left out: no sender
-/// signs with them).
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect()
 }
 
 /// A browser's form post wants a page, not JSON.

@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 pub(crate) struct MaxBodyBytes(pub(crate) usize);
 
 /// What the routes need. The gate is always there: every route but the
-/// OpenAPI document checks a key. The rest is optional so that a Lambda
+/// OpenAPI document and the public hook route checks a key. The rest is optional so that a Lambda
 /// function can serve only its own routes (least privilege): a route whose
 /// use case is missing answers 404.
 #[derive(Clone)]

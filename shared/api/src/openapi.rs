@@ -393,7 +393,7 @@ pub struct EventsAccepted {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Hookflow API", description = "Events in, workflows managed, runs read. Every route but this document needs `Authorization: Bearer hfk_…` (brief §7)."),
+    info(title = "Hookflow API", description = "Events in, workflows managed, runs read. Every route but this document and `POST /v1/hooks/{hook_id}` (which checks the hook's own sender auth) needs `Authorization: Bearer hfk_…` (brief §7)."),
     paths(
         serve,
         crate::events::post_events,

@@ -101,3 +101,12 @@ pub(crate) fn page(
     }
     Ok(page)
 }
+
+/// Header pairs as sent (values that are not text are left out: no sender
+/// signs with them).
+pub(crate) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -362,12 +362,16 @@ async fn clone(
 async fn test(
     State(state): State<ApiState>,
     ids: PathResult<(String, String)>,
+    uri: OriginalUri,
     limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (workspace_id, workflow_id) = path(ids)?;
     let body = read_body(body, limit)?;
-    test_run(&state, &workspace_id, &workflow_id, &body).await
+    // Behind an API Gateway stage (`/dev/v1/…`) the run's URL keeps it.
+    let path = uri.path();
+    let stage = &path[..path.find("/v1/").unwrap_or(0)];
+    test_run(&state, &workspace_id, &workflow_id, &body, stage).await
 }
 
 async fn verb_handler(
@@ -429,7 +433,7 @@ fn dry_run_by_default() -> bool {
 /// the draft (or a version) and answers the whole timeline, every request
 /// rendered and none sent. A live test starts a test run of a stored version
 /// (the published one by default) and answers 202 with its id.
-async fn test_run(state: &ApiState, ws: &str, id: &str, body: &Bytes) -> Result<Response, ApiError> {
+async fn test_run(state: &ApiState, ws: &str, id: &str, body: &Bytes, stage: &str) -> Result<Response, ApiError> {
     let workflows = use_case(state)?;
     let request: TestRequest = if body.is_empty() {
         TestRequest {
@@ -467,7 +471,7 @@ async fn test_run(state: &ApiState, ws: &str, id: &str, body: &Bytes) -> Result<
     let workflow = workflows.version_to_run(ws, id, request.version).await?;
     let event = test_event(request.event, &workflow, ws)?;
     let run_id = starter.start_test_run(&workflow, &event).await?;
-    let location = format!("/v1/workspaces/{ws}/runs/{run_id}");
+    let location = format!("{stage}/v1/workspaces/{ws}/runs/{run_id}");
     let mut response = (
         StatusCode::ACCEPTED,
         Json(json!({"dry_run": false, "event_id": event.id, "run_id": run_id,

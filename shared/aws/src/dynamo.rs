@@ -5,14 +5,16 @@
 //! |---|---|---|---|
 //! | workflows | `WS#<ws>` | `WF#<id>#V#<version>` | an immutable workflow version |
 //! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
-//! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>` / started at + run id) |
+//! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>`, or `TEST#<ws>` for live tests' runs, / started at + run id) |
 //! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
 //! | runs | `RUN#<run id>` | `HANDOFF#<step id>#<attempt>` | the message moving the run on to that attempt was sent |
 //! | runs | `RUN#<run id>` | `BLOB#<key>#<chunk>` | a large value (claim-checked context, resume point) in chunks under the item size limit |
 //! | workflows | `KEY#<key id>` | `KEY` | an API key's hash and role, looked up by the key's id |
 //! | workflows | `WS#<ws>` | `KEY#<key id>` | the same key, listed by workspace |
+//! | workflows | `HOOK#<hook id>` | `HOOK` | a hook, looked up by the public route (`hooks.rs`) |
+//! | workflows | `WS#<ws>` | `HOOK#<hook id>` | the same hook, listed by workspace |
 //! | workflows | `AUDIT#<ws>` | `<time µs>\|<entry id>` | one management write |
-//! | runs | `EVT#<ws>#<event id>` | `META` | ingest dedupe, TTL `expires_at` |
+//! | runs | `EVT#<ws>#<source>\|<event id>` | `META` | ingest dedupe of an event's identity, TTL `expires_at` |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1190,9 +1192,9 @@ impl RunLog for DynamoRuns {
 
 #[async_trait]
 impl EventDedupe for DynamoRuns {
-    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool> {
+    async fn seen(&self, workspace_id: &str, identity: &str) -> PortResult<bool> {
         let Some(item) = self
-            .get("dedupe_seen", format!("EVT#{workspace_id}#{event_id}"), META.into())
+            .get("dedupe_seen", format!("EVT#{workspace_id}#{identity}"), META.into())
             .await?
         else {
             return Ok(false);
@@ -1206,12 +1208,12 @@ impl EventDedupe for DynamoRuns {
         Ok(expires_at > Utc::now().timestamp())
     }
 
-    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()> {
+    async fn remember(&self, workspace_id: &str, identity: &str, ttl: Duration) -> PortResult<()> {
         let expires_at = Utc::now().timestamp() + ttl.as_secs().max(1) as i64;
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("EVT#{workspace_id}#{event_id}")))
+            .item("pk", s(format!("EVT#{workspace_id}#{identity}")))
             .item("sk", s(META))
             .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
             .send()

@@ -106,10 +106,27 @@ pub enum Mode {
     Batch,
 }
 
+/// A media type without its parameters, lowercased: `Application/JSON;
+/// charset=utf-8` → `application/json`.
+pub(crate) fn media_essence(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `application/json` or a `+json` type.
+pub(crate) fn is_json_media(essence: &str) -> bool {
+    essence == "application/json" || essence.ends_with("+json")
+}
+
 /// The mode a content type asks for; JSON parameters such as `charset` are ignored.
 pub fn mode_for_content_type(content_type: Option<&str>) -> Result<Mode, IngestError> {
     let raw = content_type.unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = media_essence(content_type);
     match essence.as_str() {
         CONTENT_TYPE_SINGLE | "application/json" => Ok(Mode::Single),
         CONTENT_TYPE_BATCH => Ok(Mode::Batch),
@@ -163,8 +180,8 @@ pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<(Mode, V
 
 /// CloudEvents' HTTP binary content mode: the attributes in `ce-*` headers
 /// (percent-encoded), the body as `data`. JSON bodies become JSON data,
-/// `text/*` bodies a string. Extension attributes come as text: `depth` is
-/// read as a number.
+/// `text/*` bodies a string. Every attribute comes as text; `depth` is read
+/// as a number by the same check as in structured mode.
 pub fn parse_binary(
     headers: &[(String, String)],
     content_type: Option<&str>,
@@ -175,23 +192,12 @@ pub fn parse_binary(
         let Some(attribute) = name.to_ascii_lowercase().strip_prefix("ce-").map(str::to_owned) else {
             continue;
         };
-        let decoded = percent_encoding_decode(value);
-        let value = match attribute.as_str() {
-            "depth" => decoded.parse::<u64>().map_or(Value::String(decoded), Value::from),
-            _ => Value::String(decoded),
-        };
-        event.insert(attribute, value);
+        event.insert(attribute, Value::String(percent_encoding_decode(value)));
     }
-    let essence = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = media_essence(content_type);
     let data = if body.iter().all(|b| is_json_whitespace(*b)) {
         Value::Null
-    } else if essence == "application/json" || essence.ends_with("+json") {
+    } else if is_json_media(&essence) {
         let text = std::str::from_utf8(body).map_err(|e| IngestError::InvalidUtf8(e.valid_up_to()))?;
         if nesting_exceeds(body, MAX_NESTING_DEPTH) {
             return Err(IngestError::NestingTooDeep);

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::is_hook_type;
-use crate::hooks::{HookError, Hooks};
+use crate::hooks::Hooks;
 use crate::ports::{Clock, PortError, PortResult, WorkflowStore};
 use crate::subscription::Subscription;
 use crate::validate::{is_valid_id, validate, Problem, ProblemCode};
@@ -217,14 +217,7 @@ impl Workflows {
         let mut problems = validate(workflow);
         let trigger_type = &workflow.trigger.trigger_type;
         if is_hook_type(trigger_type) && problems.is_empty() {
-            let emitted = self
-                .hooks
-                .emits(&workflow.workspace_id, trigger_type)
-                .await
-                .map_err(|e| match e {
-                    HookError::Port(port) => LifecycleError::Port(port),
-                    other => LifecycleError::Port(PortError::terminal("list_hooks", other.to_string())),
-                })?;
+            let emitted = self.hooks.emits(&workflow.workspace_id, trigger_type).await?;
             if !emitted {
                 problems.push(Problem {
                     path: "trigger.type".into(),

@@ -342,19 +342,19 @@ pub struct MemoryDedupe {
 
 #[async_trait]
 impl EventDedupe for MemoryDedupe {
-    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool> {
-        let key = (workspace_id.to_owned(), event_id.to_owned());
+    async fn seen(&self, workspace_id: &str, identity: &str) -> PortResult<bool> {
+        let key = (workspace_id.to_owned(), identity.to_owned());
         Ok(lock(&self.seen)
             .get(&key)
             .is_some_and(|expires| *expires > Instant::now()))
     }
 
-    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()> {
+    async fn remember(&self, workspace_id: &str, identity: &str, ttl: Duration) -> PortResult<()> {
         let mut seen = lock(&self.seen);
         let now = Instant::now();
         // Expired entries go on write, as DynamoDB's TTL would drop them.
         seen.retain(|_, expires| *expires > now);
-        seen.insert((workspace_id.to_owned(), event_id.to_owned()), now + ttl);
+        seen.insert((workspace_id.to_owned(), identity.to_owned()), now + ttl);
         Ok(())
     }
 }

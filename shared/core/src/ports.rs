@@ -145,9 +145,11 @@ pub trait RunLog: Send + Sync {
 }
 
 #[async_trait]
+/// Event identities ingest has accepted: `identity` is
+/// [`crate::event::TriggerEvent::identity`], the event's source and id.
 pub trait EventDedupe: Send + Sync {
-    async fn seen(&self, workspace_id: &str, event_id: &str) -> PortResult<bool>;
-    async fn remember(&self, workspace_id: &str, event_id: &str, ttl: Duration) -> PortResult<()>;
+    async fn seen(&self, workspace_id: &str, identity: &str) -> PortResult<bool>;
+    async fn remember(&self, workspace_id: &str, identity: &str, ttl: Duration) -> PortResult<()>;
 }
 
 /// One received message. `receipt` acknowledges this delivery only.

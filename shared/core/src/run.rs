@@ -118,8 +118,8 @@ fn is_zero(n: &u32) -> bool {
 /// redelivered trigger computes the same id and cannot start a second run,
 /// while two senders' events that share an id (different `source`s) start
 /// two. Each part is length-prefixed, so no separator can make two collide.
-pub fn run_id_for(workspace_id: &str, event: &TriggerEvent, workflow_id: &str) -> String {
-    run_id_of(workspace_id, &event.source, &event.id, workflow_id)
+pub fn run_id_for(event: &TriggerEvent, workflow_id: &str) -> String {
+    run_id_of(&event.workspaceid, &event.source, &event.id, workflow_id)
 }
 
 /// [`run_id_for`] from the event's `source` and `id`.

@@ -81,8 +81,8 @@ impl Stores {
         )
     }
 
-    /// The workflow lifecycle (drafts, versions, subscriptions); a
-    /// `Hook.<name>` trigger is published only while a hook emits it.
+    /// The workflow lifecycle (drafts, versions, subscriptions); publishing
+    /// a `Hook.<name>` trigger needs a hook of the workspace that emits it.
     pub fn workflows(&self) -> Workflows {
         Workflows::new(self.catalog.clone(), self.hooks(), self.clock.clone())
     }

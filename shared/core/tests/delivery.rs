@@ -325,7 +325,7 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
     let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": "evt-v1", "source": "s",
         "type": "Prize.Won", "workspaceid": "ws", "data": {}}))
     .expect("event decodes");
-    let run_id = run_id_for("ws", &event, "wf");
+    let run_id = run_id_for(&event, "wf");
     backend.runs.create_run(&run_record(&run_id, 1)).await.expect("create");
 
     let dispatcher = Stores::memory(&backend, Arc::new(SystemClock)).dispatcher(backend.steps.clone());

@@ -8,7 +8,7 @@ use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 use crate::workflow::WorkflowDefinition;
 
-use super::handoff::hand_off;
+use super::handoff::{hand_off, send_step};
 use super::EngineError;
 
 /// Events produced `depth` workflow hops deep start no run past this.
@@ -92,7 +92,20 @@ impl Dispatcher {
             return Err(PortError::terminal("create_run", format!("test run id {run_id} already exists")).into());
         }
         let message = first_message(event, &run_id, &workflow.id, workflow.version, workflow.start.clone());
-        hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, false).await?;
+        // No trigger comes back for a test run: if its first step cannot be
+        // sent, nothing would ever move it, so it ends here (the caller's
+        // retry starts a new one).
+        if let Err(err) = send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await {
+            let reason = format!("the first step could not be sent: {err}");
+            if let Err(finish) = self
+                .runs
+                .finish_run(&run_id, RunStatus::Failed, Some(reason), self.clock.now())
+                .await
+            {
+                tracing::error!(run_id = %run_id, error = %finish, "test run left running: its first step was not sent");
+            }
+            return Err(err);
+        }
         tracing::info!(run_id = %run_id, version = workflow.version, "test run started");
         Ok(run_id)
     }
@@ -128,7 +141,7 @@ impl Dispatcher {
                 tracing::debug!(workflow_id = %sub.workflow_id, "trigger filter did not match");
                 continue;
             }
-            let run_id = run_id_for(&event.workspaceid, event, &sub.workflow_id);
+            let run_id = run_id_for(event, &sub.workflow_id);
             let run = RunRecord {
                 run_id: run_id.clone(),
                 workspace_id: event.workspaceid.clone(),
@@ -203,5 +216,71 @@ fn first_message(event: &TriggerEvent, run_id: &str, workflow_id: &str, version:
         context_ref: None,
         resume_at: None,
         replay: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::memory::{MemoryRunLog, MemorySubscriptions, MemoryWorkflowStore};
+    use crate::ports::{Delivery, PortResult, SystemClock};
+
+    /// A steps queue that is down.
+    struct DownQueue;
+
+    #[async_trait]
+    impl Queue for DownQueue {
+        fn name(&self) -> &str {
+            "steps"
+        }
+        async fn send(&self, _body: String, _delay: Duration) -> PortResult<()> {
+            Err(PortError::retryable("send", "the queue is down"))
+        }
+        async fn receive(&self, _max: usize, _wait: Duration) -> PortResult<Vec<Delivery>> {
+            Ok(vec![])
+        }
+        async fn ack(&self, _receipt: &str) -> PortResult<()> {
+            Ok(())
+        }
+        async fn peek(&self, _max: usize) -> PortResult<Vec<String>> {
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_test_run_whose_first_step_cannot_be_sent_ends_failed_not_running() {
+        let runs = Arc::new(MemoryRunLog::default());
+        let dispatcher = Dispatcher::new(
+            Arc::new(MemorySubscriptions::default()),
+            Arc::new(MemoryWorkflowStore::default()),
+            runs.clone(),
+            Arc::new(DownQueue),
+            Arc::new(SystemClock),
+        );
+        let workflow = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "t",
+            "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",
+            "steps": {"s": {"action": {"type": "SetVariables", "values": {"a": 1}}}}}))
+        .expect("workflow");
+        let event: TriggerEvent = serde_json::from_value(
+            json!({"specversion": "1.0", "id": "e", "source": "s", "type": "Prize.Won", "workspaceid": "ws"}),
+        )
+        .expect("event");
+        let refused = dispatcher.start_test_run(&workflow, &event).await;
+        assert!(refused.as_ref().is_err_and(EngineError::is_retryable), "{refused:?}");
+        let listed = runs
+            .list_runs(
+                "ws",
+                &crate::ports::RunQuery {
+                    test: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, RunStatus::Failed, "{:?}", listed[0]);
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::HookKind;
-use crate::event::MAX_NESTING_DEPTH;
+use crate::event::{is_json_media, media_essence, MAX_NESTING_DEPTH};
 
 /// At most this many parts in a multipart body.
 const MAX_PARTS: usize = 1000;
@@ -33,9 +33,11 @@ pub struct HookBody {
 
 /// `text/plain; charset=utf-8` → (`text/plain`, its parameters).
 fn media_type(content_type: Option<&str>) -> (String, Vec<(String, String)>) {
-    let mut parts = content_type.unwrap_or_default().split(';');
-    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-    let params = parts
+    let essence = media_essence(content_type);
+    let params = content_type
+        .unwrap_or_default()
+        .split(';')
+        .skip(1)
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
         .collect();
@@ -44,7 +46,7 @@ fn media_type(content_type: Option<&str>) -> (String, Vec<(String, String)>) {
 
 pub fn parse(kind: HookKind, content_type: Option<&str>, body: &[u8]) -> Result<HookBody, BodyError> {
     let (essence, params) = media_type(content_type);
-    let is_json = essence == "application/json" || essence.ends_with("+json");
+    let is_json = is_json_media(&essence);
     let plain = |data| Ok(HookBody { data, message_id: None });
     match (kind, essence.as_str()) {
         (HookKind::Webhook, _) if is_json => plain(parse_json(body)?),

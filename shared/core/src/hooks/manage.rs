@@ -160,11 +160,25 @@ pub struct HookChange {
     pub redirect_url: Option<Option<String>>,
 }
 
-/// A hook with the secret just made: shown in this answer and never again.
-#[derive(Debug, Clone)]
+/// A hook with the secret just made: shown in this answer and never again
+/// (and never in `Debug`).
+#[derive(Clone)]
 pub struct MintedHook {
     pub hook: Hook,
+    /// (secret id, secret).
     pub secret: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for MintedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedHook")
+            .field("hook", &self.hook)
+            .field(
+                "secret",
+                &self.secret.as_ref().map(|(id, _)| (id, crate::redact::REDACTED)),
+            )
+            .finish()
+    }
 }
 
 pub struct Hooks {
@@ -367,9 +381,10 @@ impl Hooks {
     }
 
     /// Whether an enabled or disabled hook of the workspace emits `trigger_type`.
-    pub async fn emits(&self, workspace_id: &str, trigger_type: &str) -> HookResult<bool> {
+    pub async fn emits(&self, workspace_id: &str, trigger_type: &str) -> Result<bool, PortError> {
         Ok(self
-            .list(workspace_id)
+            .store
+            .list_hooks(workspace_id)
             .await?
             .iter()
             .any(|h| h.trigger_type == trigger_type))

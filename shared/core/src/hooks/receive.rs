@@ -16,7 +16,7 @@ use super::manage::is_hook_id;
 use super::{EventIdSource, Hook, HookStatus, HookStore};
 use crate::engine::{EngineError, Ingest};
 use crate::event::TriggerEvent;
-use crate::ports::{Clock, PortError};
+use crate::ports::Clock;
 
 /// Requests per second a hook takes when it names no limit.
 pub const DEFAULT_RATE_LIMIT: u32 = 50;
@@ -38,16 +38,22 @@ pub enum Refusal {
     /// 429 with `Retry-After`.
     #[error("the hook's rate limit of {limit}/s is exceeded")]
     RateLimited { limit: u32, retry_after_s: u64 },
-    /// 413: over the hook's body limit, or too large for the triggers queue
-    /// once wrapped as an event.
-    #[error("the body is over the limit of {limit} bytes")]
+    /// 413: over the hook's body limit.
+    #[error("the body is over this hook's limit of {limit} bytes")]
     TooLarge { limit: usize },
     /// 400 or 415.
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// 413: the body fits the hook's limit, but not a queue message once
+    /// wrapped as an event.
+    #[error("the event would be {bytes} bytes as a queue message, over the limit of {limit}")]
+    EventTooLarge { bytes: usize, limit: usize },
     /// 503: nothing was enqueued; the sender should retry.
     #[error("the event could not be accepted now: {0}")]
     Unavailable(String),
+    /// 500: a fault a retry will not fix; nothing was enqueued.
+    #[error("the event could not be accepted: {0}")]
+    Internal(String),
 }
 
 /// An accepted request.
@@ -74,17 +80,12 @@ pub struct HookReceiver {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-impl From<PortError> for Refusal {
-    fn from(err: PortError) -> Self {
-        Refusal::Unavailable(err.to_string())
-    }
-}
-
 impl From<EngineError> for Refusal {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::EventTooLarge { limit, .. } => Refusal::TooLarge { limit },
-            other => Refusal::Unavailable(other.to_string()),
+            EngineError::EventTooLarge { bytes, limit } => Refusal::EventTooLarge { bytes, limit },
+            retryable if retryable.is_retryable() => Refusal::Unavailable(retryable.to_string()),
+            other => Refusal::Internal(other.to_string()),
         }
     }
 }
@@ -130,7 +131,17 @@ impl HookReceiver {
             spend_like_a_check(body);
             return Err(refuse("not a hook id".into()));
         }
-        let Some(hook) = self.hooks.get_hook(hook_id).await? else {
+        let found = match self.hooks.get_hook(hook_id).await {
+            Ok(found) => found,
+            Err(err) if err.retryable => return Err(Refusal::Unavailable(err.to_string())),
+            // An unreadable hook is refused like a missing one: a distinct
+            // answer would tell that the id exists.
+            Err(err) => {
+                tracing::error!(error = %err, "hook cannot be read");
+                None
+            }
+        };
+        let Some(hook) = found else {
             spend_like_a_check(body);
             return Err(refuse("no such hook".into()));
         };
