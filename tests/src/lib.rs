@@ -302,3 +302,13 @@ pub async fn emulator_stack(prefix: &str) -> EmulatorStack {
         urls,
     }
 }
+
+/// What a router answered: the status and the JSON body (`null` when it is
+/// not JSON).
+pub async fn answer_of(response: axum::response::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}

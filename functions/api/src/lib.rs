@@ -54,11 +54,7 @@ mod tests {
             .oneshot(request.body(body).expect("request"))
             .await
             .expect("the router never fails");
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        hookflow_tests::answer_of(response).await
     }
 
     /// The handler as `main` wires it, on DynamoDB (moto): the document is

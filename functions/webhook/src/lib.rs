@@ -52,12 +52,7 @@ mod tests {
     }
 
     async fn status_of(router: &Router, request: lambda_http::Request) -> (u16, Value) {
-        let response = router.clone().oneshot(request).await.expect("the router never fails");
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        hookflow_tests::answer_of(router.clone().oneshot(request).await.expect("the router never fails")).await
     }
 
     /// The function as `main` wires it, on DynamoDB and SQS (moto): a hook

@@ -62,6 +62,24 @@ impl Dispatcher {
             .map(|workflow| workflow.start.clone()))
     }
 
+    /// A run of `event` on that workflow version, starting now.
+    fn new_run(&self, run_id: &str, event: &TriggerEvent, workflow_id: &str, version: u32, test: bool) -> RunRecord {
+        RunRecord {
+            run_id: run_id.to_owned(),
+            workspace_id: event.workspaceid.clone(),
+            workflow_id: workflow_id.to_owned(),
+            workflow_version: version,
+            event_id: event.id.clone(),
+            trigger_type: event.event_type.clone(),
+            status: RunStatus::Running,
+            started_at: self.clock.now(),
+            ended_at: None,
+            error: None,
+            replays: 0,
+            test,
+        }
+    }
+
     /// A live test (`POST …/workflows/{id}/test` with `dry_run: false`): a
     /// new run of `workflow`, a stored version, on `event`, whatever its
     /// status, scope and filter. Each call starts a run of its own, marked
@@ -73,20 +91,7 @@ impl Dispatcher {
         event: &TriggerEvent,
     ) -> Result<String, EngineError> {
         let run_id = format!("run_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let run = RunRecord {
-            run_id: run_id.clone(),
-            workspace_id: event.workspaceid.clone(),
-            workflow_id: workflow.id.clone(),
-            workflow_version: workflow.version,
-            event_id: event.id.clone(),
-            trigger_type: event.event_type.clone(),
-            status: RunStatus::Running,
-            started_at: self.clock.now(),
-            ended_at: None,
-            error: None,
-            replays: 0,
-            test: true,
-        };
+        let run = self.new_run(&run_id, event, &workflow.id, workflow.version, true);
         if let CreateRun::AlreadyExists(_) = self.runs.create_run(&run).await? {
             // A fresh ULID is never taken: this is a broken store.
             return Err(PortError::terminal("create_run", format!("test run id {run_id} already exists")).into());
@@ -142,20 +147,7 @@ impl Dispatcher {
                 continue;
             }
             let run_id = run_id_for(event, &sub.workflow_id);
-            let run = RunRecord {
-                run_id: run_id.clone(),
-                workspace_id: event.workspaceid.clone(),
-                workflow_id: sub.workflow_id.clone(),
-                workflow_version: sub.workflow_version,
-                event_id: event.id.clone(),
-                trigger_type: event.event_type.clone(),
-                status: RunStatus::Running,
-                started_at: self.clock.now(),
-                ended_at: None,
-                error: None,
-                replays: 0,
-                test: false,
-            };
+            let run = self.new_run(&run_id, event, &sub.workflow_id, sub.workflow_version, false);
             // (version, first step) the run executes: the subscription's for a
             // new run, the run's own for one an earlier delivery created.
             let (redelivered, version, start) = match self.runs.create_run(&run).await? {
