@@ -1,6 +1,6 @@
 //! `hookflow dev`: the whole pipeline in one process on the in-memory twins.
-//! Next to the public API it serves the operator routes `hookflow dlq` and
-//! `hookflow runs replay` call (local only: never deployed).
+//! Next to the public API it serves the operator routes `hookflow dlq` calls
+//! (local only: never deployed).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +174,7 @@ impl DevServer {
             live_tests: Some(dispatcher),
             hooks: Some(Arc::new(stores.hooks())),
             hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
+            recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         };
         let app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))
@@ -228,13 +229,12 @@ async fn bootstrap_key(config: &DevConfig, access: &Access) -> anyhow::Result<Op
     Ok(Some(minted.secret))
 }
 
-/// The operator routes behind `hookflow dlq` and `hookflow runs replay`.
+/// The operator routes behind `hookflow dlq`.
 /// Local only: the deployed API has none of them.
 fn operator_routes(ports: Ports) -> Router {
     Router::new()
         .route("/dev/dlq/{queue}", get(list_dead_letters))
         .route("/dev/dlq/{queue}/redrive", post(redrive_dead_letters))
-        .route("/dev/runs/{run_id}/replay", post(replay_run))
         .with_state(ports)
 }
 
@@ -269,25 +269,4 @@ async fn redrive_dead_letters(State(ports): State<Ports>, Path(queue): Path<Stri
     let moved = ops::redrive_dead_letters(&ports, kind).await.map_err(internal)?;
     tracing::info!(queue = kind.as_str(), moved, "dead letters redriven");
     Ok(Json(json!({"queue": kind.as_str(), "moved": moved})))
-}
-
-/// `POST /dev/runs/{run_id}/replay`: re-executes a failed run from its failed step.
-async fn replay_run(
-    State(ports): State<Ports>,
-    Path(run_id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    match ops::replay_run(&ports, &run_id).await {
-        Ok(replayed) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"run_id": replayed.run_id, "step_id": replayed.step_id, "attempt": replayed.attempt})),
-        )),
-        Err(err) => {
-            let (status, code) = ops::recovery_status(&err);
-            if status >= 500 {
-                return Err(internal(err));
-            }
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
-            Err(ApiError::new(status, code, err.to_string()))
-        }
-    }
 }

@@ -7,5 +7,6 @@ pub mod keys;
 pub mod load;
 pub mod ops;
 pub mod ports;
+pub mod runs;
 mod sink;
 pub mod workflows;

@@ -9,6 +9,7 @@ use hookflow_cli::hooks::HooksCommand;
 use hookflow_cli::keys;
 use hookflow_cli::load::load_workflows;
 use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
+use hookflow_cli::runs::RunsCommand;
 use hookflow_cli::workflows::{self, Api, CliError};
 use hookflow_core::access::Role;
 use serde_json::Value;
@@ -95,8 +96,10 @@ enum Command {
         #[command(subcommand)]
         command: WorkflowsCommand,
     },
-    /// Operate on workflow runs.
+    /// Find, read, replay and cancel runs (an operator key on a deployed stack).
     Runs {
+        #[command(flatten)]
+        api: ApiArgs,
         #[command(subcommand)]
         command: RunsCommand,
     },
@@ -120,18 +123,6 @@ enum DlqCommand {
         /// Which queue's dead-letter queue.
         #[arg(long, value_enum, default_value = "steps")]
         queue: QueueKind,
-        #[command(flatten)]
-        target: Target,
-    },
-}
-
-#[derive(Subcommand)]
-enum RunsCommand {
-    /// Re-execute a failed run from the step where it failed, with the context
-    /// that step had.
-    Replay {
-        /// The run's id (`run_…`).
-        run_id: String,
         #[command(flatten)]
         target: Target,
     },
@@ -255,8 +246,9 @@ impl Target {
     }
 }
 
-/// Prints a command's output, or its error on stderr with exit code 1.
-fn report(result: Result<String, impl std::fmt::Display>) -> ExitCode {
+/// Prints a command's output, or its error on stderr with exit code 1 (2
+/// for a usage error).
+fn report<E: std::fmt::Display + 'static>(result: Result<String, E>) -> ExitCode {
     match result {
         Ok(output) => {
             println!("{output}");
@@ -264,7 +256,10 @@ fn report(result: Result<String, impl std::fmt::Display>) -> ExitCode {
         }
         Err(err) => {
             eprintln!("hookflow: {err}");
-            ExitCode::from(1)
+            let usage = (&err as &dyn std::any::Any)
+                .downcast_ref::<CliError>()
+                .is_some_and(|e| matches!(e, CliError::Usage(_)));
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -287,13 +282,14 @@ async fn dlq(command: DlqCommand) -> Result<String, OpsError> {
     }
 }
 
-async fn runs(command: RunsCommand) -> Result<String, OpsError> {
-    match command {
-        RunsCommand::Replay { run_id, target } => {
-            let replayed = target.operator().await?.replay(&run_id).await?;
-            Ok(ops::render_replay(&replayed))
-        }
-    }
+async fn runs_command(args: ApiArgs, command: RunsCommand) -> Result<String, CliError> {
+    let api = args.api()?;
+    let (value, human) = hookflow_cli::runs::run(&api, command, args.json).await?;
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
 }
 
 impl ApiArgs {
@@ -623,7 +619,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Dlq { command } => report(dlq(command).await),
-        Command::Runs { command } => report(runs(command).await),
+        Command::Runs { api, command } => report(runs_command(api, command).await),
         Command::Workflows { api, command } => report(manage(api, command).await),
         Command::Keys { api, command } => report(keys_command(api, command).await),
         Command::Hooks { api, command } => report(hooks_command(api, command).await),

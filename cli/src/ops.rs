@@ -1,13 +1,14 @@
-//! Operator tools: `hookflow dlq list|redrive` and `hookflow runs replay`.
+//! Operator tools: `hookflow dlq list|redrive` (runs are replayed and
+//! cancelled through the runs API: `hookflow runs`).
 //!
 //! Two backends: the operator routes of a running `hookflow dev` server
-//! (`--server URL`), or DynamoDB and SQS directly (`--aws`), through the same
-//! use cases (`redrive`, `Queue::peek`, `Recovery::replay`).
+//! (`--server URL`), or SQS directly (`--aws`), through the same use cases
+//! (`redrive`, `Queue::peek`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_core::engine::{redrive, RecoveryError, Replayed};
+use hookflow_core::engine::redrive;
 use hookflow_core::ports::{PortError, Queue};
 use serde_json::Value;
 
@@ -75,11 +76,6 @@ pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<usi
     redrive(dead_letters.as_ref(), source.as_ref(), REDRIVE_MAX).await
 }
 
-/// Replays a failed run from the step where it failed.
-pub async fn replay_run(ports: &Ports, run_id: &str) -> Result<Replayed, RecoveryError> {
-    ports.stores.recovery(ports.steps.clone()).replay(run_id).await
-}
-
 fn parse_body(body: String) -> Value {
     match serde_json::from_str::<Value>(&body) {
         Ok(value) => value,
@@ -142,14 +138,6 @@ pub fn render_redrive(queue: QueueKind, moved: usize) -> String {
     format!("moved {moved} message(s) from {queue}-dlq back to {queue}")
 }
 
-/// What `runs replay` prints.
-pub fn render_replay(replayed: &Replayed) -> String {
-    format!(
-        "replaying run {} from step {} (attempt {})",
-        replayed.run_id, replayed.step_id, replayed.attempt
-    )
-}
-
 /// Why an operator command failed; the message is what the operator reads.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -158,38 +146,16 @@ pub enum OpsError {
          is it running? start it with `hookflow dev`, or pass --server URL (or --aws to act on DynamoDB and SQS)"
     )]
     Unreachable { url: String, reason: String },
-    /// The server (or the use case) refused: the run does not exist, is not
-    /// failed, has no resume point, ...
+    /// The server refused.
     #[error("{message}")]
     Refused { status: u16, code: String, message: String },
     #[error("{0}")]
     Failed(String),
 }
 
-impl From<RecoveryError> for OpsError {
-    fn from(err: RecoveryError) -> Self {
-        let (status, code) = recovery_status(&err);
-        OpsError::Refused {
-            status,
-            code: code.to_owned(),
-            message: err.to_string(),
-        }
-    }
-}
-
 impl From<PortError> for OpsError {
     fn from(err: PortError) -> Self {
         OpsError::Failed(err.to_string())
-    }
-}
-
-/// The HTTP status and error code of a replay refusal.
-pub fn recovery_status(err: &RecoveryError) -> (u16, &'static str) {
-    match err {
-        RecoveryError::RunNotFound(_) => (404, "run_not_found"),
-        RecoveryError::NotFailed { .. } => (409, "run_not_failed"),
-        RecoveryError::NoResumePoint(_) => (409, "no_resume_point"),
-        RecoveryError::Engine(_) | RecoveryError::Port(_) => (500, "internal"),
     }
 }
 
@@ -273,32 +239,6 @@ impl Operator {
                             truncate(&body.to_string(), RAW_CHARS)
                         ))
                     })
-            }
-        }
-    }
-
-    /// Replays a failed run from its failed step.
-    pub async fn replay(&self, run_id: &str) -> Result<Replayed, OpsError> {
-        match &self.backend {
-            Backend::Direct(ports) => Ok(replay_run(ports, run_id).await?),
-            Backend::Server { base, http } => {
-                let body = call(http, base, reqwest::Method::POST, &["dev", "runs", run_id, "replay"]).await?;
-                let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-                let attempt = body
-                    .get("attempt")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok());
-                match (text("run_id"), text("step_id"), attempt) {
-                    (Some(run_id), Some(step_id), Some(attempt)) => Ok(Replayed {
-                        run_id,
-                        step_id,
-                        attempt,
-                    }),
-                    _ => Err(OpsError::Failed(format!(
-                        "{base} answered with an unexpected replay body: {}",
-                        truncate(&body.to_string(), RAW_CHARS)
-                    ))),
-                }
             }
         }
     }

@@ -27,6 +27,9 @@ pub enum CliError {
     },
     #[error("{0}")]
     Failed(String),
+    /// The command line asks for something impossible (exit code 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn render_details(details: &Value) -> String {
@@ -44,7 +47,7 @@ fn render_details(details: &Value) -> String {
         .collect()
 }
 
-fn text(value: &Value) -> String {
+pub fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -90,13 +93,25 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<(Value, Option<String>), CliError> {
+        let headers: Vec<(&str, &str)> = if_match.map(|revision| ("if-match", revision)).into_iter().collect();
+        self.send(method, path, body, &headers).await
+    }
+
+    /// [`Api::request`] with any extra headers (`Idempotency-Key`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(Value, Option<String>), CliError> {
         let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
         let mut request = self.http.request(method, &url);
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }
-        if let Some(revision) = if_match {
-            request = request.header("if-match", revision);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -1,8 +1,8 @@
-//! The operator tools end to end: `hookflow dlq list|redrive` and
-//! `hookflow runs replay` against a real `hookflow dev` stack on a free port.
+//! The operator tools end to end: `hookflow dlq list|redrive` against a
+//! real `hookflow dev` stack on a free port (`hookflow runs`: `runs.rs`).
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -12,10 +12,6 @@ use hookflow_core::ports::Queue;
 use hookflow_core::validate::validate;
 use hookflow_core::WorkflowDefinition;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const WS: &str = "ws_ops";
 
 async fn start(workflows: Vec<Value>) -> (DevServer, String) {
     let workflows = workflows
@@ -102,108 +98,4 @@ async fn an_unreachable_server_is_named_with_a_hint() {
     let err = stderr(&output);
     assert!(err.contains("http://127.0.0.1:1"), "{err}");
     assert!(err.contains("hookflow dev"), "{err}");
-}
-
-/// Polls the run until it has `status`; returns it with its timeline.
-async fn wait_for_status(client: &reqwest::Client, base: &str, run_id: &str, status: &str) -> Value {
-    // Seconds here; the bound only fails a stuck pipeline (3× margin at half speed and more).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (code, run) = get(client, &format!("{base}/v1/workspaces/{WS}/runs/{run_id}")).await;
-        if code == 200 && run["status"] == status {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} did not become {status}; last answer {code}: {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn timeline(run: &Value) -> Vec<(String, String, u64)> {
-    run["steps"]
-        .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .map(|s| {
-                    (
-                        s["step_id"].as_str().unwrap_or_default().to_owned(),
-                        s["status"].as_str().unwrap_or_default().to_owned(),
-                        s["attempt"].as_u64().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_run_is_replayed_from_its_failed_step() {
-    let sink = MockServer::start().await;
-    // Every attempt of the first run fails (there is one).
-    Mock::given(method("POST"))
-        .and(path("/won"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .mount(&sink)
-        .await;
-    let workflow = json!({"id": "wf_replay", "workspace_id": WS, "name": "replay", "status": "active",
-        "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "notify",
-        "steps": {"notify": {
-            "action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/won", sink.uri()),
-                       "body": {"prize": "{{ prize.name }}"}},
-            "retry": {"max_attempts": 1}}}});
-    let (server, base) = start(vec![workflow]).await;
-    let client = reqwest::Client::new();
-
-    let event = json!({"specversion": "1.0", "id": "evt-replay-1", "source": "tests", "type": "Prize.Won",
-                       "time": "2026-11-23T10:00:00Z", "workspaceid": WS, "data": {"prize": {"name": "Bike"}}});
-    let response = client
-        .post(format!("{base}/v1/events"))
-        .header("content-type", "application/cloudevents+json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("POST /v1/events");
-    assert_eq!(response.status().as_u16(), 202);
-
-    let run_id = hookflow_core::run::run_id_of(WS, "tests", "evt-replay-1", "wf_replay");
-    let failed = wait_for_status(&client, &base, &run_id, "failed").await;
-    assert_eq!(timeline(&failed), vec![("notify".to_owned(), "failed".to_owned(), 1)]);
-
-    Mock::given(method("POST"))
-        .and(path("/won"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
-        .mount(&sink)
-        .await;
-    let replayed = hookflow(&["runs", "replay", &run_id, "--server", &base]).await;
-    assert_eq!(replayed.status.code(), Some(0), "{}", stderr(&replayed));
-    let out = stdout(&replayed);
-    assert!(
-        out.contains(&format!("replaying run {run_id} from step notify (attempt 2)")),
-        "{out}"
-    );
-
-    let succeeded = wait_for_status(&client, &base, &run_id, "succeeded").await;
-    assert_eq!(
-        timeline(&succeeded),
-        vec![
-            ("notify".to_owned(), "failed".to_owned(), 1),
-            ("notify".to_owned(), "succeeded".to_owned(), 2)
-        ]
-    );
-
-    let again = hookflow(&["runs", "replay", &run_id, "--server", &base]).await;
-    assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
-    let err = stderr(&again);
-    assert!(err.contains("only failed runs"), "{err}");
-
-    let unknown = hookflow(&["runs", "replay", "run_does_not_exist", "--server", &base]).await;
-    assert_eq!(unknown.status.code(), Some(1), "{}", stdout(&unknown));
-    let err = stderr(&unknown);
-    assert!(err.contains("does not exist"), "{err}");
-
-    server.shutdown().await;
 }

@@ -166,7 +166,7 @@ impl RunLog for FaultyRunLog {
         }
         Ok(moved)
     }
-    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<RunPage> {
         self.inner.list_runs(workspace_id, query).await
     }
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
@@ -512,11 +512,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
 
     // Exactly one run per (accepted event, matched workflow), each ended
     // once, and the store agrees with what the engine reported ending.
-    let finished = target
-        .ports
-        .stores
-        .runs
-        .list_runs(WS, &RunQuery::default())
+    let finished = collect_runs(target.ports.stores.runs.as_ref(), WS, &RunQuery::default(), usize::MAX)
         .await
         .expect("list runs");
     let actual: BTreeSet<String> = finished.iter().map(|r| r.run_id.clone()).collect();

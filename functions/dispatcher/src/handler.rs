@@ -44,7 +44,12 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, vec!["trigger-poison"]);
-        let runs = backend.runs.list_runs("ws_demo", &RunQuery::default()).await.unwrap();
+        let runs = backend
+            .runs
+            .list_runs("ws_demo", &RunQuery::default())
+            .await
+            .unwrap()
+            .runs;
         assert_eq!(runs.len(), 1, "the two deliveries of one event start one run");
         assert_eq!(
             backend.steps.receive(10, Duration::ZERO).await.unwrap().len(),

@@ -59,6 +59,7 @@ mod tests {
             error: None,
             replays: 0,
             test: false,
+            replay_of: None,
         };
         backend.runs.create_run(&run).await.unwrap();
         let http = Arc::new(CountingHttp::default());

@@ -26,6 +26,7 @@ pub fn router(
             live_tests: None,
             hooks: None,
             hook_receiver: Some(hook_receiver),
+            recovery: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

@@ -63,6 +63,11 @@ pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permis
     if route.starts_with("/dev/") {
         return Some(Permission::LocalDevelopment);
     }
+    // On-call actions are the operator's (brief §7).
+    let on_call = method == Method::POST && route.contains("/runs/");
+    if on_call {
+        return Some(Permission::Operate);
+    }
     let admin_only_reads = route.contains("/keys") || route.ends_with("/audit");
     let reads = method == Method::GET || method == Method::HEAD || route.ends_with("/validate");
     if reads && !admin_only_reads {

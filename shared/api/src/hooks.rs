@@ -18,7 +18,7 @@ use hookflow_core::hooks::{
 };
 use serde_json::{json, Value};
 
-use crate::params::{header_pairs, path, read_body, PathResult};
+use crate::params::{decode_body, header_pairs, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 const HOOK: &str = "/v1/workspaces/{workspace_id}/hooks/{hook_id}";
@@ -84,16 +84,6 @@ fn minted_json(minted: &MintedHook) -> Value {
     answer
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
-}
-
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/hooks", tag = "hooks",
     params(openapi::WorkspaceId), responses((status = 200, body = openapi::HookList)))]
 pub(crate) async fn list(State(state): State<ApiState>, ws: PathResult<String>) -> Result<Json<Value>, ApiError> {
@@ -113,7 +103,7 @@ pub(crate) async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let ws = path(ws)?;
-    let request: HookRequest = decode(&read_body(body, limit)?, "a hook: {\"name\", \"kind\", \"auth\", …}")?;
+    let request: HookRequest = decode_body(&read_body(body, limit)?, "a hook: {\"name\", \"kind\", \"auth\", …}")?;
     let minted = use_case(&state)?.create(&ws, request).await?;
     Ok((StatusCode::CREATED, Json(minted_json(&minted))).into_response())
 }
@@ -141,7 +131,7 @@ pub(crate) async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id) = path(ids)?;
-    let change: HookChange = decode(&read_body(body, limit)?, "the fields to change")?;
+    let change: HookChange = decode_body(&read_body(body, limit)?, "the fields to change")?;
     Ok(Json(hook_json(&use_case(&state)?.update(&ws, &id, change).await?)))
 }
 
@@ -182,7 +172,7 @@ pub(crate) async fn rotate(
     let request: RotateRequest = if body.is_empty() {
         RotateRequest::default()
     } else {
-        decode(&body, "{\"secret\"?: string, \"overlap_s\"?: seconds}")?
+        decode_body(&body, "{\"secret\"?: string, \"overlap_s\"?: seconds}")?
     };
     let overlap = request.overlap_s.map(Duration::from_secs);
     let minted = use_case(&state)?.rotate(&ws, &id, request.secret, overlap).await?;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Extension;
+use hookflow_core::engine::Recovery;
 use hookflow_core::hooks::{HookReceiver, Hooks};
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub hooks: Option<Arc<Hooks>>,
     /// The public hook route (`POST /v1/hooks/{hook_id}`).
     pub hook_receiver: Option<Arc<HookReceiver>>,
+    /// The on-call actions: replay, bulk replay, cancel.
+    pub recovery: Option<Arc<Recovery>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`
@@ -73,9 +76,10 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         router = router.route("/v1/events", post(events::post_events));
     }
     if state.runs.is_some() {
-        router = router
-            .route("/v1/workspaces/{workspace_id}/runs", get(runs::list_runs))
-            .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(runs::get_run));
+        router = router.merge(runs::routes());
+    }
+    if state.recovery.is_some() {
+        router = router.merge(runs::action_routes());
     }
     if state.workflows.is_some() {
         router = router.merge(workflows::routes());

@@ -344,7 +344,7 @@ pub struct RunSummary {
     pub workflow_version: u32,
     pub event_id: String,
     pub trigger_type: String,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     #[schema(format = DateTime)]
     pub started_at: String,
@@ -352,13 +352,22 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// A live test's run (listed only with `test=true`).
     pub test: bool,
+    /// How many times the run was replayed from its failed step.
+    pub replays: u32,
+    /// A replay from the start: the failed run it replays.
+    pub replay_of: Option<String>,
 }
 
 #[derive(ToSchema)]
 pub struct RunList {
     pub runs: Vec<RunSummary>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
+/// One attempt of one step. In a run's timeline the output, error and
+/// response body are cut to 4 KiB (`{"truncated": true, "bytes", "excerpt"}`);
+/// `output_url` serves the attempt whole.
 #[derive(ToSchema)]
 pub struct StepView {
     pub step_id: String,
@@ -367,11 +376,18 @@ pub struct StepView {
     pub attempt: u32,
     pub started_at: String,
     pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub retryable: Option<bool>,
+    pub retry_after_s: Option<f64>,
+    /// An HTTP attempt's request as sent: credentials redacted, body cut to 4 KiB.
+    pub request: Option<Value>,
     pub output: Option<Value>,
+    pub output_url: Option<String>,
     pub error: Option<String>,
 }
 
-/// A run and its step timeline.
+/// A run, the trigger event it started from (credentials redacted, data cut
+/// to 4 KiB) and its step timeline.
 #[derive(ToSchema)]
 pub struct RunDetail {
     pub run_id: String,
@@ -379,9 +395,60 @@ pub struct RunDetail {
     pub workflow_id: String,
     pub workflow_version: u32,
     pub status: String,
-    /// Present (`true`) on a live test's run.
-    pub test: Option<bool>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+    pub test: bool,
+    pub replays: u32,
+    pub replay_of: Option<String>,
+    /// Absent for runs that started before start points were recorded.
+    pub event: Option<Value>,
     pub steps: Vec<StepView>,
+}
+
+/// Where a replay starts: `failed_step` (the default) or `start`.
+#[derive(ToSchema)]
+pub struct ReplayRequest {
+    pub from: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct ReplayedView {
+    /// The run that goes on: the failed run, or the new run of a replay from the start.
+    pub run_id: String,
+    pub step_id: String,
+    pub attempt: u32,
+    pub replay_of: Option<String>,
+}
+
+/// Which runs to replay: by default every failed run, at most 1,000.
+#[derive(ToSchema)]
+pub struct BulkReplayRequest {
+    pub workflow_id: Option<String>,
+    /// `failed` (the default) or, with `from: start`, `cancelled`.
+    pub status: Option<String>,
+    #[schema(format = DateTime)]
+    pub since: Option<String>,
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
+    pub from: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(ToSchema)]
+pub struct SkippedView {
+    pub run_id: String,
+    pub reason: String,
+}
+
+#[derive(ToSchema)]
+pub struct BulkReplayReportView {
+    pub replayed: Vec<ReplayedView>,
+    pub skipped: Vec<SkippedView>,
+    /// More runs matched than the limit.
+    pub truncated: bool,
+    /// The stored report of an earlier call with the same key.
+    pub repeated: bool,
 }
 
 /// `event_id` for one event, `event_ids` for a batch.
@@ -399,6 +466,10 @@ pub struct EventsAccepted {
         crate::events::post_events,
         crate::runs::list_runs,
         crate::runs::get_run,
+        crate::runs::get_attempt,
+        crate::runs::replay,
+        crate::runs::cancel,
+        crate::runs::bulk_replay,
         crate::workflows::list,
         crate::workflows::create,
         crate::workflows::show,
@@ -543,6 +614,10 @@ mod tests {
             format!("{ws}/keys/{{key_id}}"),
             format!("{ws}/runs"),
             format!("{ws}/runs/{{run_id}}"),
+            format!("{ws}/runs/replay"),
+            format!("{ws}/runs/{{run_id}}/replay"),
+            format!("{ws}/runs/{{run_id}}/cancel"),
+            format!("{ws}/runs/{{run_id}}/steps/{{step_id}}/attempts/{{attempt}}"),
             format!("{ws}/workflows"),
             wf.clone(),
         ];

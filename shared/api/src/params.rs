@@ -32,6 +32,17 @@ pub(crate) fn read_body(
     body.map_err(|rejection| body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))
 }
 
+/// A JSON body, or a 400 naming what was `expected`.
+pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
 pub(crate) fn bad_query(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }

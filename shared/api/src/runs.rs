@@ -1,36 +1,106 @@
+//! Runs for the on-call engineer: list by index (workflow, status, window),
+//! read one run's bounded timeline and an attempt's whole output, replay
+//! (one run, or many by filter), cancel.
+
 use std::collections::HashMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::Json;
-use hookflow_core::ports::RunQuery;
-use hookflow_core::run::RunStatus;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use hookflow_core::engine::{BulkReplay, Recovery, RecoveryError, ReplayFrom, MAX_BULK_REPLAY, START_KEY};
+use hookflow_core::ports::{RunLog, RunQuery};
+use hookflow_core::run::{RunPosition, RunRecord, RunStatus, StepMessage};
+use hookflow_core::run_view::{attempt_view, trigger_event};
+use hookflow_core::EngineError;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-use crate::params::bad_query;
-use crate::{ApiError, ApiState};
+use crate::params::{bad_query, decode_body, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
+use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 500;
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/runs", get(list_runs))
+        .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(get_run))
+        .route(
+            "/v1/workspaces/{workspace_id}/runs/{run_id}/steps/{step_id}/attempts/{attempt}",
+            get(get_attempt),
+        )
+}
 
-/// `GET /v1/workspaces/{ws}/runs[?workflow_id=&status=&test=&limit=]`, newest
-/// first: production runs, or with `test=true` live tests' runs.
+/// The on-call actions: served where the steps queue is wired.
+pub(crate) fn action_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/runs/replay", post(bulk_replay))
+        .route("/v1/workspaces/{workspace_id}/runs/{run_id}/replay", post(replay))
+        .route("/v1/workspaces/{workspace_id}/runs/{run_id}/cancel", post(cancel))
+}
+
+fn run_log(state: &ApiState) -> Result<Arc<dyn RunLog>, ApiError> {
+    state
+        .runs
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+}
+
+fn recovery(state: &ApiState) -> Result<Arc<Recovery>, ApiError> {
+    state
+        .recovery
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+}
+
+fn parse_status(value: &str) -> Result<RunStatus, ApiError> {
+    RunStatus::parse(value).ok_or_else(|| {
+        bad_query(format!(
+            "unknown status {value:?}; expected running, succeeded, failed or cancelled"
+        ))
+    })
+}
+
+fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            bad_query(format!(
+                "{name} must be an RFC 3339 time such as 2026-12-01T09:00:00Z, not {value:?}"
+            ))
+        })
+}
+
+/// `GET /v1/workspaces/{ws}/runs`: one page, newest first.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs", tag = "runs",
-    params(crate::openapi::WorkspaceId,
-        ("workflow_id" = Option<String>, Query), ("status" = Option<String>, Query, description = "running, succeeded or failed"),
+    params(openapi::WorkspaceId,
+        ("workflow_id" = Option<String>, Query), ("status" = Option<String>, Query, description = "running, succeeded, failed or cancelled"),
+        ("since" = Option<String>, Query, description = "runs started at or after this RFC 3339 time"),
+        ("until" = Option<String>, Query, description = "runs started before this RFC 3339 time"),
         ("test" = Option<bool>, Query, description = "true: live tests' runs instead of production runs"),
-        ("limit" = Option<u32>, Query, description = "1 to 500 (default 50)")),
-    responses((status = 200, body = crate::openapi::RunList)))]
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page")),
+    responses((status = 200, body = openapi::RunList), (status = 400, body = openapi::ErrorBody)))]
 pub(crate) async fn list_runs(
     State(state): State<ApiState>,
-    Path(workspace_id): Path<String>,
+    ws: PathResult<String>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(ws)?;
     let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
-    let runs = state
-        .runs
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
+    let runs = run_log(&state)?;
+    let query = run_query(params)?;
+    let page = runs.list_runs(&workspace_id, &query).await.map_err(EngineError::from)?;
+    let mut answer = json!({"runs": page.runs.iter().map(run_summary).collect::<Vec<_>>()});
+    if let Some(next) = page.next {
+        answer["next_cursor"] = json!(next.to_cursor());
+    }
+    Ok(Json(answer))
+}
+
+fn run_query(params: HashMap<String, String>) -> Result<RunQuery, ApiError> {
     let mut query = RunQuery {
         limit: DEFAULT_LIMIT,
         ..RunQuery::default()
@@ -38,89 +108,259 @@ pub(crate) async fn list_runs(
     for (key, value) in params {
         match key.as_str() {
             "workflow_id" => query.workflow_id = Some(value),
-            "status" => {
-                query.status = Some(RunStatus::parse(&value).ok_or_else(|| {
-                    bad_query(format!(
-                        "unknown status {value:?}; expected running, succeeded or failed"
-                    ))
-                })?)
-            }
+            "status" => query.status = Some(parse_status(&value)?),
+            "since" => query.since = Some(parse_time("since", &value)?),
+            "until" => query.until = Some(parse_time("until", &value)?),
             "test" => {
                 query.test = value
                     .parse::<bool>()
                     .map_err(|_| bad_query(format!("test must be true or false, not {value:?}")))?
             }
-            "limit" => {
-                query.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad_query(format!("limit must be a number from 1 to {MAX_LIMIT}")))?
+            "limit" => query.limit = parse_limit(&value)?,
+            "cursor" => {
+                query.after = Some(
+                    RunPosition::from_cursor(&value)
+                        .ok_or_else(|| bad_query("cursor is not one this API returned".into()))?,
+                )
             }
-            other => {
-                return Err(bad_query(format!(
-                    "unknown query parameter {other:?}; expected workflow_id, status, test or limit"
-                )))
-            }
+            other => return Err(bad_query(format!(
+                "unknown query parameter {other:?}; expected workflow_id, status, since, until, test, limit or cursor"
+            ))),
         }
     }
-    let found = runs
-        .list_runs(&workspace_id, &query)
-        .await
-        .map_err(hookflow_core::EngineError::from)?;
-    let runs: Vec<Value> = found
-        .iter()
-        .map(|r| {
-            json!({"run_id": r.run_id, "workflow_id": r.workflow_id, "workflow_version": r.workflow_version,
-                   "event_id": r.event_id, "trigger_type": r.trigger_type, "status": r.status,
-                   "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error, "test": r.test})
-        })
-        .collect();
-    Ok(Json(json!({"runs": runs})))
+    Ok(query)
 }
 
-/// `GET /v1/workspaces/{ws}/runs/{run_id}`: the run and its step timeline.
+fn run_summary(run: &RunRecord) -> Value {
+    json!({"run_id": run.run_id, "workflow_id": run.workflow_id, "workflow_version": run.workflow_version,
+           "event_id": run.event_id, "trigger_type": run.trigger_type, "status": run.status,
+           "started_at": run.started_at, "ended_at": run.ended_at, "error": run.error, "test": run.test,
+           "replays": run.replays, "replay_of": run.replay_of})
+}
+
+async fn workspace_run(runs: &dyn RunLog, workspace_id: &str, run_id: &str) -> Result<RunRecord, ApiError> {
+    runs.get_run(run_id)
+        .await
+        .map_err(EngineError::from)?
+        // Runs of another workspace are reported as missing, not forbidden.
+        .filter(|run| run.workspace_id == workspace_id)
+        .ok_or_else(|| run_not_found(workspace_id, run_id))
+}
+
+fn run_not_found(workspace_id: &str, run_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "run_not_found",
+        format!("run {run_id:?} does not exist in workspace {workspace_id:?}"),
+    )
+}
+
+/// `GET /v1/workspaces/{ws}/runs/{run_id}`: the run, the trigger event it
+/// started from, and its step timeline, each value bounded.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs/{run_id}", tag = "runs",
-    params(crate::openapi::WorkspaceId, ("run_id" = String, Path)),
-    responses((status = 200, body = crate::openapi::RunDetail), (status = 404, body = crate::openapi::ErrorBody)))]
+    params(openapi::WorkspaceId, ("run_id" = String, Path)),
+    responses((status = 200, body = openapi::RunDetail), (status = 404, body = openapi::ErrorBody)))]
 pub(crate) async fn get_run(
     State(state): State<ApiState>,
-    Path((workspace_id, run_id)): Path<(String, String)>,
+    ids: PathResult<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let runs = state
-        .runs
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "run_not_found",
-            format!("run {run_id:?} does not exist in workspace {workspace_id:?}"),
-        )
-    };
-    let run = runs
-        .get_run(&run_id)
-        .await
-        .map_err(hookflow_core::EngineError::from)?
-        .ok_or_else(not_found)?;
-    // Runs of another workspace are reported as missing, not forbidden.
-    if run.workspace_id != workspace_id {
-        return Err(not_found());
-    }
-    let steps = runs
-        .list_steps(&run_id)
-        .await
-        .map_err(hookflow_core::EngineError::from)?;
+    let (workspace_id, run_id) = path(ids)?;
+    let runs = run_log(&state)?;
+    let run = workspace_run(runs.as_ref(), &workspace_id, &run_id).await?;
+    let steps = runs.list_steps(&run_id).await.map_err(EngineError::from)?;
+    let base = format!("/v1/workspaces/{workspace_id}/runs/{run_id}");
     let steps: Vec<Value> = steps
         .iter()
-        .map(|s| {
-            json!({"step_id": s.step_id, "action": s.action, "status": s.status, "attempt": s.attempt,
-                   "started_at": s.started_at, "ended_at": s.ended_at, "output": s.output, "error": s.error})
-        })
+        .map(|s| attempt_view(s, &format!("{base}/steps/{}/attempts/{}", s.step_id, s.attempt)))
         .collect();
-    let mut body = serde_json::to_value(&run)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    if let Value::Object(map) = &mut body {
-        map.insert("steps".into(), Value::Array(steps));
-    }
+    let start = runs.get_blob(&run_id, START_KEY).await.map_err(EngineError::from)?;
+    let event = start
+        .and_then(|text| serde_json::from_str::<StepMessage>(&text).ok())
+        .map(|message| trigger_event(&message));
+    let mut body = run_summary(&run);
+    body["workspace_id"] = json!(run.workspace_id);
+    body["event"] = event.unwrap_or(Value::Null);
+    body["steps"] = Value::Array(steps);
     Ok(Json(body))
+}
+
+/// `GET …/runs/{run_id}/steps/{step_id}/attempts/{attempt}`: one attempt
+/// with its whole output.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs/{run_id}/steps/{step_id}/attempts/{attempt}", tag = "runs",
+    params(openapi::WorkspaceId, ("run_id" = String, Path), ("step_id" = String, Path), ("attempt" = u32, Path)),
+    responses((status = 200, body = openapi::StepView), (status = 404, body = openapi::ErrorBody)))]
+pub(crate) async fn get_attempt(
+    State(state): State<ApiState>,
+    ids: PathResult<(String, String, String, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, run_id, step_id, attempt) = path(ids)?;
+    let runs = run_log(&state)?;
+    workspace_run(runs.as_ref(), &workspace_id, &run_id).await?;
+    let step = runs
+        .get_step(&run_id, &step_id, attempt)
+        .await
+        .map_err(EngineError::from)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "attempt_not_found",
+                format!("run {run_id:?} has no attempt {attempt} of step {step_id:?}"),
+            )
+        })?;
+    Ok(Json(
+        json!({"step_id": step.step_id, "action": step.action, "status": step.status,
+        "attempt": step.attempt, "started_at": step.started_at, "ended_at": step.ended_at,
+        "output": step.output, "error": step.error}),
+    ))
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(err: RecoveryError) -> Self {
+        let (status, code) = match &err {
+            RecoveryError::RunNotFound(_) => (StatusCode::NOT_FOUND, "run_not_found"),
+            RecoveryError::NotFailed { .. } => (StatusCode::CONFLICT, "not_failed"),
+            RecoveryError::NotRunning { .. } => (StatusCode::CONFLICT, "not_running"),
+            RecoveryError::NoResumePoint(_) | RecoveryError::NoStartPoint(_) => {
+                (StatusCode::CONFLICT, "not_replayable")
+            }
+            RecoveryError::AlreadyReplayed { .. } => (StatusCode::CONFLICT, "already_replayed"),
+            RecoveryError::BulkInProgress(until) => {
+                let wait = (*until - Utc::now()).num_seconds().max(1) as u64;
+                return ApiError::new(StatusCode::CONFLICT, "in_progress", err.to_string()).with_retry_after(wait);
+            }
+            RecoveryError::Engine(_) | RecoveryError::Port(_) => {
+                let engine = match err {
+                    RecoveryError::Engine(e) => e,
+                    RecoveryError::Port(e) => e.into(),
+                    _ => unreachable!("matched above"),
+                };
+                return engine.into();
+            }
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    #[serde(default)]
+    from: ReplayFrom,
+}
+
+/// `POST …/runs/{run_id}/replay`: from the failed step (the default) or,
+/// with `{"from": "start"}`, a new run from the first step.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/runs/{run_id}/replay", tag = "runs",
+    params(openapi::WorkspaceId, ("run_id" = String, Path)),
+    request_body(content = Option<openapi::ReplayRequest>),
+    responses((status = 202, body = openapi::ReplayedView), (status = 404, body = openapi::ErrorBody),
+        (status = 409, body = openapi::ErrorBody, description = "not failed, or no resume point")))]
+pub(crate) async fn replay(
+    State(state): State<ApiState>,
+    ids: PathResult<(String, String)>,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (workspace_id, run_id) = path(ids)?;
+    let body = read_body(body, limit)?;
+    let request: ReplayRequest = if body.is_empty() {
+        ReplayRequest {
+            from: ReplayFrom::FailedStep,
+        }
+    } else {
+        decode_body(&body, "{\"from\"?: \"failed_step\" | \"start\"}")?
+    };
+    let replayed = recovery(&state)?
+        .replay(Some(&workspace_id), &run_id, request.from)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(replayed))))
+}
+
+/// `POST …/runs/{run_id}/cancel`: the run ends `cancelled`; its next
+/// message is acknowledged without running anything.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/runs/{run_id}/cancel", tag = "runs",
+    params(openapi::WorkspaceId, ("run_id" = String, Path)),
+    responses((status = 200, body = openapi::RunSummary), (status = 404, body = openapi::ErrorBody),
+        (status = 409, body = openapi::ErrorBody, description = "the run is not running")))]
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    ids: PathResult<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, run_id) = path(ids)?;
+    let run = recovery(&state)?.cancel(Some(&workspace_id), &run_id).await?;
+    Ok(Json(run_summary(&run)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkReplayRequest {
+    workflow_id: Option<String>,
+    #[serde(default = "failed")]
+    status: RunStatus,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    from: ReplayFrom,
+    limit: Option<usize>,
+}
+
+fn failed() -> RunStatus {
+    RunStatus::Failed
+}
+
+/// `POST /v1/workspaces/{ws}/runs/replay`: replays the runs that match, at
+/// most 1,000, once per `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/runs/replay", tag = "runs",
+    params(openapi::WorkspaceId,
+        ("Idempotency-Key" = String, Header, description = "the same key replays nothing more and answers the first report")),
+    request_body(content = openapi::BulkReplayRequest),
+    responses((status = 200, body = openapi::BulkReplayReportView), (status = 400, body = openapi::ErrorBody),
+        (status = 409, body = openapi::ErrorBody, description = "a call with this key is in progress")))]
+pub(crate) async fn bulk_replay(
+    State(state): State<ApiState>,
+    ws: PathResult<String>,
+    headers: HeaderMap,
+    limit: Option<Extension<MaxBodyBytes>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(ws)?;
+    let body = read_body(body, limit)?;
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "a bulk replay needs an Idempotency-Key header (1 to 255 characters)",
+            )
+        })?
+        .to_owned();
+    let request: BulkReplayRequest = decode_body(
+        &body,
+        "{\"workflow_id\"?, \"status\"?, \"since\"?, \"until\"?, \"from\"?: \"failed_step\" | \"start\", \"limit\"?: 1-1000}",
+    )?;
+    let limit = request.limit.unwrap_or(MAX_BULK_REPLAY);
+    if !(1..=MAX_BULK_REPLAY).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("limit must be from 1 to {MAX_BULK_REPLAY}"),
+        ));
+    }
+    let report = recovery(&state)?
+        .bulk_replay(&BulkReplay {
+            workspace_id,
+            workflow_id: request.workflow_id,
+            status: request.status,
+            since: request.since,
+            until: request.until,
+            from: request.from,
+            limit,
+            idempotency_key,
+        })
+        .await?;
+    Ok(Json(json!(report)))
 }

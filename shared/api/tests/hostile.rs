@@ -41,6 +41,7 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             live_tests: None,
             hooks: None,
             hook_receiver: None,
+            recovery: None,
         },
         max_body_bytes,
     );

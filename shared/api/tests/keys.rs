@@ -58,6 +58,7 @@ fn stack(keyless: KeylessRequests) -> Stack {
         live_tests: Some(Arc::new(stores.dispatcher(backend.steps.clone()))),
         hooks: Some(Arc::new(stores.hooks())),
         hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
+        recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
     };
     Stack {
         app: router(state, DEFAULT_MAX_BODY_BYTES),

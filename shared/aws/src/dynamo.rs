@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | workflows | `WS#<ws>` | `WF#<id>#V#<version>` | an immutable workflow version |
 //! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
-//! | runs | `RUN#<run id>` | `META` | the run record (GSI `by_workspace`: `WS#<ws>`, or `TEST#<ws>` for live tests' runs, / started at + run id) |
+//! | runs | `RUN#<run id>` | `META` | the run record, in four indexes sorted by start + run id (`gsi1sk`): `by_workspace` (`gsi1pk` = `WS#<ws>`, or `TEST#<ws>` for live tests' runs), `by_status` (`gsi2pk` = `WS#<ws>#S#<status>`), `by_workflow` (`gsi3pk` = `WS#<ws>#WF#<workflow>`), `by_workflow_status` (`gsi4pk` = `WS#<ws>#WF#<workflow>#S#<status>`) |
 //! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
 //! | runs | `RUN#<run id>` | `HANDOFF#<step id>#<attempt>` | the message moving the run on to that attempt was sent |
 //! | runs | `RUN#<run id>` | `BLOB#<key>#<chunk>` | a large value (claim-checked context, resume point) in chunks under the item size limit |
@@ -25,13 +25,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use hookflow_core::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use hookflow_core::ports::*;
-use hookflow_core::run::{RunRecord, RunStatus, StepRecord, StepStatus};
+use hookflow_core::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus};
 use hookflow_core::subscription::Subscription;
 use hookflow_core::WorkflowDefinition;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{decode_error, port_error};
-use crate::resources::{RUNS_GSI, TTL_ATTRIBUTE};
+use crate::resources::{RUNS_BY_STATUS, RUNS_BY_WORKFLOW, RUNS_BY_WORKFLOW_STATUS, RUNS_BY_WORKSPACE, TTL_ATTRIBUTE};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 /// (workspace, workflow id, version).
@@ -201,11 +201,6 @@ async fn put_if(
         }
         Err(err) => Err(port_error(operation, err)),
     }
-}
-
-/// Sortable, fixed-width UTC timestamp for index keys.
-fn sortable(at: &DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
 /// Workflow versions and subscriptions (the `workflows` table).
@@ -647,14 +642,37 @@ impl DynamoRuns {
     }
 }
 
-/// The runs index partition of a workspace's runs: live tests' runs are kept
-/// in a partition of their own, so production listings never read them.
-fn runs_partition(workspace_id: &str, test: bool) -> String {
-    if test {
+/// The runs index that serves a listing, its partition key attribute and
+/// the partition's value. Live tests' runs have partitions of their own, so
+/// production listings never read them.
+fn runs_index(
+    workspace_id: &str,
+    workflow_id: Option<&str>,
+    status: Option<RunStatus>,
+    test: bool,
+) -> (&'static str, &'static str, String) {
+    let stem = if test {
         format!("TEST#{workspace_id}")
     } else {
         format!("WS#{workspace_id}")
+    };
+    match (workflow_id, status) {
+        (None, None) => (RUNS_BY_WORKSPACE, "gsi1pk", stem),
+        (None, Some(status)) => (RUNS_BY_STATUS, "gsi2pk", format!("{stem}#S#{}", status.as_str())),
+        (Some(workflow), None) => (RUNS_BY_WORKFLOW, "gsi3pk", format!("{stem}#WF#{workflow}")),
+        (Some(workflow), Some(status)) => (
+            RUNS_BY_WORKFLOW_STATUS,
+            "gsi4pk",
+            format!("{stem}#WF#{workflow}#S#{}", status.as_str()),
+        ),
     }
+}
+
+/// The partitions of the two indexes keyed by status, for `run` in `status`.
+fn status_partitions(run: &RunRecord, status: RunStatus) -> (String, String) {
+    let by_status = runs_index(&run.workspace_id, None, Some(status), run.test).2;
+    let by_workflow_status = runs_index(&run.workspace_id, Some(&run.workflow_id), Some(status), run.test).2;
+    (by_status, by_workflow_status)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -663,8 +681,27 @@ struct RunItem {
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
+    gsi2pk: String,
+    gsi3pk: String,
+    gsi4pk: String,
     #[serde(flatten)]
     run: RunRecord,
+}
+
+impl RunItem {
+    fn new(run: &RunRecord) -> Self {
+        let (gsi2pk, gsi4pk) = status_partitions(run, run.status);
+        Self {
+            pk: format!("RUN#{}", run.run_id),
+            sk: META.into(),
+            gsi1pk: runs_index(&run.workspace_id, None, None, run.test).2,
+            gsi1sk: RunPosition::of(run).as_str().to_owned(),
+            gsi2pk,
+            gsi3pk: runs_index(&run.workspace_id, Some(&run.workflow_id), None, run.test).2,
+            gsi4pk,
+            run: run.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -687,6 +724,9 @@ struct StepItem {
     next: Option<String>,
     retryable: bool,
     retry_after_s: Option<f64>,
+    /// JSON text of the request an HTTP attempt sent (already bounded).
+    #[serde(default)]
+    request: Option<String>,
 }
 
 /// Outputs larger than this go to a blob: a step item must stay under
@@ -755,6 +795,7 @@ impl StepItem {
             next: record.next.clone(),
             retryable: record.retryable,
             retry_after_s: record.retry_after_s,
+            request: record.request.as_ref().map(serde_json::Value::to_string),
         })
     }
 
@@ -777,6 +818,12 @@ impl StepItem {
             next: self.next,
             retryable: self.retryable,
             retry_after_s: self.retry_after_s,
+            request: self
+                .request
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| decode_error("get_step", e))?,
         })
     }
 }
@@ -858,21 +905,20 @@ impl DynamoRuns {
     async fn get(&self, operation: &'static str, pk: String, sk: String) -> PortResult<Option<Item>> {
         get_item(&self.client, &self.table, operation, pk, sk).await
     }
+
+    /// The run before a status change: its workspace, workflow and test flag
+    /// (which never change) name the index partitions the change moves it to.
+    async fn existing_run(&self, operation: &'static str, run_id: &str) -> PortResult<RunRecord> {
+        self.get_run(run_id)
+            .await?
+            .ok_or_else(|| PortError::terminal(operation, format!("run {run_id} does not exist")))
+    }
 }
 
 #[async_trait]
 impl RunLog for DynamoRuns {
     async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
-        let item = to_item(
-            "create_run",
-            &RunItem {
-                pk: format!("RUN#{}", run.run_id),
-                sk: META.into(),
-                gsi1pk: runs_partition(&run.workspace_id, run.test),
-                gsi1sk: format!("{}#{}", sortable(&run.started_at), run.run_id),
-                run: run.clone(),
-            },
-        )?;
+        let item = to_item("create_run", &RunItem::new(run))?;
         // No TTL while running (a Delay may outlast the retention): the run
         // record gets one when it ends.
         if put_if_absent(&self.client, &self.table, "create_run", item).await? {
@@ -904,18 +950,24 @@ impl RunLog for DynamoRuns {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let error_value = error.map_or(AttributeValue::Null(true), AttributeValue::S);
+        let run = self.existing_run("finish_run", run_id).await?;
+        let (by_status, by_workflow_status) = status_partitions(&run, status);
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("RUN#{run_id}")))
-            .key("sk", s(META));
+            .key("sk", s(META))
+            .expression_attribute_values(":by_status", s(by_status))
+            .expression_attribute_values(":by_workflow_status", s(by_workflow_status));
+        let set = "SET #status = :status, #error = :error, ended_at = :ended, \
+                   gsi2pk = :by_status, gsi4pk = :by_workflow_status";
         update = match self.expiry(ended_at) {
             Some(expires_at) => update
-                .update_expression("SET #status = :status, #error = :error, ended_at = :ended, #ttl = :expires")
+                .update_expression(format!("{set}, #ttl = :expires"))
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":expires", expires_at),
-            None => update.update_expression("SET #status = :status, #error = :error, ended_at = :ended"),
+            None => update.update_expression(set),
         };
         let update = update
             .condition_expression("attribute_exists(pk) AND #status = :running")
@@ -931,27 +983,52 @@ impl RunLog for DynamoRuns {
         Ok(self.change_status("finish_run", run_id, update).await?.is_some())
     }
 
-    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
-        let pages = self
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<RunPage> {
+        let (index, partition_attribute, partition) =
+            runs_index(workspace_id, query.workflow_id.as_deref(), query.status, query.test);
+        // Text bounds around every position: `0` sorts before any year, `~`
+        // after any position.
+        let from = query
+            .since
+            .map_or("0".to_owned(), |t| RunPosition::at(&t).as_str().to_owned());
+        let to = query
+            .until
+            .map_or("~".to_owned(), |t| RunPosition::at(&t).as_str().to_owned());
+        let start_key = query.after.as_ref().and_then(|after| {
+            let run_id = after.run_id()?;
+            Some(Item::from([
+                ("pk".to_owned(), s(format!("RUN#{run_id}"))),
+                ("sk".to_owned(), s(META)),
+                (partition_attribute.to_owned(), s(partition.clone())),
+                ("gsi1sk".to_owned(), s(after.as_str())),
+            ]))
+        });
+        let page_size = query.page_size();
+        // One Query per page: one run more than the page tells whether
+        // another page follows.
+        let answer = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(RUNS_GSI)
-            .key_condition_expression("gsi1pk = :ws")
-            .expression_attribute_values(":ws", s(runs_partition(workspace_id, query.test)))
-            .scan_index_forward(false);
-        let mut runs = vec![];
-        query_pages("list_runs", pages, |item| {
-            let run = from_item::<RunItem>("list_runs", item)?.run;
-            let wanted = query.workflow_id.as_ref().is_none_or(|w| *w == run.workflow_id)
-                && query.status.is_none_or(|st| st == run.status);
-            if wanted {
-                runs.push(run);
-            }
-            Ok(query.limit == 0 || runs.len() < query.limit)
-        })
-        .await?;
-        Ok(runs)
+            .index_name(index)
+            .key_condition_expression("#partition = :partition AND gsi1sk BETWEEN :from AND :to")
+            .expression_attribute_names("#partition", partition_attribute)
+            .expression_attribute_values(":partition", s(partition))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page_size + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| port_error("list_runs", e))?;
+        let runs = answer
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| Ok(from_item::<RunItem>("list_runs", item)?.run))
+            .collect::<PortResult<Vec<_>>>()?;
+        Ok(RunPage::from_lookahead(runs, page_size))
     }
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
@@ -1082,9 +1159,29 @@ impl RunLog for DynamoRuns {
     }
 
     async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()> {
-        let old = self.blob_chunks("put_blob", run_id, key).await?.len();
         let pieces = chunks(value, BLOB_CHUNK_BYTES);
         let prefix = blob_prefix(key);
+        if let [piece] = pieces.as_slice() {
+            // One chunk over nothing, or over one chunk, leaves no stale chunk
+            // behind: one PutItem (the usual case: a start or resume point).
+            let item = Item::from([
+                ("pk".to_owned(), s(format!("RUN#{run_id}"))),
+                ("sk".to_owned(), s(format!("{prefix}0000"))),
+                ("chunk".to_owned(), s(*piece)),
+                ("chunks".to_owned(), AttributeValue::N("1".into())),
+            ]);
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(self.with_expiry(item, Utc::now())))
+                .condition_expression("attribute_not_exists(pk) OR chunks = :one")
+                .expression_attribute_values(":one", AttributeValue::N("1".into()));
+            if put_if("put_blob", put).await? {
+                return Ok(());
+            }
+        }
+        let old = self.blob_chunks("put_blob", run_id, key).await?.len();
         if old > 0 {
             // An overwrite: chunk 0 goes first, so a reader never joins old and
             // new chunks (it sees "being written" until chunk 0 is back).
@@ -1143,6 +1240,8 @@ impl RunLog for DynamoRuns {
     }
 
     async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
+        let run = self.existing_run("reopen_run", run_id).await?;
+        let (by_status, by_workflow_status) = status_partitions(&run, RunStatus::Running);
         let update = self
             .client
             .update_item()
@@ -1150,8 +1249,11 @@ impl RunLog for DynamoRuns {
             .key("pk", s(format!("RUN#{run_id}")))
             .key("sk", s(META))
             .update_expression(
-                "SET #status = :running, replays = if_not_exists(replays, :zero) + :one REMOVE #error, ended_at, #ttl",
+                "SET #status = :running, replays = if_not_exists(replays, :zero) + :one, \
+                 gsi2pk = :by_status, gsi4pk = :by_workflow_status REMOVE #error, ended_at, #ttl",
             )
+            .expression_attribute_values(":by_status", s(by_status))
+            .expression_attribute_values(":by_workflow_status", s(by_workflow_status))
             .condition_expression("attribute_exists(pk) AND #status = :failed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")

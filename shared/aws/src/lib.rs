@@ -13,7 +13,7 @@ pub use access::DynamoAccess;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
 pub use resources::{
-    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_GSI, RUNS_TABLE, TTL_ATTRIBUTE,
+    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_TABLE, TTL_ATTRIBUTE,
     WORKFLOWS_TABLE,
 };
 pub use sqs::SqsQueue;

@@ -13,8 +13,17 @@ use hookflow_core::ports::PortError;
 
 use crate::error::port_error;
 
-/// The runs table's index for listing runs of a workspace, newest first.
-pub const RUNS_GSI: &str = "by_workspace";
+/// The runs table's indexes, one per listing shape, each sorted by start
+/// (`gsi1sk`, a [`hookflow_core::run::RunPosition`]): a workspace's runs, its
+/// runs of one status, one workflow's runs, and one workflow's runs of one
+/// status. Four indexes on one item, not four items in one overloaded
+/// index: DynamoDB keeps an item's index entries in step with the item, so
+/// a status change is one conditional `UpdateItem`, not a transaction
+/// rewriting four copies (ARCHITECTURE.md, "Runs indexes").
+pub const RUNS_BY_WORKSPACE: &str = "by_workspace";
+pub const RUNS_BY_STATUS: &str = "by_status";
+pub const RUNS_BY_WORKFLOW: &str = "by_workflow";
+pub const RUNS_BY_WORKFLOW_STATUS: &str = "by_workflow_status";
 /// Items carrying this attribute (epoch seconds) expire.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Deliveries after which SQS moves a message to the dead-letter queue.
@@ -44,7 +53,12 @@ pub const RUNS_TABLE: TableSpec = TableSpec {
     logical_id: "RunsTable",
     hash_key: "pk",
     range_key: "sk",
-    indexes: &[(RUNS_GSI, "gsi1pk", "gsi1sk")],
+    indexes: &[
+        (RUNS_BY_WORKSPACE, "gsi1pk", "gsi1sk"),
+        (RUNS_BY_STATUS, "gsi2pk", "gsi1sk"),
+        (RUNS_BY_WORKFLOW, "gsi3pk", "gsi1sk"),
+        (RUNS_BY_WORKFLOW_STATUS, "gsi4pk", "gsi1sk"),
+    ],
     ttl_attribute: Some(TTL_ATTRIBUTE),
 };
 
@@ -109,10 +123,18 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Tabl
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| PortError::terminal("create_table", e.to_string()))?;
-        request = request
-            .attribute_definitions(string_attribute(hash)?)
-            .attribute_definitions(string_attribute(range)?)
-            .global_secondary_indexes(gsi);
+        request = request.global_secondary_indexes(gsi);
+    }
+    // Indexes share their sort key: each attribute is defined once.
+    let mut index_keys: Vec<&str> = spec
+        .indexes
+        .iter()
+        .flat_map(|(_, hash, range)| [*hash, *range])
+        .collect();
+    index_keys.sort_unstable();
+    index_keys.dedup();
+    for attribute in index_keys {
+        request = request.attribute_definitions(string_attribute(attribute)?);
     }
     match request.send().await {
         Ok(_) => {}

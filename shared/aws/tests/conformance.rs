@@ -135,6 +135,12 @@ async fn run_log_conforms() {
     conformance::run_log(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
 }
 
+#[tokio::test]
+async fn run_listings_conform() {
+    let (dynamo, _, names, _) = resources("listings").await;
+    conformance::run_listings(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
+}
+
 /// The TTL attribute of one item of a run, if it has one (the item must exist).
 async fn expires_at(dynamo: &aws_sdk_dynamodb::Client, table: &str, run_id: &str, sk: &str) -> Option<i64> {
     use aws_sdk_dynamodb::types::AttributeValue;
@@ -177,6 +183,7 @@ async fn run_items_expire_after_the_retention() {
         error: None,
         replays: 0,
         test: false,
+        replay_of: None,
     };
     runs.create_run(&run).await.expect("create");
     let table = names.runs_table.clone();
@@ -208,6 +215,7 @@ async fn run_items_expire_after_the_retention() {
         next: None,
         retryable: false,
         retry_after_s: None,
+        request: None,
     };
     runs.put_step(&record).await.expect("record");
     assert_eq!(

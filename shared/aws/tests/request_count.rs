@@ -233,3 +233,96 @@ async fn requests_of_one_event_through_a_three_step_run() {
     assert_eq!(stores.runs.list_steps(&run_id).await.unwrap().len(), 3);
     assert_eq!(reads(&dispatch_counts), 1);
 }
+
+#[tokio::test]
+async fn a_page_of_runs_is_one_query_whatever_the_workspace_history() {
+    use chrono::TimeZone;
+    use hookflow_core::run::{RunRecord, RunStatus};
+    let c = clients().await;
+    let names = ResourceNames::with_prefix(&format!("count-list-{}", std::process::id()));
+    create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let stores = dynamo_stores(c.dynamo.clone(), &names.workflows_table, &names.runs_table, None);
+    let start = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+    // 300 runs, one in twenty failed: a failed-runs page must not read the
+    // succeeded ones in between.
+    for n in 0..300i64 {
+        let run = RunRecord {
+            run_id: format!("run_h{n:03}"),
+            workspace_id: "ws_hist".into(),
+            workflow_id: format!("wf_{}", n % 3),
+            workflow_version: 1,
+            event_id: format!("e{n}"),
+            trigger_type: "Prize.Won".into(),
+            status: RunStatus::Running,
+            started_at: start + chrono::Duration::minutes(n),
+            ended_at: None,
+            error: None,
+            replays: 0,
+            test: false,
+            replay_of: None,
+        };
+        stores.runs.create_run(&run).await.unwrap();
+        let status = if n % 20 == 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        stores
+            .runs
+            .finish_run(&run.run_id, status, None, run.started_at)
+            .await
+            .unwrap();
+    }
+    for query in [
+        RunQuery {
+            status: Some(RunStatus::Failed),
+            limit: 5,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            workflow_id: Some("wf_0".into()),
+            status: Some(RunStatus::Failed),
+            limit: 2,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            limit: 100,
+            ..RunQuery::default()
+        },
+    ] {
+        let mut query = query;
+        let mut pages = 0;
+        let mut listed = 0;
+        c.counter.take();
+        loop {
+            let page = stores.runs.list_runs("ws_hist", &query).await.unwrap();
+            pages += 1;
+            listed += page.runs.len();
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        let counts = c.counter.take();
+        print_table(&format!("{listed} runs listed in {pages} pages:"), &counts);
+        let queries: usize = counts
+            .iter()
+            .filter(|((service, op), _)| service.eq_ignore_ascii_case("dynamodb") && op == "Query")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(queries, pages, "one Query per page: {counts:?}");
+        assert_eq!(
+            counts.values().sum::<usize>(),
+            pages,
+            "nothing but those Queries: {counts:?}"
+        );
+        let expected = match (query.workflow_id.is_some(), query.status.is_some()) {
+            (false, true) => 15,
+            (true, true) => 5,
+            _ => 300,
+        };
+        assert_eq!(listed, expected);
+    }
+}

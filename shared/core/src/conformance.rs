@@ -15,7 +15,7 @@ use crate::access::{Actor, ApiKey, AuditEntry, AuditLog, KeyStore, Role, ACCESS_
 use crate::hooks::{AuthRequest, Hook, HookAuth, HookKind, HookRequest, HookStore, Hooks};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
-use crate::run::{RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::subscription::Subscription;
 use crate::workflow::{Scope, WorkflowDefinition, WorkflowStatus};
 
@@ -144,6 +144,7 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
         error: None,
         replays: 0,
         test: false,
+        replay_of: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus, se
         next: Some("after".into()),
         retryable: status == StepStatus::Failed,
         retry_after_s: None,
+        request: None,
     }
 }
 
@@ -208,11 +210,8 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
     );
     assert!(log.get_run("run_none").await.expect("get").is_none());
 
-    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
-    let all = RunQuery {
-        limit: 100,
-        ..RunQuery::default()
-    };
+    let ids = |page: RunPage| page.runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let all = RunQuery::default();
     assert_eq!(
         ids(log.list_runs("ws_c", &all).await.expect("list")),
         vec!["run_3", "run_2", "run_1"],
@@ -231,11 +230,22 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         ..all.clone()
     };
     assert_eq!(ids(log.list_runs("ws_c", &failed).await.expect("list")), vec!["run_2"]);
+    let running_of_b = RunQuery {
+        workflow_id: Some("wf_b".into()),
+        status: Some(RunStatus::Running),
+        ..all.clone()
+    };
+    assert!(
+        ids(log.list_runs("ws_c", &running_of_b).await.expect("list")).is_empty(),
+        "a finished run leaves its old status's listings"
+    );
     let one = RunQuery {
         limit: 1,
         ..all.clone()
     };
-    assert_eq!(ids(log.list_runs("ws_c", &one).await.expect("list")), vec!["run_3"]);
+    let first_page = log.list_runs("ws_c", &one).await.expect("list");
+    assert_eq!(first_page.runs[0].run_id, "run_3");
+    assert!(first_page.next.is_some(), "more runs follow");
 
     // A live test's run is listed with the tests, never with production runs.
     let tested = RunRecord {
@@ -415,6 +425,103 @@ async fn claims_and_blobs(log: &dyn RunLog, now: chrono::DateTime<Utc>) {
         log.list_steps("run_3").await.expect("list steps").len() == 1,
         "blobs and hand-offs are not step records"
     );
+}
+
+/// Listings page through every run once, newest first, under every
+/// combination of workflow, status and time window.
+pub async fn run_listings(log: Arc<dyn RunLog>) {
+    let ws = "ws_pages";
+    let mut expected: Vec<RunRecord> = vec![];
+    // 60 runs over 60 minutes: workflows alternate, every third one fails,
+    // every fifth is cancelled; two share a start time.
+    for n in 0..60u32 {
+        let mut record = run(&format!("run_p{n:02}"), ws, ["wf_a", "wf_b"][n as usize % 2], n.min(58));
+        log.create_run(&record).await.expect("create");
+        let ended = record.started_at + chrono::Duration::seconds(30);
+        let status = match n {
+            n if n % 3 == 0 => Some(RunStatus::Failed),
+            n if n % 5 == 0 => Some(RunStatus::Cancelled),
+            n if n % 2 == 0 => Some(RunStatus::Succeeded),
+            _ => None,
+        };
+        if let Some(status) = status {
+            assert!(log
+                .finish_run(&record.run_id, status, None, ended)
+                .await
+                .expect("finish"));
+            record.status = status;
+            record.ended_at = Some(ended);
+        }
+        expected.push(record);
+    }
+    let minute = |m: u32| {
+        Utc.with_ymd_and_hms(2026, 11, 23, 10, m, 0)
+            .single()
+            .expect("valid time")
+    };
+    let windows = [
+        (None, None),
+        (Some(minute(10)), Some(minute(40))),
+        (Some(minute(58)), None),
+    ];
+    for workflow in [None, Some("wf_a")] {
+        for status in [
+            None,
+            Some(RunStatus::Failed),
+            Some(RunStatus::Cancelled),
+            Some(RunStatus::Running),
+        ] {
+            for (since, until) in windows {
+                let query = RunQuery {
+                    workflow_id: workflow.map(str::to_owned),
+                    status,
+                    since,
+                    until,
+                    limit: 7,
+                    ..RunQuery::default()
+                };
+                let mut want: Vec<&RunRecord> = expected.iter().filter(|r| query.matches(ws, r)).collect();
+                want.sort_by_key(|r| std::cmp::Reverse(RunPosition::of(r)));
+                let mut got: Vec<String> = vec![];
+                let mut pages = 0;
+                let mut page_query = query.clone();
+                loop {
+                    let page = log.list_runs(ws, &page_query).await.expect("list");
+                    assert!(page.runs.len() <= 7, "a page holds at most its limit");
+                    pages += 1;
+                    got.extend(page.runs.iter().map(|r| r.run_id.clone()));
+                    match page.next {
+                        Some(next) => page_query.after = Some(next),
+                        None => break,
+                    }
+                    assert!(pages < 20, "paging does not end");
+                }
+                let want: Vec<String> = want.iter().map(|r| r.run_id.clone()).collect();
+                assert_eq!(got, want, "{query:?}");
+                assert_eq!(pages, want.len().div_ceil(7).max(1), "no empty last page: {query:?}");
+            }
+        }
+    }
+    let first_failed = expected
+        .iter()
+        .find(|r| r.status == RunStatus::Failed)
+        .expect("a failed run");
+    let listed = log
+        .list_runs(
+            ws,
+            &RunQuery {
+                status: Some(RunStatus::Failed),
+                ..RunQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    let record = listed
+        .runs
+        .iter()
+        .find(|r| r.run_id == first_failed.run_id)
+        .expect("listed");
+    assert_eq!(record, first_failed, "a listing holds the whole record");
 }
 
 pub async fn event_dedupe(dedupe: Arc<dyn EventDedupe>) {
@@ -1026,6 +1133,7 @@ mod memory_twins {
     #[tokio::test]
     async fn run_log_conforms() {
         run_log(Arc::new(MemoryRunLog::default())).await;
+        run_listings(Arc::new(MemoryRunLog::default())).await;
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod redact;
 pub mod retry;
 pub mod run;
+pub mod run_view;
 pub mod samples;
 pub mod subscription;
 pub mod template;

@@ -15,7 +15,7 @@ use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::hooks::{Hook, HookStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::ports::*;
-use crate::run::{RunRecord, RunStatus, StepRecord};
+use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
 use crate::workflow::WorkflowDefinition;
 
@@ -227,21 +227,17 @@ impl RunLog for MemoryRunLog {
         Ok(true)
     }
 
-    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>> {
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<RunPage> {
         let data = lock(&self.data);
         let mut runs: Vec<RunRecord> = data
             .runs
             .values()
-            .filter(|r| r.workspace_id == workspace_id && r.test == query.test)
-            .filter(|r| query.workflow_id.as_ref().is_none_or(|w| *w == r.workflow_id))
-            .filter(|r| query.status.is_none_or(|s| s == r.status))
+            .filter(|r| query.matches(workspace_id, r))
             .cloned()
             .collect();
-        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.run_id.cmp(&a.run_id)));
-        if query.limit > 0 {
-            runs.truncate(query.limit);
-        }
-        Ok(runs)
+        runs.sort_by_cached_key(|r| std::cmp::Reverse(RunPosition::of(r)));
+        runs.truncate(query.page_size() + 1);
+        Ok(RunPage::from_lookahead(runs, query.page_size()))
     }
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::run::{RunRecord, RunStatus, StepRecord};
+use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
 use crate::workflow::WorkflowDefinition;
 
@@ -100,14 +100,101 @@ pub enum ClaimOutcome {
     Completed(Box<StepRecord>),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The most runs one page of a listing holds (brief §7).
+pub const MAX_RUNS_PAGE: usize = 100;
+
+/// Which runs to list, newest first. Every combination of `workflow_id` and
+/// `status` is served by an index of its own, so a page costs one bounded
+/// lookup however many runs the workspace has.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunQuery {
     pub workflow_id: Option<String>,
     pub status: Option<RunStatus>,
+    /// Runs started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs started before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// 1 to [`MAX_RUNS_PAGE`]; larger asks are served [`MAX_RUNS_PAGE`].
     pub limit: usize,
+    /// Start after this run (the last run of the previous page).
+    pub after: Option<RunPosition>,
     /// Live tests' runs instead of production runs: the two are never listed
     /// together.
     pub test: bool,
+}
+
+impl Default for RunQuery {
+    fn default() -> Self {
+        Self {
+            workflow_id: None,
+            status: None,
+            since: None,
+            until: None,
+            limit: MAX_RUNS_PAGE,
+            after: None,
+            test: false,
+        }
+    }
+}
+
+impl RunQuery {
+    pub fn page_size(&self) -> usize {
+        self.limit.clamp(1, MAX_RUNS_PAGE)
+    }
+
+    /// Whether `run` belongs in this listing (the in-memory twin's filter;
+    /// DynamoDB answers the same question with its indexes).
+    pub fn matches(&self, workspace_id: &str, run: &RunRecord) -> bool {
+        let position = RunPosition::of(run);
+        run.workspace_id == workspace_id
+            && run.test == self.test
+            && self.workflow_id.as_ref().is_none_or(|w| *w == run.workflow_id)
+            && self.status.is_none_or(|s| s == run.status)
+            && self.since.is_none_or(|since| position >= RunPosition::at(&since))
+            && self.until.is_none_or(|until| position < RunPosition::at(&until))
+            && self.after.as_ref().is_none_or(|after| position < *after)
+    }
+}
+
+/// One page of runs, newest first; `next` is where the next page starts,
+/// absent on the last page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPage {
+    pub runs: Vec<RunRecord>,
+    pub next: Option<RunPosition>,
+}
+
+impl RunPage {
+    /// The page from up to `page_size + 1` runs found in order: the extra
+    /// one only tells that another page exists.
+    pub fn from_lookahead(mut runs: Vec<RunRecord>, page_size: usize) -> Self {
+        let more = runs.len() > page_size;
+        runs.truncate(page_size);
+        let next = if more { runs.last().map(RunPosition::of) } else { None };
+        Self { runs, next }
+    }
+}
+
+/// Every run of a listing, page after page, up to `max` runs: for the
+/// tests and tools that need more than one page.
+pub async fn collect_runs(
+    log: &dyn RunLog,
+    workspace_id: &str,
+    query: &RunQuery,
+    max: usize,
+) -> PortResult<Vec<RunRecord>> {
+    let mut query = query.clone();
+    let mut runs = vec![];
+    while runs.len() < max {
+        let page = log.list_runs(workspace_id, &query).await?;
+        runs.extend(page.runs);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    runs.truncate(max);
+    Ok(runs)
 }
 
 #[async_trait]
@@ -123,8 +210,8 @@ pub trait RunLog: Send + Sync {
         error: Option<String>,
         ended_at: DateTime<Utc>,
     ) -> PortResult<bool>;
-    /// Newest first.
-    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<Vec<RunRecord>>;
+    /// One page, newest first.
+    async fn list_runs(&self, workspace_id: &str, query: &RunQuery) -> PortResult<RunPage>;
     /// Records one attempt unless that (run, step, attempt) is recorded already.
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep>;
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>>;

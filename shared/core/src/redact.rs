@@ -27,6 +27,43 @@ pub fn is_sensitive_header(name: &str) -> bool {
         || lower.ends_with("-key")
 }
 
+/// Query parameter names whose values are credentials (`?api_key=…`).
+pub fn is_secret_query_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    is_sensitive_header(&lower)
+        || is_secret_name(&lower)
+        || matches!(
+            lower.as_str(),
+            "key" | "password" | "pass" | "pwd" | "sig" | "signature" | "auth" | "code"
+        )
+        || lower.ends_with("_key")
+        || lower.ends_with("password")
+}
+
+/// `url` with the values of credential-named query parameters replaced by
+/// [`REDACTED`]; anything that is not a URL comes back unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if parsed.query().is_none() {
+        return url.to_owned();
+    }
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| {
+            let shown = if is_secret_query_name(&name) {
+                REDACTED.to_owned()
+            } else {
+                value.into_owned()
+            };
+            (name.into_owned(), shown)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
+}
+
 /// A variable name that marks its value secret.
 pub fn is_secret_name(name: &str) -> bool {
     name.to_ascii_lowercase().contains("secret")

@@ -1,5 +1,6 @@
 //! Runs, step records, the step message and the template context.
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -16,9 +17,34 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Stopped by an operator (`POST …/runs/{id}/cancel`): the run's next
+    /// message sees it and is acknowledged without running anything.
+    Cancelled,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         !matches!(self, RunStatus::Running)
     }
@@ -49,6 +75,9 @@ pub struct RunRecord {
     /// false`): listed apart from production runs, never counted with them.
     #[serde(default, skip_serializing_if = "is_false")]
     pub test: bool,
+    /// A replay from the start: the failed run it replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 fn is_false(flag: &bool) -> bool {
@@ -84,6 +113,10 @@ pub struct StepRecord {
     pub retryable: bool,
     #[serde(default)]
     pub retry_after_s: Option<f64>,
+    /// An HTTP attempt's request as sent ([`crate::engine::RenderedRequest`]:
+    /// credentials redacted, body cut to 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
 }
 
 /// What travels on the steps queue. State lives in the message.
@@ -112,6 +145,59 @@ pub struct StepMessage {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// A time as text that sorts like the time: fixed width, nanoseconds, UTC.
+pub fn sortable_time(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// Where a run sits in a newest-first listing: its start, then its id (so
+/// two runs started in the same nanosecond still have an order). The
+/// DynamoDB runs indexes sort on exactly this text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunPosition(String);
+
+impl RunPosition {
+    pub fn of(run: &RunRecord) -> Self {
+        Self(format!("{}#{}", sortable_time(&run.started_at), run.run_id))
+    }
+
+    /// The bound of a time window: every run started at `at` or later sorts
+    /// at or after it, every run started earlier sorts before it.
+    pub fn at(at: &DateTime<Utc>) -> Self {
+        Self(sortable_time(at))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The run this position is of; `None` for a window bound.
+    pub fn run_id(&self) -> Option<&str> {
+        self.0.split_once('#').map(|(_, id)| id)
+    }
+
+    /// The opaque `cursor` of a listing's next page.
+    pub fn to_cursor(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.0)
+    }
+
+    /// A cursor this server made: `None` for anything else, so a forged or
+    /// garbled cursor is refused instead of reaching a query.
+    pub fn from_cursor(cursor: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (time, run_id) = text.split_once('#')?;
+        let started = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+        let well_formed = sortable_time(&started) == time
+            && !run_id.is_empty()
+            && run_id.len() <= 64
+            && run_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        well_formed.then_some(Self(text))
+    }
 }
 
 /// The run id is a function of (workspace, event identity, workflow): a
@@ -214,6 +300,40 @@ mod tests {
         assert_eq!(ctx["steps"], json!({}));
         assert_eq!(ctx["run"]["version"], 3);
         assert_eq!(ctx["event"]["type"], "Prize.Won");
+    }
+
+    #[test]
+    fn positions_sort_newest_last_and_cursors_round_trip() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let run = |id: &str, started: &str| RunRecord {
+            run_id: id.into(),
+            workspace_id: "w".into(),
+            workflow_id: "f".into(),
+            workflow_version: 1,
+            event_id: "e".into(),
+            trigger_type: "Prize.Won".into(),
+            status: RunStatus::Running,
+            started_at: at(started),
+            ended_at: None,
+            error: None,
+            replays: 0,
+            test: false,
+            replay_of: None,
+        };
+        let early = RunPosition::of(&run("run_b", "2026-12-01T09:59:59.999Z"));
+        let late = RunPosition::of(&run("run_a", "2026-12-01T10:00:00Z"));
+        assert!(early < RunPosition::at(&at("2026-12-01T10:00:00Z")));
+        assert!(RunPosition::at(&at("2026-12-01T10:00:00Z")) < late);
+        assert_eq!(RunPosition::from_cursor(&late.to_cursor()), Some(late.clone()));
+        assert_eq!(late.run_id(), Some("run_a"));
+        for forged in [
+            "",
+            "!!",
+            "bm90LWEtcG9zaXRpb24",
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("2026-12-01T10:00:00Z#run_a"),
+        ] {
+            assert_eq!(RunPosition::from_cursor(forged), None, "{forged}");
+        }
     }
 
     #[test]

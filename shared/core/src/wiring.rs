@@ -97,9 +97,9 @@ impl Stores {
         HookReceiver::new(self.hooks.clone(), self.ingest(triggers), self.clock.clone())
     }
 
-    /// Replays of failed runs onto `steps` (the operator commands).
+    /// The on-call actions: replays onto `steps`, bulk replays, cancels.
     pub fn recovery(&self, steps: Arc<dyn Queue>) -> Recovery {
-        Recovery::new(self.runs.clone(), steps)
+        Recovery::new(self.runs.clone(), steps, self.clock.clone())
     }
 
     /// API keys and the audit trail.

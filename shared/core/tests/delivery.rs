@@ -155,6 +155,7 @@ fn run_record(run_id: &str, version: u32) -> RunRecord {
         error: None,
         replays: 0,
         test: false,
+        replay_of: None,
     }
 }
 
@@ -287,7 +288,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .expect("restore version");
     let replayed = Stores::memory(&backend, Arc::new(SystemClock))
         .recovery(steps.clone())
-        .replay("run_poison")
+        .replay(None, "run_poison", hookflow_core::engine::ReplayFrom::FailedStep)
         .await
         .expect("replay");
     assert_eq!((replayed.step_id.as_str(), replayed.attempt), ("call", 2));

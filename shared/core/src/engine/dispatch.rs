@@ -8,7 +8,7 @@ use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 use crate::workflow::WorkflowDefinition;
 
-use super::handoff::{hand_off, send_step};
+use super::handoff::{hand_off, save_start_point, send_step};
 use super::EngineError;
 
 /// Events produced `depth` workflow hops deep start no run past this.
@@ -76,6 +76,7 @@ impl Dispatcher {
             ended_at: None,
             error: None,
             replays: 0,
+            replay_of: None,
             test,
         }
     }
@@ -97,6 +98,7 @@ impl Dispatcher {
             return Err(PortError::terminal("create_run", format!("test run id {run_id} already exists")).into());
         }
         let message = first_message(event, &run_id, &workflow.id, workflow.version, workflow.start.clone());
+        save_start_point(self.runs.as_ref(), &message).await?;
         // No trigger comes back for a test run: if its first step cannot be
         // sent, nothing would ever move it, so it ends here (the caller's
         // retry starts a new one).
@@ -181,6 +183,9 @@ impl Dispatcher {
                 }
             };
             let message = first_message(event, &run_id, &sub.workflow_id, version, start);
+            // Rewritten by a redelivery (the same text): the delivery that
+            // created the run may have died before saving it.
+            save_start_point(self.runs.as_ref(), &message).await?;
             hand_off(
                 self.runs.as_ref(),
                 self.steps.as_ref(),
@@ -271,7 +276,8 @@ mod tests {
                 },
             )
             .await
-            .expect("list");
+            .expect("list")
+            .runs;
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].status, RunStatus::Failed, "{:?}", listed[0]);
     }

@@ -11,8 +11,10 @@ use serde_json::{json, Value};
 use super::execute::{apply_output, with_workflow_vars};
 use crate::actions::Action;
 use crate::event::TriggerEvent;
-use crate::redact::{is_sensitive_header, Secrets, REDACTED};
+use crate::ports::HttpCall;
+use crate::redact::{is_sensitive_header, redact_url, Secrets, REDACTED};
 use crate::run::initial_context;
+use crate::run_view::{cut, EXCERPT_BYTES};
 use crate::workflow::WorkflowDefinition;
 
 /// Dry runs stop after this many steps: a loop of Decisions on a condition
@@ -34,15 +36,48 @@ pub enum DryStatus {
     Failed,
 }
 
-/// A request as it would be sent.
+/// A request as it is sent, for people to read: credential headers and
+/// credential-named query values read `[REDACTED]`, every other known
+/// secret is scrubbed, and the body is cut to [`EXCERPT_BYTES`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RenderedRequest {
     pub method: String,
     pub url: String,
-    /// Credential headers read `[REDACTED]`.
     pub headers: Vec<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The body's size when it was cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<usize>,
+}
+
+impl RenderedRequest {
+    pub fn of(call: &HttpCall, secrets: &Secrets) -> Self {
+        let headers = call
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_sensitive_header(name) {
+                    REDACTED.to_owned()
+                } else {
+                    secrets.scrub_text(value)
+                };
+                (name.clone(), shown)
+            })
+            .collect();
+        let body = call
+            .body
+            .as_ref()
+            .map(|b| secrets.scrub_text(&String::from_utf8_lossy(b)));
+        let body_bytes = body.as_ref().map(String::len).filter(|n| *n > EXCERPT_BYTES);
+        Self {
+            method: call.method.clone(),
+            url: secrets.scrub_text(&redact_url(&call.url)),
+            headers,
+            body: body.map(|b| cut(&b, EXCERPT_BYTES).to_owned()),
+            body_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -144,25 +179,8 @@ fn dry_step(step_id: &str, action: &Action, next: Option<String>, context: &Valu
         Action::HttpRequest(request) => match request.prepare(context, &format!("{DRY_RUN_ID}:{step_id}")) {
             Ok(call) => {
                 secrets.add_call(&call);
-                let headers = call
-                    .headers
-                    .iter()
-                    .map(|(name, value)| {
-                        let shown = if is_sensitive_header(name) {
-                            REDACTED.to_owned()
-                        } else {
-                            secrets.scrub_text(value)
-                        };
-                        (name.clone(), shown)
-                    })
-                    .collect();
                 dry.status = DryStatus::Rendered;
-                dry.request = Some(RenderedRequest {
-                    method: call.method,
-                    url: secrets.scrub_text(&call.url),
-                    headers,
-                    body: call.body.map(|b| secrets.scrub_text(&String::from_utf8_lossy(&b))),
-                });
+                dry.request = Some(RenderedRequest::of(&call, &secrets));
                 Value::Null
             }
             Err(err) => {

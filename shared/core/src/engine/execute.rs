@@ -14,6 +14,7 @@ use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
 use crate::workflow::{Step, WorkflowDefinition};
 
+use super::dry_run::RenderedRequest;
 use super::handoff::{hand_off, resolve_context, save_resume_point, send_step};
 use super::EngineError;
 
@@ -102,6 +103,8 @@ struct Attempt {
     next: Option<String>,
     retryable: bool,
     retry_after_s: Option<f64>,
+    /// An HTTP attempt's request as sent, for the run log.
+    request: Option<Value>,
     /// What must not reach the run log from this attempt.
     secrets: Secrets,
 }
@@ -115,6 +118,7 @@ impl Attempt {
             next,
             retryable: false,
             retry_after_s: None,
+            request: None,
             secrets: Secrets::default(),
         }
     }
@@ -127,6 +131,7 @@ impl Attempt {
             next: None,
             retryable: false,
             retry_after_s: None,
+            request: None,
             secrets: Secrets::default(),
         }
     }
@@ -408,8 +413,9 @@ impl StepExecutor {
                     Err(err) => return Attempt::failed(err),
                 };
                 secrets.add_call(&call);
+                let sent = serde_json::to_value(RenderedRequest::of(&call, secrets)).ok();
                 let policy = step.retry_policy();
-                match self.http.send(call).await {
+                let attempt = match self.http.send(call).await {
                     Ok(reply) => match request.interpret(&reply) {
                         Ok(output) => Attempt::succeeded(output, step.next.clone()),
                         Err(failure) => Attempt {
@@ -419,6 +425,7 @@ impl StepExecutor {
                             next: None,
                             retryable: retries(&policy, failure.class),
                             retry_after_s: failure.retry_after_s,
+                            request: None,
                             secrets: Secrets::default(),
                         },
                     },
@@ -433,6 +440,10 @@ impl StepExecutor {
                             ..Attempt::failed(err)
                         }
                     }
+                };
+                Attempt {
+                    request: sent,
+                    ..attempt
                 }
             }
             Action::Decision(decision) => {
@@ -473,6 +484,7 @@ impl StepExecutor {
             next: attempt.next,
             retryable: attempt.retryable,
             retry_after_s: attempt.retry_after_s,
+            request: attempt.request,
         };
         tracing::info!(step_id = %record.step_id, attempt = record.attempt, action = %record.action, status = ?record.status,
             error = record.error.as_deref().unwrap_or(""), "step attempt recorded");

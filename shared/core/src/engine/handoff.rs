@@ -19,6 +19,9 @@ pub const MAX_INLINE_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The run-log key of a failed run's resume point (`hookflow runs replay`).
 pub const RESUME_KEY: &str = "resume";
+/// The run-log key of a run's first step message: the trigger event the run
+/// started from (run detail) and where a replay from the start begins.
+pub const START_KEY: &str = "start";
 
 fn context_key(step_id: &str, attempt: u32) -> String {
     format!("ctx#{step_id}#{attempt}")
@@ -99,5 +102,11 @@ pub(crate) async fn resolve_context(runs: &dyn RunLog, message: &mut StepMessage
 /// Saves where a failing run stopped, so a replay can continue from there.
 pub(crate) async fn save_resume_point(runs: &dyn RunLog, message: &StepMessage) -> Result<(), EngineError> {
     runs.put_blob(&message.run_id, RESUME_KEY, &encode(message)?).await?;
+    Ok(())
+}
+
+/// Saves the message that starts a run (see [`START_KEY`]).
+pub(crate) async fn save_start_point(runs: &dyn RunLog, message: &StepMessage) -> Result<(), EngineError> {
+    runs.put_blob(&message.run_id, START_KEY, &encode(message)?).await?;
     Ok(())
 }

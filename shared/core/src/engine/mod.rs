@@ -12,9 +12,11 @@ mod recovery;
 pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
 pub use dry_run::{dry_run, DryRun, DryStatus, DryStep, RenderedRequest, MAX_DRY_RUN_STEPS};
 pub use execute::{DeliveryInfo, DeliveryLimits, NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
-pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY};
+pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY, START_KEY};
 pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL, MAX_TRIGGER_MESSAGE_BYTES};
-pub use recovery::{redrive, Recovery, RecoveryError, Replayed};
+pub use recovery::{
+    redrive, BulkReplay, BulkReplayReport, Recovery, RecoveryError, ReplayFrom, Replayed, Skipped, MAX_BULK_REPLAY,
+};
 
 use crate::ports::PortError;
 
