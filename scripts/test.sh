@@ -24,6 +24,17 @@ sys.exit(0 if moto.__version__ == '$MOTO_VERSION' and m.version('standardwebhook
 fi
 export HOOKFLOW_TEST_PYTHON="$PWD/$VENV/bin/python"
 
+# The dashboard test drives Debian's headless Chromium through chromedriver.
+# It never skips: without them it fails, so they are installed here.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing Debian's chromium and chromium-driver"
+  apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium chromium-driver >/dev/null
+fi
+export HOOKFLOW_TEST_CHROMIUM="$(command -v chromium)"
+export HOOKFLOW_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+
 moto_pids=()
 moto_logs=()
 cleanup() {

@@ -2,6 +2,7 @@
 //! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
 mod access;
+mod dashboard;
 mod error;
 mod events;
 mod hooks;
@@ -91,6 +92,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let mut public = Router::new().route("/v1/openapi.json", get(openapi::serve));
     if state.hook_receiver.is_some() {
         public = public.merge(hooks::public_routes());
+    }
+    if state.runs.is_some() {
+        public = public.merge(dashboard::routes());
     }
     guard(router.merge(access::routes()), gate)
         .merge(public)

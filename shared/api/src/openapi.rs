@@ -436,6 +436,32 @@ pub struct BulkReplayRequest {
 }
 
 #[derive(ToSchema)]
+pub struct WorkflowStatsView {
+    pub workflow_id: String,
+    pub runs: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    /// failed / (succeeded + failed); null before any run ended either way.
+    pub failure_rate: Option<f64>,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+}
+
+/// Per workflow over a window, from bounded reads of the runs-by-status index.
+#[derive(ToSchema)]
+pub struct RunStatsView {
+    #[schema(format = DateTime)]
+    pub since: String,
+    #[schema(format = DateTime)]
+    pub until: String,
+    pub workflows: Vec<WorkflowStatsView>,
+    /// A status had more than 1,000 runs in the window: figures cover the newest.
+    pub truncated: bool,
+}
+
+#[derive(ToSchema)]
 pub struct SkippedView {
     pub run_id: String,
     pub reason: String,
@@ -467,6 +493,7 @@ pub struct EventsAccepted {
         crate::runs::list_runs,
         crate::runs::get_run,
         crate::runs::get_attempt,
+        crate::runs::run_stats,
         crate::runs::replay,
         crate::runs::cancel,
         crate::runs::bulk_replay,
@@ -615,6 +642,7 @@ mod tests {
             format!("{ws}/runs"),
             format!("{ws}/runs/{{run_id}}"),
             format!("{ws}/runs/replay"),
+            format!("{ws}/runs/stats"),
             format!("{ws}/runs/{{run_id}}/replay"),
             format!("{ws}/runs/{{run_id}}/cancel"),
             format!("{ws}/runs/{{run_id}}/steps/{{step_id}}/attempts/{{attempt}}"),

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use hookflow_core::engine::{BulkReplay, Recovery, RecoveryError, ReplayFrom, MAX_BULK_REPLAY, START_KEY};
 use hookflow_core::ports::{RunLog, RunQuery};
 use hookflow_core::run::{RunPosition, RunRecord, RunStatus, StepMessage};
+use hookflow_core::run_stats::window_stats;
 use hookflow_core::run_view::{attempt_view, trigger_event};
 use hookflow_core::EngineError;
 use serde::Deserialize;
@@ -26,6 +27,7 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/workspaces/{workspace_id}/runs", get(list_runs))
+        .route("/v1/workspaces/{workspace_id}/runs/stats", get(run_stats))
         .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(get_run))
         .route(
             "/v1/workspaces/{workspace_id}/runs/{run_id}/steps/{step_id}/attempts/{attempt}",
@@ -123,12 +125,51 @@ fn run_query(params: HashMap<String, String>) -> Result<RunQuery, ApiError> {
                         .ok_or_else(|| bad_query("cursor is not one this API returned".into()))?,
                 )
             }
-            other => return Err(bad_query(format!(
+            other => {
+                return Err(bad_query(format!(
                 "unknown query parameter {other:?}; expected workflow_id, status, since, until, test, limit or cursor"
-            ))),
+            )))
+            }
         }
     }
     Ok(query)
+}
+
+/// `GET /v1/workspaces/{ws}/runs/stats`: per workflow, runs by status,
+/// failure rate and p50/p95 duration over a window (default: the last 24 h).
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/runs/stats", tag = "runs",
+    params(openapi::WorkspaceId,
+        ("since" = Option<String>, Query, description = "runs started at or after this RFC 3339 time (default: 24 h ago)"),
+        ("until" = Option<String>, Query, description = "runs started before this RFC 3339 time (default: now)")),
+    responses((status = 200, body = openapi::RunStatsView), (status = 400, body = openapi::ErrorBody)))]
+pub(crate) async fn run_stats(
+    State(state): State<ApiState>,
+    ws: PathResult<String>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let workspace_id = path(ws)?;
+    let Query(params) = params.map_err(|rejection| bad_query(rejection.body_text()))?;
+    let now = Utc::now();
+    let (mut since, mut until) = (now - chrono::Duration::hours(24), now);
+    for (key, value) in params {
+        match key.as_str() {
+            "since" => since = parse_time("since", &value)?,
+            "until" => until = parse_time("until", &value)?,
+            other => {
+                return Err(bad_query(format!(
+                    "unknown query parameter {other:?}; expected since or until"
+                )))
+            }
+        }
+    }
+    if since >= until {
+        return Err(bad_query("since must be before until".into()));
+    }
+    let runs = run_log(&state)?;
+    let stats = window_stats(runs.as_ref(), &workspace_id, since, until)
+        .await
+        .map_err(EngineError::from)?;
+    Ok(Json(json!(stats)))
 }
 
 fn run_summary(run: &RunRecord) -> Value {

@@ -1,0 +1,68 @@
+//! The web dashboard at `/`: three static files compiled into the binary,
+//! served by `hookflow dev` and the api function alike. The page holds no
+//! data of its own: it calls the runs API with the key the user pastes,
+//! which it keeps in `sessionStorage` and sends as a Bearer token.
+//!
+//! Everything the page shows (event data, peers' responses) comes from
+//! strangers. The script only ever sets `textContent`, and this policy
+//! forbids inline script and style, other origins, framing and plugins, so
+//! a payload that slipped through would still not run.
+
+use axum::extract::OriginalUri;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::ApiState;
+
+const INDEX: &str = include_str!("dashboard/index.html");
+const SCRIPT: &str = include_str!("dashboard/app.js");
+const STYLE: &str = include_str!("dashboard/app.css");
+
+/// Same-origin script, style and requests only; nothing inline, no frames,
+/// no forms posting elsewhere, no `<base>` rewrites.
+pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                          img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(index))
+        .route(
+            "/dashboard/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/dashboard/app.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, content_type),
+            (CONTENT_SECURITY_POLICY, POLICY),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (REFERRER_POLICY, "no-referrer"),
+            (X_FRAME_OPTIONS, "DENY"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The page. Behind an API Gateway stage it is reached as `/prod`; its
+/// relative asset links need `/prod/`, so that is where it sends the browser.
+async fn index(OriginalUri(uri): OriginalUri) -> Response {
+    let path = uri.path();
+    if !path.ends_with('/') {
+        return (StatusCode::PERMANENT_REDIRECT, [(LOCATION, format!("{path}/"))]).into_response();
+    }
+    asset("text/html; charset=utf-8", INDEX)
+}
