@@ -14,6 +14,7 @@ use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEF
 use hookflow_core::access::{Access, Role};
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
+use hookflow_core::metrics::MemoryMetrics;
 use hookflow_core::ports::HttpClient;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::WorkflowDefinition;
@@ -104,6 +105,10 @@ impl DevServer {
         backend: Ports,
         memory: Option<Arc<MemoryBackend>>,
     ) -> anyhow::Result<Self> {
+        // What this server's engine counts, served at `/metrics`.
+        let metrics = Arc::new(MemoryMetrics::default());
+        let mut backend = backend;
+        backend.stores.metrics = metrics.clone();
         let stores = &backend.stores;
         // Each file becomes a draft and is published when its status asks
         // for it, through the same use cases as the management API.
@@ -176,9 +181,13 @@ impl DevServer {
             hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         };
-        let app = router(state, config.max_body_bytes)
+        let mut app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))
             .merge(guard(operator_routes(backend.clone()), gate));
+        // Scrapers send no key: the counters are served on loopback only.
+        if config.addr.ip().is_loopback() {
+            app = app.merge(metrics_route(metrics));
+        }
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let mut http_shutdown = shutdown_rx.clone();
@@ -227,6 +236,25 @@ async fn bootstrap_key(config: &DevConfig, access: &Access) -> anyhow::Result<Op
         None => access.create_key(workspace, Role::Admin, name).await?,
     };
     Ok(Some(minted.secret))
+}
+
+/// `GET /metrics`: the engine's counters in Prometheus text format.
+fn metrics_route(metrics: Arc<MemoryMetrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.prometheus(),
+                )
+            }
+        }),
+    )
 }
 
 /// The operator routes behind `hookflow dlq`.

@@ -233,6 +233,41 @@ async fn failed_runs_are_found_read_and_replayed_in_three_commands() {
         .await;
     assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
 
+    // The engine counted all of it: `hookflow dev` serves Prometheus text.
+    let expected = [
+        "hookflow_runs_started_total 4\n",
+        "hookflow_runs_failed_total 3\n",
+        "hookflow_runs_succeeded_total 4\n",
+        "hookflow_step_retries_total 3\n",
+        "hookflow_runs_cancelled_total 0\n",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = stack
+            .client
+            .get(format!("{}/metrics", stack.base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain; version=0.0.4"));
+        let text = response.text().await.expect("metrics text");
+        if expected.iter().all(|line| text.contains(line)) {
+            assert!(
+                text.contains("hookflow_step_duration_seconds_count{action=\"HttpRequest\",status=\"failed\"} 3"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counters never reached {expected:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     stack.server.shutdown().await;
 }
 

@@ -47,6 +47,9 @@ pub fn dynamo_stores(
         audit: access,
         hooks,
         clock: Arc::new(SystemClock),
+        // Counted in this process; Lambda functions write EMF instead
+        // (`hookflow_lambda::stores`).
+        metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
     }
 }
 

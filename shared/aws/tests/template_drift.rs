@@ -115,7 +115,7 @@ fn functions_get_their_configuration() {
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
     // Every function builds the stack's stores from both tables
     // (`hookflow_lambda::stores`), then takes the queue it sends to.
-    let stores = ["HOOKFLOW_WORKFLOWS_TABLE", "HOOKFLOW_RUNS_TABLE"];
+    let stores = ["HOOKFLOW_WORKFLOWS_TABLE", "HOOKFLOW_RUNS_TABLE", "HOOKFLOW_STACK_NAME"];
     let cases = [
         ("WebhookFunction", "HOOKFLOW_TRIGGERS_QUEUE_URL"),
         ("EventsFunction", "HOOKFLOW_TRIGGERS_QUEUE_URL"),
@@ -142,4 +142,82 @@ fn functions_get_their_configuration() {
             Some("rust-cargolambda")
         );
     }
+}
+
+/// The logical id a `!Ref` names.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Alarms that can notify: CloudWatch cannot publish to a topic encrypted
+/// with the AWS-managed `alias/aws/sns` key, so the topic's key must be one
+/// whose policy lets `cloudwatch.amazonaws.com` use it. Nothing here can
+/// publish the way CloudWatch does, so the shape is what is checked.
+#[test]
+fn alarms_can_publish_to_their_topic() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().expect("resources");
+    for (name, resource) in resources {
+        let key = resource["Properties"]["KmsMasterKeyId"].as_str();
+        assert_ne!(key, Some("alias/aws/sns"), "{name:?}: CloudWatch cannot publish to it");
+    }
+    let topic = resource(&template, "AlarmTopic");
+    let key_id = reference(&topic["KmsMasterKeyId"]).expect("the topic's key is one of the stack's (!Ref)");
+    let key = resource(&template, key_id);
+    let statements = key["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("key policy statements");
+    let cloudwatch = statements
+        .iter()
+        .find(|s| s["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com"))
+        .expect("a statement for cloudwatch.amazonaws.com");
+    assert_eq!(cloudwatch["Effect"].as_str(), Some("Allow"));
+    let actions: Vec<&str> = cloudwatch["Action"]
+        .as_sequence()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for needed in ["kms:Decrypt", "kms:GenerateDataKey*"] {
+        assert!(
+            actions.contains(&needed),
+            "cloudwatch.amazonaws.com needs {needed}: {actions:?}"
+        );
+    }
+    // Every alarm notifies the topic.
+    for (name, resource) in resources {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            let actions = &resource["Properties"]["AlarmActions"];
+            assert_eq!(
+                reference(&actions[0]),
+                Some("AlarmTopic"),
+                "{name:?} notifies the topic"
+            );
+        }
+    }
+}
+
+/// The engine's alarms read the metrics the engine writes: its namespace,
+/// its names, its one dimension.
+#[test]
+fn engine_alarms_watch_the_emitted_metrics() {
+    use hookflow_core::metrics::{Counter, NAMESPACE, STACK_DIMENSION};
+    let template = template();
+    let rate = resource(&template, "FailedRunRateAlarm");
+    let queries = rate["Metrics"].as_sequence().expect("metric math");
+    let watched: Vec<&str> = queries
+        .iter()
+        .filter_map(|q| {
+            let metric = &q["MetricStat"]["Metric"];
+            assert!(metric.is_null() || metric["Namespace"].as_str() == Some(NAMESPACE));
+            assert!(metric.is_null() || metric["Dimensions"][0]["Name"].as_str() == Some(STACK_DIMENSION));
+            metric["MetricName"].as_str()
+        })
+        .collect();
+    assert_eq!(watched, vec![Counter::RunsFailed.name(), Counter::RunsSucceeded.name()]);
+    let moves = resource(&template, "DeadLetterMovesAlarm");
+    assert_eq!(moves["Namespace"].as_str(), Some(NAMESPACE));
+    assert_eq!(moves["MetricName"].as_str(), Some(Counter::DeadLetterMoves.name()));
+    assert_eq!(moves["Dimensions"][0]["Name"].as_str(), Some(STACK_DIMENSION));
 }

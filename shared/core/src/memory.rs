@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::hooks::{Hook, HookStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
+use crate::metrics::MemoryMetrics;
 use crate::ports::*;
 use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
@@ -688,6 +689,8 @@ pub struct MemoryBackend {
     pub keys: Arc<MemoryKeys>,
     pub audit: Arc<MemoryAudit>,
     pub hooks: Arc<MemoryHooks>,
+    /// What the engine counted (`hookflow dev` serves it at `/metrics`).
+    pub metrics: Arc<MemoryMetrics>,
 }
 
 impl MemoryBackend {
@@ -707,6 +710,7 @@ impl MemoryBackend {
             keys: Arc::default(),
             audit: Arc::default(),
             hooks: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

@@ -18,6 +18,9 @@ use crate::run::{RunStatus, StepStatus};
 
 /// The CloudWatch namespace of every metric (the template's alarms use it).
 pub const NAMESPACE: &str = "Hookflow";
+/// The one CloudWatch dimension: the stack's name, so two stacks in one
+/// account keep their metrics and alarms apart.
+pub const STACK_DIMENSION: &str = "Stack";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Counter {

@@ -10,6 +10,7 @@ use crate::engine::{DeliveryLimits, Recovery};
 use crate::hooks::{HookReceiver, HookStore, Hooks};
 use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
+use crate::metrics::Metrics;
 use crate::ports::{Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::{Dispatcher, Ingest, StepExecutor};
 
@@ -28,6 +29,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub hooks: Arc<dyn HookStore>,
     pub clock: Arc<dyn Clock>,
+    /// Where the engine's counters go: EMF in Lambda, Prometheus in `hookflow dev`.
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl Stores {
@@ -43,6 +46,7 @@ impl Stores {
             audit: backend.audit.clone(),
             hooks: backend.hooks.clone(),
             clock,
+            metrics: backend.metrics.clone(),
         }
     }
 
@@ -61,6 +65,7 @@ impl Stores {
             self.runs.clone(),
             steps,
             self.clock.clone(),
+            self.metrics.clone(),
         )
     }
 
@@ -77,6 +82,7 @@ impl Stores {
             steps,
             http,
             self.clock.clone(),
+            self.metrics.clone(),
             limits,
         )
     }
@@ -99,7 +105,7 @@ impl Stores {
 
     /// The on-call actions: replays onto `steps`, bulk replays, cancels.
     pub fn recovery(&self, steps: Arc<dyn Queue>) -> Recovery {
-        Recovery::new(self.runs.clone(), steps, self.clock.clone())
+        Recovery::new(self.runs.clone(), steps, self.clock.clone(), self.metrics.clone())
     }
 
     /// API keys and the audit trail.

@@ -7,14 +7,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use hookflow_core::metrics::{Counter, Metrics, Subject, NAMESPACE};
+use hookflow_core::metrics::{Counter, Metrics, Subject, NAMESPACE, STACK_DIMENSION};
 use hookflow_core::run::StepStatus;
 use serde_json::{json, Value};
 
 /// The environment variable naming the stack (the template sets it).
 pub const STACK_NAME: &str = "HOOKFLOW_STACK_NAME";
-/// The dimension every metric carries.
-pub const STACK_DIMENSION: &str = "Stack";
 /// The step duration metric's name.
 pub const STEP_DURATION: &str = "StepDuration";
 
@@ -22,14 +20,14 @@ pub const STEP_DURATION: &str = "StepDuration";
 #[derive(Debug, Clone)]
 pub struct EmfMetrics {
     stack: String,
-    function: &'static str,
+    function: String,
 }
 
 impl EmfMetrics {
-    pub fn new(stack: impl Into<String>, function: &'static str) -> Self {
+    pub fn new(stack: impl Into<String>, function: impl Into<String>) -> Self {
         Self {
             stack: stack.into(),
-            function,
+            function: function.into(),
         }
     }
 
@@ -89,12 +87,19 @@ mod tests {
         let doc = emf.document("RunsFailed", 1.0, "Count", &subject, json!({"action": "HttpRequest"}));
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Hookflow");
-        assert_eq!(directive["Dimensions"], json!([["Stack"]]), "the workflow is never a dimension");
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["Stack"]]),
+            "the workflow is never a dimension"
+        );
         assert_eq!(directive["Metrics"], json!([{"Name": "RunsFailed", "Unit": "Count"}]));
         assert!(doc["_aws"]["Timestamp"].as_i64().is_some_and(|t| t > 1_700_000_000_000));
         assert_eq!(doc["Stack"], "hookflow-prod");
         assert_eq!(doc["RunsFailed"], 1.0);
-        assert_eq!((doc["workflow_id"].as_str(), doc["action"].as_str()), (Some("wf_1"), Some("HttpRequest")));
+        assert_eq!(
+            (doc["workflow_id"].as_str(), doc["action"].as_str()),
+            (Some("wf_1"), Some("HttpRequest"))
+        );
         // Every dimension and metric the directive names is a member.
         for name in ["Stack", "RunsFailed"] {
             assert!(doc.get(name).is_some(), "{name}");

@@ -7,6 +7,10 @@ use hookflow_core::ports::Delivery;
 use hookflow_core::worker::MessageHandler;
 use tracing::Instrument;
 
+pub mod emf;
+
+pub use emf::EmfMetrics;
+
 /// A missing or invalid environment variable, named, so a misconfigured
 /// deploy fails at init, loudly.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +65,18 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 }
 
 /// The stack's stores on the tables the template names (every function gets
-/// both tables and the retention from the template's `Globals`).
+/// both tables, the retention and the stack's name from the template's
+/// `Globals`), counting into CloudWatch through EMF log lines.
 pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
-    Ok(hookflow_aws::dynamo_stores(
+    let mut stores = hookflow_aws::dynamo_stores(
         aws_sdk_dynamodb::Client::new(config),
         &required_env(WORKFLOWS_TABLE)?,
         &required_env(RUNS_TABLE)?,
         run_retention()?,
-    ))
+    );
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "hookflow".into());
+    stores.metrics = std::sync::Arc::new(EmfMetrics::new(required_env(emf::STACK_NAME)?, function));
+    Ok(stores)
 }
 
 /// JSON logs for CloudWatch Logs Insights; level from `RUST_LOG`.

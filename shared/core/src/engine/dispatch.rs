@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::TriggerEvent;
+use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 use crate::workflow::WorkflowDefinition;
@@ -19,6 +20,7 @@ pub struct Dispatcher {
     runs: Arc<dyn RunLog>,
     steps: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
     max_depth: u32,
     workflows: Arc<dyn WorkflowStore>,
 }
@@ -42,12 +44,14 @@ impl Dispatcher {
         runs: Arc<dyn RunLog>,
         steps: Arc<dyn Queue>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<dyn Metrics>,
     ) -> Self {
         Self {
             subscriptions,
             runs,
             steps,
             clock,
+            metrics,
             max_depth: DEFAULT_MAX_DEPTH,
             workflows,
         }
@@ -155,6 +159,12 @@ impl Dispatcher {
             let (redelivered, version, start) = match self.runs.create_run(&run).await? {
                 CreateRun::Created => {
                     report.started.push(run_id.clone());
+                    let subject = Subject {
+                        workspace_id: &event.workspaceid,
+                        workflow_id: &sub.workflow_id,
+                        run_id: &run_id,
+                    };
+                    self.metrics.count(Counter::RunsStarted, &subject);
                     (false, sub.workflow_version, sub.start.clone())
                 }
                 CreateRun::AlreadyExists(existing) => {
@@ -256,6 +266,7 @@ mod tests {
             runs.clone(),
             Arc::new(DownQueue),
             Arc::new(SystemClock),
+            Arc::new(crate::metrics::MemoryMetrics::default()),
         );
         let workflow = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "t",
             "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",

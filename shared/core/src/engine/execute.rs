@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::actions::Action;
+use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{ClaimOutcome, Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
 use crate::redact::Secrets;
 use crate::retry::{RetryOn, RetryPolicy};
@@ -50,6 +51,7 @@ pub struct StepExecutor {
     steps: Arc<dyn Queue>,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
     claim_lease: Duration,
     max_receive_count: u32,
 }
@@ -152,6 +154,7 @@ impl StepExecutor {
         steps: Arc<dyn Queue>,
         http: Arc<dyn HttpClient>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<dyn Metrics>,
         limits: DeliveryLimits,
     ) -> Self {
         Self {
@@ -160,6 +163,7 @@ impl StepExecutor {
             steps,
             http,
             clock,
+            metrics,
             claim_lease: limits.claim_lease,
             max_receive_count: limits.max_receive_count.max(1),
         }
@@ -199,10 +203,14 @@ impl StepExecutor {
         tracing::error!(run_id = %message.run_id, step_id = %message.step_id, attempt = message.attempt,
             receive_count, error = %err, "step message moves to the dead-letter queue; run ends as failed");
         let saved = save_resume_point(self.runs.as_ref(), message).await;
+        self.metrics.count(Counter::DeadLetterMoves, &subject(message));
         let finished = self
             .runs
             .finish_run(&message.run_id, RunStatus::Failed, Some(reason), self.clock.now())
             .await;
+        if finished.as_ref().is_ok_and(|ended| *ended) {
+            self.metrics.count(Counter::RunsFailed, &subject(message));
+        }
         if let Err(err) = saved
             .map_err(|e| e.to_string())
             .and(finished.map_err(|e| e.to_string()))
@@ -293,7 +301,7 @@ impl StepExecutor {
                             let started_at = self.clock.now();
                             let attempt = self.perform(&message.run_id, &cursor, step).await;
                             report.executed.push(cursor.step_id.clone());
-                            self.record(&message.run_id, &cursor, step, started_at, attempt).await?
+                            self.record(&message, &cursor, step, started_at, attempt).await?
                         }
                     } else {
                         let started_at = self.clock.now();
@@ -321,7 +329,7 @@ impl StepExecutor {
                             _ => self.perform(&message.run_id, &cursor, step).await,
                         };
                         report.executed.push(cursor.step_id.clone());
-                        self.record(&message.run_id, &cursor, step, started_at, attempt).await?
+                        self.record(&message, &cursor, step, started_at, attempt).await?
                     }
                 }
             };
@@ -348,7 +356,7 @@ impl StepExecutor {
                             cursor.attempt = 1;
                         }
                         None => {
-                            report.next = self.finish(&message.run_id, RunStatus::Succeeded, None).await?;
+                            report.next = self.finish(&message, run.test, RunStatus::Succeeded, None).await?;
                             return Ok(report);
                         }
                     }
@@ -386,7 +394,7 @@ impl StepExecutor {
                             // Where a replay starts: this step, with the context it had.
                             let resume = self.message_at(&message, &cursor, None);
                             save_resume_point(self.runs.as_ref(), &resume).await?;
-                            report.next = self.finish(&message.run_id, RunStatus::Failed, Some(reason)).await?;
+                            report.next = self.finish(&message, run.test, RunStatus::Failed, Some(reason)).await?;
                             return Ok(report);
                         }
                     }
@@ -461,7 +469,7 @@ impl StepExecutor {
 
     async fn record(
         &self,
-        run_id: &str,
+        message: &StepMessage,
         cursor: &Cursor,
         step: &Step,
         started_at: DateTime<Utc>,
@@ -472,7 +480,7 @@ impl StepExecutor {
         }
         attempt.error = attempt.error.map(|e| attempt.secrets.scrub_text(&e));
         let record = StepRecord {
-            run_id: run_id.to_owned(),
+            run_id: message.run_id.clone(),
             step_id: cursor.step_id.clone(),
             action: step.action.type_name().to_owned(),
             status: attempt.status,
@@ -489,7 +497,15 @@ impl StepExecutor {
         tracing::info!(step_id = %record.step_id, attempt = record.attempt, action = %record.action, status = ?record.status,
             error = record.error.as_deref().unwrap_or(""), "step attempt recorded");
         Ok(match self.runs.put_step(&record).await? {
-            PutStep::Recorded => record,
+            PutStep::Recorded => {
+                let took = (record.ended_at - record.started_at).to_std().unwrap_or_default();
+                self.metrics
+                    .step_duration(&record.action, record.status, took, &subject(message));
+                if record.attempt > 1 {
+                    self.metrics.count(Counter::StepRetries, &subject(message));
+                }
+                record
+            }
             // A concurrent delivery got there first: follow its outcome so
             // both deliveries agree on where the run goes.
             PutStep::AlreadyRecorded(existing) => *existing,
@@ -583,15 +599,35 @@ impl StepExecutor {
         }
     }
 
-    async fn finish(&self, run_id: &str, status: RunStatus, error: Option<String>) -> Result<NextMove, EngineError> {
+    /// Ends the run; only the delivery whose write ended it counts it, and
+    /// live tests' runs are never counted with production runs.
+    async fn finish(
+        &self,
+        message: &StepMessage,
+        test: bool,
+        status: RunStatus,
+        error: Option<String>,
+    ) -> Result<NextMove, EngineError> {
         if self
             .runs
-            .finish_run(run_id, status, error.clone(), self.clock.now())
+            .finish_run(&message.run_id, status, error.clone(), self.clock.now())
             .await?
         {
             tracing::info!(status = ?status, error = error.as_deref().unwrap_or(""), "run finished");
+            if let Some(counter) = Counter::run_ended(status).filter(|_| !test) {
+                self.metrics.count(counter, &subject(message));
+            }
         }
         Ok(NextMove::Finished(status))
+    }
+}
+
+/// Whom a step message's measurements are about.
+fn subject(message: &StepMessage) -> Subject<'_> {
+    Subject {
+        workspace_id: &message.workspace_id,
+        workflow_id: &message.workflow_id,
+        run_id: &message.run_id,
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{collect_runs, ClaimOutcome, Clock, CreateRun, PortError, Queue, RunLog, RunQuery, StepClaim};
 use crate::run::{RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
 
@@ -158,11 +159,17 @@ pub struct Recovery {
     runs: Arc<dyn RunLog>,
     steps: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl Recovery {
-    pub fn new(runs: Arc<dyn RunLog>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> Self {
-        Self { runs, steps, clock }
+    pub fn new(runs: Arc<dyn RunLog>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>, metrics: Arc<dyn Metrics>) -> Self {
+        Self {
+            runs,
+            steps,
+            clock,
+            metrics,
+        }
     }
 
     async fn run_of(&self, workspace_id: Option<&str>, run_id: &str) -> Result<RunRecord, RecoveryError> {
@@ -290,6 +297,14 @@ impl Recovery {
                 replay_id,
             });
         }
+        if !replay.test {
+            let subject = Subject {
+                workspace_id: &replay.workspace_id,
+                workflow_id: &replay.workflow_id,
+                run_id: &replay_id,
+            };
+            self.metrics.count(Counter::RunsStarted, &subject);
+        }
         message.run_id = replay_id.clone();
         message.attempt = 1;
         message.replay = 0;
@@ -341,6 +356,14 @@ impl Recovery {
             return Err(not_running(status));
         }
         tracing::info!(run_id, "run cancelled");
+        if !run.test {
+            let subject = Subject {
+                workspace_id: &run.workspace_id,
+                workflow_id: &run.workflow_id,
+                run_id,
+            };
+            self.metrics.count(Counter::RunsCancelled, &subject);
+        }
         Ok(self.run_of(workspace_id, run_id).await?)
     }
 
