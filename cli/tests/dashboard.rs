@@ -43,6 +43,15 @@ async fn on_call_finds_reads_and_replays_a_failed_run_in_the_browser() {
         "steps": {"crm": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/crm", peer.uri()),
             "body": {"name": "{{ form.name }}"}}, "retry": {"max_attempts": 1}}}}))
     .expect("workflow");
+    Mock::given(method("POST"))
+        .and(path("/ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&peer)
+        .await;
+    let fine = WorkflowDefinition::from_value(json!({"id": "wf_fine", "workspace_id": WS, "name": "fine",
+        "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "ok",
+        "steps": {"ok": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/ok", peer.uri())}}}}))
+    .expect("workflow");
     let server = DevServer::start(
         DevConfig {
             addr: "127.0.0.1:0".parse().expect("address"),
@@ -51,7 +60,7 @@ async fn on_call_finds_reads_and_replays_a_failed_run_in_the_browser() {
             bootstrap_workspace: WS.into(),
             ..DevConfig::default()
         },
-        vec![workflow],
+        vec![workflow, fine],
     )
     .await
     .expect("dev starts");
@@ -82,6 +91,18 @@ async fn on_call_finds_reads_and_replays_a_failed_run_in_the_browser() {
         .expect("POST events");
     assert_eq!(accepted.status().as_u16(), 202);
 
+    let won = json!({"specversion": "1.0", "id": "evt-dash-2", "source": "tests", "type": "Prize.Won",
+        "workspaceid": WS, "data": {}});
+    let accepted = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(BOOTSTRAP_KEY)
+        .header("content-type", "application/cloudevents+json")
+        .body(won.to_string())
+        .send()
+        .await
+        .expect("POST events");
+    assert_eq!(accepted.status().as_u16(), 202);
+
     let page = http.get(format!("{base}/")).send().await.expect("GET /");
     let policy = page.headers()["content-security-policy"]
         .to_str()
@@ -105,7 +126,11 @@ async fn on_call_finds_reads_and_replays_a_failed_run_in_the_browser() {
         .send_keys(&operator_key)
         .await;
     browser.wait_for("[data-test=signin] button", WAIT).await.click().await;
-    browser.wait_for_text("[data-test=workflow-row]", "wf_dash", WAIT).await;
+    let workflows = browser.wait_for_text("#app table", "wf_dash", WAIT).await;
+    assert!(
+        workflows.contains("wf_fine") && workflows.contains("Form.Submitted"),
+        "{workflows}"
+    );
     let stored = browser
         .execute("return [sessionStorage.getItem('hookflow.key'), location.href]")
         .await;
@@ -115,25 +140,45 @@ async fn on_call_finds_reads_and_replays_a_failed_run_in_the_browser() {
         "never in the URL"
     );
 
-    // 1. Filter to failed runs (the run may still be finishing).
+    // 1. Both runs are listed; the filter leaves the failed one.
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         browser.goto(&format!("{base}/#/runs")).await;
-        browser
-            .wait_for("[data-test=status-filter] option[value=failed]", WAIT)
-            .await
-            .click()
-            .await;
-        browser.wait_for("[data-test=apply-filters]", WAIT).await.click().await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if !browser.all("[data-test=run-row]").await.is_empty() {
+        browser.wait_for("[data-test=run-row], [data-test=no-runs]", WAIT).await;
+        let rows = browser.all("[data-test=run-row]").await;
+        let mut statuses = vec![];
+        for row in &rows {
+            statuses.push(row.try_text().await.unwrap_or_default());
+        }
+        let ended = statuses
+            .iter()
+            .filter(|s| s.contains("failed") || s.contains("succeeded"))
+            .count();
+        if ended == 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no failed run listed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two runs did not end: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        browser.goto(&format!("{base}/#/workflows")).await;
     }
-    let rows = browser.all("[data-test=run-row]").await;
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].text().await.contains("failed"));
+    browser
+        .wait_for("[data-test=status-filter] option[value=failed]", WAIT)
+        .await
+        .click()
+        .await;
+    browser.wait_for("[data-test=apply-filters]", WAIT).await.click().await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser.all("[data-test=run-row]").await.len() != 1 {
+        assert!(std::time::Instant::now() < deadline, "the filter did not leave one run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = browser.wait_for_text("[data-test=run-row]", "failed", WAIT).await;
+    assert!(row.contains("wf_dash"), "{row}");
+    let hash = browser.execute("return location.hash").await;
+    assert!(hash.as_str().unwrap_or_default().contains("status=failed"), "{hash}");
     browser.screenshot(&screenshot("runs-failed.png")).await;
 
     // 2. Open it: the failing step's error and the peer's response, as text.

@@ -75,7 +75,9 @@ impl Browser {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// The command's value, or WebDriver's error (such as a stale element
+    /// after the page re-rendered).
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -88,9 +90,15 @@ impl Browser {
             .await
             .expect("WebDriver JSON");
         if answer["value"]["error"].is_string() {
-            panic!("WebDriver {path}: {}", answer["value"]);
+            return Err(answer["value"].clone());
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("WebDriver {path}: {error}"))
     }
 
     pub async fn goto(&self, url: &str) {
@@ -147,21 +155,25 @@ impl Browser {
         page.as_str().unwrap_or_default().to_owned()
     }
 
-    /// Waits until the first element matching `css` has text containing `text`.
+    /// Waits until the first element matching `css` has text containing
+    /// `text`; an element replaced while it was read is looked up again.
     pub async fn wait_for_text(&self, css: &str, text: &str, wait: Duration) -> String {
         let deadline = Instant::now() + wait;
+        let mut last = None;
         loop {
             if let Some(element) = self.all(css).await.into_iter().next() {
-                let shown = element.text().await;
-                if shown.contains(text) {
-                    return shown;
+                if let Some(shown) = element.try_text().await {
+                    if shown.contains(text) {
+                        return shown;
+                    }
+                    last = Some(shown);
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{css:?} shows {shown:?}, not {text:?}, after {wait:?}"
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{css:?} shows {last:?}, not {text:?}, after {wait:?}; the page:\n{}",
+                    self.page().await
                 );
-            } else {
-                assert!(Instant::now() < deadline, "no element matches {css:?} after {wait:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -218,12 +230,13 @@ impl Element<'_> {
             .await;
     }
 
-    pub async fn text(&self) -> String {
-        self.browser
-            .call(reqwest::Method::GET, &self.path("/text"), None)
+    /// The element's text; `None` when it is gone from the page.
+    pub async fn try_text(&self) -> Option<String> {
+        let text = self
+            .browser
+            .try_call(reqwest::Method::GET, &self.path("/text"), None)
             .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+            .ok()?;
+        text.as_str().map(str::to_owned)
     }
 }
