@@ -249,7 +249,7 @@ fn list_row(run: &Value) -> Vec<String> {
         text(&run["status"]),
         text(&run["started_at"]),
         duration(&run["started_at"], &run["ended_at"]),
-        text(&run["error"]).chars().take(60).collect(),
+        printable(&text(&run["error"]).chars().take(60).collect::<String>()),
     ]
 }
 
@@ -287,7 +287,7 @@ pub fn render_show(run: &Value) -> String {
         text(&run["started_at"]),
         run["error"]
             .as_str()
-            .map(|e| format!("\nerror: {e}"))
+            .map(|e| format!("\nerror: {}", printable(e)))
             .unwrap_or_default()
     )];
     if let Some(of) = run["replay_of"].as_str() {
@@ -316,13 +316,15 @@ pub fn render_show(run: &Value) -> String {
             "\nfailing step {} (attempt {}): {}",
             text(&failing["step_id"]),
             text(&failing["attempt"]),
-            text(&failing["error"])
+            printable(&text(&failing["error"]))
         ));
         if !failing["request"].is_null() {
-            out.push(format!("request: {}", pretty(&failing["request"])));
+            out.push("request:".into());
+            out.extend(request_lines(&failing["request"]));
         }
         if !failing["output"].is_null() {
-            out.push(format!("response: {}", pretty(&failing["output"])));
+            out.push("response:".into());
+            out.extend(response_lines(&failing["output"]));
         }
         if let Some(url) = failing["output_url"].as_str() {
             out.push(format!("whole output: GET {url}"));
@@ -332,6 +334,59 @@ pub fn render_show(run: &Value) -> String {
         out.push(format!("\ntrigger event: {}", pretty(&run["event"])));
     }
     out.join("\n")
+}
+
+/// The request as sent: the request line, the headers, the body.
+fn request_lines(request: &Value) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {} {}",
+        printable(&text(&request["method"])),
+        printable(&text(&request["url"]))
+    )];
+    for header in request["headers"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        lines.push(format!(
+            "  {}: {}",
+            printable(&text(&header[0])),
+            printable(&text(&header[1]))
+        ));
+    }
+    if let Some(body) = request["body"].as_str() {
+        lines.push(format!("  {}", printable(body)));
+    }
+    lines
+}
+
+/// An HTTP response output (`status`, `headers`, `body`); any other output
+/// as JSON.
+fn response_lines(output: &Value) -> Vec<String> {
+    let Some(status) = output.get("status").filter(|_| output.get("body").is_some()) else {
+        return vec![format!("  {}", pretty(output))];
+    };
+    let mut lines = vec![format!("  HTTP {}", text(status))];
+    if let Some(headers) = output["headers"].as_object() {
+        for (name, value) in headers {
+            lines.push(format!("  {}: {}", printable(name), printable(&text(value))));
+        }
+    }
+    let body = match &output["body"] {
+        Value::String(body) => body.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    };
+    lines.push(format!("  {}", printable(&body).replace('\n', "\n  ")));
+    lines
+}
+
+/// Text from strangers, safe for a terminal: control characters other
+/// than newline and tab are shown escaped, so a peer's response cannot move
+/// the cursor, recolour the screen or retitle the window.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn pretty(value: &Value) -> String {
@@ -455,6 +510,16 @@ async fn tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strangers_text_cannot_drive_the_terminal() {
+        assert_eq!(
+            printable("ok\u{1b}[2J\u{7}\nnext\tcol"),
+            "ok\\u{1b}[2J\\u{7}\nnext\tcol"
+        );
+        let lines = response_lines(&json!({"status": 502, "headers": {"x": "y"}, "body": "a\u{1b}]0;pwned\u{7}"}));
+        assert_eq!(lines, vec!["  HTTP 502", "  x: y", "  a\\u{1b}]0;pwned\\u{7}"]);
+    }
 
     #[test]
     fn ages_and_times_are_read() {

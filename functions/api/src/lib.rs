@@ -147,5 +147,65 @@ mod tests {
             (200, Some(5)),
             "create, update, publish, pause, the live test (validate is a read): {trail}"
         );
+
+        // On-call, on DynamoDB: the running test run is cancelled, and shows so.
+        let (status, cancelled) = call(&router, "POST", &format!("{runs}/{run_id}/cancel"), key, None).await;
+        assert_eq!(
+            (status, cancelled["status"].as_str()),
+            (200, Some("cancelled")),
+            "{cancelled}"
+        );
+        let (_, detail) = call(&router, "GET", &format!("{runs}/{run_id}"), key, None).await;
+        assert_eq!(detail["status"].as_str(), Some("cancelled"));
+        assert_eq!(
+            detail["event"]["id"].as_str(),
+            Some("evt_live"),
+            "the start point holds the event"
+        );
+    }
+
+    /// The dashboard behind a stage: at `/prod` (`/prod/` sends the browser
+    /// there), its assets under the stage, every file with the policy.
+    #[tokio::test]
+    async fn serves_the_dashboard_under_its_stage() {
+        let backend = hookflow_core::memory::MemoryBackend::new(hookflow_core::memory::QueueSettings {
+            visibility_timeout: std::time::Duration::from_secs(30),
+            max_receive_count: 5,
+        });
+        let stores = Stores::memory(&backend, Arc::new(hookflow_core::ports::SystemClock));
+        let router = wire(&stores, backend.steps.clone(), Some("prod"));
+        let get = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = http::Request::builder().uri(path).body(Body::empty()).expect("request");
+                router.oneshot(request).await.expect("router")
+            }
+        };
+        let moved = get("/prod/").await;
+        assert_eq!(moved.status().as_u16(), 308);
+        assert_eq!(moved.headers()["location"], "/prod");
+        let page = get("/prod").await;
+        let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("page");
+        let html = String::from_utf8_lossy(&html);
+        assert!(html.contains("src=\"/prod/dashboard/app.js\""), "{html}");
+        for (path, kind) in [
+            ("/prod", "text/html"),
+            ("/prod/dashboard/app.js", "text/javascript"),
+            ("/prod/dashboard/app.css", "text/css"),
+        ] {
+            let response = get(path).await;
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            let headers = response.headers();
+            assert!(
+                headers["content-type"].to_str().unwrap_or_default().starts_with(kind),
+                "{path}"
+            );
+            let policy = headers["content-security-policy"].to_str().unwrap_or_default();
+            assert!(
+                policy.starts_with("default-src 'none'") && !policy.contains("unsafe"),
+                "{path}: {policy}"
+            );
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+        }
     }
 }

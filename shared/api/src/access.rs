@@ -346,6 +346,22 @@ mod tests {
                 "/dev/dlq/{queue}/redrive",
                 Some(Permission::LocalDevelopment),
             ),
+            // On-call actions are the operator's, not only the admin's.
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/runs/{run_id}/replay",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/runs/{run_id}/cancel",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/runs/replay",
+                Some(Permission::Operate),
+            ),
         ];
         for (method, route, expected) in cases {
             assert_eq!(required_permission(&method, route), expected, "{method} {route}");

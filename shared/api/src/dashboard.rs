@@ -10,10 +10,8 @@
 
 use axum::extract::OriginalUri;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -42,7 +40,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         )
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
     (
         [
             (CONTENT_TYPE, content_type),
@@ -57,12 +55,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The page. Behind an API Gateway stage it is reached as `/prod`; its
-/// relative asset links need `/prod/`, so that is where it sends the browser.
+/// The page. Behind an API Gateway stage it is `/prod`, and its assets are
+/// under `/prod/dashboard/`: the links name the prefix the page was served
+/// under (only a matched route's own path, checked to be plain).
 async fn index(OriginalUri(uri): OriginalUri) -> Response {
-    let path = uri.path();
-    if !path.ends_with('/') {
-        return (StatusCode::PERMANENT_REDIRECT, [(LOCATION, format!("{path}/"))]).into_response();
-    }
-    asset("text/html; charset=utf-8", INDEX)
+    let prefix = uri.path().trim_end_matches('/');
+    let plain = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b));
+    let base = if plain { format!("{prefix}/") } else { "/".to_owned() };
+    let page = INDEX.replace("{{base}}", &base);
+    asset("text/html; charset=utf-8", page)
 }

@@ -66,7 +66,18 @@ pub fn router_for_stage(state: ApiState, max_body_bytes: usize, stage: Option<&s
         .map(|s| s.trim_matches('/'))
         .filter(|s| !s.is_empty() && *s != "$default")
     {
-        Some(stage) => Router::new().nest(&format!("/{stage}"), routes.clone()).merge(routes),
+        // `/prod/` is `/prod` (the dashboard's address, typed either way).
+        Some(stage) => {
+            let root = format!("/{stage}");
+            let to_root = root.clone();
+            Router::new()
+                .route(
+                    &format!("{root}/"),
+                    axum::routing::get(move || async move { axum::response::Redirect::permanent(&to_root) }),
+                )
+                .nest(&root, routes.clone())
+                .merge(routes)
+        }
         None => routes,
     }
 }

@@ -257,7 +257,13 @@ pub(crate) async fn get_attempt(
 
 impl From<RecoveryError> for ApiError {
     fn from(err: RecoveryError) -> Self {
-        let (status, code) = match &err {
+        let (status, code) = match err {
+            RecoveryError::Engine(engine) => return engine.into(),
+            RecoveryError::Port(port) => return EngineError::from(port).into(),
+            RecoveryError::BulkInProgress(until) => {
+                let wait = u64::try_from((until - Utc::now()).num_seconds()).unwrap_or(0).max(1);
+                return ApiError::new(StatusCode::CONFLICT, "in_progress", err.to_string()).with_retry_after(wait);
+            }
             RecoveryError::RunNotFound(_) => (StatusCode::NOT_FOUND, "run_not_found"),
             RecoveryError::NotFailed { .. } => (StatusCode::CONFLICT, "not_failed"),
             RecoveryError::NotRunning { .. } => (StatusCode::CONFLICT, "not_running"),
@@ -265,18 +271,6 @@ impl From<RecoveryError> for ApiError {
                 (StatusCode::CONFLICT, "not_replayable")
             }
             RecoveryError::AlreadyReplayed { .. } => (StatusCode::CONFLICT, "already_replayed"),
-            RecoveryError::BulkInProgress(until) => {
-                let wait = (*until - Utc::now()).num_seconds().max(1) as u64;
-                return ApiError::new(StatusCode::CONFLICT, "in_progress", err.to_string()).with_retry_after(wait);
-            }
-            RecoveryError::Engine(_) | RecoveryError::Port(_) => {
-                let engine = match err {
-                    RecoveryError::Engine(e) => e,
-                    RecoveryError::Port(e) => e.into(),
-                    _ => unreachable!("matched above"),
-                };
-                return engine.into();
-            }
         };
         ApiError::new(status, code, err.to_string())
     }
@@ -311,9 +305,7 @@ pub(crate) async fn replay(
     } else {
         decode_body(&body, "{\"from\"?: \"failed_step\" | \"start\"}")?
     };
-    let replayed = recovery(&state)?
-        .replay(Some(&workspace_id), &run_id, request.from)
-        .await?;
+    let replayed = recovery(&state)?.replay(&workspace_id, &run_id, request.from).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(replayed))))
 }
 
@@ -328,7 +320,7 @@ pub(crate) async fn cancel(
     ids: PathResult<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (workspace_id, run_id) = path(ids)?;
-    let run = recovery(&state)?.cancel(Some(&workspace_id), &run_id).await?;
+    let run = recovery(&state)?.cancel(&workspace_id, &run_id).await?;
     Ok(Json(run_summary(&run)))
 }
 

@@ -446,3 +446,62 @@ async fn every_management_write_is_in_the_audit_trail() {
     );
     assert_eq!(rest.get("next_cursor"), None);
 }
+
+#[tokio::test]
+async fn on_call_actions_are_the_operators_and_refuse_clearly() {
+    let stack = stack(KeylessRequests::Refused);
+    let ingest = stack.key("ws_a", Role::Ingest).await;
+    let operator = stack.key("ws_a", Role::Operator).await;
+    let other_admin = stack.key("ws_b", Role::Admin).await;
+    let runs = "/v1/workspaces/ws_a/runs";
+    let forbidden = (403, "forbidden".to_owned());
+    for action in ["run_missing/replay", "run_missing/cancel"] {
+        let route = format!("{runs}/{action}");
+        assert_eq!(
+            stack.code("POST", &route, Some(&operator), None).await,
+            (404, "run_not_found".to_owned()),
+            "an operator reaches {action}"
+        );
+        assert_eq!(stack.code("POST", &route, Some(&ingest), None).await, forbidden);
+        assert_eq!(stack.code("POST", &route, Some(&other_admin), None).await, forbidden);
+    }
+    assert_eq!(
+        stack
+            .code("POST", &format!("{runs}/replay"), Some(&operator), Some(json!({})))
+            .await,
+        (400, "idempotency_key_required".to_owned())
+    );
+    assert_eq!(
+        stack
+            .code(
+                "POST",
+                &format!("{runs}/run_missing/replay"),
+                Some(&operator),
+                Some(json!({"from": "yesterday"}))
+            )
+            .await,
+        (400, "invalid_body".to_owned())
+    );
+    for query in ["cursor=forged", "limit=101", "since=yesterday", "status=paused"] {
+        assert_eq!(
+            stack
+                .code("GET", &format!("{runs}?{query}"), Some(&operator), None)
+                .await,
+            (400, "invalid_query".to_owned()),
+            "{query}"
+        );
+    }
+    let (status, stats) = stack.call("GET", &format!("{runs}/stats"), Some(&operator), None).await;
+    assert_eq!((status, stats["workflows"].clone()), (200, json!([])));
+    assert_eq!(
+        stack
+            .code(
+                "GET",
+                &format!("{runs}/stats?since=2026-12-01T10:00:00Z&until=2026-12-01T09:00:00Z"),
+                Some(&operator),
+                None
+            )
+            .await,
+        (400, "invalid_query".to_owned())
+    );
+}

@@ -16,9 +16,14 @@ pub const REDACTED: &str = "[REDACTED]";
 /// every `1` or `on` would garble the log without protecting anything.
 const MIN_SECRET_LEN: usize = 4;
 
-/// Header names whose values are credentials.
+/// Header names whose values are credentials. `Idempotency-Key` ends in
+/// `-key` but is the run's own `<run_id>:<step_id>`, which on-call matches
+/// against the receiver's logs.
 pub fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
+    if lower == "idempotency-key" {
+        return false;
+    }
     matches!(
         lower.as_str(),
         "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-api-key" | "x-auth-token"

@@ -210,14 +210,18 @@ pub fn run_id_for(event: &TriggerEvent, workflow_id: &str) -> String {
 
 /// [`run_id_for`] from the event's `source` and `id`.
 pub fn run_id_of(workspace_id: &str, source: &str, event_id: &str, workflow_id: &str) -> String {
+    format!("run_{}", digest_id(&[workspace_id, source, event_id, workflow_id]))
+}
+
+/// 26 hex digits of the SHA-256 of `parts`, each length-prefixed so no
+/// separator can make two lists collide: ids that a retry computes again.
+pub(crate) fn digest_id(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
-    for part in [workspace_id, source, event_id, workflow_id] {
+    for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().take(13).map(|b| format!("{b:02x}")).collect();
-    format!("run_{hex}")
+    hasher.finalize().iter().take(13).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The header value receivers dedupe on.

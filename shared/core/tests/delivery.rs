@@ -288,7 +288,7 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .expect("restore version");
     let replayed = Stores::memory(&backend, Arc::new(SystemClock))
         .recovery(steps.clone())
-        .replay(None, "run_poison", hookflow_core::engine::ReplayFrom::FailedStep)
+        .replay("ws", "run_poison", hookflow_core::engine::ReplayFrom::FailedStep)
         .await
         .expect("replay");
     assert_eq!((replayed.step_id.as_str(), replayed.attempt), ("call", 2));

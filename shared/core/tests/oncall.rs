@@ -134,18 +134,18 @@ async fn a_cancelled_delayed_run_does_nothing_when_its_message_arrives() {
     assert_eq!(stack.status(&runs[0]).await, RunStatus::Running);
 
     let recovery = stack.stores.recovery(stack.backend.steps.clone());
-    let cancelled = recovery.cancel(Some("ws"), &runs[0]).await.expect("cancel");
+    let cancelled = recovery.cancel("ws", &runs[0]).await.expect("cancel");
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     assert!(
         matches!(
-            recovery.cancel(Some("ws"), &runs[0]).await,
+            recovery.cancel("ws", &runs[0]).await,
             Err(RecoveryError::NotRunning { .. })
         ),
         "a run is cancelled once"
     );
     assert!(
         matches!(
-            recovery.cancel(Some("other_ws"), &runs[0]).await,
+            recovery.cancel("other_ws", &runs[0]).await,
             Err(RecoveryError::RunNotFound(_))
         ),
         "another workspace's run is not found"
@@ -183,7 +183,7 @@ async fn a_replay_from_the_start_is_a_new_run_on_the_same_event() {
     stack.peer.healthy.store(true, Ordering::SeqCst);
     let recovery = stack.stores.recovery(stack.backend.steps.clone());
     let replayed = recovery
-        .replay(Some("ws"), &runs[0], ReplayFrom::Start)
+        .replay("ws", &runs[0], ReplayFrom::Start)
         .await
         .expect("replay");
     assert_ne!(replayed.run_id, runs[0]);
@@ -221,7 +221,7 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
     let recovery = stack.stores.recovery(stack.backend.steps.clone());
     // One run was replayed by hand already: the bulk replay skips it.
     recovery
-        .replay(Some("ws"), &runs[0], ReplayFrom::FailedStep)
+        .replay("ws", &runs[0], ReplayFrom::FailedStep)
         .await
         .expect("replay one");
     let request = BulkReplay {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{collect_runs, ClaimOutcome, Clock, CreateRun, PortError, Queue, RunLog, RunQuery, StepClaim};
-use crate::run::{RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
+use crate::run::{digest_id, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
 
 use super::handoff::{resolve_context, save_start_point, send_step, RESUME_KEY, START_KEY};
 use super::EngineError;
@@ -139,20 +139,16 @@ pub struct BulkReplayReport {
 /// attempt (claim, then record) of a run of its own that no real run id
 /// can name: the same conditional writes that keep steps once keep it once.
 const BULK_STEP: &str = "bulk_replay";
-/// How long a bulk replay may hold its key before another call may redo it.
-const BULK_CLAIM: chrono::Duration = chrono::Duration::minutes(15);
+/// How long a bulk replay may hold its key before another call may redo it:
+/// past the api function's 30 s timeout. A call cut off by the timeout is
+/// finished by the next call with the key: the runs it replayed are no
+/// longer failed, so the filter no longer matches them.
+const BULK_CLAIM: chrono::Duration = chrono::Duration::minutes(2);
+/// Replays in flight at once within a bulk replay.
+const BULK_CONCURRENCY: usize = 16;
 
 fn bulk_record_id(workspace_id: &str, key: &str) -> String {
-    format!("bulk_{}", digest_hex(&[workspace_id, key]))
-}
-
-fn digest_hex(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().iter().take(13).map(|b| format!("{b:02x}")).collect()
+    format!("bulk_{}", digest_id(&[workspace_id, key]))
 }
 
 pub struct Recovery {
@@ -172,23 +168,17 @@ impl Recovery {
         }
     }
 
-    async fn run_of(&self, workspace_id: Option<&str>, run_id: &str) -> Result<RunRecord, RecoveryError> {
+    async fn run_of(&self, workspace_id: &str, run_id: &str) -> Result<RunRecord, RecoveryError> {
         self.runs
             .get_run(run_id)
             .await?
             // Another workspace's run is reported missing, not forbidden.
-            .filter(|run| workspace_id.is_none_or(|ws| ws == run.workspace_id))
+            .filter(|run| run.workspace_id == workspace_id)
             .ok_or_else(|| RecoveryError::RunNotFound(run_id.to_owned()))
     }
 
-    /// Replays a failed run of `workspace_id` (`None`: of any workspace,
-    /// for `hookflow dev`'s local developer).
-    pub async fn replay(
-        &self,
-        workspace_id: Option<&str>,
-        run_id: &str,
-        from: ReplayFrom,
-    ) -> Result<Replayed, RecoveryError> {
+    /// Replays a failed run of `workspace_id`.
+    pub async fn replay(&self, workspace_id: &str, run_id: &str, from: ReplayFrom) -> Result<Replayed, RecoveryError> {
         let run = self.run_of(workspace_id, run_id).await?;
         match from {
             ReplayFrom::FailedStep => self.replay_failed_step(run).await,
@@ -280,7 +270,7 @@ impl Recovery {
         let mut message = decode_message(&start)?;
         // The context may sit in the failed run's log; the new run stores its own.
         resolve_context(self.runs.as_ref(), &mut message).await?;
-        let replay_id = format!("run_{}", digest_hex(&["replay", &run.run_id, token]));
+        let replay_id = format!("run_{}", digest_id(&["replay", &run.run_id, token]));
         let replay = RunRecord {
             run_id: replay_id.clone(),
             status: RunStatus::Running,
@@ -337,7 +327,7 @@ impl Recovery {
 
     /// Cancels a running run (also one waiting in a `Delay`): its next
     /// message sees `cancelled` and is acknowledged without running anything.
-    pub async fn cancel(&self, workspace_id: Option<&str>, run_id: &str) -> Result<RunRecord, RecoveryError> {
+    pub async fn cancel(&self, workspace_id: &str, run_id: &str) -> Result<RunRecord, RecoveryError> {
         let run = self.run_of(workspace_id, run_id).await?;
         let not_running = |status| RecoveryError::NotRunning {
             run_id: run_id.to_owned(),
@@ -364,7 +354,7 @@ impl Recovery {
             };
             self.metrics.count(Counter::RunsCancelled, &subject);
         }
-        Ok(self.run_of(workspace_id, run_id).await?)
+        self.run_of(workspace_id, run_id).await
     }
 
     /// Replays every run that matches, up to the limit, once per
@@ -436,12 +426,21 @@ impl Recovery {
             truncated,
             ..BulkReplayReport::default()
         };
-        for run in matching {
-            let run_id = run.run_id.clone();
-            let outcome = match request.from {
-                ReplayFrom::FailedStep => self.replay_failed_step(run).await,
-                ReplayFrom::Start => self.replay_from_start(run, &request.idempotency_key).await,
-            };
+        // A few at a time: a thousand replays one after another would outlast
+        // the API's 30 s, and each is a handful of small writes.
+        let outcomes: Vec<(String, Result<Replayed, RecoveryError>)> = futures_util::stream::iter(matching)
+            .map(|run| async move {
+                let run_id = run.run_id.clone();
+                let outcome = match request.from {
+                    ReplayFrom::FailedStep => self.replay_failed_step(run).await,
+                    ReplayFrom::Start => self.replay_from_start(run, &request.idempotency_key).await,
+                };
+                (run_id, outcome)
+            })
+            .buffered(BULK_CONCURRENCY)
+            .collect()
+            .await;
+        for (run_id, outcome) in outcomes {
             match outcome {
                 Ok(replayed) => report.replayed.push(replayed),
                 Err(err) if err.is_retryable() => return Err(err),
