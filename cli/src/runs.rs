@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -30,20 +30,43 @@ impl Status {
     }
 }
 
+/// Which runs: a workflow, a status, a window of start times.
+#[derive(Args, Debug, Default)]
+pub struct RunFilter {
+    #[arg(long)]
+    workflow: Option<String>,
+    #[arg(long, value_enum)]
+    status: Option<Status>,
+    /// Started at or after: a time (RFC 3339) or an age such as 30m, 1h, 2d.
+    #[arg(long)]
+    since: Option<String>,
+    /// Started before: a time (RFC 3339) or an age.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl RunFilter {
+    fn is_empty(&self) -> bool {
+        self.workflow.is_none() && self.status.is_none() && self.since.is_none() && self.until.is_none()
+    }
+
+    /// The API's names and values; ages become times before `now`.
+    fn pairs(self, now: DateTime<Utc>) -> Result<[(&'static str, Option<String>); 4], CliError> {
+        Ok([
+            ("workflow_id", self.workflow),
+            ("status", self.status.map(|s| s.as_str().to_owned())),
+            ("since", when(self.since, now)?),
+            ("until", when(self.until, now)?),
+        ])
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
     /// Runs, newest first: by workflow, status and start time.
     List {
-        #[arg(long)]
-        workflow: Option<String>,
-        #[arg(long, value_enum)]
-        status: Option<Status>,
-        /// Started at or after: a time (RFC 3339) or an age such as 30m, 1h, 2d.
-        #[arg(long)]
-        since: Option<String>,
-        /// Started before: a time (RFC 3339) or an age.
-        #[arg(long)]
-        until: Option<String>,
+        #[command(flatten)]
+        filter: RunFilter,
         /// How many runs (1 to 1000; pages of 100 are fetched as needed).
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -68,14 +91,9 @@ pub enum RunsCommand {
         /// A new run from the first step, instead of the failed step.
         #[arg(long)]
         from_start: bool,
-        #[arg(long)]
-        workflow: Option<String>,
-        #[arg(long, value_enum)]
-        status: Option<Status>,
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
+        /// Bulk: which runs (the status defaults to failed).
+        #[command(flatten)]
+        filter: RunFilter,
         /// At most this many runs (1 to 1000).
         #[arg(long)]
         limit: Option<usize>,
@@ -142,23 +160,11 @@ fn when(option: Option<String>, now: DateTime<Utc>) -> Result<Option<String>, Cl
 pub async fn run(api: &Api, command: RunsCommand, json: bool) -> Result<(Value, String), CliError> {
     let now = Utc::now();
     match command {
-        RunsCommand::List {
-            workflow,
-            status,
-            since,
-            until,
-            limit,
-        } => {
+        RunsCommand::List { filter, limit } => {
             if !(1..=1000).contains(&limit) {
                 return Err(CliError::Usage("--limit must be from 1 to 1000".into()));
             }
-            let filter = [
-                ("workflow_id", workflow),
-                ("status", status.map(|s| s.as_str().to_owned())),
-                ("since", when(since, now)?),
-                ("until", when(until, now)?),
-            ];
-            let runs = list(api, &filter, limit).await?;
+            let runs = list(api, &filter.pairs(now)?, limit).await?;
             let human = render_list(&runs);
             Ok((json!({"runs": runs}), human))
         }
@@ -175,13 +181,10 @@ pub async fn run(api: &Api, command: RunsCommand, json: bool) -> Result<(Value, 
         RunsCommand::Replay {
             run_id: Some(run_id),
             from_start,
-            workflow: None,
-            status: None,
-            since: None,
-            until: None,
+            filter,
             limit: None,
             idempotency_key: None,
-        } => {
+        } if filter.is_empty() => {
             let body = json!({"from": if from_start { "start" } else { "failed_step" }});
             let (replayed, _) = api
                 .request(Method::POST, &format!("/runs/{run_id}/replay"), Some(&body), None)
@@ -195,16 +198,14 @@ pub async fn run(api: &Api, command: RunsCommand, json: bool) -> Result<(Value, 
         RunsCommand::Replay {
             run_id: None,
             from_start,
-            workflow,
-            status,
-            since,
-            until,
+            mut filter,
             limit,
             idempotency_key,
         } => {
+            filter.status = filter.status.or(Some(Status::Failed));
+            let [(_, workflow_id), (_, status), (_, since), (_, until)] = filter.pairs(now)?;
             let request = json!({
-                "workflow_id": workflow, "status": status.unwrap_or(Status::Failed).as_str(),
-                "since": when(since, now)?, "until": when(until, now)?,
+                "workflow_id": workflow_id, "status": status, "since": since, "until": until,
                 "from": if from_start { "start" } else { "failed_step" }, "limit": limit,
             });
             let key = idempotency_key.unwrap_or_else(|| ulid::Ulid::new().to_string());
