@@ -390,8 +390,10 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// JSON for a terminal: serde_json escapes C0 controls; C1 controls (such
+/// as U+009B, a CSI on some terminals) are escaped here.
 fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+    printable(&serde_json::to_string_pretty(value).unwrap_or_default())
 }
 
 pub fn render_replayed(replayed: &Value) -> String {

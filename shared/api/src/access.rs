@@ -64,7 +64,9 @@ pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permis
         return Some(Permission::LocalDevelopment);
     }
     // On-call actions are the operator's (brief §7).
-    let on_call = method == Method::POST && route.contains("/runs/");
+    let on_call = method == Method::POST
+        && route.contains("/runs/")
+        && (route.ends_with("/replay") || route.ends_with("/cancel"));
     if on_call {
         return Some(Permission::Operate);
     }
@@ -125,7 +127,11 @@ pub(crate) async fn check(
     let mut request = request;
     request.extensions_mut().insert(actor.clone());
     let response = next.run(request).await;
-    let is_write = permission == Permission::Administer && method != Method::GET && method != Method::HEAD;
+    // Management writes and the on-call actions (replays, cancels) are kept.
+    let is_write = matches!(permission, Permission::Administer | Permission::Operate)
+        && method != Method::GET
+        && method != Method::HEAD
+        && !route.ends_with("/validate");
     if let (true, true, Some(workspace_id)) = (is_write, response.status().is_success(), workspace_id) {
         let action = format!("{method} {}", action_route(&route, &params));
         // The write is done; a failed audit record is logged, not turned

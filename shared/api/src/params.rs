@@ -121,3 +121,8 @@ pub(crate) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, Stri
         .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .collect()
 }
+
+/// The start of a caller's value, for an error message.
+pub(crate) fn cut_for_message(value: &str) -> String {
+    value.chars().take(64).collect()
+}

@@ -132,7 +132,33 @@ fn run_query(params: HashMap<String, String>) -> Result<RunQuery, ApiError> {
             }
         }
     }
+    check_window(query.since, query.until)?;
+    if let Some(workflow_id) = &query.workflow_id {
+        check_workflow_id(workflow_id).map_err(bad_query)?;
+    }
     Ok(query)
+}
+
+fn check_window(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => Err(bad_query("since must be before until".into())),
+        _ => Ok(()),
+    }
+}
+
+/// Workflow ids are short and plain; anything else names no workflow (and
+/// could not be an index key).
+fn check_workflow_id(workflow_id: &str) -> Result<(), String> {
+    let plain = workflow_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+    if workflow_id.is_empty() || workflow_id.len() > 128 || !plain {
+        return Err(format!(
+            "workflow_id {:?} is not a workflow id (1 to 128 letters, digits, _ - . :)",
+            crate::params::cut_for_message(workflow_id)
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /v1/workspaces/{ws}/runs/stats`: per workflow, runs by status,
@@ -162,9 +188,7 @@ pub(crate) async fn run_stats(
             }
         }
     }
-    if since >= until {
-        return Err(bad_query("since must be before until".into()));
-    }
+    check_window(Some(since), Some(until))?;
     let runs = run_log(&state)?;
     let stats = window_stats(runs.as_ref(), &workspace_id, since, until)
         .await
@@ -276,6 +300,22 @@ impl From<RecoveryError> for ApiError {
     }
 }
 
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
@@ -286,13 +326,15 @@ struct ReplayRequest {
 /// `POST …/runs/{run_id}/replay`: from the failed step (the default) or,
 /// with `{"from": "start"}`, a new run from the first step.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/runs/{run_id}/replay", tag = "runs",
-    params(openapi::WorkspaceId, ("run_id" = String, Path)),
+    params(openapi::WorkspaceId, ("run_id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "from the start: a key already used starts no second run")),
     request_body(content = Option<openapi::ReplayRequest>),
     responses((status = 202, body = openapi::ReplayedView), (status = 404, body = openapi::ErrorBody),
         (status = 409, body = openapi::ErrorBody, description = "not failed, or no resume point")))]
 pub(crate) async fn replay(
     State(state): State<ApiState>,
     ids: PathResult<(String, String)>,
+    headers: HeaderMap,
     limit: Option<Extension<MaxBodyBytes>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -305,7 +347,10 @@ pub(crate) async fn replay(
     } else {
         decode_body(&body, "{\"from\"?: \"failed_step\" | \"start\"}")?
     };
-    let replayed = recovery(&state)?.replay(&workspace_id, &run_id, request.from).await?;
+    let key = idempotency_key(&headers)?;
+    let replayed = recovery(&state)?
+        .replay(&workspace_id, &run_id, request.from, key.as_deref())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!(replayed))))
 }
 
@@ -358,23 +403,24 @@ pub(crate) async fn bulk_replay(
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = path(ws)?;
     let body = read_body(body, limit)?;
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "idempotency_key_required",
-                "a bulk replay needs an Idempotency-Key header (1 to 255 characters)",
-            )
-        })?
-        .to_owned();
+    let idempotency_key = idempotency_key(&headers)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "a bulk replay needs an Idempotency-Key header (1 to 255 characters)",
+        )
+    })?;
     let request: BulkReplayRequest = decode_body(
         &body,
         "{\"workflow_id\"?, \"status\"?, \"since\"?, \"until\"?, \"from\"?: \"failed_step\" | \"start\", \"limit\"?: 1-1000}",
     )?;
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+    if matches!((request.since, request.until), (Some(since), Some(until)) if since >= until) {
+        return Err(invalid("since must be before until".into()));
+    }
+    if let Some(workflow_id) = &request.workflow_id {
+        check_workflow_id(workflow_id).map_err(invalid)?;
+    }
     let limit = request.limit.unwrap_or(MAX_BULK_REPLAY);
     if !(1..=MAX_BULK_REPLAY).contains(&limit) {
         return Err(ApiError::new(

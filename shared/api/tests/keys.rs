@@ -482,7 +482,15 @@ async fn on_call_actions_are_the_operators_and_refuse_clearly() {
             .await,
         (400, "invalid_body".to_owned())
     );
-    for query in ["cursor=forged", "limit=101", "since=yesterday", "status=paused"] {
+    let long_workflow = format!("workflow_id={}", "w".repeat(3000));
+    for query in [
+        "cursor=forged",
+        "limit=101",
+        "since=yesterday",
+        "status=paused",
+        "since=2026-12-01T10:00:00Z&until=2026-12-01T09:00:00Z",
+        long_workflow.as_str(),
+    ] {
         assert_eq!(
             stack
                 .code("GET", &format!("{runs}?{query}"), Some(&operator), None)

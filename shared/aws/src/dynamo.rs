@@ -994,7 +994,14 @@ impl RunLog for DynamoRuns {
         let to = query
             .until
             .map_or("~".to_owned(), |t| RunPosition::at(&t).as_str().to_owned());
-        let start_key = query.after.as_ref().and_then(|after| {
+        // A cursor from before the window ends the listing; one from after
+        // it starts at the window's top (DynamoDB refuses a start key
+        // outside the key condition).
+        let after = query.after.as_ref().filter(|after| after.as_str() < to.as_str());
+        if after.is_some_and(|after| after.as_str() < from.as_str()) {
+            return Ok(RunPage::default());
+        }
+        let start_key = after.and_then(|after| {
             let run_id = after.run_id()?;
             Some(Item::from([
                 ("pk".to_owned(), s(format!("RUN#{run_id}"))),

@@ -502,6 +502,43 @@ pub async fn run_listings(log: Arc<dyn RunLog>) {
             }
         }
     }
+    // A cursor from outside the window: before it ends the listing, after
+    // it starts at the window's top (the dashboard's window moves on).
+    let window = RunQuery {
+        since: Some(minute(10)),
+        until: Some(minute(40)),
+        limit: 5,
+        ..RunQuery::default()
+    };
+    let top = log.list_runs(ws, &window).await.expect("list");
+    let early = expected.iter().find(|r| r.started_at < minute(10)).map(RunPosition::of);
+    let late = expected
+        .iter()
+        .find(|r| r.started_at >= minute(40))
+        .map(RunPosition::of);
+    let before = log
+        .list_runs(
+            ws,
+            &RunQuery {
+                after: early,
+                ..window.clone()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(before.runs.is_empty() && before.next.is_none(), "{before:?}");
+    let after = log
+        .list_runs(
+            ws,
+            &RunQuery {
+                after: late,
+                ..window.clone()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(after, top);
+
     let first_failed = expected
         .iter()
         .find(|r| r.status == RunStatus::Failed)

@@ -28,6 +28,10 @@ pub fn is_sensitive_header(name: &str) -> bool {
         lower.as_str(),
         "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-api-key" | "x-auth-token"
     ) || lower.contains("secret")
+        || lower.contains("apikey")
+        || lower.contains("api_key")
+        || lower.contains("api-key")
+        || lower.contains("password")
         || lower.contains("token")
         || lower.ends_with("-key")
 }
@@ -37,12 +41,10 @@ pub fn is_secret_query_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     is_sensitive_header(&lower)
         || is_secret_name(&lower)
-        || matches!(
-            lower.as_str(),
-            "key" | "password" | "pass" | "pwd" | "sig" | "signature" | "auth" | "code"
-        )
-        || lower.ends_with("_key")
-        || lower.ends_with("password")
+        || ["key", "sig", "pass", "pwd", "cred", "auth", "token", "session"]
+            .iter()
+            .any(|part| lower.contains(part))
+        || lower == "code"
 }
 
 /// `url` with the values of credential-named query parameters replaced by
@@ -51,8 +53,12 @@ pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
+    if parsed.password().is_some() {
+        // Sent as Basic auth: never shown.
+        let _ = parsed.set_password(Some(REDACTED));
+    }
     if parsed.query().is_none() {
-        return url.to_owned();
+        return parsed.to_string();
     }
     let pairs: Vec<(String, String)> = parsed
         .query_pairs()
@@ -185,6 +191,18 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::time::Duration;
+
+    #[test]
+    fn credential_query_values_and_url_passwords_are_redacted() {
+        let shown = redact_url("https://bob:hunter2@crm.example/x?hapikey=k1&X-Amz-Signature=s1&team=blue&code=c1");
+        assert!(
+            !["hunter2", "k1", "s1", "c1"].iter().any(|s| shown.contains(s)),
+            "{shown}"
+        );
+        assert!(shown.contains("team=blue") && shown.contains("bob:"), "{shown}");
+        assert!(is_sensitive_header("apikey") && is_sensitive_header("X-Api_Key"));
+        assert!(!is_sensitive_header("Idempotency-Key") && !is_sensitive_header("Content-Type"));
+    }
 
     #[test]
     fn secrets_from_vars_and_headers_are_scrubbed_everywhere() {

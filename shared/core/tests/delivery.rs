@@ -288,12 +288,12 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .expect("restore version");
     let replayed = Stores::memory(&backend, Arc::new(SystemClock))
         .recovery(steps.clone())
-        .replay("ws", "run_poison", hookflow_core::engine::ReplayFrom::FailedStep)
+        .replay("ws", "run_poison", hookflow_core::engine::ReplayFrom::FailedStep, None)
         .await
         .expect("replay");
     assert_eq!((replayed.step_id.as_str(), replayed.attempt), ("call", 2));
     let executor = step_executor(&backend, Arc::new(Ok200));
-    let delivery = steps.receive(1, Duration::from_secs(1)).await.expect("receive");
+    let delivery = steps.receive(1, Duration::from_secs(5)).await.expect("receive");
     executor
         .handle_message(&delivery[0].body)
         .await

@@ -183,7 +183,7 @@ async fn a_replay_from_the_start_is_a_new_run_on_the_same_event() {
     stack.peer.healthy.store(true, Ordering::SeqCst);
     let recovery = stack.stores.recovery(stack.backend.steps.clone());
     let replayed = recovery
-        .replay("ws", &runs[0], ReplayFrom::Start)
+        .replay("ws", &runs[0], ReplayFrom::Start, None)
         .await
         .expect("replay");
     assert_ne!(replayed.run_id, runs[0]);
@@ -221,7 +221,7 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
     let recovery = stack.stores.recovery(stack.backend.steps.clone());
     // One run was replayed by hand already: the bulk replay skips it.
     recovery
-        .replay("ws", &runs[0], ReplayFrom::FailedStep)
+        .replay("ws", &runs[0], ReplayFrom::FailedStep, None)
         .await
         .expect("replay one");
     let request = BulkReplay {
@@ -285,8 +285,37 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
     assert_eq!(rest.skipped[0].run_id, "run_orphan");
     assert!(rest.skipped[0].reason.contains("no resume point"), "{rest:?}");
     stack.peer.healthy.store(true, Ordering::SeqCst);
+    // Failed-step replays hold their message back a second (until the reopen).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     stack.drain().await;
     for run in &runs {
         assert_eq!(stack.status(run).await, RunStatus::Succeeded, "{run}");
     }
+}
+
+#[tokio::test]
+async fn a_replay_message_that_outruns_its_reopen_waits_and_runs_nothing() {
+    let stack = stack(json!({"call": call_peer()}), "call").await;
+    let runs = stack.trigger(&["evt-early".into()]).await;
+    stack.drain().await;
+    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed);
+    let calls = stack.peer.calls.load(Ordering::SeqCst);
+    // The message a replay sends before it reopens the run.
+    let resume = stack
+        .backend
+        .runs
+        .get_blob(&runs[0], hookflow_core::engine::RESUME_KEY)
+        .await
+        .expect("blob")
+        .expect("a resume point");
+    let mut early: serde_json::Value = serde_json::from_str(&resume).expect("message");
+    early["replay"] = json!(1);
+    early["attempt"] = json!(2);
+    let refused = stack.executor.handle_message(&early.to_string()).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.is_retryable()),
+        "redelivered until the reopen lands: {refused:?}"
+    );
+    assert_eq!(stack.peer.calls.load(Ordering::SeqCst), calls, "nothing ran");
+    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed, "the run stays failed");
 }

@@ -212,6 +212,8 @@
     const notice = el('p', { 'data-test': 'notice' });
 
     async function act(label, path, body) {
+      // One click, one request: a second click while it runs would replay twice.
+      for (const button of actions.querySelectorAll('button')) button.disabled = true;
       notice.className = 'meta';
       notice.textContent = `${label}…`;
       try {
@@ -223,6 +225,7 @@
       } catch (error) {
         notice.className = 'error';
         notice.textContent = String(error.message || error);
+        for (const button of actions.querySelectorAll('button')) button.disabled = false;
       }
     }
 

@@ -51,6 +51,12 @@ pub struct RenderedRequest {
     pub body_bytes: Option<usize>,
 }
 
+/// Bounds on what a recorded request keeps, whatever the templates made of
+/// event data: the record stays well inside one DynamoDB item.
+const MAX_URL_BYTES: usize = 2048;
+const MAX_HEADER_BYTES: usize = 512;
+const MAX_HEADERS: usize = 50;
+
 impl RenderedRequest {
     pub fn of(call: &HttpCall, secrets: &Secrets) -> Self {
         let headers = call
@@ -62,8 +68,12 @@ impl RenderedRequest {
                 } else {
                     secrets.scrub_text(value)
                 };
-                (name.clone(), shown)
+                (
+                    cut(name, MAX_HEADER_BYTES).to_owned(),
+                    cut(&shown, MAX_HEADER_BYTES).to_owned(),
+                )
             })
+            .take(MAX_HEADERS)
             .collect();
         let body = call
             .body
@@ -72,7 +82,7 @@ impl RenderedRequest {
         let body_bytes = body.as_ref().map(String::len).filter(|n| *n > EXCERPT_BYTES);
         Self {
             method: call.method.clone(),
-            url: secrets.scrub_text(&redact_url(&call.url)),
+            url: cut(&secrets.scrub_text(&redact_url(&call.url)), MAX_URL_BYTES).to_owned(),
             headers,
             body: body.map(|b| cut(&b, EXCERPT_BYTES).to_owned()),
             body_bytes,

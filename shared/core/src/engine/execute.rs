@@ -248,6 +248,15 @@ impl StepExecutor {
             replayed: vec![],
             next: NextMove::Finished(run.status),
         };
+        if run.status == RunStatus::Failed && message.replay > run.replays {
+            // A replay's message that arrived before the replay reopened the
+            // run: try again later (if the reopen never comes, the message
+            // dead-letters and the run stays failed).
+            return Err(EngineError::ReplayPending {
+                run_id: message.run_id.clone(),
+                replay: message.replay,
+            });
+        }
         if run.status.is_terminal() {
             tracing::info!("run already ended; message ignored");
             return Ok(report);

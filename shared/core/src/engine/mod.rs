@@ -46,6 +46,8 @@ pub enum EngineError {
     },
     #[error("run {0} does not exist")]
     RunMissing(String),
+    #[error("run {run_id} is not reopened for replay {replay} yet")]
+    ReplayPending { run_id: String, replay: u32 },
     #[error("the context of run {run_id} is missing from the run log (key {key})")]
     ContextMissing { run_id: String, key: String },
     /// Another delivery of the same step is executing it; this one comes back
@@ -65,7 +67,7 @@ impl EngineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             EngineError::Port(err) => err.retryable,
-            EngineError::StepInProgress { .. } => true,
+            EngineError::StepInProgress { .. } | EngineError::ReplayPending { .. } => true,
             _ => false,
         }
     }

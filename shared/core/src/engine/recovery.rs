@@ -14,7 +14,7 @@ use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{collect_runs, ClaimOutcome, Clock, CreateRun, PortError, Queue, RunLog, RunQuery, StepClaim};
 use crate::run::{digest_id, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
 
-use super::handoff::{resolve_context, save_start_point, send_step, RESUME_KEY, START_KEY};
+use super::handoff::{hand_off, resolve_context, save_start_point, send_step, RESUME_KEY, START_KEY};
 use super::EngineError;
 
 /// Moves up to `max` messages from `dead_letters` back to `source`; returns
@@ -144,6 +144,9 @@ const BULK_STEP: &str = "bulk_replay";
 /// finished by the next call with the key: the runs it replayed are no
 /// longer failed, so the filter no longer matches them.
 const BULK_CLAIM: chrono::Duration = chrono::Duration::minutes(2);
+/// How long a replay's message waits before delivery: time for the reopen
+/// that follows the send to land.
+const REPLAY_HOLD: Duration = Duration::from_secs(1);
 /// Replays in flight at once within a bulk replay.
 const BULK_CONCURRENCY: usize = 16;
 
@@ -177,13 +180,20 @@ impl Recovery {
             .ok_or_else(|| RecoveryError::RunNotFound(run_id.to_owned()))
     }
 
-    /// Replays a failed run of `workspace_id`.
-    pub async fn replay(&self, workspace_id: &str, run_id: &str, from: ReplayFrom) -> Result<Replayed, RecoveryError> {
+    /// Replays a failed run of `workspace_id`. From the start, the caller's
+    /// `idempotency_key` names the new run: the same key starts it once.
+    pub async fn replay(
+        &self,
+        workspace_id: &str,
+        run_id: &str,
+        from: ReplayFrom,
+        idempotency_key: Option<&str>,
+    ) -> Result<Replayed, RecoveryError> {
         let run = self.run_of(workspace_id, run_id).await?;
         match from {
             ReplayFrom::FailedStep => self.replay_failed_step(run).await,
             ReplayFrom::Start => {
-                let token = ulid::Ulid::new().to_string();
+                let token = idempotency_key.map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned);
                 self.replay_from_start(run, &token).await
             }
         }
@@ -216,8 +226,22 @@ impl Recovery {
             .unwrap_or(0);
         message.attempt = message.attempt.max(attempts_so_far) + 1;
         message.resume_at = None;
+        // The message goes first, marked with the replay it belongs to and
+        // held back a moment; the reopen follows. Until the reopen lands the
+        // executor answers it `ReplayPending` (redelivered), so a replay cut
+        // off in between leaves the run failed with a message that dead-letters,
+        // never a running run with nothing queued.
+        message.replay = run.replays + 1;
+        let replayed = Replayed {
+            run_id: run_id.to_owned(),
+            step_id: message.step_id.clone(),
+            attempt: message.attempt,
+            replay_of: None,
+        };
+        send_step(self.runs.as_ref(), self.steps.as_ref(), message.clone(), REPLAY_HOLD).await?;
         let Some(replays) = self.runs.reopen_run(run_id).await? else {
-            // Someone else reopened (or it was never failed): do not send twice.
+            // Someone else reopened it: their message carries the same
+            // attempt and replay, and the step claim absorbs ours.
             let status = self
                 .runs
                 .get_run(run_id)
@@ -228,25 +252,11 @@ impl Recovery {
                 status,
             });
         };
-        // Messages of the earlier attempts still in flight are now stale.
-        message.replay = replays;
-        let replayed = Replayed {
-            run_id: run_id.to_owned(),
-            step_id: message.step_id.clone(),
-            attempt: message.attempt,
-            replay_of: None,
-        };
-        if let Err(err) = send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await {
-            // Nothing was sent: put the run back as it was, so it can be replayed again.
-            let ended_at = run.ended_at.unwrap_or_else(|| self.clock.now());
-            let restored = self
-                .runs
-                .finish_run(run_id, RunStatus::Failed, run.error.clone(), ended_at)
-                .await;
-            if let Err(restore) = restored {
-                tracing::error!(run_id, error = %restore, "replay could not send and could not restore the failed run");
-            }
-            return Err(err.into());
+        if replays != message.replay {
+            // Replayed and failed again between our read and our reopen: the
+            // message sent is stale for this replay; send it again as this one.
+            message.replay = replays;
+            send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await?;
         }
         tracing::info!(run_id, step_id = %replayed.step_id, attempt = replayed.attempt, "run replayed");
         Ok(replayed)
@@ -281,20 +291,6 @@ impl Recovery {
             replay_of: Some(run.run_id.clone()),
             ..run.clone()
         };
-        if let CreateRun::AlreadyExists(_) = self.runs.create_run(&replay).await? {
-            return Err(RecoveryError::AlreadyReplayed {
-                run_id: run.run_id,
-                replay_id,
-            });
-        }
-        if !replay.test {
-            let subject = Subject {
-                workspace_id: &replay.workspace_id,
-                workflow_id: &replay.workflow_id,
-                run_id: &replay_id,
-            };
-            self.metrics.count(Counter::RunsStarted, &subject);
-        }
         message.run_id = replay_id.clone();
         message.attempt = 1;
         message.replay = 0;
@@ -308,8 +304,29 @@ impl Recovery {
             attempt: 1,
             replay_of: Some(run.run_id.clone()),
         };
+        if let CreateRun::AlreadyExists(existing) = self.runs.create_run(&replay).await? {
+            // The same token again. If the call that created the run was cut
+            // off before its first step went out, this one sends it (once:
+            // the hand-off note says whether it was sent).
+            if existing.status == RunStatus::Running {
+                save_start_point(self.runs.as_ref(), &message).await?;
+                hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, true).await?;
+            }
+            return Err(RecoveryError::AlreadyReplayed {
+                run_id: run.run_id,
+                replay_id,
+            });
+        }
+        if !replay.test {
+            let subject = Subject {
+                workspace_id: &replay.workspace_id,
+                workflow_id: &replay.workflow_id,
+                run_id: &replay_id,
+            };
+            self.metrics.count(Counter::RunsStarted, &subject);
+        }
         save_start_point(self.runs.as_ref(), &message).await?;
-        if let Err(err) = send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await {
+        if let Err(err) = hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, false).await {
             // Nothing moves a run whose first step was never sent: end it.
             let reason = format!("the first step could not be sent: {err}");
             if let Err(finish) = self
