@@ -403,7 +403,12 @@ pub struct RunDetail {
     pub replay_of: Option<String>,
     /// Absent for runs that started before start points were recorded.
     pub event: Option<Value>,
+    /// The newest 100 attempts at most, in time order.
     pub steps: Vec<StepView>,
+    /// Every recorded attempt of the run.
+    pub attempts: u32,
+    /// The older attempts left out of `steps`.
+    pub attempts_hidden: u32,
 }
 
 /// Where a replay starts: `failed_step` (the default) or `start`.

@@ -24,6 +24,9 @@ use std::sync::Arc;
 use crate::params::{bad_query, decode_body, parse_limit, path, read_body, PathResult, DEFAULT_LIMIT};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
+/// The most attempts one run detail lists (the newest).
+const MAX_DETAIL_ATTEMPTS: usize = 100;
+
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/workspaces/{workspace_id}/runs", get(list_runs))
@@ -232,7 +235,12 @@ pub(crate) async fn get_run(
     let (workspace_id, run_id) = path(ids)?;
     let runs = run_log(&state)?;
     let run = workspace_run(runs.as_ref(), &workspace_id, &run_id).await?;
-    let steps = runs.list_steps(&run_id).await.map_err(EngineError::from)?;
+    let mut steps = runs.list_step_outlines(&run_id).await.map_err(EngineError::from)?;
+    // The newest attempts, when a run has had very many: the answer stays
+    // small whatever the retries and replays.
+    let attempts = steps.len();
+    let hidden = attempts.saturating_sub(MAX_DETAIL_ATTEMPTS);
+    steps.drain(..hidden);
     let base = format!("/v1/workspaces/{workspace_id}/runs/{run_id}");
     let steps: Vec<Value> = steps
         .iter()
@@ -246,6 +254,8 @@ pub(crate) async fn get_run(
     body["workspace_id"] = json!(run.workspace_id);
     body["event"] = event.unwrap_or(Value::Null);
     body["steps"] = Value::Array(steps);
+    body["attempts"] = json!(attempts);
+    body["attempts_hidden"] = json!(hidden);
     Ok(Json(body))
 }
 

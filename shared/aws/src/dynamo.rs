@@ -906,6 +906,49 @@ impl DynamoRuns {
         get_item(&self.client, &self.table, operation, pk, sk).await
     }
 
+    /// The recorded attempts of a run, by time; `resolve` loads outputs kept
+    /// in blobs, else they read `OUTPUT_STORED_APART`.
+    async fn steps_of(&self, run_id: &str, resolve: bool) -> PortResult<Vec<StepRecord>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
+            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+            .expression_attribute_values(":step", s("STEP#"))
+            .consistent_read(true);
+        let mut items = vec![];
+        query_pages("list_steps", query, |item| {
+            if !is_claim(&item) {
+                items.push(from_item::<StepItem>("list_steps", item)?);
+            }
+            Ok(true)
+        })
+        .await?;
+        let mut steps = Vec::with_capacity(items.len());
+        for item in items {
+            let record = if resolve {
+                self.load_record("list_steps", item).await?
+            } else {
+                let apart = item.output_ref.is_some();
+                let mut record = item.into_record()?;
+                if apart {
+                    record.output = Some(serde_json::Value::String(OUTPUT_STORED_APART.into()));
+                }
+                record
+            };
+            steps.push(record);
+        }
+        // Keys sort by step id; the timeline is by time.
+        steps.sort_by(|a, b| {
+            a.started_at
+                .cmp(&b.started_at)
+                .then(a.ended_at.cmp(&b.ended_at))
+                .then(a.attempt.cmp(&b.attempt))
+        });
+        Ok(steps)
+    }
+
     /// The run before a status change: its workspace, workflow and test flag
     /// (which never change) name the index partitions the change moves it to.
     async fn existing_run(&self, operation: &'static str, run_id: &str) -> PortResult<RunRecord> {
@@ -1087,34 +1130,11 @@ impl RunLog for DynamoRuns {
     }
 
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
-            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
-            .expression_attribute_values(":step", s("STEP#"))
-            .consistent_read(true);
-        let mut items = vec![];
-        query_pages("list_steps", query, |item| {
-            if !is_claim(&item) {
-                items.push(from_item::<StepItem>("list_steps", item)?);
-            }
-            Ok(true)
-        })
-        .await?;
-        let mut steps = Vec::with_capacity(items.len());
-        for item in items {
-            steps.push(self.load_record("list_steps", item).await?);
-        }
-        // Keys sort by step id; the timeline is by time.
-        steps.sort_by(|a, b| {
-            a.started_at
-                .cmp(&b.started_at)
-                .then(a.ended_at.cmp(&b.ended_at))
-                .then(a.attempt.cmp(&b.attempt))
-        });
-        Ok(steps)
+        self.steps_of(run_id, true).await
+    }
+
+    async fn list_step_outlines(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        self.steps_of(run_id, false).await
     }
 
     async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {

@@ -303,6 +303,18 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         Some(big.clone())
     );
     assert_eq!(log.list_steps("run_2").await.expect("list steps"), vec![big.clone()]);
+    // The outline may leave a large output in its store, and says so.
+    let outline = log.list_step_outlines("run_2").await.expect("outline");
+    assert_eq!(outline.len(), 1);
+    let apart = Some(serde_json::Value::String(OUTPUT_STORED_APART.into()));
+    assert!(outline[0].output == big.output || outline[0].output == apart);
+    assert_eq!(
+        StepRecord {
+            output: big.output.clone(),
+            ..outline[0].clone()
+        },
+        big
+    );
     assert_eq!(
         log.put_step(&StepRecord {
             output: None,

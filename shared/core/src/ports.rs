@@ -100,6 +100,9 @@ pub enum ClaimOutcome {
     Completed(Box<StepRecord>),
 }
 
+/// What [`RunLog::list_step_outlines`] shows for an output kept apart.
+pub const OUTPUT_STORED_APART: &str = "stored apart (over 300 KB): read the attempt for the whole output";
+
 /// The most runs one page of a listing holds (brief §7).
 pub const MAX_RUNS_PAGE: usize = 100;
 
@@ -217,6 +220,13 @@ pub trait RunLog: Send + Sync {
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>>;
     /// In execution order. Claims that are still in progress are not listed.
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>>;
+    /// The timeline for people to read (the run detail, a replay's attempt
+    /// count): like `list_steps`, except that an output a store keeps apart
+    /// from its record, because it is large, is not loaded and reads
+    /// [`OUTPUT_STORED_APART`]; `get_step` serves it whole.
+    async fn list_step_outlines(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
+        self.list_steps(run_id).await
+    }
     /// Claims an attempt for execution; `now` decides whether a claim expired.
     async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome>;
     /// Stores a large value of a run (a step context over the queue's budget,

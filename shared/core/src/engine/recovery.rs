@@ -217,7 +217,7 @@ impl Recovery {
         let mut message = decode_message(&resume)?;
         let attempts_so_far = self
             .runs
-            .list_steps(run_id)
+            .list_step_outlines(run_id)
             .await?
             .iter()
             .filter(|s| s.step_id == message.step_id)
