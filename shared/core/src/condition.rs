@@ -233,10 +233,32 @@ fn compare(op: &str, actual: &Value, expected: &Value) -> bool {
         "in" => expected
             .as_array()
             .is_some_and(|options| options.iter().any(|option| loosely_equal(actual, option))),
-        "matches" => both_str(actual, expected)
-            .is_some_and(|(a, pattern)| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(a))),
+        "matches" => {
+            both_str(actual, expected).is_some_and(|(a, pattern)| compiled(pattern).is_some_and(|re| re.is_match(a)))
+        }
         _ => false,
     }
+}
+
+/// Patterns compiled once per process, not once per evaluation: a trigger
+/// filter is evaluated for every event. The cache is bounded (cleared when
+/// full), and a pattern that does not compile is not cached.
+fn compiled(pattern: &str) -> Option<std::sync::Arc<regex::Regex>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    const MAX_CACHED: usize = 1024;
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(found) = cache.get(pattern) {
+        return Some(found.clone());
+    }
+    let regex = Arc::new(regex::Regex::new(pattern).ok()?);
+    if cache.len() >= MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(pattern.to_owned(), regex.clone());
+    Some(regex)
 }
 
 fn both_str<'a>(a: &'a Value, b: &'a Value) -> Option<(&'a str, &'a str)> {

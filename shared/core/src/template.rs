@@ -30,9 +30,32 @@ fn engine() -> &'static Handlebars<'static> {
         hb.set_strict_mode(true);
         // Templates build JSON, URLs and headers, not HTML.
         hb.register_escape_fn(handlebars::no_escape);
+        // `log` writes its arguments to the process log (`{{log vars.api_secret}}`
+        // would put a secret in CloudWatch): `guard` refuses it, and should a
+        // spelling slip past, the helper renders nothing and logs nothing.
+        hb.register_helper("log", Box::new(RefusedHelper));
         hb
     })
 }
+
+struct RefusedHelper;
+
+impl handlebars::HelperDef for RefusedHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        helper: &handlebars::Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+        _: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        Err(handlebars::RenderErrorReason::Other(format!("the {} helper is not allowed", helper.name())).into())
+    }
+}
+
+/// The most text one template may render: a template that repeats a large
+/// value (an `{{#each}}` over a big list) fails instead of filling memory.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 
 fn single_expression() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -61,6 +84,20 @@ fn guard(text: &str) -> Result<(), TemplateError> {
         if rest.starts_with('>') || rest.starts_with("#>") || rest.starts_with("#*") || rest.starts_with('*') {
             return Err(TemplateError::Syntax(
                 "partials and decorators ({{> …}}, {{#* …}}) are not supported".into(),
+            ));
+        }
+        let helper = rest.trim_start_matches(['#', '(']).trim_start();
+        let name_end = helper.find(|c: char| c.is_whitespace() || c == '}' || c == '~' || c == ')');
+        // As a sub-expression too: `{{x (log a)}}`, within this mustache only.
+        let inner = &text[start + 2..];
+        let expression = &inner[..inner.find("}}").unwrap_or(inner.len())];
+        let nested = expression.split('(').skip(1).any(|after| {
+            let after = after.trim_start();
+            after == "log" || after.starts_with("log ") || after.starts_with("log)")
+        });
+        if name_end.map_or(helper, |end| &helper[..end]) == "log" || nested {
+            return Err(TemplateError::Syntax(
+                "the log helper is not allowed: templates may not write to the process log".into(),
             ));
         }
         if rest.starts_with('#') {
@@ -112,15 +149,21 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
                 .ok_or_else(|| TemplateError::MissingVariable(expr.to_owned()));
         }
     }
-    engine()
+    let rendered = engine()
         .render_template(text, context)
-        .map(Value::String)
         .map_err(|err| match err.reason() {
             RenderErrorReason::MissingVariable(Some(name)) => TemplateError::MissingVariable(name.clone()),
             RenderErrorReason::MissingVariable(None) => TemplateError::MissingVariable(String::from("(unknown)")),
             RenderErrorReason::TemplateError(e) => TemplateError::Syntax(e.to_string()),
             _ => TemplateError::Render(err.to_string()),
-        })
+        })?;
+    if rendered.len() > MAX_RENDERED_BYTES {
+        return Err(TemplateError::Render(format!(
+            "the rendered text is {} bytes, over the limit of {MAX_RENDERED_BYTES}",
+            rendered.len()
+        )));
+    }
+    Ok(Value::String(rendered))
 }
 
 /// Renders every string leaf of a JSON document; keys and non-string leaves
@@ -238,6 +281,15 @@ mod tests {
     }
 
     #[test]
+    fn rendering_is_capped() {
+        let big = serde_json::json!({"items": vec!["x".repeat(1000); 2000]});
+        let err = render_text("{{#each items}}{{this}}{{/each}}", &big).unwrap_err();
+        assert!(matches!(err, TemplateError::Render(m) if m.contains("over the limit")));
+        let small = serde_json::json!({"items": ["a", "b"]});
+        assert_eq!(render_text("{{#each items}}{{this}}{{/each}}", &small), Ok("ab".into()));
+    }
+
+    #[test]
     fn partials_decorators_and_deep_nesting_are_refused() {
         for text in [
             "{{> a}}",
@@ -249,6 +301,29 @@ mod tests {
             assert!(matches!(check(text), Err(TemplateError::Syntax(_))), "{text}");
             assert!(render_value(text, &serde_json::json!({"a": 1})).is_err(), "{text}");
         }
+        for text in [
+            "{{log vars.api_secret}}",
+            "{{~log a}}",
+            "{{#log a}}x{{/log}}",
+            "{{x (log a)}}",
+            "{{log}}",
+        ] {
+            assert!(
+                matches!(check(text), Err(TemplateError::Syntax(m)) if m.contains("log helper")),
+                "{text}"
+            );
+            assert!(render_value(text, &serde_json::json!({"a": 1})).is_err(), "{text}");
+        }
+        assert_eq!(
+            check("{{ logo }} {{ login.name }}"),
+            Ok(()),
+            "names that start with log are fine"
+        );
+        assert_eq!(
+            check("Please (log in) as {{ name }}"),
+            Ok(()),
+            "text outside a mustache is text"
+        );
         let deep = "{{#if a}}".repeat(10_000);
         assert!(matches!(check(&deep), Err(TemplateError::Syntax(m)) if m.contains("at most")));
         let fine = format!("{}x{}", "{{#if a}}".repeat(MAX_BLOCKS), "{{/if}}".repeat(MAX_BLOCKS));
