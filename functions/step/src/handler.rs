@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(next.len(), 1);
         // SQS may still deliver that message twice.
         let records: Vec<serde_json::Value> = (0..2)
-            .map(|i| serde_json::json!({"messageId": format!("hot-{i}"), "body": next[0].body}))
+            .map(|i| {
+                serde_json::json!({"messageId": format!("hot-{i}"), "body": next[0].body,
+                    "attributes": {"ApproximateReceiveCount": (i + 1).to_string()}})
+            })
             .collect();
         let batch: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
         let response = handle(&executor, LambdaEvent::new(batch, Default::default()))

@@ -108,13 +108,20 @@ pub async fn handle_sqs_batch(
         let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_message", message_id = %message_id);
         async move {
+            // Without the count the last delivery could not be told from the
+            // first, and its run would never be ended: a record without it
+            // fails (SQS always sends it; an event source that does not is
+            // misconfigured, and says so in the log).
             let receive_count = record
                 .attributes
                 .get("ApproximateReceiveCount")
-                .and_then(|count| count.parse().ok())
-                .unwrap_or(1);
-            let outcome = match record.body {
-                Some(body) => {
+                .and_then(|count| count.parse::<u32>().ok())
+                .filter(|count| *count > 0);
+            let outcome = match (record.body, receive_count) {
+                (_, None) => Err(hookflow_core::EngineError::Undecodable(
+                    "SQS record has no ApproximateReceiveCount attribute".into(),
+                )),
+                (Some(body), Some(receive_count)) => {
                     let delivery = Delivery {
                         receipt: message_id.clone(),
                         body,
@@ -122,7 +129,7 @@ pub async fn handle_sqs_batch(
                     };
                     handler.handle(&delivery, deadline).await
                 }
-                None => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
+                (None, Some(_)) => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
             };
             if let Err(err) = &outcome {
                 tracing::warn!(error = %err, retryable = err.is_retryable(), "message failed; SQS will redeliver it");
@@ -164,8 +171,13 @@ mod tests {
 
     #[tokio::test]
     async fn only_failed_records_are_reported() {
+        let count = serde_json::json!({"ApproximateReceiveCount": "1"});
         let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
-            {"messageId": "m1", "body": "good"}, {"messageId": "m2", "body": "bad"}, {"messageId": "m3", "body": "good"}
+            {"messageId": "m1", "body": "good", "attributes": count}, {"messageId": "m2", "body": "bad", "attributes": count},
+            {"messageId": "m3", "body": "good", "attributes": count},
+            // The last delivery cannot be recognised without the count: failed, not taken as the first.
+            {"messageId": "m4", "body": "good", "attributes": {}},
+            {"messageId": "m5", "body": "good", "attributes": {"ApproximateReceiveCount": "zero"}}
         ]}))
         .unwrap();
         let response = handle_sqs_batch(&FailOn("bad"), event, None).await;
@@ -174,7 +186,7 @@ mod tests {
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        assert_eq!(failed, vec!["m2"]);
+        assert_eq!(failed, vec!["m2", "m4", "m5"]);
     }
 
     #[test]
