@@ -7,30 +7,12 @@ use std::time::Duration;
 mod common;
 
 use common::{stderr, stdout};
-use hookflow_cli::dev::{DevConfig, DevServer};
+use hookflow_cli::dev::DevServer;
 use hookflow_core::ports::Queue;
-use hookflow_core::validate::validate;
-use hookflow_core::WorkflowDefinition;
 use serde_json::{json, Value};
 
 async fn start(workflows: Vec<Value>) -> (DevServer, String) {
-    let workflows = workflows
-        .into_iter()
-        .map(|doc| {
-            let wf =
-                WorkflowDefinition::from_value(doc).unwrap_or_else(|e| panic!("test workflow does not decode: {e}"));
-            let problems = validate(&wf);
-            assert!(problems.is_empty(), "test workflow {} is invalid: {problems:?}", wf.id);
-            wf
-        })
-        .collect();
-    let config = DevConfig {
-        addr: "127.0.0.1:0".parse().expect("loopback address"),
-        ..DevConfig::default()
-    };
-    let server = DevServer::start(config, workflows).await.expect("dev server starts");
-    let base = format!("http://{}", server.addr);
-    (server, base)
+    common::dev_server(workflows).await
 }
 
 async fn hookflow(args: &[&str]) -> Output {

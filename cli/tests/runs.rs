@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{stderr, stdout};
-use hookflow_cli::dev::{DevConfig, DevServer};
-use hookflow_core::WorkflowDefinition;
+use hookflow_cli::dev::DevServer;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -24,16 +23,7 @@ struct Stack {
 }
 
 async fn start(workflows: Vec<Value>) -> Stack {
-    let workflows = workflows
-        .into_iter()
-        .map(|doc| WorkflowDefinition::from_value(doc).unwrap_or_else(|e| panic!("test workflow: {e}")))
-        .collect();
-    let config = DevConfig {
-        addr: "127.0.0.1:0".parse().expect("loopback address"),
-        ..DevConfig::default()
-    };
-    let server = DevServer::start(config, workflows).await.expect("dev server starts");
-    let base = format!("http://{}", server.addr);
+    let (server, base) = common::dev_server(workflows).await;
     Stack {
         server,
         base,

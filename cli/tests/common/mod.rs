@@ -25,3 +25,28 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A `hookflow dev` on a free loopback port running `workflows` (each
+/// checked valid first), and its base URL. Not every test file uses it.
+#[allow(dead_code)]
+pub async fn dev_server(workflows: Vec<serde_json::Value>) -> (hookflow_cli::dev::DevServer, String) {
+    let workflows = workflows
+        .into_iter()
+        .map(|doc| {
+            let wf = hookflow_core::WorkflowDefinition::from_value(doc)
+                .unwrap_or_else(|e| panic!("test workflow does not decode: {e}"));
+            let problems = hookflow_core::validate::validate(&wf);
+            assert!(problems.is_empty(), "test workflow {} is invalid: {problems:?}", wf.id);
+            wf
+        })
+        .collect();
+    let config = hookflow_cli::dev::DevConfig {
+        addr: "127.0.0.1:0".parse().expect("loopback address"),
+        ..hookflow_cli::dev::DevConfig::default()
+    };
+    let server = hookflow_cli::dev::DevServer::start(config, workflows)
+        .await
+        .expect("dev server starts");
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
