@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::{Access, Role};
-use hookflow_core::engine::DeliveryLimits;
+use hookflow_core::dead_letter::QueueKind;
+use hookflow_core::engine::{DeliveryLimits, Reaper};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::metrics::MemoryMetrics;
 use hookflow_core::ports::HttpClient;
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::ops::{self, QueueKind};
+use crate::ops;
 pub use crate::ports::Ports;
 use crate::sink;
 
@@ -144,19 +145,43 @@ impl DevServer {
         let settings = ConsumerSettings::default();
         let triggers = backend.triggers.clone();
         let step_workers = if config.consume { config.step_workers.max(1) } else { 0 };
+        let trigger_letters = Arc::new(stores.dead_letters(QueueKind::Triggers));
+        let step_letters = Arc::new(stores.dead_letters(QueueKind::Steps));
         if config.consume {
             tasks.push(tokio::spawn(consume(
                 triggers,
                 dispatcher.clone() as Arc<dyn MessageHandler>,
+                trigger_letters.clone(),
                 settings,
                 shutdown_rx.clone(),
             )));
+            // The dead-letter queues' consumers park what reaches them.
+            for (dlq, letters) in [
+                (backend.triggers_dlq.clone(), trigger_letters),
+                (backend.steps_dlq.clone(), step_letters.clone()),
+            ] {
+                tasks.push(tokio::spawn(consume(
+                    dlq,
+                    letters.clone() as Arc<dyn MessageHandler>,
+                    letters,
+                    settings,
+                    shutdown_rx.clone(),
+                )));
+            }
+        }
+        if config.consume {
+            let reaper = stores.reaper(DeliveryLimits::for_queue(
+                config.visibility_timeout,
+                config.max_receive_count,
+            ));
+            tasks.push(tokio::spawn(reap_every(REAP_EVERY, reaper, shutdown_rx.clone())));
         }
         for _ in 0..step_workers {
             let steps = backend.steps.clone();
             tasks.push(tokio::spawn(consume(
                 steps,
                 executor.clone(),
+                step_letters.clone(),
                 settings,
                 shutdown_rx.clone(),
             )));
@@ -257,6 +282,24 @@ fn metrics_route(metrics: Arc<MemoryMetrics>) -> Router {
     )
 }
 
+/// How often `hookflow dev` looks for stuck runs.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+
+/// Reaper passes until shutdown.
+async fn reap_every(period: Duration, reaper: Reaper, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(err) = reaper.reap().await {
+                    tracing::warn!(error = %err, "reaper pass failed; the next one tries again");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
 /// The operator routes behind `hookflow dlq`.
 /// Local only: the deployed API has none of them.
 fn operator_routes(ports: Ports) -> Router {
@@ -281,20 +324,21 @@ fn internal(err: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
 }
 
-/// `GET /dev/dlq/{queue}`: up to 100 dead letters, without taking them.
+/// `GET /dev/dlq/{queue}`: up to 100 parked and 100 waiting dead letters,
+/// without taking them.
 async fn list_dead_letters(State(ports): State<Ports>, Path(queue): Path<String>) -> Result<Json<Value>, ApiError> {
-    let kind = queue_kind(&queue)?;
-    let messages = ops::peek_dead_letters(&ports, kind).await.map_err(internal)?;
-    let count = messages.len();
-    Ok(Json(
-        json!({"queue": kind.as_str(), "messages": messages, "count": count}),
-    ))
+    let listing = ops::list_dead_letters(&ports, queue_kind(&queue)?)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!(listing)))
 }
 
-/// `POST /dev/dlq/{queue}/redrive`: moves the dead letters back to their queue.
+/// `POST /dev/dlq/{queue}/redrive`: sends the dead letters on.
 async fn redrive_dead_letters(State(ports): State<Ports>, Path(queue): Path<String>) -> Result<Json<Value>, ApiError> {
-    let kind = queue_kind(&queue)?;
-    let moved = ops::redrive_dead_letters(&ports, kind).await.map_err(internal)?;
-    tracing::info!(queue = kind.as_str(), moved, "dead letters redriven");
-    Ok(Json(json!({"queue": kind.as_str(), "moved": moved})))
+    let report = ops::redrive_dead_letters(&ports, queue_kind(&queue)?)
+        .await
+        .map_err(internal)?;
+    tracing::info!(queue = %report.queue, moved = report.moved, redriven = report.redriven, left = report.left.len(),
+        "dead letters redriven");
+    Ok(Json(json!(report)))
 }

@@ -8,10 +8,11 @@ use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::hooks::HooksCommand;
 use hookflow_cli::keys;
 use hookflow_cli::load::load_workflows;
-use hookflow_cli::ops::{self, Operator, OpsError, QueueKind};
+use hookflow_cli::ops::{self, Operator, OpsError};
 use hookflow_cli::runs::RunsCommand;
 use hookflow_cli::workflows::{self, Api, CliError};
 use hookflow_core::access::Role;
+use hookflow_core::dead_letter::QueueKind;
 use serde_json::Value;
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
@@ -84,7 +85,7 @@ enum Command {
         #[command(subcommand)]
         command: HooksCommand,
     },
-    /// Inspect the dead-letter queues and move their messages back.
+    /// Inspect dead letters (parked by the queues' consumers, or waiting in a dead-letter queue) and send them on.
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
@@ -107,10 +108,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// List the messages in a dead-letter queue (up to 100), without taking them.
+    /// List a queue's dead letters: parked ones with why, and any waiting in its dead-letter queue (up to 100 each).
     List {
-        /// Which queue's dead-letter queue.
-        #[arg(long, value_enum, default_value = "steps")]
+        /// Which queue's dead letters: triggers or steps.
+        #[arg(long, value_parser = ops::parse_queue, default_value = "steps")]
         queue: QueueKind,
         /// Print the messages as a JSON array.
         #[arg(long)]
@@ -118,10 +119,11 @@ enum DlqCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Move the messages of a dead-letter queue back to their queue (up to 1000).
+    /// Send a queue's dead letters on (up to 1000): waiting ones back to their queue, parked trigger events
+    /// re-sent, parked step messages' runs replayed from the step they stopped at.
     Redrive {
-        /// Which queue's dead-letter queue.
-        #[arg(long, value_enum, default_value = "steps")]
+        /// Which queue's dead letters: triggers or steps.
+        #[arg(long, value_parser = ops::parse_queue, default_value = "steps")]
         queue: QueueKind,
         #[command(flatten)]
         target: Target,
@@ -267,17 +269,17 @@ fn report<E: std::fmt::Display + 'static>(result: Result<String, E>) -> ExitCode
 async fn dlq(command: DlqCommand) -> Result<String, OpsError> {
     match command {
         DlqCommand::List { queue, json, target } => {
-            let messages = target.operator().await?.dlq_list(queue).await?;
+            let listing = target.operator().await?.dlq_list(queue).await?;
             if json {
-                serde_json::to_string_pretty(&messages)
+                serde_json::to_string_pretty(&listing)
                     .map_err(|e| OpsError::Failed(format!("cannot print the messages as JSON: {e}")))
             } else {
-                Ok(ops::render_list(queue, &messages))
+                Ok(ops::render_list(&listing))
             }
         }
         DlqCommand::Redrive { queue, target } => {
-            let moved = target.operator().await?.dlq_redrive(queue).await?;
-            Ok(ops::render_redrive(queue, moved))
+            let report = target.operator().await?.dlq_redrive(queue).await?;
+            Ok(ops::render_redrive(&report))
         }
     }
 }

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_core::engine::redrive;
+use hookflow_core::dead_letter::{ParkedMessage, QueueKind};
+use hookflow_core::engine::{redrive, LeftParked, RedriveTo};
 use hookflow_core::ports::{PortError, Queue};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dev::DEFAULT_VISIBILITY_TIMEOUT;
@@ -24,56 +26,82 @@ pub const REDRIVE_MAX: usize = 1000;
 /// Longest line of a message that is neither a step nor a trigger message.
 const RAW_CHARS: usize = 200;
 
-/// A queue with a dead-letter queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum QueueKind {
-    Triggers,
-    Steps,
-}
-
-impl QueueKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueKind::Triggers => "triggers",
-            QueueKind::Steps => "steps",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "triggers" => Some(QueueKind::Triggers),
-            "steps" => Some(QueueKind::Steps),
-            _ => None,
-        }
-    }
-
-    /// (dead-letter queue, the queue its messages came from).
-    pub fn queues(self, ports: &Ports) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
-        match self {
-            QueueKind::Triggers => (ports.triggers_dlq.clone(), ports.triggers.clone()),
-            QueueKind::Steps => (ports.steps_dlq.clone(), ports.steps.clone()),
-        }
+/// (dead-letter queue, the queue its messages came from).
+fn queues(ports: &Ports, queue: QueueKind) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
+    match queue {
+        QueueKind::Triggers => (ports.triggers_dlq.clone(), ports.triggers.clone()),
+        QueueKind::Steps => (ports.steps_dlq.clone(), ports.steps.clone()),
     }
 }
 
-impl std::fmt::Display for QueueKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// A queue name on the command line.
+pub fn parse_queue(name: &str) -> Result<QueueKind, String> {
+    QueueKind::parse(name).ok_or_else(|| format!("unknown queue {name:?}; expected triggers or steps"))
 }
 
-/// Up to [`PEEK_MAX`] dead letters, each parsed as JSON if it parses, else
-/// kept as a string. Nothing is taken off the queue.
-pub async fn peek_dead_letters(ports: &Ports, queue: QueueKind) -> Result<Vec<Value>, PortError> {
-    let (dead_letters, _) = queue.queues(ports);
-    let bodies = dead_letters.peek(PEEK_MAX).await?;
-    Ok(bodies.into_iter().map(parse_body).collect())
+/// What `dlq list` shows of one queue: the messages parked by its consumers,
+/// and any still waiting in its dead-letter queue (before its consumer took
+/// them, or with the consumer off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetterListing {
+    pub queue: QueueKind,
+    pub parked: Vec<ParkedMessage>,
+    /// Bodies, parsed as JSON where they parse.
+    pub waiting: Vec<Value>,
 }
 
-/// Moves up to [`REDRIVE_MAX`] dead letters back to their queue.
-pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<usize, PortError> {
-    let (dead_letters, source) = queue.queues(ports);
-    redrive(dead_letters.as_ref(), source.as_ref(), REDRIVE_MAX).await
+/// What one `dlq redrive` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedriveReport {
+    pub queue: QueueKind,
+    /// Messages moved from the dead-letter queue back to their queue.
+    pub moved: usize,
+    /// Parked messages sent on: trigger events re-sent, step messages'
+    /// runs replayed from the step they stopped at.
+    pub redriven: usize,
+    /// Parked messages that stay parked, and why.
+    pub left: Vec<LeftParked>,
+}
+
+/// Up to [`PEEK_MAX`] parked and [`PEEK_MAX`] waiting dead letters; nothing is taken.
+pub async fn list_dead_letters(ports: &Ports, queue: QueueKind) -> Result<DeadLetterListing, OpsError> {
+    let (dead_letters, _) = queues(ports, queue);
+    let waiting = dead_letters.peek(PEEK_MAX).await?;
+    let mut parked = ports.stores.dead_letters(queue).list().await.map_err(failed)?;
+    parked.truncate(PEEK_MAX);
+    Ok(DeadLetterListing {
+        queue,
+        parked,
+        waiting: waiting.into_iter().map(parse_body).collect(),
+    })
+}
+
+/// Moves up to [`REDRIVE_MAX`] waiting dead letters back to their queue, and
+/// sends up to [`REDRIVE_MAX`] parked ones on.
+pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<RedriveReport, OpsError> {
+    let (dead_letters, source) = queues(ports, queue);
+    let moved = redrive(dead_letters.as_ref(), source.as_ref(), REDRIVE_MAX).await?;
+    let recovery = ports.stores.recovery(ports.steps.clone());
+    let to = match queue {
+        QueueKind::Triggers => RedriveTo::Triggers(ports.triggers.as_ref()),
+        QueueKind::Steps => RedriveTo::Steps(&recovery),
+    };
+    let parked = ports
+        .stores
+        .dead_letters(queue)
+        .redrive(to, REDRIVE_MAX)
+        .await
+        .map_err(failed)?;
+    Ok(RedriveReport {
+        queue,
+        moved,
+        redriven: parked.redriven,
+        left: parked.left,
+    })
+}
+
+fn failed(err: impl std::fmt::Display) -> OpsError {
+    OpsError::Failed(err.to_string())
 }
 
 fn parse_body(body: String) -> Value {
@@ -106,8 +134,7 @@ pub fn describe(message: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let one_line: String = raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    truncate(&one_line, RAW_CHARS)
+    truncate(&one_line(&raw), RAW_CHARS)
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -120,22 +147,48 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// What `dlq list` prints (without `--json`).
-pub fn render_list(queue: QueueKind, messages: &[Value]) -> String {
+pub fn render_list(listing: &DeadLetterListing) -> String {
     let mut out = String::new();
-    for message in messages {
-        out.push_str(&describe(message));
-        out.push('\n');
+    for parked in &listing.parked {
+        let body = parse_body(parked.body.clone());
+        out.push_str(&format!(
+            "parked {} {}\n    {}\n",
+            parked.parked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            describe(&body),
+            truncate(&one_line(&parked.reason), RAW_CHARS * 2)
+        ));
+    }
+    for message in &listing.waiting {
+        out.push_str(&format!("waiting {}\n", describe(message)));
     }
     out.push_str(&format!(
-        "{} message(s) in the {queue} dead-letter queue",
-        messages.len()
+        "{} parked, {} waiting in the {} dead-letter queue",
+        listing.parked.len(),
+        listing.waiting.len(),
+        listing.queue
     ));
     out
 }
 
 /// What `dlq redrive` prints.
-pub fn render_redrive(queue: QueueKind, moved: usize) -> String {
-    format!("moved {moved} message(s) from {queue}-dlq back to {queue}")
+pub fn render_redrive(report: &RedriveReport) -> String {
+    let queue = report.queue;
+    let sent = match queue {
+        QueueKind::Triggers => "re-sent to triggers",
+        QueueKind::Steps => "runs replayed from the step they stopped at",
+    };
+    let mut out = format!(
+        "moved {} message(s) from {queue}-dlq back to {queue}; {} parked message(s) {sent}",
+        report.moved, report.redriven
+    );
+    for left in &report.left {
+        out.push_str(&format!("\nleft parked {}: {}", left.id, one_line(&left.reason)));
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Why an operator command failed; the message is what the operator reads.
@@ -161,7 +214,7 @@ impl From<PortError> for OpsError {
 
 enum Backend {
     Server { base: String, http: reqwest::Client },
-    Direct(Ports),
+    Direct(Box<Ports>),
 }
 
 /// The operator commands on one backend.
@@ -188,7 +241,7 @@ impl Operator {
     /// Directly on these ports.
     pub fn direct(ports: Ports) -> Self {
         Self {
-            backend: Backend::Direct(ports),
+            backend: Backend::Direct(Box::new(ports)),
         }
     }
 
@@ -201,47 +254,38 @@ impl Operator {
         Ok(Self::direct(ports))
     }
 
-    /// The dead letters of `queue` (at most [`PEEK_MAX`]).
-    pub async fn dlq_list(&self, queue: QueueKind) -> Result<Vec<Value>, OpsError> {
+    /// The dead letters of `queue`, parked and waiting.
+    pub async fn dlq_list(&self, queue: QueueKind) -> Result<DeadLetterListing, OpsError> {
         match &self.backend {
-            Backend::Direct(ports) => Ok(peek_dead_letters(ports, queue).await?),
+            Backend::Direct(ports) => list_dead_letters(ports, queue).await,
             Backend::Server { base, http } => {
                 let body = call(http, base, reqwest::Method::GET, &["dev", "dlq", queue.as_str()]).await?;
-                match body.get("messages") {
-                    Some(Value::Array(messages)) => Ok(messages.clone()),
-                    _ => Err(OpsError::Failed(format!(
-                        "{base} answered without a list of messages: {}",
-                        truncate(&body.to_string(), RAW_CHARS)
-                    ))),
-                }
+                answer_as(base, body, "a dead-letter listing")
             }
         }
     }
 
-    /// Moves the dead letters of `queue` back to it; returns how many moved.
-    pub async fn dlq_redrive(&self, queue: QueueKind) -> Result<usize, OpsError> {
+    /// Sends the dead letters of `queue` on.
+    pub async fn dlq_redrive(&self, queue: QueueKind) -> Result<RedriveReport, OpsError> {
         match &self.backend {
-            Backend::Direct(ports) => Ok(redrive_dead_letters(ports, queue).await?),
+            Backend::Direct(ports) => redrive_dead_letters(ports, queue).await,
             Backend::Server { base, http } => {
-                let body = call(
-                    http,
-                    base,
-                    reqwest::Method::POST,
-                    &["dev", "dlq", queue.as_str(), "redrive"],
-                )
-                .await?;
-                body.get("moved")
-                    .and_then(Value::as_u64)
-                    .map(|n| n as usize)
-                    .ok_or_else(|| {
-                        OpsError::Failed(format!(
-                            "{base} answered without a count of moved messages: {}",
-                            truncate(&body.to_string(), RAW_CHARS)
-                        ))
-                    })
+                let path = ["dev", "dlq", queue.as_str(), "redrive"];
+                let body = call(http, base, reqwest::Method::POST, &path).await?;
+                answer_as(base, body, "a redrive report")
             }
         }
     }
+}
+
+/// The server's answer as `T`, or an error saying what came instead.
+fn answer_as<T: serde::de::DeserializeOwned>(base: &str, body: Value, what: &str) -> Result<T, OpsError> {
+    let shown = truncate(&body.to_string(), RAW_CHARS);
+    serde_json::from_value(body).map_err(|e| {
+        OpsError::Failed(format!(
+            "{base} answered with something other than {what} ({e}): {shown}"
+        ))
+    })
 }
 
 /// One request to the dev server's operator routes; the JSON body of a 2xx,

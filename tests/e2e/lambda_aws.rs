@@ -23,9 +23,11 @@ use chrono::{DateTime, Utc};
 use hookflow_api::Router;
 use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
 use hookflow_core::access::Role;
-use hookflow_core::worker::MessageHandler;
+use hookflow_core::dead_letter::{ParkedBecause, QueueKind};
+use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
 use hookflow_core::WorkflowDefinition;
 use hookflow_http_client::NetworkPolicy;
+use hookflow_lambda::QueueConsumer;
 use hookflow_tests::{step, Stack};
 use http::Method;
 use lambda_http::request::LambdaRequest;
@@ -182,7 +184,7 @@ impl EventSource {
         }
     }
 
-    async fn poll(&self, function: &dyn MessageHandler, deadline: Option<DateTime<Utc>>, wait_s: i32) -> Invocation {
+    async fn poll(&self, function: &QueueConsumer<'_>, deadline: Option<DateTime<Utc>>, wait_s: i32) -> Invocation {
         let received = self
             .sqs
             .receive_message()
@@ -353,6 +355,23 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let api = function_api::wire(&stores, sqs_queue(&sqs, urls.steps.clone()), STAGE);
     let triggers = EventSource::new(&sqs, &urls.triggers).await;
     let steps = EventSource::new(&sqs, &urls.steps).await;
+    // Each queue function also consumes its queue's dead-letter queue.
+    let steps_dlq = EventSource::new(&sqs, &urls.steps_dlq).await;
+    let triggers_dlq_arn = EventSource::new(&sqs, &urls.triggers_dlq).await.arn;
+    let (trigger_letters, step_letters) = (
+        stores.dead_letters(QueueKind::Triggers),
+        stores.dead_letters(QueueKind::Steps),
+    );
+    let dispatcher = QueueConsumer {
+        handler: &dispatcher,
+        dead_letters: &trigger_letters,
+        dead_letter_queue_arn: &triggers_dlq_arn,
+    };
+    let executor = QueueConsumer {
+        handler: &executor,
+        dead_letters: &step_letters,
+        dead_letter_queue_arn: &steps_dlq.arn,
+    };
 
     // Webhook: each sample event in the fixture's API Gateway envelope.
     for sample in SAMPLES {
@@ -412,25 +431,29 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     };
     assert_eq!(trigger_records, SAMPLES.len(), "the duplicate POST enqueued nothing");
 
-    // Partial batch failures: only the poison record is reported, every time.
-    for invocation in &step_invocations {
-        let poison_ids: Vec<&str> = invocation
-            .records
-            .iter()
-            .filter(|(_, body)| body == POISON)
-            .map(|(id, _)| id.as_str())
-            .collect();
-        let failed: Vec<&str> = invocation.failed.iter().map(String::as_str).collect();
-        assert_eq!(failed, poison_ids, "only the poison record fails: {invocation:?}");
-    }
+    // The poison record is terminal: parked on its first delivery, never
+    // reported failed (which would bring it back four more times).
+    assert!(
+        step_invocations.iter().all(|i| i.failed.is_empty()),
+        "no record is reported failed: {step_invocations:#?}"
+    );
     assert!(
         step_invocations
             .iter()
             .any(|i| i.records.len() > 1 && i.records.iter().any(|(_, body)| body == POISON)),
         "the poison record shared a batch with good records: {step_invocations:#?}"
     );
-    // Everything that succeeded was deleted; the poison record was not (it
-    // waits for its visibility timeout, then for the DLQ).
+    let parked = stores
+        .dead_letters
+        .list_parked(QueueKind::Steps, 10)
+        .await
+        .expect("list parked");
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    assert_eq!(
+        (parked[0].body.as_str(), parked[0].because),
+        (POISON, ParkedBecause::Terminal)
+    );
+    // Everything was deleted: what succeeded and what was parked.
     assert_eq!(
         triggers.counts().await,
         (0, 0, 0),
@@ -438,7 +461,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     );
     assert_eq!(
         steps.counts().await,
-        (0, 1, 0),
+        (0, 0, 0),
         "steps queue (visible, in flight, delayed)"
     );
 
@@ -495,4 +518,65 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         json!({"email": "ana@example.com", "source": "Komo - Sponsor A Trivia", "score": 120})
     );
     assert_eq!(bodies, memory_bodies, "the same requests at the sink as in memory");
+
+    // A message whose invocations died on every delivery: SQS moves it to
+    // the dead-letter queue, whose consumer (the step function in its
+    // dead-letter mode) parks it and ends its run.
+    let stranded = stranded_run(&stores, "run_stranded").await;
+    sqs.send_message()
+        .queue_url(&urls.steps_dlq)
+        .message_body(hookflow_core::ports::message_body(&stranded).expect("encode"))
+        .send()
+        .await
+        .expect("dead-letter the message");
+    let consumed = steps_dlq.poll(&executor, None, 1).await;
+    assert_eq!((consumed.records.len(), consumed.failed.len()), (1, 0), "{consumed:?}");
+    assert_eq!(steps_dlq.counts().await, (0, 0, 0), "the dead letter was taken");
+    let run = stores.runs.get_run("run_stranded").await.expect("get").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap_or_default().contains("moved to the dead-letter queue"));
+    let parked = stores
+        .dead_letters
+        .list_parked(QueueKind::Steps, 10)
+        .await
+        .expect("list parked");
+    assert!(
+        parked
+            .iter()
+            .any(|m| m.run_id.as_deref() == Some("run_stranded") && m.because == ParkedBecause::DeliveriesExhausted),
+        "{parked:#?}"
+    );
+}
+
+/// A running run of the hot-leads workflow and the message that carries it.
+async fn stranded_run(stores: &hookflow_core::wiring::Stores, run_id: &str) -> StepMessage {
+    let run = RunRecord {
+        run_id: run_id.into(),
+        workspace_id: WS.into(),
+        workflow_id: "wf_hot_leads".into(),
+        workflow_version: 1,
+        event_id: "evt-stranded".into(),
+        trigger_type: "Gameplay.DataCaptured".into(),
+        status: RunStatus::Running,
+        started_at: Utc::now(),
+        ended_at: None,
+        error: None,
+        replays: 0,
+        test: false,
+        replay_of: None,
+        due_at: None,
+    };
+    stores.runs.create_run(&run).await.expect("create run");
+    StepMessage {
+        run_id: run_id.into(),
+        workspace_id: WS.into(),
+        workflow_id: "wf_hot_leads".into(),
+        workflow_version: 1,
+        step_id: "route".into(),
+        attempt: 1,
+        context: json!({}),
+        context_ref: None,
+        resume_at: None,
+        replay: 0,
+    }
 }

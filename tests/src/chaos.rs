@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookflow_cli::dev::Ports;
+use hookflow_core::dead_letter::QueueKind;
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::*;
 use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -205,8 +206,17 @@ impl RunLog for FaultyRunLog {
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
         self.inner.get_blob(run_id, key).await
     }
-    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
-        self.inner.reopen_run(run_id).await
+    async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>> {
+        self.inner.reopen_run(run_id, due_at).await
+    }
+    async fn extend_due(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<()> {
+        self.inner.extend_due(run_id, due_at).await
+    }
+    async fn list_overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> PortResult<Vec<String>> {
+        self.inner.list_overdue(cutoff, limit).await
+    }
+    async fn has_live_claim(&self, run_id: &str, now: DateTime<Utc>) -> PortResult<bool> {
+        self.inner.has_live_claim(run_id, now).await
     }
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
         self.inner.mark_handed_off(run_id, key).await
@@ -447,7 +457,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         http,
         DeliveryLimits {
             claim_lease: target.visibility_timeout / 2,
-            max_receive_count: hookflow_aws::MAX_RECEIVE_COUNT,
+            ..DeliveryLimits::for_queue(target.visibility_timeout, hookflow_aws::MAX_RECEIVE_COUNT)
         },
     ));
 
@@ -461,6 +471,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         consumers.push(tokio::spawn(consume(
             triggers.clone(),
             dispatcher.clone(),
+            Arc::new(stores.dead_letters(QueueKind::Triggers)),
             settings,
             shutdown_rx.clone(),
         )));
@@ -469,6 +480,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         consumers.push(tokio::spawn(consume(
             steps.clone(),
             executor.clone(),
+            Arc::new(stores.dead_letters(QueueKind::Steps)),
             settings,
             shutdown_rx.clone(),
         )));

@@ -2,15 +2,26 @@
 
 use function_dispatcher::{handler, wire};
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, init_tracing, required_env, stores, STEPS_QUEUE_URL};
+use hookflow_core::dead_letter::QueueKind;
+use hookflow_lambda::{
+    aws_config, init_tracing, required_env, stores, QueueConsumer, DEAD_LETTER_QUEUE_ARN, STEPS_QUEUE_URL,
+};
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = aws_config().await;
+    let stores = stores(&config)?;
     let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
-    let dispatcher = wire(&stores(&config)?, steps);
-    let dispatcher = &dispatcher;
-    lambda_runtime::run(service_fn(move |event| handler::handle(dispatcher, event))).await
+    let dispatcher = wire(&stores, steps);
+    let dead_letters = stores.dead_letters(QueueKind::Triggers);
+    let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
+    let function = QueueConsumer {
+        handler: &dispatcher,
+        dead_letters: &dead_letters,
+        dead_letter_queue_arn: &dead_letter_queue_arn,
+    };
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event| handler::handle(function, event))).await
 }

@@ -1,5 +1,6 @@
 //! Steps queue → execute: one side-effecting step, then the pure steps after
-//! it. `main` reads the environment and calls [`wire`];
+//! it. The same function parks the steps' dead letters and, on a schedule,
+//! reaps stuck runs. `main` reads the environment and calls [`wire`];
 //! the tests call the same `wire`.
 
 pub mod handler;
@@ -17,12 +18,13 @@ use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 /// The steps queue's visibility timeout in `template.yaml`.
 pub const STEPS_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// The steps queue as `template.yaml` configures it.
+pub fn steps_limits() -> DeliveryLimits {
+    DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT)
+}
+
 /// The function as deployed: the steps queue's limits, and HTTP steps under
 /// `policy` (private networks refused unless the stack allows them).
 pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, policy: NetworkPolicy) -> Result<StepExecutor, HttpError> {
-    Ok(stores.step_executor(
-        steps,
-        Arc::new(ReqwestHttpClient::with_policy(policy)?),
-        DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
-    ))
+    Ok(stores.step_executor(steps, Arc::new(ReqwestHttpClient::with_policy(policy)?), steps_limits()))
 }

@@ -1,9 +1,14 @@
 //! The `hookflow-step` Lambda function: see the library for what it does.
 
-use function_step::{handler, wire};
+use function_step::handler::{self, StepFunction};
+use function_step::{steps_limits, wire};
 use hookflow_aws::sqs_queue;
+use hookflow_core::dead_letter::QueueKind;
 use hookflow_http_client::NetworkPolicy;
-use hookflow_lambda::{aws_config, init_tracing, required_env, stores, ALLOW_PRIVATE_NETWORKS, STEPS_QUEUE_URL};
+use hookflow_lambda::{
+    aws_config, init_tracing, required_env, stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS, DEAD_LETTER_QUEUE_ARN,
+    STEPS_QUEUE_URL,
+};
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
@@ -16,8 +21,20 @@ async fn main() -> Result<(), Error> {
         NetworkPolicy::deny_private()
     };
     let config = aws_config().await;
+    let stores = stores(&config)?;
     let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
-    let executor = wire(&stores(&config)?, steps, policy)?;
-    let executor = &executor;
-    lambda_runtime::run(service_fn(move |event| handler::handle(executor, event))).await
+    let executor = wire(&stores, steps, policy)?;
+    let dead_letters = stores.dead_letters(QueueKind::Steps);
+    let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
+    let reaper = stores.reaper(steps_limits());
+    let function = StepFunction {
+        queue: QueueConsumer {
+            handler: &executor,
+            dead_letters: &dead_letters,
+            dead_letter_queue_arn: &dead_letter_queue_arn,
+        },
+        reaper: &reaper,
+    };
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event| handler::handle(function, event))).await
 }

@@ -15,6 +15,7 @@
 //! | workflows | `WS#<ws>` | `HOOK#<hook id>` | the same hook, listed by workspace |
 //! | workflows | `AUDIT#<ws>` | `<time µs>\|<entry id>` | one management write |
 //! | runs | `EVT#<ws>#<source>\|<event id>` | `META` | ingest dedupe of an event's identity, TTL `expires_at` |
+//! | runs | `DLQ#<queue>` | `<parked id>` | a parked dead letter (`hookflow dlq`), TTL `expires_at` |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
+use hookflow_core::dead_letter::{ParkedMessage, QueueKind};
 use hookflow_core::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus};
@@ -31,7 +33,9 @@ use hookflow_core::WorkflowDefinition;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{decode_error, port_error};
-use crate::resources::{RUNS_BY_STATUS, RUNS_BY_WORKFLOW, RUNS_BY_WORKFLOW_STATUS, RUNS_BY_WORKSPACE, TTL_ATTRIBUTE};
+use crate::resources::{
+    RUNS_BY_DUE, RUNS_BY_STATUS, RUNS_BY_WORKFLOW, RUNS_BY_WORKFLOW_STATUS, RUNS_BY_WORKSPACE, TTL_ATTRIBUTE,
+};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 /// (workspace, workflow id, version).
@@ -684,13 +688,43 @@ struct RunItem {
     gsi2pk: String,
     gsi3pk: String,
     gsi4pk: String,
+    /// In `by_due` while running ([`due_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5sk: Option<String>,
     #[serde(flatten)]
     run: RunRecord,
+}
+
+/// Shards of the `by_due` index: the reaper queries each.
+const DUE_SHARDS: u32 = 8;
+
+/// The `by_due` keys of a run due at `due_at`: its shard, and epoch seconds
+/// padded so text order is time order.
+fn due_keys(run_id: &str, due_at: DateTime<Utc>) -> (String, String) {
+    let shard = run_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % DUE_SHARDS;
+    (format!("DUE#{shard}"), due_sort_key(due_at))
+}
+
+fn due_sort_key(due_at: DateTime<Utc>) -> String {
+    format!("{:012}", due_at.timestamp().max(0))
+}
+
+fn rfc3339(at: DateTime<Utc>) -> AttributeValue {
+    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 impl RunItem {
     fn new(run: &RunRecord) -> Self {
         let (gsi2pk, gsi4pk) = status_partitions(run, run.status);
+        let due = run
+            .due_at
+            .filter(|_| run.status == RunStatus::Running)
+            .map(|due_at| due_keys(&run.run_id, due_at));
         Self {
             pk: format!("RUN#{}", run.run_id),
             sk: META.into(),
@@ -699,6 +733,8 @@ impl RunItem {
             gsi2pk,
             gsi3pk: runs_index(&run.workspace_id, Some(&run.workflow_id), None, run.test).2,
             gsi4pk,
+            gsi5pk: due.as_ref().map(|(pk, _)| pk.clone()),
+            gsi5sk: due.map(|(_, sk)| sk),
             run: run.clone(),
         }
     }
@@ -1005,12 +1041,14 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":by_workflow_status", s(by_workflow_status));
         let set = "SET #status = :status, #error = :error, ended_at = :ended, \
                    gsi2pk = :by_status, gsi4pk = :by_workflow_status";
+        // An ended run leaves the reaper's index.
+        let remove = "REMOVE gsi5pk, gsi5sk, due_at";
         update = match self.expiry(ended_at) {
             Some(expires_at) => update
-                .update_expression(format!("{set}, #ttl = :expires"))
+                .update_expression(format!("{set}, #ttl = :expires {remove}"))
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":expires", expires_at),
-            None => update.update_expression(set),
+            None => update.update_expression(format!("{set} {remove}")),
         };
         let update = update
             .condition_expression("attribute_exists(pk) AND #status = :running")
@@ -1018,10 +1056,7 @@ impl RunLog for DynamoRuns {
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":status", s(status_text))
             .expression_attribute_values(":error", error_value)
-            .expression_attribute_values(
-                ":ended",
-                s(ended_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            )
+            .expression_attribute_values(":ended", rfc3339(ended_at))
             .expression_attribute_values(":running", s("running"));
         Ok(self.change_status("finish_run", run_id, update).await?.is_some())
     }
@@ -1266,9 +1301,10 @@ impl RunLog for DynamoRuns {
         Ok(Some(value))
     }
 
-    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
+    async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>> {
         let run = self.existing_run("reopen_run", run_id).await?;
         let (by_status, by_workflow_status) = status_partitions(&run, RunStatus::Running);
+        let (due_pk, due_sk) = due_keys(run_id, due_at);
         let update = self
             .client
             .update_item()
@@ -1277,8 +1313,12 @@ impl RunLog for DynamoRuns {
             .key("sk", s(META))
             .update_expression(
                 "SET #status = :running, replays = if_not_exists(replays, :zero) + :one, \
-                 gsi2pk = :by_status, gsi4pk = :by_workflow_status REMOVE #error, ended_at, #ttl",
+                 gsi2pk = :by_status, gsi4pk = :by_workflow_status, \
+                 due_at = :due_at, gsi5pk = :due_pk, gsi5sk = :due_sk REMOVE #error, ended_at, #ttl",
             )
+            .expression_attribute_values(":due_at", rfc3339(due_at))
+            .expression_attribute_values(":due_pk", s(due_pk))
+            .expression_attribute_values(":due_sk", s(due_sk))
             .expression_attribute_values(":by_status", s(by_status))
             .expression_attribute_values(":by_workflow_status", s(by_workflow_status))
             .condition_expression("attribute_exists(pk) AND #status = :failed")
@@ -1301,6 +1341,90 @@ impl RunLog for DynamoRuns {
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| PortError::terminal("reopen_run", "the update returned no replay count"))?;
         Ok(Some(replays))
+    }
+
+    async fn extend_due(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<()> {
+        let (due_pk, due_sk) = due_keys(run_id, due_at);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RUN#{run_id}")))
+            .key("sk", s(META))
+            .update_expression("SET due_at = :due_at, gsi5pk = :due_pk, gsi5sk = :due_sk")
+            .condition_expression(
+                "attribute_exists(pk) AND #status = :running AND (attribute_not_exists(gsi5sk) OR gsi5sk < :due_sk)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":due_at", rfc3339(due_at))
+            .expression_attribute_values(":due_pk", s(due_pk))
+            .expression_attribute_values(":due_sk", s(due_sk));
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // Ended, or due later already: nothing to move.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(port_error("extend_due", err)),
+        }
+    }
+
+    async fn list_overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> PortResult<Vec<String>> {
+        let mut overdue: Vec<(String, String)> = vec![];
+        for shard in 0..DUE_SHARDS {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RUNS_BY_DUE)
+                .key_condition_expression("gsi5pk = :shard AND gsi5sk < :cutoff")
+                .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":cutoff", s(due_sort_key(cutoff)))
+                .limit(limit.clamp(1, 1000) as i32);
+            let mut taken = 0;
+            query_pages("list_overdue", query, |item| {
+                let due = item
+                    .get("gsi5sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(run_id) = item.get("run_id").and_then(|v| v.as_s().ok()) {
+                    overdue.push((due, run_id.clone()));
+                }
+                taken += 1;
+                Ok(taken < limit)
+            })
+            .await?;
+        }
+        overdue.sort();
+        Ok(overdue.into_iter().take(limit).map(|(_, run_id)| run_id).collect())
+    }
+
+    async fn has_live_claim(&self, run_id: &str, now: DateTime<Utc>) -> PortResult<bool> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
+            .filter_expression("#state = :in_progress AND claim_expires_at > :now")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+            .expression_attribute_values(":step", s("STEP#"))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":now", millis_attribute(now))
+            .projection_expression("pk");
+        let mut live = false;
+        query_pages("has_live_claim", query, |_| {
+            live = true;
+            Ok(false)
+        })
+        .await?;
+        Ok(live)
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
@@ -1349,5 +1473,62 @@ impl EventDedupe for DynamoRuns {
             .await
             .map_err(|e| port_error("dedupe_remember", e))?;
         Ok(())
+    }
+}
+
+/// A parked dead letter in the runs table: `DLQ#<queue>` / `<id>`.
+#[derive(Serialize, Deserialize)]
+struct ParkedItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    message: ParkedMessage,
+}
+
+fn parked_pk(queue: QueueKind) -> String {
+    format!("DLQ#{}", queue.as_str())
+}
+
+/// How many parked messages a listing reads at most before it sorts them.
+const MAX_PARKED_READ: usize = 10_000;
+
+#[async_trait]
+impl DeadLetterStore for DynamoRuns {
+    async fn park(&self, message: &ParkedMessage) -> PortResult<bool> {
+        let item = ParkedItem {
+            pk: parked_pk(message.queue),
+            sk: message.id.clone(),
+            message: message.clone(),
+        };
+        let item = self.with_expiry(to_item("park", &item)?, Utc::now());
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS);
+        put_if("park", put).await
+    }
+
+    async fn list_parked(&self, queue: QueueKind, limit: usize) -> PortResult<Vec<ParkedMessage>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(parked_pk(queue)));
+        let mut parked = vec![];
+        query_pages("list_parked", query, |item| {
+            parked.push(from_item::<ParkedItem>("list_parked", item)?.message);
+            Ok(parked.len() < MAX_PARKED_READ)
+        })
+        .await?;
+        parked.sort_by(|a, b| (a.parked_at, &a.id).cmp(&(b.parked_at, &b.id)));
+        parked.truncate(limit);
+        Ok(parked)
+    }
+
+    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()> {
+        delete_item(&self.client, &self.table, "unpark", parked_pk(queue), id.to_owned()).await
     }
 }

@@ -24,6 +24,11 @@ pub const RUNS_BY_WORKSPACE: &str = "by_workspace";
 pub const RUNS_BY_STATUS: &str = "by_status";
 pub const RUNS_BY_WORKFLOW: &str = "by_workflow";
 pub const RUNS_BY_WORKFLOW_STATUS: &str = "by_workflow_status";
+/// Running runs by when their latest step message is due (`gsi5pk` =
+/// `DUE#<shard>`, `gsi5sk` = zero-padded epoch seconds), for the reaper.
+/// Sparse: a run leaves it when it ends. Sharded so one hot partition
+/// never takes every run's writes.
+pub const RUNS_BY_DUE: &str = "by_due";
 /// Items carrying this attribute (epoch seconds) expire.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Deliveries after which SQS moves a message to the dead-letter queue.
@@ -58,6 +63,7 @@ pub const RUNS_TABLE: TableSpec = TableSpec {
         (RUNS_BY_STATUS, "gsi2pk", "gsi1sk"),
         (RUNS_BY_WORKFLOW, "gsi3pk", "gsi1sk"),
         (RUNS_BY_WORKFLOW_STATUS, "gsi4pk", "gsi1sk"),
+        (RUNS_BY_DUE, "gsi5pk", "gsi5sk"),
     ],
     ttl_attribute: Some(TTL_ATTRIBUTE),
 };

@@ -141,6 +141,18 @@ async fn run_listings_conform() {
     conformance::run_listings(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
 }
 
+#[tokio::test]
+async fn run_due_index_conforms() {
+    let (dynamo, _, names, _) = resources("due").await;
+    conformance::run_due_index(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
+}
+
+#[tokio::test]
+async fn dead_letter_store_conforms() {
+    let (dynamo, _, names, _) = resources("parked").await;
+    conformance::dead_letter_store(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
+}
+
 /// The TTL attribute of one item of a run, if it has one (the item must exist).
 async fn expires_at(dynamo: &aws_sdk_dynamodb::Client, table: &str, run_id: &str, sk: &str) -> Option<i64> {
     use aws_sdk_dynamodb::types::AttributeValue;
@@ -184,6 +196,7 @@ async fn run_items_expire_after_the_retention() {
         replays: 0,
         test: false,
         replay_of: None,
+        due_at: None,
     };
     runs.create_run(&run).await.expect("create");
     let table = names.runs_table.clone();
@@ -237,7 +250,10 @@ async fn run_items_expire_after_the_retention() {
     runs.finish_run("run_ttl2", RunStatus::Failed, Some("boom".into()), ended)
         .await
         .expect("fail");
-    assert_eq!(runs.reopen_run("run_ttl2").await.expect("reopen"), Some(1));
+    assert_eq!(
+        runs.reopen_run("run_ttl2", chrono::Utc::now()).await.expect("reopen"),
+        Some(1)
+    );
     assert_eq!(expires("run_ttl2", "META").await, None, "a reopened run has no TTL");
 }
 

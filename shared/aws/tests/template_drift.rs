@@ -108,6 +108,54 @@ fn queues_match() {
     }
 }
 
+/// The `!GetAtt <resource>.<attribute>` a value names, as (resource, attribute).
+fn get_att(value: &Value) -> Option<(String, String)> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => {
+            let (resource, attribute) = tagged.value.as_str()?.split_once('.')?;
+            Some((resource.to_owned(), attribute.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// `hookflow_lambda::DEAD_LETTER_QUEUE_ARN` (this crate does not link the Lambda crate).
+const DEAD_LETTER_QUEUE_ARN: &str = "HOOKFLOW_DEAD_LETTER_QUEUE_ARN";
+
+/// Each queue's function also consumes the queue's dead-letter queue (and
+/// tells its records apart by that queue's ARN), so every dead letter is
+/// parked; the dead-letter queues' alarms watch for one that was not.
+#[test]
+fn dead_letter_queues_have_consumers() {
+    let template = template();
+    for (queue, consumer) in [("TriggersQueue", "DispatcherFunction"), ("StepsQueue", "StepFunction")] {
+        let dlq = get_att(&resource(&template, queue)["RedrivePolicy"]["deadLetterTargetArn"])
+            .expect("a dead-letter queue by !GetAtt")
+            .0;
+        let properties = resource(&template, consumer);
+        let arn = get_att(&properties["Environment"]["Variables"][DEAD_LETTER_QUEUE_ARN]);
+        assert_eq!(
+            arn,
+            Some((dlq.clone(), "Arn".to_owned())),
+            "{consumer}: the dead-letter queue's ARN"
+        );
+        let consumes = properties["Events"].as_mapping().is_some_and(|events| {
+            events.values().any(|e| {
+                e["Type"].as_str() == Some("SQS")
+                    && get_att(&e["Properties"]["Queue"]) == Some((dlq.clone(), "Arn".to_owned()))
+                    && e["Properties"]["FunctionResponseTypes"][0].as_str() == Some("ReportBatchItemFailures")
+            })
+        });
+        assert!(consumes, "{consumer} consumes {dlq} reporting batch item failures");
+        let alarm = resource(&template, &format!("{dlq}Alarm"));
+        assert_eq!(
+            alarm["MetricName"].as_str(),
+            Some("ApproximateAgeOfOldestMessage"),
+            "{dlq}Alarm"
+        );
+    }
+}
+
 /// Every variable a function's `main` requires is set for it by the template.
 #[test]
 fn functions_get_their_configuration() {

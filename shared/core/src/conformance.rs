@@ -12,6 +12,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use crate::access::{Actor, ApiKey, AuditEntry, AuditLog, KeyStore, Role, ACCESS_FORMAT};
+use crate::dead_letter::{ParkedBecause, ParkedMessage, QueueKind};
 use crate::hooks::{AuthRequest, Hook, HookAuth, HookKind, HookRequest, HookStore, Hooks};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
@@ -145,6 +146,7 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
         replays: 0,
         test: false,
         replay_of: None,
+        due_at: None,
     }
 }
 
@@ -328,17 +330,24 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
 
     claims_and_blobs(log.as_ref(), ended).await;
     assert_eq!(
-        log.reopen_run("run_2").await.expect("reopen"),
+        log.reopen_run("run_2", ended).await.expect("reopen"),
         Some(1),
         "a failed run reopens and counts the replay"
     );
     let reopened = log.get_run("run_2").await.expect("get").expect("exists");
     assert_eq!(
-        (reopened.status, reopened.error, reopened.ended_at, reopened.replays),
-        (RunStatus::Running, None, None, 1)
+        (
+            reopened.status,
+            reopened.error,
+            reopened.ended_at,
+            reopened.replays,
+            reopened.due_at
+        ),
+        (RunStatus::Running, None, None, 1, Some(ended)),
+        "a reopened run is due when its replay's message is"
     );
     assert_eq!(
-        log.reopen_run("run_2").await.expect("reopen"),
+        log.reopen_run("run_2", ended).await.expect("reopen"),
         None,
         "only a failed run reopens"
     );
@@ -347,12 +356,12 @@ pub async fn run_log(log: Arc<dyn RunLog>) {
         .await
         .expect("finish"));
     assert_eq!(
-        log.reopen_run("run_2").await.expect("reopen"),
+        log.reopen_run("run_2", ended).await.expect("reopen"),
         Some(2),
         "replays count up"
     );
     assert!(
-        log.reopen_run("run_none").await.is_err(),
+        log.reopen_run("run_none", ended).await.is_err(),
         "reopening a missing run is an error"
     );
 }
@@ -571,6 +580,132 @@ pub async fn run_listings(log: Arc<dyn RunLog>) {
         .find(|r| r.run_id == first_failed.run_id)
         .expect("listed");
     assert_eq!(record, first_failed, "a listing holds the whole record");
+}
+
+/// The reaper's view: running runs by when their latest message is due,
+/// moved only later, dropped when they end; live claims seen.
+pub async fn run_due_index(log: Arc<dyn RunLog>) {
+    let at = |minute: u32| Utc.with_ymd_and_hms(2026, 11, 30, 4, minute, 0).unwrap();
+    for (run_id, due) in [("run_due_a", 10), ("run_due_b", 5), ("run_due_c", 20)] {
+        let run = RunRecord {
+            due_at: Some(at(due)),
+            ..run(run_id, "ws_due", "wf", 1)
+        };
+        assert_eq!(log.create_run(&run).await.expect("create"), CreateRun::Created);
+    }
+    let overdue = |cutoff| {
+        let log = log.clone();
+        async move { log.list_overdue(at(cutoff), 10).await.expect("list overdue") }
+    };
+    assert_eq!(
+        overdue(15).await,
+        vec!["run_due_b", "run_due_a"],
+        "earliest due first, the later one not yet"
+    );
+    assert_eq!(log.list_overdue(at(15), 1).await.expect("list"), vec!["run_due_b"]);
+    log.extend_due("run_due_b", at(1)).await.expect("extend");
+    assert_eq!(
+        log.get_run("run_due_b").await.expect("get").and_then(|r| r.due_at),
+        Some(at(5)),
+        "due never moves earlier"
+    );
+    log.extend_due("run_due_b", at(30)).await.expect("extend");
+    assert_eq!(
+        overdue(15).await,
+        vec!["run_due_a"],
+        "a later message moves the run out"
+    );
+    assert!(log
+        .finish_run("run_due_a", RunStatus::Failed, Some("x".into()), at(16))
+        .await
+        .expect("finish"));
+    log.extend_due("run_due_a", at(40))
+        .await
+        .expect("an ended run is left alone");
+    assert_eq!(
+        overdue(59).await,
+        vec!["run_due_c", "run_due_b"],
+        "an ended run leaves the index"
+    );
+    assert_eq!(log.reopen_run("run_due_a", at(2)).await.expect("reopen"), Some(1));
+    assert_eq!(overdue(15).await, vec!["run_due_a"], "a reopened run is due again");
+
+    let claim = StepClaim {
+        run_id: "run_due_c".into(),
+        step_id: "s".into(),
+        attempt: 1,
+        owner: "w1".into(),
+        expires_at: at(25),
+    };
+    assert!(!log.has_live_claim("run_due_c", at(21)).await.expect("claims"));
+    assert_eq!(
+        log.claim_step(&claim, at(21)).await.expect("claim"),
+        ClaimOutcome::Acquired
+    );
+    assert!(
+        log.has_live_claim("run_due_c", at(22)).await.expect("claims"),
+        "a held claim is live"
+    );
+    assert!(
+        !log.has_live_claim("run_due_c", at(26)).await.expect("claims"),
+        "an expired claim is not"
+    );
+    assert!(
+        !log.has_live_claim("run_due_b", at(22)).await.expect("claims"),
+        "claims are per run"
+    );
+}
+
+/// A message parks once per (queue, body); listings are per queue, oldest
+/// first, whole; unparking is idempotent.
+pub async fn dead_letter_store(store: Arc<dyn DeadLetterStore>) {
+    let at = |minute: u32| Utc.with_ymd_and_hms(2026, 11, 30, 3, minute, 0).unwrap();
+    let parked = |queue: QueueKind, body: &str, minute: u32| ParkedMessage {
+        queue,
+        id: ParkedMessage::id_of(queue, body),
+        body: body.to_owned(),
+        because: ParkedBecause::Terminal,
+        reason: "no version 2".into(),
+        receive_count: 1,
+        parked_at: at(minute),
+        workspace_id: Some("ws".into()),
+        run_id: Some(format!("run_{minute}")),
+    };
+    let late = parked(QueueKind::Steps, "{\"late\": \"\u{fffe}\"}", 9);
+    let early = parked(QueueKind::Steps, "early", 1);
+    let trigger = parked(QueueKind::Triggers, "early", 5);
+    for message in [&late, &early, &trigger] {
+        assert!(store.park(message).await.expect("park"), "a new message parks");
+    }
+    let again = ParkedMessage {
+        receive_count: 5,
+        because: ParkedBecause::DeliveriesExhausted,
+        ..late.clone()
+    };
+    assert!(
+        !store.park(&again).await.expect("park again"),
+        "the same body parks once"
+    );
+    let steps = store.list_parked(QueueKind::Steps, 10).await.expect("list");
+    assert_eq!(
+        steps,
+        vec![early.clone(), late.clone()],
+        "oldest first, as parked the first time"
+    );
+    assert_eq!(
+        store.list_parked(QueueKind::Steps, 1).await.expect("list"),
+        vec![early.clone()]
+    );
+    assert_eq!(
+        store.list_parked(QueueKind::Triggers, 10).await.expect("list"),
+        vec![trigger]
+    );
+    store.unpark(QueueKind::Steps, &early.id).await.expect("unpark");
+    store
+        .unpark(QueueKind::Steps, &early.id)
+        .await
+        .expect("unparking twice is fine");
+    assert_eq!(store.list_parked(QueueKind::Steps, 10).await.expect("list"), vec![late]);
 }
 
 pub async fn event_dedupe(dedupe: Arc<dyn EventDedupe>) {
@@ -1183,6 +1318,8 @@ mod memory_twins {
     async fn run_log_conforms() {
         run_log(Arc::new(MemoryRunLog::default())).await;
         run_listings(Arc::new(MemoryRunLog::default())).await;
+        dead_letter_store(Arc::new(crate::memory::MemoryDeadLetters::default())).await;
+        run_due_index(Arc::new(MemoryRunLog::default())).await;
     }
 
     #[tokio::test]

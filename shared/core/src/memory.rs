@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
+use crate::dead_letter::{ParkedMessage, QueueKind};
 use crate::hooks::{Hook, HookStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::metrics::MemoryMetrics;
@@ -304,7 +305,7 @@ impl RunLog for MemoryRunLog {
             .cloned())
     }
 
-    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>> {
+    async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>> {
         let mut data = lock(&self.data);
         match data.runs.get_mut(run_id) {
             Some(run) if run.status == RunStatus::Failed => {
@@ -312,6 +313,7 @@ impl RunLog for MemoryRunLog {
                 run.error = None;
                 run.ended_at = None;
                 run.replays += 1;
+                run.due_at = Some(due_at);
                 Ok(Some(run.replays))
             }
             Some(_) => Ok(None),
@@ -320,6 +322,39 @@ impl RunLog for MemoryRunLog {
                 format!("run {run_id} does not exist"),
             )),
         }
+    }
+
+    async fn extend_due(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        if let Some(run) = data.runs.get_mut(run_id) {
+            if run.status == RunStatus::Running && run.due_at.is_none_or(|due| due < due_at) {
+                run.due_at = Some(due_at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> PortResult<Vec<String>> {
+        let data = lock(&self.data);
+        let mut overdue: Vec<(DateTime<Utc>, String)> = data
+            .runs
+            .values()
+            .filter(|run| run.status == RunStatus::Running)
+            .filter_map(|run| {
+                run.due_at
+                    .filter(|due| *due < cutoff)
+                    .map(|due| (due, run.run_id.clone()))
+            })
+            .collect();
+        overdue.sort();
+        Ok(overdue.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    async fn has_live_claim(&self, run_id: &str, now: DateTime<Utc>) -> PortResult<bool> {
+        Ok(lock(&self.data)
+            .claims
+            .values()
+            .any(|claim| claim.run_id == run_id && claim.expires_at > now))
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
@@ -676,6 +711,49 @@ impl Queue for MemoryQueue {
     }
 }
 
+/// Parked dead letters, by (queue, id).
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    parked: Mutex<BTreeMap<(QueueKind, String), ParkedMessage>>,
+}
+
+impl MemoryDeadLetters {
+    /// Every parked message of `queue`, oldest first (for tests' waits).
+    pub fn parked(&self, queue: QueueKind) -> Vec<ParkedMessage> {
+        let mut listed: Vec<ParkedMessage> = lock(&self.parked)
+            .values()
+            .filter(|m| m.queue == queue)
+            .cloned()
+            .collect();
+        listed.sort_by(|a, b| (a.parked_at, &a.id).cmp(&(b.parked_at, &b.id)));
+        listed
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryDeadLetters {
+    async fn park(&self, message: &ParkedMessage) -> PortResult<bool> {
+        let mut parked = lock(&self.parked);
+        let key = (message.queue, message.id.clone());
+        if parked.contains_key(&key) {
+            return Ok(false);
+        }
+        parked.insert(key, message.clone());
+        Ok(true)
+    }
+
+    async fn list_parked(&self, queue: QueueKind, limit: usize) -> PortResult<Vec<ParkedMessage>> {
+        let mut listed = self.parked(queue);
+        listed.truncate(limit);
+        Ok(listed)
+    }
+
+    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()> {
+        lock(&self.parked).remove(&(queue, id.to_owned()));
+        Ok(())
+    }
+}
+
 /// A set of the in-memory twins wired together, as `hookflow dev` uses them.
 pub struct MemoryBackend {
     pub workflows: Arc<MemoryWorkflowStore>,
@@ -689,6 +767,7 @@ pub struct MemoryBackend {
     pub keys: Arc<MemoryKeys>,
     pub audit: Arc<MemoryAudit>,
     pub hooks: Arc<MemoryHooks>,
+    pub dead_letters: Arc<MemoryDeadLetters>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
     pub metrics: Arc<MemoryMetrics>,
 }
@@ -710,6 +789,7 @@ impl MemoryBackend {
             keys: Arc::default(),
             audit: Arc::default(),
             hooks: Arc::default(),
+            dead_letters: Arc::default(),
             metrics: Arc::default(),
         }
     }

@@ -30,19 +30,23 @@ pub enum Counter {
     RunsCancelled,
     /// Step attempts after the first (a retry or a replay).
     StepRetries,
-    /// Step messages that exhausted their deliveries: the queue moves them
-    /// to the dead-letter queue and their run ends `failed`.
+    /// Messages parked as dead letters (a terminal error, or deliveries
+    /// exhausted); a parked step message's run ends `failed`.
     DeadLetterMoves,
+    /// Running runs the reaper ended: nothing could still deliver their
+    /// next step.
+    RunsReaped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 6] = [
+    pub const ALL: [Counter; 7] = [
         Counter::RunsStarted,
         Counter::RunsSucceeded,
         Counter::RunsFailed,
         Counter::RunsCancelled,
         Counter::StepRetries,
         Counter::DeadLetterMoves,
+        Counter::RunsReaped,
     ];
 
     /// The CloudWatch metric name.
@@ -54,6 +58,7 @@ impl Counter {
             Counter::RunsCancelled => "RunsCancelled",
             Counter::StepRetries => "StepRetries",
             Counter::DeadLetterMoves => "DeadLetterMoves",
+            Counter::RunsReaped => "RunsReaped",
         }
     }
 
@@ -64,10 +69,8 @@ impl Counter {
             Counter::RunsFailed => ("hookflow_runs_failed_total", "Runs that ended failed."),
             Counter::RunsCancelled => ("hookflow_runs_cancelled_total", "Runs cancelled by an operator."),
             Counter::StepRetries => ("hookflow_step_retries_total", "Step attempts after the first."),
-            Counter::DeadLetterMoves => (
-                "hookflow_dead_letter_moves_total",
-                "Step messages moved to the dead-letter queue.",
-            ),
+            Counter::DeadLetterMoves => ("hookflow_dead_letter_moves_total", "Messages parked as dead letters."),
+            Counter::RunsReaped => ("hookflow_runs_reaped_total", "Stuck runs the reaper ended."),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::dead_letter::{ParkedMessage, QueueKind};
 use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
 use crate::workflow::WorkflowDefinition;
@@ -235,10 +236,32 @@ pub trait RunLog: Send + Sync {
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>>;
     /// Moves a failed run back to running for a replay and counts the
     /// replay: the run's new `replays`, or `None` if it was not failed.
-    async fn reopen_run(&self, run_id: &str) -> PortResult<Option<u32>>;
+    /// `due_at` becomes the reopened run's [`RunRecord::due_at`].
+    async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>>;
+    /// Moves a running run's [`RunRecord::due_at`] to `due_at` if that is
+    /// later; an ended run, or one due later already, is left as it is.
+    async fn extend_due(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<()>;
+    /// Up to `limit` ids of running runs (of any workspace) due before
+    /// `cutoff`, earliest due first: an index query, never a scan.
+    async fn list_overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> PortResult<Vec<String>>;
+    /// Whether a delivery holds an unexpired claim on one of the run's steps.
+    async fn has_live_claim(&self, run_id: &str, now: DateTime<Utc>) -> PortResult<bool>;
     /// Notes that the message moving a run on to `key` (a step and attempt) was sent.
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()>;
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool>;
+}
+
+/// Where dead letters are parked (see [`crate::dead_letter`]).
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    /// Parks `message` unless a message with its queue and id is parked
+    /// already; `true` when this call parked it.
+    async fn park(&self, message: &ParkedMessage) -> PortResult<bool>;
+    /// Up to `limit` parked messages of `queue`, oldest first.
+    async fn list_parked(&self, queue: QueueKind, limit: usize) -> PortResult<Vec<ParkedMessage>>;
+    /// Removes a parked message (after a redrive sent it on); removing one
+    /// that is gone is not an error.
+    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()>;
 }
 
 #[async_trait]

@@ -78,7 +78,19 @@ pub struct RunRecord {
     /// A replay from the start: the failed run it replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// While running: when the latest step message sent for the run became
+    /// (or becomes) visible, up to [`DUE_SLACK`] early. Every delivery of
+    /// that message begins within the steps queue's redelivery horizon
+    /// after it, so a run past both, with no live claim, is stuck: the
+    /// reaper ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
 }
+
+/// How far a run's recorded [`RunRecord::due_at`] may lag its latest
+/// message: a send moves it only when it would move further, so a run
+/// whose steps follow quickly writes it once, at its start.
+pub const DUE_SLACK: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn is_false(flag: &bool) -> bool {
     !*flag
@@ -323,6 +335,7 @@ mod tests {
             replays: 0,
             test: false,
             replay_of: None,
+            due_at: None,
         };
         let early = RunPosition::of(&run("run_b", "2026-12-01T09:59:59.999Z"));
         let late = RunPosition::of(&run("run_a", "2026-12-01T10:00:00Z"));

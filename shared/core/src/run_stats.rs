@@ -135,6 +135,7 @@ mod tests {
             replays: 0,
             test: false,
             replay_of: None,
+            due_at: None,
         }
     }
 

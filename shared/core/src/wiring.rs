@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use crate::access::{Access, AuditLog, KeyStore};
-use crate::engine::{DeliveryLimits, Recovery};
+use crate::dead_letter::QueueKind;
+use crate::engine::{DeadLetters, DeliveryLimits, Reaper, Recovery};
 use crate::hooks::{HookReceiver, HookStore, Hooks};
 use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
 use crate::metrics::Metrics;
-use crate::ports::{Clock, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
+use crate::ports::{Clock, DeadLetterStore, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::{Dispatcher, Ingest, StepExecutor};
 
 /// The stores of one stack (DynamoDB tables, or the in-memory twins) and its
@@ -28,6 +29,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub audit: Arc<dyn AuditLog>,
     pub hooks: Arc<dyn HookStore>,
+    /// Parked dead letters (in the runs table on AWS).
+    pub dead_letters: Arc<dyn DeadLetterStore>,
     pub clock: Arc<dyn Clock>,
     /// Where the engine's counters go: EMF in Lambda, Prometheus in `hookflow dev`.
     pub metrics: Arc<dyn Metrics>,
@@ -45,6 +48,7 @@ impl Stores {
             keys: backend.keys.clone(),
             audit: backend.audit.clone(),
             hooks: backend.hooks.clone(),
+            dead_letters: backend.dead_letters.clone(),
             clock,
             metrics: backend.metrics.clone(),
         }
@@ -106,6 +110,29 @@ impl Stores {
     /// The on-call actions: replays onto `steps`, bulk replays, cancels.
     pub fn recovery(&self, steps: Arc<dyn Queue>) -> Recovery {
         Recovery::new(self.runs.clone(), steps, self.clock.clone(), self.metrics.clone())
+    }
+
+    /// Parks `queue`'s dead letters (the consumer of its dead-letter queue,
+    /// and every consumer of it on a terminal error), lists and redrives them.
+    pub fn dead_letters(&self, queue: QueueKind) -> DeadLetters {
+        DeadLetters::new(
+            queue,
+            self.dead_letters.clone(),
+            self.runs.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        )
+    }
+
+    /// Ends runs stuck past the redelivery horizon of the steps queue these
+    /// `limits` describe.
+    pub fn reaper(&self, limits: DeliveryLimits) -> Reaper {
+        Reaper::new(
+            self.runs.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            limits.redelivery_horizon,
+        )
     }
 
     /// API keys and the audit trail.

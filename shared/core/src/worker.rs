@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::engine::{DeliveryInfo, Dispatcher, EngineError, StepExecutor};
+use crate::dead_letter::ParkedBecause;
+use crate::engine::{DeadLetters, DeliveryInfo, Dispatcher, EngineError, StepExecutor};
 use crate::ports::{Delivery, Queue};
 
 #[async_trait]
@@ -37,6 +38,38 @@ impl MessageHandler for StepExecutor {
     }
 }
 
+/// The consumer of a dead-letter queue: every message in it is parked.
+#[async_trait]
+impl MessageHandler for DeadLetters {
+    async fn handle(&self, delivery: &Delivery, _deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
+        let cause = format!("the {} queue's deliveries ran out", self.queue());
+        self.park(delivery, ParkedBecause::DeliveriesExhausted, &cause).await
+    }
+}
+
+/// Handles one delivery and decides its fate: `Ok` when the message is
+/// done with (handled, or parked because no delivery could ever handle it:
+/// the caller deletes it), `Err` when it must come back (a retryable error,
+/// or parking failed).
+pub async fn settle(
+    handler: &dyn MessageHandler,
+    dead_letters: &DeadLetters,
+    delivery: &Delivery,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<(), EngineError> {
+    match handler.handle(delivery, deadline).await {
+        Ok(()) => Ok(()),
+        Err(err) if err.is_retryable() => Err(err),
+        Err(err) => {
+            tracing::warn!(queue = %dead_letters.queue(), receive_count = delivery.receive_count, error = %err,
+                "terminal error; the message is parked instead of being delivered again");
+            dead_letters
+                .park(delivery, ParkedBecause::Terminal, &err.to_string())
+                .await
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSettings {
     pub batch_size: usize,
@@ -55,11 +88,12 @@ impl Default for ConsumerSettings {
 
 /// Receives and handles batches until `shutdown` turns true. A batch in
 /// flight is always finished (drained) before the consumer returns. A
-/// message is acknowledged only after its handler succeeded; on error it
-/// stays on the queue and is delivered again after the visibility timeout.
+/// message is acknowledged once [`settle`]d; otherwise it stays on the
+/// queue and is delivered again after the visibility timeout.
 pub async fn consume(
     queue: Arc<dyn Queue>,
     handler: Arc<dyn MessageHandler>,
+    dead_letters: Arc<DeadLetters>,
     settings: ConsumerSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -83,8 +117,9 @@ pub async fn consume(
         for delivery in deliveries {
             let queue = queue.clone();
             let handler = handler.clone();
+            let dead_letters = dead_letters.clone();
             in_flight.spawn(async move {
-                match handler.handle(&delivery, None).await {
+                match settle(handler.as_ref(), &dead_letters, &delivery, None).await {
                     Ok(()) => {
                         if let Err(err) = queue.ack(&delivery.receipt).await {
                             tracing::warn!(queue = queue.name(), error = %err, "ack failed; message will be delivered again");

@@ -1,22 +1,24 @@
 //! Delivery edge cases of the step executor:
 //! - claims: a second delivery while the first executes does not run the
 //!   action again; a claim whose holder died is taken over once it expires;
-//! - poison: a step message that can never succeed is delivered
-//!   `maxReceiveCount` times, then moves to the dead-letter queue, and its run
-//!   ends `failed` with the reason (no run stays `running`); a replay after
-//!   the cause is fixed finishes the run.
+//! - poison: a step message that can never succeed is parked on its first
+//!   delivery, and its run ends `failed` with the reason (no run stays
+//!   `running`); a replay after the cause is fixed finishes the run;
+//! - crashes: a message whose invocation dies on every delivery reaches the
+//!   dead-letter queue, whose consumer parks it and ends its run.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use hookflow_core::dead_letter::{ParkedBecause, ParkedMessage, QueueKind};
 use hookflow_core::engine::{DeliveryLimits, NextMove};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunRecord, RunStatus, StepMessage};
 use hookflow_core::wiring::Stores;
-use hookflow_core::worker::{consume, ConsumerSettings};
+use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::{StepExecutor, WorkflowDefinition};
 use serde_json::json;
 use tokio::sync::watch;
@@ -134,10 +136,7 @@ fn step_executor(backend: &MemoryBackend, http: Arc<dyn HttpClient>) -> StepExec
         backend.steps.clone(),
         http,
         // Lambda's longest timeout: these tests name their deadlines.
-        DeliveryLimits {
-            claim_lease: Duration::from_secs(900),
-            max_receive_count: 5,
-        },
+        DeliveryLimits::for_queue(Duration::from_secs(901), 5),
     )
 }
 
@@ -156,6 +155,7 @@ fn run_record(run_id: &str, version: u32) -> RunRecord {
         replays: 0,
         test: false,
         replay_of: None,
+        due_at: None,
     }
 }
 
@@ -232,8 +232,44 @@ async fn a_claimed_step_runs_once_and_a_dead_holders_claim_is_taken_over() {
     assert_eq!(finished.status, RunStatus::Succeeded);
 }
 
+/// Runs consumers of the steps queue (with `handler`) and of its dead-letter
+/// queue until `done` holds or a minute passes.
+async fn consume_until(
+    backend: &MemoryBackend,
+    handler: Arc<dyn MessageHandler>,
+    done: impl Fn(&MemoryBackend) -> bool,
+) {
+    let stores = Stores::memory(backend, Arc::new(SystemClock));
+    let letters = Arc::new(stores.dead_letters(QueueKind::Steps));
+    let settings = ConsumerSettings {
+        batch_size: 10,
+        wait: Duration::from_millis(20),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let steps: Arc<dyn Queue> = backend.steps.clone();
+    let dlq: Arc<dyn Queue> = backend.steps_dlq.clone();
+    let workers = [
+        tokio::spawn(consume(steps, handler, letters.clone(), settings, stop_rx.clone())),
+        tokio::spawn(consume(dlq, letters.clone(), letters, settings, stop_rx)),
+    ];
+    // Seconds here; the bound only fails a stuck pipeline (3× margin at half speed and more).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(backend) {
+        assert!(std::time::Instant::now() < deadline, "the consumers did not settle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    for worker in workers {
+        worker.await.expect("worker stops");
+    }
+}
+
+fn parked_now(backend: &MemoryBackend) -> Vec<ParkedMessage> {
+    backend.dead_letters.parked(QueueKind::Steps)
+}
+
 #[tokio::test]
-async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_replays() {
+async fn terminal_errors_are_parked_on_the_first_delivery_and_their_run_fails_then_replays() {
     let backend = twins(Duration::from_millis(50));
     backend
         .runs
@@ -241,42 +277,33 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .await
         .expect("create run");
     // Version 2 was never stored (a deleted version): this can never succeed.
-    let message = step_message("run_poison", 2);
     let steps: Arc<dyn Queue> = backend.steps.clone();
-    steps.send(message, Duration::ZERO).await.expect("send");
+    steps
+        .send(step_message("run_poison", 2), Duration::ZERO)
+        .await
+        .expect("send");
     steps.send("{not json".into(), Duration::ZERO).await.expect("send");
 
     let executor = Arc::new(step_executor(&backend, Arc::new(Ok200)));
-    let (stop, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(consume(
-        steps.clone(),
-        executor,
-        ConsumerSettings {
-            batch_size: 10,
-            wait: Duration::from_millis(20),
-        },
-        stop_rx,
-    ));
-    // Seconds here; the bound only fails a stuck pipeline (3× margin at half speed and more).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while backend.steps_dlq.len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "poison messages did not reach the DLQ"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(true);
-    worker.await.expect("worker stops");
+    consume_until(&backend, executor, |b| parked_now(b).len() == 2).await;
 
-    assert!(backend.steps.is_empty(), "nothing left on the steps queue");
-    let parked = backend.steps_dlq.peek(10).await.expect("peek");
-    assert!(parked.contains(&"{not json".to_owned()));
+    assert!(
+        backend.steps.is_empty() && backend.steps_dlq.is_empty(),
+        "nothing left on the queues"
+    );
+    let parked = parked_now(&backend);
+    assert!(
+        parked
+            .iter()
+            .all(|m| m.receive_count == 1 && m.because == ParkedBecause::Terminal),
+        "parked on the first delivery, not after five: {parked:?}"
+    );
+    assert!(parked.iter().any(|m| m.body == "{not json" && m.run_id.is_none()));
     let failed = backend.runs.get_run("run_poison").await.expect("get").expect("run");
     assert_eq!(failed.status, RunStatus::Failed, "the run does not stay running");
     let reason = failed.error.unwrap_or_default();
     assert!(
-        reason.contains("dead-letter queue after 5 deliveries") && reason.contains("version 2 does not exist"),
+        reason.contains("failed terminally on delivery 1") && reason.contains("version 2 does not exist"),
         "{reason}"
     );
 
@@ -300,6 +327,73 @@ async fn poison_messages_reach_the_dead_letter_queue_and_their_run_fails_then_re
         .expect("replayed step runs");
     let finished = backend.runs.get_run("run_poison").await.expect("get").expect("run");
     assert_eq!(finished.status, RunStatus::Succeeded);
+}
+
+/// An invocation that dies handling one message: it never answers, so
+/// only the queue's receive count and dead-letter queue know.
+struct DiesOn(&'static str);
+
+#[async_trait]
+impl MessageHandler for DiesOn {
+    async fn handle(
+        &self,
+        delivery: &Delivery,
+        _deadline: Option<chrono::DateTime<Utc>>,
+    ) -> Result<(), hookflow_core::EngineError> {
+        if delivery.body.contains(self.0) {
+            panic!("out of memory (simulated)");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_message_whose_invocation_dies_every_time_is_parked_by_the_dead_letter_consumer_and_its_run_fails() {
+    let backend = twins(Duration::from_millis(50));
+    backend.workflows.put_version(&workflow(1)).await.expect("store");
+    backend
+        .runs
+        .create_run(&run_record("run_crash", 1))
+        .await
+        .expect("create run");
+    let steps: Arc<dyn Queue> = backend.steps.clone();
+    steps
+        .send(step_message("run_crash", 1), Duration::ZERO)
+        .await
+        .expect("send");
+    consume_until(&backend, Arc::new(DiesOn("run_crash")), |b| parked_now(b).len() == 1).await;
+
+    let parked = &parked_now(&backend)[0];
+    assert_eq!(parked.because, ParkedBecause::DeliveriesExhausted);
+    assert_eq!(parked.run_id.as_deref(), Some("run_crash"));
+    let failed = backend.runs.get_run("run_crash").await.expect("get").expect("run");
+    assert_eq!(failed.status, RunStatus::Failed, "the run does not stay running");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("moved to the dead-letter queue"),
+        "{:?}",
+        failed.error
+    );
+    assert!(
+        backend
+            .runs
+            .get_blob("run_crash", hookflow_core::engine::RESUME_KEY)
+            .await
+            .expect("get")
+            .is_some(),
+        "the run can be replayed from the parked message"
+    );
+    assert_eq!(
+        backend
+            .metrics
+            .prometheus()
+            .lines()
+            .find(|l| l.starts_with("hookflow_dead_letter_moves_total")),
+        Some("hookflow_dead_letter_moves_total 1")
+    );
 }
 
 #[tokio::test]
@@ -371,7 +465,10 @@ async fn a_stale_message_from_before_a_replay_is_ignored() {
         .finish_run("run_stale", RunStatus::Failed, Some("boom".into()), Utc::now())
         .await
         .expect("fail");
-    assert_eq!(backend.runs.reopen_run("run_stale").await.expect("reopen"), Some(1));
+    assert_eq!(
+        backend.runs.reopen_run("run_stale", Utc::now()).await.expect("reopen"),
+        Some(1)
+    );
     let stale = executor
         .handle_message(&step_message("run_stale", 1))
         .await

@@ -53,10 +53,7 @@ async fn stack(steps: serde_json::Value, start: &str) -> Stack {
     let executor = stores.step_executor(
         backend.steps.clone(),
         peer.clone(),
-        DeliveryLimits {
-            claim_lease: Duration::from_secs(900),
-            max_receive_count: 5,
-        },
+        DeliveryLimits::for_queue(Duration::from_secs(901), 5),
     );
     let workflow = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "wf",
         "status": "active", "version": 1, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"},
@@ -261,6 +258,7 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
         replays: 0,
         test: false,
         replay_of: None,
+        due_at: None,
     };
     stack.backend.runs.create_run(&orphan).await.expect("create");
     stack

@@ -1,10 +1,12 @@
 //! What every Hookflow Lambda function shares. Functions stay thin: `main`
 //! reads [`Config`], builds clients once, and hands events to a use case.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
+use hookflow_core::engine::DeadLetters;
 use hookflow_core::ports::Delivery;
-use hookflow_core::worker::MessageHandler;
+use hookflow_core::worker::{settle, MessageHandler};
+use hookflow_core::EngineError;
 use tracing::Instrument;
 
 pub mod emf;
@@ -92,15 +94,27 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Hands each record of an SQS batch to `handler` and reports the failed
-/// ones, so one bad message never fails (or deletes) the other nine. The
-/// records run concurrently: each gets the whole invocation, so one slow
-/// receiver cannot starve the rest of the batch into a timeout (which would
-/// return every record to the queue, handled or not).
-/// `deadline` is the invocation's (from the Lambda context): claims taken
-/// while handling expire then.
+/// The ARN of the dead-letter queue a queue function also consumes: its
+/// records are parked ([`hookflow_core::engine::DeadLetters`]).
+pub const DEAD_LETTER_QUEUE_ARN: &str = "HOOKFLOW_DEAD_LETTER_QUEUE_ARN";
+
+/// A function consuming one queue and that queue's dead-letter queue (two
+/// event source mappings): records are told apart by their source ARN.
+pub struct QueueConsumer<'a> {
+    pub handler: &'a dyn MessageHandler,
+    pub dead_letters: &'a DeadLetters,
+    pub dead_letter_queue_arn: &'a str,
+}
+
+/// Hands each record of an SQS batch to its handler and reports the ones
+/// that must come back ([`settle`]), so one bad message never fails (or
+/// deletes) the other nine. The records run concurrently: each gets the
+/// whole invocation, so one slow receiver cannot starve the rest of the
+/// batch into a timeout (which would return every record to the queue,
+/// handled or not). `deadline` is the invocation's (from the Lambda
+/// context): claims taken while handling expire then.
 pub async fn handle_sqs_batch(
-    handler: &dyn MessageHandler,
+    consumer: &QueueConsumer<'_>,
     event: SqsEvent,
     deadline: Option<DateTime<Utc>>,
 ) -> SqsBatchResponse {
@@ -108,28 +122,15 @@ pub async fn handle_sqs_batch(
         let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_message", message_id = %message_id);
         async move {
-            // Without the count the last delivery could not be told from the
-            // first, and its run would never be ended: a record without it
-            // fails (SQS always sends it; an event source that does not is
-            // misconfigured, and says so in the log).
-            let receive_count = record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|count| count.parse::<u32>().ok())
-                .filter(|count| *count > 0);
-            let outcome = match (record.body, receive_count) {
-                (_, None) => Err(hookflow_core::EngineError::Undecodable(
-                    "SQS record has no ApproximateReceiveCount attribute".into(),
-                )),
-                (Some(body), Some(receive_count)) => {
-                    let delivery = Delivery {
-                        receipt: message_id.clone(),
-                        body,
-                        receive_count,
-                    };
-                    handler.handle(&delivery, deadline).await
-                }
-                (None, Some(_)) => Err(hookflow_core::EngineError::Undecodable("SQS record has no body".into())),
+            let dead_letter = record.event_source_arn.as_deref() == Some(consumer.dead_letter_queue_arn);
+            let handler: &dyn MessageHandler = if dead_letter {
+                consumer.dead_letters
+            } else {
+                consumer.handler
+            };
+            let outcome = match delivery_of(record, &message_id) {
+                Ok(delivery) => settle(handler, consumer.dead_letters, &delivery, deadline).await,
+                Err(err) => Err(err),
             };
             if let Err(err) = &outcome {
                 tracing::warn!(error = %err, retryable = err.is_retryable(), "message failed; SQS will redeliver it");
@@ -150,43 +151,90 @@ pub async fn handle_sqs_batch(
     response
 }
 
+/// The delivery an SQS record carries. Without its receive count the last
+/// delivery could not be told from the first: such a record fails (SQS
+/// always sends the count; an event source that does not is misconfigured,
+/// and says so in the log).
+fn delivery_of(record: SqsMessage, message_id: &str) -> Result<Delivery, EngineError> {
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse::<u32>().ok())
+        .filter(|count| *count > 0)
+        .ok_or_else(|| EngineError::Undecodable("SQS record has no ApproximateReceiveCount attribute".into()))?;
+    let body = record
+        .body
+        .ok_or_else(|| EngineError::Undecodable("SQS record has no body".into()))?;
+    Ok(Delivery {
+        receipt: message_id.to_owned(),
+        body,
+        receive_count,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use async_trait::async_trait;
+    use hookflow_core::dead_letter::{ParkedBecause, QueueKind};
+    use hookflow_core::memory::{MemoryBackend, QueueSettings};
+    use hookflow_core::ports::{DeadLetterStore, PortError, SystemClock};
     use hookflow_core::EngineError;
 
-    struct FailOn(&'static str);
+    /// Fails "retry" retryably and "poison" terminally.
+    struct Picky;
 
     #[async_trait]
-    impl MessageHandler for FailOn {
+    impl MessageHandler for Picky {
         async fn handle(&self, delivery: &Delivery, _deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
-            if delivery.body == self.0 {
-                Err(EngineError::Undecodable("bad".into()))
-            } else {
-                Ok(())
+            match delivery.body.as_str() {
+                "retry" => Err(PortError::retryable("test", "throttled").into()),
+                "poison" => Err(EngineError::Undecodable("bad".into())),
+                _ => Ok(()),
             }
         }
     }
 
+    const DLQ_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:hookflow-triggers-dlq";
+
     #[tokio::test]
-    async fn only_failed_records_are_reported() {
+    async fn retryable_failures_come_back_and_terminal_ones_and_dead_letters_are_parked() {
+        let backend = MemoryBackend::new(QueueSettings {
+            visibility_timeout: std::time::Duration::from_secs(30),
+            max_receive_count: 5,
+        });
+        let stores = hookflow_core::wiring::Stores::memory(&backend, std::sync::Arc::new(SystemClock));
+        let dead_letters = stores.dead_letters(QueueKind::Triggers);
+        let consumer = QueueConsumer {
+            handler: &Picky,
+            dead_letters: &dead_letters,
+            dead_letter_queue_arn: DLQ_ARN,
+        };
         let count = serde_json::json!({"ApproximateReceiveCount": "1"});
+        let source = "arn:aws:sqs:eu-west-1:123456789012:hookflow-triggers";
         let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
-            {"messageId": "m1", "body": "good", "attributes": count}, {"messageId": "m2", "body": "bad", "attributes": count},
-            {"messageId": "m3", "body": "good", "attributes": count},
+            {"messageId": "m1", "body": "good", "attributes": count, "eventSourceARN": source},
+            {"messageId": "m2", "body": "retry", "attributes": count, "eventSourceARN": source},
+            {"messageId": "m3", "body": "poison", "attributes": count, "eventSourceARN": source},
             // The last delivery cannot be recognised without the count: failed, not taken as the first.
-            {"messageId": "m4", "body": "good", "attributes": {}},
-            {"messageId": "m5", "body": "good", "attributes": {"ApproximateReceiveCount": "zero"}}
+            {"messageId": "m4", "body": "good", "attributes": {}, "eventSourceARN": source},
+            {"messageId": "m5", "body": "good", "attributes": {"ApproximateReceiveCount": "zero"}, "eventSourceARN": source},
+            // Whatever its body, a dead letter is parked, not handled.
+            {"messageId": "m6", "body": "retry", "attributes": {"ApproximateReceiveCount": "2"}, "eventSourceARN": DLQ_ARN}
         ]}))
         .unwrap();
-        let response = handle_sqs_batch(&FailOn("bad"), event, None).await;
+        let response = handle_sqs_batch(&consumer, event, None).await;
         let failed: Vec<_> = response
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, vec!["m2", "m4", "m5"]);
+        let parked = backend.dead_letters.list_parked(QueueKind::Triggers, 10).await.unwrap();
+        let parked: Vec<_> = parked.iter().map(|m| (m.body.as_str(), m.because)).collect();
+        assert_eq!(parked.len(), 2);
+        assert!(parked.contains(&("poison", ParkedBecause::Terminal)));
+        assert!(parked.contains(&("retry", ParkedBecause::DeliveriesExhausted)));
     }
 
     #[test]

@@ -81,6 +81,8 @@ impl Dispatcher {
             error: None,
             replays: 0,
             replay_of: None,
+            // The first step is sent now.
+            due_at: Some(self.clock.now()),
             test,
         }
     }

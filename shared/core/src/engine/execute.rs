@@ -12,7 +12,7 @@ use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{ClaimOutcome, Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
 use crate::redact::Secrets;
 use crate::retry::{RetryOn, RetryPolicy};
-use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus};
+use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
 use crate::workflow::{Step, WorkflowDefinition};
 
 use super::dry_run::RenderedRequest;
@@ -29,9 +29,10 @@ pub struct DeliveryLimits {
     /// under the queue's visibility timeout, so a redelivery after a crash
     /// finds the claim expired.
     pub claim_lease: Duration,
-    /// The queue's `maxReceiveCount`: the delivery that reaches it is the
-    /// last before the dead-letter queue, so the run is failed then.
-    pub max_receive_count: u32,
+    /// How long after a message is due its last delivery can still begin:
+    /// the visibility timeout times `maxReceiveCount`. A run with nothing
+    /// due within it, and no live claim, can make no more progress.
+    pub redelivery_horizon: Duration,
 }
 
 impl DeliveryLimits {
@@ -40,7 +41,7 @@ impl DeliveryLimits {
     pub fn for_queue(visibility_timeout: Duration, max_receive_count: u32) -> Self {
         Self {
             claim_lease: visibility_timeout.saturating_sub(Duration::from_secs(1)),
-            max_receive_count: max_receive_count.max(1),
+            redelivery_horizon: visibility_timeout * max_receive_count.max(1),
         }
     }
 }
@@ -53,7 +54,6 @@ pub struct StepExecutor {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
     claim_lease: Duration,
-    max_receive_count: u32,
 }
 
 /// What the queue tells about one delivery of a step message.
@@ -145,6 +145,8 @@ struct Cursor {
     attempt: u32,
     resume_at: Option<DateTime<Utc>>,
     context: Value,
+    /// The run's `due_at` as this delivery read it.
+    run_due_at: Option<DateTime<Utc>>,
 }
 
 impl StepExecutor {
@@ -165,7 +167,6 @@ impl StepExecutor {
             clock,
             metrics,
             claim_lease: limits.claim_lease,
-            max_receive_count: limits.max_receive_count.max(1),
         }
     }
 
@@ -173,50 +174,14 @@ impl StepExecutor {
         self.handle_delivery(body, DeliveryInfo::first()).await
     }
 
-    /// Executes one delivery. When the last delivery before the dead-letter
-    /// queue fails, the run is ended as failed (with a resume point for
-    /// `hookflow runs replay`) so no run stays `running` forever.
+    /// Executes one delivery. A terminal error parks the message on its
+    /// first delivery ([`crate::worker::settle`]); a retryable one comes
+    /// back until the queue dead-letters it, and the dead-letter consumer
+    /// parks it then. Either way parking ends the run `failed`.
     pub async fn handle_delivery(&self, body: &str, delivery: DeliveryInfo) -> Result<StepReport, EngineError> {
-        let message: StepMessage = match serde_json::from_str(body) {
-            Ok(message) => message,
-            Err(err) => {
-                let err = EngineError::Undecodable(err.to_string());
-                if delivery.receive_count >= self.max_receive_count {
-                    tracing::error!(receive_count = delivery.receive_count, error = %err,
-                        "undecodable step message moves to the dead-letter queue");
-                }
-                return Err(err);
-            }
-        };
-        let result = self.execute_delivery(message.clone(), delivery).await;
-        if let Err(err) = &result {
-            let last = delivery.receive_count >= self.max_receive_count;
-            if last && !matches!(err, EngineError::StepInProgress { .. }) {
-                self.dead_letter(&message, delivery.receive_count, err).await;
-            }
-        }
-        result
-    }
-
-    async fn dead_letter(&self, message: &StepMessage, receive_count: u32, err: &EngineError) {
-        let reason = format!("step message moved to the dead-letter queue after {receive_count} deliveries: {err}");
-        tracing::error!(run_id = %message.run_id, step_id = %message.step_id, attempt = message.attempt,
-            receive_count, error = %err, "step message moves to the dead-letter queue; run ends as failed");
-        let saved = save_resume_point(self.runs.as_ref(), message).await;
-        self.metrics.count(Counter::DeadLetterMoves, &subject(message));
-        let finished = self
-            .runs
-            .finish_run(&message.run_id, RunStatus::Failed, Some(reason), self.clock.now())
-            .await;
-        if finished.as_ref().is_ok_and(|ended| *ended) {
-            self.metrics.count(Counter::RunsFailed, &subject(message));
-        }
-        if let Err(err) = saved
-            .map_err(|e| e.to_string())
-            .and(finished.map_err(|e| e.to_string()))
-        {
-            tracing::error!(run_id = %message.run_id, error = %err, "could not end the dead-lettered run");
-        }
+        let message: StepMessage =
+            serde_json::from_str(body).map_err(|err| EngineError::Undecodable(err.to_string()))?;
+        self.execute_delivery(message, delivery).await
     }
 
     pub async fn execute(&self, message: StepMessage) -> Result<StepReport, EngineError> {
@@ -276,6 +241,7 @@ impl StepExecutor {
             attempt: message.attempt,
             resume_at: message.resume_at,
             context: with_workflow_vars(message.context.clone(), &workflow),
+            run_due_at: run.due_at,
         };
         let now = self.clock.now();
         if let Some(resume_at) = cursor.resume_at.filter(|t| *t > now) {
@@ -544,6 +510,15 @@ impl StepExecutor {
             None
         };
         let next = self.message_at(message, cursor, resume_at);
+        // Before the send: a crash in between leaves the run due later than
+        // needed (the reaper waits longer), never earlier.
+        let visible_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        if cursor
+            .run_due_at
+            .is_none_or(|recorded| visible_at > recorded + DUE_SLACK)
+        {
+            self.runs.extend_due(&message.run_id, visible_at).await?;
+        }
         match progress {
             Some(report) => {
                 let replay_only = report.executed.is_empty();

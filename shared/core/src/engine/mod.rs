@@ -2,18 +2,22 @@
 //! Each is a struct holding only the ports it uses (which maps onto the
 //! least-privilege policy of the Lambda function that runs it).
 
+mod dead_letters;
 mod dispatch;
 mod dry_run;
 mod execute;
 mod handoff;
 mod ingest;
+mod reaper;
 mod recovery;
 
+pub use dead_letters::{DeadLetters, LeftParked, ParkedRedrive, RedriveTo, MAX_PARKED_BATCH};
 pub use dispatch::{DispatchReport, Dispatcher, DEFAULT_MAX_DEPTH};
 pub use dry_run::{dry_run, DryRun, DryStatus, DryStep, RenderedRequest, MAX_DRY_RUN_STEPS};
 pub use execute::{DeliveryInfo, DeliveryLimits, NextMove, StepExecutor, StepReport, MAX_QUEUE_DELAY};
 pub use handoff::{MAX_INLINE_MESSAGE_BYTES, RESUME_KEY, START_KEY};
 pub use ingest::{Ingest, IngestReceipt, DEDUPE_TTL, MAX_TRIGGER_MESSAGE_BYTES};
+pub use reaper::{ReapReport, Reaper, MAX_REAPED_PER_PASS};
 pub use recovery::{
     redrive, BulkReplay, BulkReplayReport, Recovery, RecoveryError, ReplayFrom, Replayed, Skipped, MAX_BULK_REPLAY,
 };
@@ -21,8 +25,9 @@ pub use recovery::{
 use crate::ports::PortError;
 
 /// Why handling a queue message failed. Retryable errors leave the message
-/// on the queue to be delivered again; terminal ones will never succeed and
-/// reach the dead-letter queue after `maxReceiveCount` deliveries.
+/// on the queue to be delivered again (until the queue dead-letters it);
+/// terminal ones will never succeed, so the message is parked as a dead
+/// letter on the delivery that met it ([`crate::worker::settle`]).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]

@@ -239,7 +239,8 @@ impl Recovery {
             replay_of: None,
         };
         send_step(self.runs.as_ref(), self.steps.as_ref(), message.clone(), REPLAY_HOLD).await?;
-        let Some(replays) = self.runs.reopen_run(run_id).await? else {
+        let due_at = self.clock.now() + chrono::Duration::from_std(REPLAY_HOLD).unwrap_or_default();
+        let Some(replays) = self.runs.reopen_run(run_id, due_at).await? else {
             // Someone else reopened it: their message carries the same
             // attempt and replay, and the step claim absorbs ours.
             let status = self
@@ -289,6 +290,7 @@ impl Recovery {
             error: None,
             replays: 0,
             replay_of: Some(run.run_id.clone()),
+            due_at: Some(self.clock.now()),
             ..run.clone()
         };
         message.run_id = replay_id.clone();
