@@ -633,6 +633,87 @@ impl DynamoRuns {
         item
     }
 
+    /// Keeps every item of a running run, due at `due_at`, from expiring
+    /// before it can end: items expire a retention after their write, so a
+    /// run that outlives the retention (a long Delay, a late replay) would
+    /// lose its records, notes and claim-checked contexts. When `due_at`
+    /// comes within half a retention of the run's `keep_until` (from `meta`,
+    /// else a retention after its start), every item is kept a retention
+    /// past `due_at`; about once per half retention of a run's life.
+    async fn retain_items(&self, run_id: &str, due_at: DateTime<Utc>, meta: Option<&Item>) -> PortResult<()> {
+        let (Some(retention), Some(meta)) = (self.retention.and_then(|r| chrono::Duration::from_std(r).ok()), meta)
+        else {
+            return Ok(());
+        };
+        let number = |name: &str| {
+            meta.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+        };
+        let started = meta
+            .get("started_at")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let keep_until = number("keep_until").or(started.map(|t| (t + retention).timestamp()));
+        if keep_until.is_some_and(|keep| (due_at + retention / 2).timestamp() < keep) {
+            return Ok(());
+        }
+        let target = (due_at + retention).timestamp();
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("RUN#{run_id}")))
+            .projection_expression("pk, sk, #ttl")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE);
+        let mut short_lived = vec![];
+        query_pages("retain_items", query, |item| {
+            let expires = item
+                .get(TTL_ATTRIBUTE)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok());
+            if expires.is_some_and(|at| at < target) {
+                short_lived.push(item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default());
+            }
+            Ok(true)
+        })
+        .await?;
+        for sk in short_lived.into_iter().chain([META.to_owned()]) {
+            let (attribute, value) = if sk == META {
+                ("keep_until", target)
+            } else {
+                (TTL_ATTRIBUTE, target)
+            };
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("RUN#{run_id}")))
+                .key("sk", s(sk))
+                .update_expression("SET #attribute = :value")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#attribute", attribute)
+                .expression_attribute_values(":value", AttributeValue::N(value.to_string()));
+            match update.send().await {
+                Ok(_) => {}
+                // Deleted meanwhile (a blob's stale chunk): nothing to keep.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(port_error("retain_items", err)),
+            }
+        }
+        tracing::info!(
+            run_id,
+            keep_until = target,
+            "run items kept past the retention while the run goes on"
+        );
+        Ok(())
+    }
+
     /// Writes (or replaces) an item that expires a retention from now.
     async fn put_expiring(&self, operation: &'static str, item: Item) -> PortResult<()> {
         self.client
@@ -1329,10 +1410,12 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":failed", s("failed"))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let Some(updated) = self.change_status("reopen_run", run_id, update).await? else {
             return Ok(None);
         };
+        // Replayed late in its retention: what the replay reads must outlive it.
+        self.retain_items(run_id, due_at, updated.attributes.as_ref()).await?;
         let replays = updated
             .attributes
             .as_ref()
@@ -1359,9 +1442,10 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":due_at", rfc3339(due_at))
             .expression_attribute_values(":due_pk", s(due_pk))
-            .expression_attribute_values(":due_sk", s(due_sk));
+            .expression_attribute_values(":due_sk", s(due_sk))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         match update.send().await {
-            Ok(_) => Ok(()),
+            Ok(updated) => self.retain_items(run_id, due_at, updated.attributes.as_ref()).await,
             // Ended, or due later already: nothing to move.
             Err(err)
                 if err

@@ -268,3 +268,80 @@ async fn queue_conforms() {
     let (_, sqs, _, urls) = resources("queue").await;
     conformance::queue(Arc::new(SqsQueue::new(sqs, urls.steps))).await;
 }
+
+/// A run that outlives the retention (a Delay of 40 days under a 30-day
+/// retention) keeps every item: each time its next message's due time
+/// comes within half a retention of what its items are kept for, they are
+/// all kept a retention past it. Moto does not expire items, so the
+/// `expires_at` values are what is checked.
+#[tokio::test]
+async fn a_running_run_outliving_the_retention_keeps_its_items() {
+    use hookflow_core::ports::{RunLog, StepClaim};
+    use hookflow_core::run::{RunRecord, RunStatus};
+
+    let (dynamo, _, names, _) = resources("retain").await;
+    let retention = Duration::from_secs(30 * 24 * 3600);
+    let runs = DynamoRuns::new(dynamo.clone(), names.runs_table.clone(), Some(retention));
+    let started = chrono::Utc::now();
+    let run = RunRecord {
+        run_id: "run_long".into(),
+        workspace_id: "ws".into(),
+        workflow_id: "wf".into(),
+        workflow_version: 1,
+        event_id: "e".into(),
+        trigger_type: "Prize.Won".into(),
+        status: RunStatus::Running,
+        started_at: started,
+        ended_at: None,
+        error: None,
+        replays: 0,
+        test: false,
+        replay_of: None,
+        due_at: Some(started),
+    };
+    runs.create_run(&run).await.expect("create");
+    runs.put_blob("run_long", "ctx#wait#1", "{\"contact\": {}}")
+        .await
+        .expect("blob");
+    runs.mark_handed_off("run_long", "wait#1#r0#wait").await.expect("note");
+    let claim = StepClaim {
+        run_id: "run_long".into(),
+        step_id: "call".into(),
+        attempt: 1,
+        owner: "me".into(),
+        expires_at: started + chrono::Duration::seconds(60),
+    };
+    runs.claim_step(&claim, started).await.expect("claim");
+    let table = names.runs_table.clone();
+    let items = ["BLOB#ctx#wait#1#0000", "HANDOFF#wait#1#r0#wait", "STEP#call#00001"];
+    let written = started.timestamp() + retention.as_secs() as i64;
+    for sk in items {
+        let expires = expires_at(&dynamo, &table, "run_long", sk).await.expect("a TTL");
+        assert!((written..written + 60).contains(&expires), "{sk}: {expires}");
+    }
+
+    // The wait hops along; while it is far from the items' expiry nothing moves.
+    let day = chrono::Duration::days(1);
+    runs.extend_due("run_long", started + day).await.expect("extend");
+    assert!(expires_at(&dynamo, &table, "run_long", items[0]).await < Some(written + 60));
+    // Within half a retention of it: every item is kept a retention past the due time.
+    let late = started + day * 16;
+    runs.extend_due("run_long", late).await.expect("extend");
+    let kept = (late + chrono::Duration::from_std(retention).expect("retention")).timestamp();
+    for sk in items {
+        assert_eq!(expires_at(&dynamo, &table, "run_long", sk).await, Some(kept), "{sk}");
+    }
+    assert_eq!(
+        expires_at(&dynamo, &table, "run_long", "META").await,
+        None,
+        "a running run never expires"
+    );
+    // The next refresh waits for the next half retention.
+    runs.extend_due("run_long", late + day).await.expect("extend");
+    assert_eq!(expires_at(&dynamo, &table, "run_long", items[1]).await, Some(kept));
+    runs.extend_due("run_long", started + day * 40).await.expect("extend");
+    let kept = (started + day * 70).timestamp();
+    for sk in items {
+        assert_eq!(expires_at(&dynamo, &table, "run_long", sk).await, Some(kept), "{sk}");
+    }
+}

@@ -55,10 +55,12 @@ pub(crate) async fn send_step(
 
 /// Which move of the run a message makes: to a (step, attempt), or, for a
 /// `Delay`, into its wait (the message that started the wait targets the
-/// same step and attempt and must not be mistaken for it).
+/// same step and attempt and must not be mistaken for it), in which replay
+/// of the run: a replay walks again past moves an earlier pass made, and
+/// the earlier pass's notes must not stop it.
 fn handoff_key(message: &StepMessage) -> String {
     let wait = if message.resume_at.is_some() { "#wait" } else { "" };
-    format!("{}#{}{wait}", message.step_id, message.attempt)
+    format!("{}#{}#r{}{wait}", message.step_id, message.attempt, message.replay)
 }
 
 /// Sends the message that moves a run on to a new (step, attempt) once:
@@ -109,4 +111,46 @@ pub(crate) async fn save_resume_point(runs: &dyn RunLog, message: &StepMessage) 
 pub(crate) async fn save_start_point(runs: &dyn RunLog, message: &StepMessage) -> Result<(), EngineError> {
     runs.put_blob(&message.run_id, START_KEY, &encode(message)?).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryQueue, MemoryRunLog, QueueSettings};
+
+    fn message(replay: u32) -> StepMessage {
+        StepMessage {
+            run_id: "run_h".into(),
+            workspace_id: "ws".into(),
+            workflow_id: "wf".into(),
+            workflow_version: 1,
+            step_id: "notify".into(),
+            attempt: 1,
+            context: serde_json::json!({}),
+            context_ref: None,
+            resume_at: None,
+            replay,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_note_from_before_a_replay_does_not_stop_the_replayed_run() {
+        let runs = MemoryRunLog::default();
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        };
+        let steps = MemoryQueue::new("steps", settings, None);
+        hand_off(&runs, &steps, message(0), Duration::ZERO, false)
+            .await
+            .expect("first pass");
+        hand_off(&runs, &steps, message(0), Duration::ZERO, true)
+            .await
+            .expect("its duplicate");
+        assert_eq!(steps.len(), 1, "a redelivery of the same pass sends nothing again");
+        hand_off(&runs, &steps, message(1), Duration::ZERO, true)
+            .await
+            .expect("the replay");
+        assert_eq!(steps.len(), 2, "the replay moves on past the first pass's note");
+    }
 }
