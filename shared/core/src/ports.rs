@@ -322,7 +322,36 @@ pub struct HttpCall {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// For the whole call, redirects included.
     pub timeout: Duration,
+    pub follow_redirects: FollowRedirects,
+    /// Headers that must not leave the call's origin, besides the
+    /// credential headers every call protects
+    /// ([`crate::redact::is_sensitive_header`]): a step's `api_key` auth
+    /// header and the headers it marks secret.
+    pub secret_headers: Vec<String>,
+}
+
+impl HttpCall {
+    /// Whether `name` is stripped when a redirect leaves the call's origin.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        crate::redact::is_sensitive_header(name) || self.secret_headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Which redirects a call follows. Across origins, credential headers are
+/// always stripped; a 307/308 there re-sends the body only under `Any`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowRedirects {
+    /// None: a 3xx is the reply.
+    None,
+    /// Within the call's origin (scheme, host and port) only; a redirect
+    /// elsewhere is the reply.
+    SameOrigin,
+    /// Any checked redirect, at most five.
+    #[default]
+    Any,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

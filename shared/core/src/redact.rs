@@ -101,7 +101,7 @@ impl Secrets {
     /// Adds the credentials a prepared request carries.
     pub fn add_call(&mut self, call: &HttpCall) {
         for (name, value) in &call.headers {
-            if !is_sensitive_header(name) {
+            if !call.is_secret_header(name) {
                 continue;
             }
             self.add(value);
@@ -225,6 +225,8 @@ mod tests {
             ],
             body: None,
             timeout: Duration::from_secs(1),
+            follow_redirects: crate::ports::FollowRedirects::Any,
+            secret_headers: vec![],
         });
         let mut output = json!({"status": 200,
             "headers": {"set-cookie": "session=abc", "content-type": "application/json"},

@@ -7,10 +7,10 @@
 //! - [`GuardedResolver`]: host names are resolved once, denied addresses are
 //!   dropped and the name refused if none remain; reqwest then connects to
 //!   exactly the addresses that were checked;
-//! - [`redirect_policy`]: every redirect hop goes through [`check_url`] again
-//!   (and through the resolver when followed), at most `max` hops.
+//! - redirects are followed by the client, not by reqwest: every hop goes
+//!   through [`check_url`] again, and through the resolver.
 //!
-//! Refusals raised inside reqwest (resolver, redirects) travel as [`Refused`]
+//! Refusals raised inside reqwest (the resolver) travel as [`Refused`]
 //! in the error's source chain, so they can be classified as invalid rather
 //! than as (retryable) network errors.
 
@@ -157,8 +157,8 @@ fn v6_denied(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-/// A call the guard refused. Travels inside reqwest's error (from the resolver
-/// or the redirect policy) so the failure can be told apart from a network
+/// A call the guard refused. Travels inside reqwest's error (from the
+/// resolver) so the failure can be told apart from a network
 /// error and is not retried.
 #[derive(Debug)]
 pub(crate) struct Refused(pub(crate) String);
@@ -203,23 +203,6 @@ pub(crate) fn check_url(policy: &NetworkPolicy, url: &Url) -> Result<(), String>
         }
     }
     Ok(())
-}
-
-/// reqwest's redirect policy: at most `max` hops, each re-checked with
-/// [`check_url`]. Host names are checked again by the resolver when the
-/// redirect is followed.
-pub(crate) fn redirect_policy(policy: Arc<NetworkPolicy>, max: usize) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        // `previous` holds the original URL plus every URL redirected from.
-        if attempt.previous().len() > max {
-            return attempt.error(format!("too many redirects (more than {max})"));
-        }
-        let verdict = check_url(&policy, attempt.url());
-        match verdict {
-            Ok(()) => attempt.follow(),
-            Err(reason) => attempt.error(Refused(format!("refused redirect: {reason}"))),
-        }
-    })
 }
 
 /// Resolves host names once and hands reqwest only the addresses the policy

@@ -19,7 +19,12 @@
 //!   denied addresses and refuses the name if none remain; the connection goes
 //!   to exactly the checked addresses, so DNS rebinding cannot slip a private
 //!   address in between check and connect.
-//! - Redirects (at most five) are re-checked the same way.
+//! - Redirects (at most five) are followed here, each hop checked the same
+//!   way. A step's `follow_redirects` says which: `none`, `same_origin` (the
+//!   default for a request with a body) or `any`. Across origins every
+//!   credential header is stripped (the redaction list, the step's `api_key`
+//!   header, the headers it marks secret); reqwest alone would strip only
+//!   `Authorization`, `Cookie` and `Proxy-Authorization`.
 //! - Under a denying policy, proxies from the environment are not used (a
 //!   proxy would resolve names out of the guard's sight).
 //!
@@ -32,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookflow_core::ports::{HttpCall, HttpClient, HttpError, HttpErrorKind, HttpReply};
+use hookflow_core::ports::{FollowRedirects, HttpCall, HttpClient, HttpError, HttpErrorKind, HttpReply};
 
 pub use guard::{is_denied, NetworkPolicy};
 
@@ -58,7 +63,7 @@ impl ReqwestHttpClient {
     pub fn with_policy(policy: NetworkPolicy) -> Result<Self, HttpError> {
         let policy = Arc::new(policy);
         let mut builder = reqwest::Client::builder()
-            .redirect(guard::redirect_policy(policy.clone(), MAX_REDIRECTS))
+            .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(guard::GuardedResolver::new(policy.clone())))
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")));
@@ -113,53 +118,172 @@ fn describe(err: reqwest::Error) -> String {
     message
 }
 
+/// One request of a call: the first, or one a redirect leads to.
+struct Hop {
+    method: reqwest::Method,
+    url: reqwest::Url,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+fn invalid(message: impl Into<String>) -> HttpError {
+    HttpError {
+        kind: HttpErrorKind::Invalid,
+        message: message.into(),
+    }
+}
+
+/// Redirects are followed here, not by reqwest, so each hop decides which
+/// headers and body go on: across origins, credentials never do.
 #[async_trait]
 impl HttpClient for ReqwestHttpClient {
     async fn send(&self, call: HttpCall) -> Result<HttpReply, HttpError> {
-        let method = reqwest::Method::from_bytes(call.method.as_bytes()).map_err(|_| HttpError {
-            kind: HttpErrorKind::Invalid,
-            message: format!("invalid method {:?}", call.method),
-        })?;
-        let url = reqwest::Url::parse(&call.url).map_err(|e| HttpError {
-            kind: HttpErrorKind::Invalid,
-            message: format!("invalid URL: {e}"),
-        })?;
-        if let Err(reason) = guard::check_url(&self.policy, &url) {
+        let method = reqwest::Method::from_bytes(call.method.as_bytes())
+            .map_err(|_| invalid(format!("invalid method {:?}", call.method)))?;
+        let url = reqwest::Url::parse(&call.url).map_err(|e| invalid(format!("invalid URL: {e}")))?;
+        guard::check_url(&self.policy, &url).map_err(|reason| invalid(format!("refused: {reason}")))?;
+        let deadline = tokio::time::Instant::now() + call.timeout;
+        let origin = url.origin();
+        let mut hop = Hop {
+            method,
+            url,
+            headers: call.headers.clone(),
+            body: call.body.clone(),
+        };
+        let mut redirects = 0;
+        loop {
+            let response = self.send_hop(&hop, deadline).await.map_err(|mut err| {
+                if redirects > 0 {
+                    err.message = format!("after {redirects} redirect(s): {}", err.message);
+                }
+                err
+            })?;
+            match next_hop(&self.policy, &call, &origin, &hop, &response, redirects)? {
+                Some(next) => {
+                    hop = next;
+                    redirects += 1;
+                }
+                None => return read_reply(response).await,
+            }
+        }
+    }
+}
+
+impl ReqwestHttpClient {
+    async fn send_hop(&self, hop: &Hop, deadline: tokio::time::Instant) -> Result<reqwest::Response, HttpError> {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
             return Err(HttpError {
-                kind: HttpErrorKind::Invalid,
-                message: format!("refused: {reason}"),
+                kind: HttpErrorKind::Timeout,
+                message: "request timed out".into(),
             });
         }
-        let mut request = self.client.request(method, url).timeout(call.timeout);
-        for (name, value) in &call.headers {
+        let mut request = self
+            .client
+            .request(hop.method.clone(), hop.url.clone())
+            .timeout(remaining);
+        for (name, value) in &hop.headers {
             request = request.header(name, value);
         }
-        if let Some(body) = call.body {
-            request = request.body(body);
+        if let Some(body) = &hop.body {
+            request = request.body(body.clone());
         }
-        let err = |e: reqwest::Error| HttpError {
+        request.send().await.map_err(|e| HttpError {
             kind: classify(&e),
             message: describe(e),
-        };
-        let mut response = request.send().await.map_err(err)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(err)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(HttpError {
-                    kind: HttpErrorKind::Invalid,
-                    message: format!("response body exceeds {MAX_RESPONSE_BYTES} bytes"),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(HttpReply { status, headers, body })
+        })
     }
+}
+
+/// Where `response` leads, if the call follows it: `None` makes the
+/// response the reply (not a redirect, not followed, or leaving the origin
+/// under `same_origin`).
+fn next_hop(
+    policy: &NetworkPolicy,
+    call: &HttpCall,
+    origin: &url::Origin,
+    hop: &Hop,
+    response: &reqwest::Response,
+    redirects: usize,
+) -> Result<Option<Hop>, HttpError> {
+    let status = response.status().as_u16();
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) || call.follow_redirects == FollowRedirects::None {
+        return Ok(None);
+    }
+    let Some(target) = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| hop.url.join(location).ok())
+    else {
+        return Ok(None);
+    };
+    if redirects >= MAX_REDIRECTS {
+        return Err(invalid(format!("too many redirects (more than {MAX_REDIRECTS})")));
+    }
+    guard::check_url(policy, &target).map_err(|reason| invalid(format!("refused redirect: {reason}")))?;
+    let crosses = target.origin() != *origin;
+    if crosses && call.follow_redirects == FollowRedirects::SameOrigin {
+        tracing::info!(
+            status,
+            "redirect to another origin not followed (follow_redirects: same_origin)"
+        );
+        return Ok(None);
+    }
+    // As browsers do: 303 always, and 301/302 after a POST, go on as GET
+    // without the body; 307/308 repeat the request as it was.
+    let rewrite = status == 303 || (matches!(status, 301 | 302) && hop.method == reqwest::Method::POST);
+    let (method, body) = if rewrite && hop.method != reqwest::Method::HEAD {
+        (reqwest::Method::GET, None)
+    } else {
+        (hop.method.clone(), hop.body.clone())
+    };
+    let headers = hop
+        .headers
+        .iter()
+        .filter(|(name, _)| !(crosses && call.is_secret_header(name)))
+        .filter(|(name, _)| body.is_some() || !is_body_header(name))
+        .cloned()
+        .collect();
+    Ok(Some(Hop {
+        method,
+        url: target,
+        headers,
+        body,
+    }))
+}
+
+fn is_body_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("content-length")
+}
+
+/// The status, headers and body (read up to [`MAX_RESPONSE_BYTES`], never
+/// more: a larger body fails the call before it is held whole).
+async fn read_reply(mut response: reqwest::Response) -> Result<HttpReply, HttpError> {
+    let too_large = || invalid(format!("response body exceeds {MAX_RESPONSE_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| HttpError {
+        kind: classify(&e),
+        message: describe(e),
+    })? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpReply { status, headers, body })
 }
 
 #[cfg(test)]
@@ -175,6 +299,8 @@ mod tests {
             headers: vec![("X-Test".into(), "1".into())],
             body: Some(b"{}".to_vec()),
             timeout,
+            follow_redirects: hookflow_core::ports::FollowRedirects::Any,
+            secret_headers: vec![],
         }
     }
 

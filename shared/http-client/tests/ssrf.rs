@@ -16,6 +16,8 @@ fn get(url: impl Into<String>) -> HttpCall {
         headers: vec![],
         body: None,
         timeout: Duration::from_secs(5),
+        follow_redirects: hookflow_core::ports::FollowRedirects::Any,
+        secret_headers: vec![],
     }
 }
 

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::ports::{HttpCall, HttpReply};
+use crate::ports::{FollowRedirects, HttpCall, HttpReply};
 use crate::retry::RetryOn;
 use crate::template::{self, TemplateError};
 
@@ -36,6 +36,15 @@ pub struct HttpRequest {
     /// Statuses that count as success: numbers (`204`) or classes (`"2xx"`). Default: 2xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_statuses: Option<Vec<StatusMatch>>,
+    /// Which redirects to follow. Default: `same_origin` when the request
+    /// has a body (a redirect must not carry it to someone else), `any`
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<FollowRedirects>,
+    /// Headers whose values are credentials: never sent to another origin
+    /// on a redirect, never shown in the run log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -191,12 +200,23 @@ impl HttpRequest {
         if !has_header(&headers, "idempotency-key") {
             headers.push(("Idempotency-Key".into(), idempotency_key.to_owned()));
         }
+        let mut secret_headers = self.secret_headers.clone();
+        if let Auth::ApiKey { header, .. } = &self.auth {
+            secret_headers.push(header.clone());
+        }
+        let follow_redirects = self.follow_redirects.unwrap_or(if body.is_some() {
+            FollowRedirects::SameOrigin
+        } else {
+            FollowRedirects::Any
+        });
         Ok(HttpCall {
             method: self.method.to_ascii_uppercase(),
             url: url.to_string(),
             headers,
             body,
             timeout: self.timeout(),
+            follow_redirects,
+            secret_headers,
         })
     }
 
@@ -382,6 +402,40 @@ mod tests {
         let body: Value = serde_json::from_slice(call.body.as_deref().unwrap()).unwrap();
         assert_eq!(body, json!({"score": 7, "who": "x-a+b@x.io"}));
         assert_eq!(call.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn redirects_default_by_body_and_secret_headers_include_the_api_key() {
+        let ctx = json!({});
+        let get = request(
+            json!({"url": "https://a.example/x", "auth": {"type": "api_key", "header": "X-Partner", "value": "k"},
+            "secret_headers": ["X-Signature"], "headers": {"X-Signature": "s"}}),
+        );
+        let call = get.prepare(&ctx, "run:step").unwrap();
+        assert_eq!(call.follow_redirects, FollowRedirects::Any);
+        assert!(call.is_secret_header("x-partner") && call.is_secret_header("X-SIGNATURE"));
+        assert!(call.is_secret_header("Authorization") && !call.is_secret_header("Idempotency-Key"));
+        let post = request(json!({"method": "POST", "url": "https://a.example/x", "body": {"a": 1}}));
+        assert_eq!(
+            post.prepare(&ctx, "k").unwrap().follow_redirects,
+            FollowRedirects::SameOrigin
+        );
+        let chosen =
+            request(json!({"method": "POST", "url": "https://a.example/x", "body": {}, "follow_redirects": "none"}));
+        assert_eq!(
+            chosen.prepare(&ctx, "k").unwrap().follow_redirects,
+            FollowRedirects::None
+        );
+        let shown = crate::engine::RenderedRequest::of(&call, &crate::redact::Secrets::default());
+        let shown = serde_json::to_string(&shown).unwrap();
+        assert!(
+            !shown.contains("\"s\"") && !shown.contains("\"k\""),
+            "secret headers are not recorded: {shown}"
+        );
+        assert!(
+            serde_json::from_value::<HttpRequest>(json!({"url": "https://a", "follow_redirects": "sometimes"}))
+                .is_err()
+        );
     }
 
     #[test]

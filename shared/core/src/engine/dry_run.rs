@@ -12,7 +12,7 @@ use super::execute::{apply_output, with_workflow_vars};
 use crate::actions::Action;
 use crate::event::TriggerEvent;
 use crate::ports::HttpCall;
-use crate::redact::{is_sensitive_header, redact_url, Secrets, REDACTED};
+use crate::redact::{redact_url, Secrets, REDACTED};
 use crate::run::initial_context;
 use crate::run_view::{cut, EXCERPT_BYTES};
 use crate::workflow::WorkflowDefinition;
@@ -63,7 +63,7 @@ impl RenderedRequest {
             .headers
             .iter()
             .map(|(name, value)| {
-                let shown = if is_sensitive_header(name) {
+                let shown = if call.is_secret_header(name) {
                     REDACTED.to_owned()
                 } else {
                     secrets.scrub_text(value)
