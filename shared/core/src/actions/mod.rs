@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Action {
-    HttpRequest(HttpRequest),
+    // Boxed: the largest action by far, and steps hold one each.
+    HttpRequest(Box<HttpRequest>),
     Decision(Decision),
     Delay(Delay),
     SetVariables(set_variables::SetVariables),
