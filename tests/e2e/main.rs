@@ -10,6 +10,7 @@ mod lambda_aws;
 mod lifecycle;
 mod matching;
 mod retries;
+mod sqs_charset;
 mod templating;
 
 use serde_json::{json, Value};

@@ -86,6 +86,11 @@ impl Stack {
         } else {
             DevServer::start(config, workflows).await.expect("dev server starts")
         };
+        Self::on(server)
+    }
+
+    /// A stack around a server started elsewhere (on ports of its own).
+    pub fn on(server: DevServer) -> Self {
         let base = format!("http://{}", server.addr);
         Stack {
             server,
