@@ -34,8 +34,98 @@ fn engine() -> &'static Handlebars<'static> {
         // would put a secret in CloudWatch): `guard` refuses it, and should a
         // spelling slip past, the helper renders nothing and logs nothing.
         hb.register_helper("log", Box::new(RefusedHelper));
+        hb.register_helper(TICK_HELPER, Box::new(IterationTick));
         hb
     })
+}
+
+/// The most `{{#each}}` iterations one render may run, across all its
+/// loops: nested loops over large lists would otherwise stall a worker
+/// while rendering nothing, out of the output cap's sight.
+pub const MAX_ITERATIONS: usize = 100_000;
+
+/// Counts each iteration of the render in progress: [`with_ticks`] puts a
+/// call of it at the start of every `{{#each}}` body.
+const TICK_HELPER: &str = "__hookflow_iteration";
+
+thread_local! {
+    /// Iterations of the render running on this thread (rendering never
+    /// yields, so one render has the thread to itself).
+    static ITERATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+struct IterationTick;
+
+impl handlebars::HelperDef for IterationTick {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        _: &handlebars::Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+        _: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        let done = ITERATIONS.with(|count| {
+            count.set(count.get() + 1);
+            count.get()
+        });
+        if done > MAX_ITERATIONS {
+            return Err(
+                RenderErrorReason::Other(format!("the template iterates more than {MAX_ITERATIONS} times")).into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `text` with an iteration tick at the start of every `{{#each}}` body
+/// (after the opening tag, keeping its `~}}` whitespace control).
+fn with_ticks(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("#each") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let inner = &rest[start + 2..];
+        let Some(end) = inner.find("}}") else { break };
+        let tag = &inner[..end];
+        out.push_str(&rest[..start + 2 + end + 2]);
+        let name = tag.trim_start_matches('~').trim_start();
+        if name
+            .strip_prefix("#each")
+            .is_some_and(|after| after.is_empty() || after.starts_with(char::is_whitespace))
+        {
+            let trim = if tag.ends_with('~') { "~" } else { "" };
+            out.push_str(&format!("{{{{{TICK_HELPER}{trim}}}}}"));
+        }
+        rest = &inner[end + 2..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Collects a render, refusing to grow past [`MAX_RENDERED_BYTES`]: the
+/// render stops at the first write over it.
+#[derive(Default)]
+struct CappedText {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + data.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered text over the limit"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct RefusedHelper;
@@ -75,9 +165,15 @@ pub fn is_templated(text: &str) -> bool {
 pub const MAX_BLOCKS: usize = 32;
 
 /// Refuses what a workflow template never needs and could crash a worker
-/// with: partials and decorators (which can recurse forever) and more than
+/// with: partials and decorators (which can recurse forever), raw blocks
+/// (whose text the iteration count could not see into) and more than
 /// [`MAX_BLOCKS`] blocks.
 fn guard(text: &str) -> Result<(), TemplateError> {
+    if text.contains("{{{{") {
+        return Err(TemplateError::Syntax(
+            "raw blocks ({{{{raw}}}}) are not supported".into(),
+        ));
+    }
     let mut blocks = 0;
     for (start, _) in text.match_indices("{{") {
         let rest = text[start + 2..].trim_start_matches(['{', '~']).trim_start();
@@ -149,21 +245,23 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
                 .ok_or_else(|| TemplateError::MissingVariable(expr.to_owned()));
         }
     }
-    let rendered = engine()
-        .render_template(text, context)
-        .map_err(|err| match err.reason() {
-            RenderErrorReason::MissingVariable(Some(name)) => TemplateError::MissingVariable(name.clone()),
-            RenderErrorReason::MissingVariable(None) => TemplateError::MissingVariable(String::from("(unknown)")),
-            RenderErrorReason::TemplateError(e) => TemplateError::Syntax(e.to_string()),
-            _ => TemplateError::Render(err.to_string()),
-        })?;
-    if rendered.len() > MAX_RENDERED_BYTES {
+    let mut rendered = CappedText::default();
+    ITERATIONS.with(|count| count.set(0));
+    let outcome = engine().render_template_to_write(&with_ticks(text), context, &mut rendered);
+    if rendered.overflowed {
         return Err(TemplateError::Render(format!(
-            "the rendered text is {} bytes, over the limit of {MAX_RENDERED_BYTES}",
-            rendered.len()
+            "the rendered text is over the limit of {MAX_RENDERED_BYTES} bytes"
         )));
     }
-    Ok(Value::String(rendered))
+    outcome.map_err(|err| match err.reason() {
+        RenderErrorReason::MissingVariable(Some(name)) => TemplateError::MissingVariable(name.clone()),
+        RenderErrorReason::MissingVariable(None) => TemplateError::MissingVariable(String::from("(unknown)")),
+        RenderErrorReason::TemplateError(e) => TemplateError::Syntax(e.to_string()),
+        _ => TemplateError::Render(err.to_string()),
+    })?;
+    String::from_utf8(rendered.bytes)
+        .map(Value::String)
+        .map_err(|e| TemplateError::Render(format!("the rendered text is not UTF-8: {e}")))
 }
 
 /// Renders every string leaf of a JSON document; keys and non-string leaves
@@ -329,5 +427,46 @@ mod tests {
         let fine = format!("{}x{}", "{{#if a}}".repeat(MAX_BLOCKS), "{{/if}}".repeat(MAX_BLOCKS));
         assert_eq!(check(&fine), Ok(()));
         assert_eq!(render_text(&fine, &serde_json::json!({"a": true})), Ok("x".into()));
+    }
+
+    #[test]
+    fn iteration_is_bounded_and_each_still_behaves() {
+        // Nested loops over one list: a million iterations that render nothing.
+        let list: Vec<u32> = (0..1000).collect();
+        let ctx = serde_json::json!({"a": list, "small": [{"n": 1, "tags": ["x", "y"]}, {"n": 2, "tags": []}]});
+        let nested = "{{#each a}}{{#each ../a}}{{/each}}{{/each}}";
+        let err = render_value(nested, &ctx).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Render(m) if m.contains("iterates more than")),
+            "{err}"
+        );
+        assert_eq!(
+            render_value("{{#each a}}{{/each}}done", &ctx),
+            Ok(serde_json::json!("done")),
+            "a thousand iterations are fine"
+        );
+        // The tick changes nothing a template renders: indexes, block
+        // params, parents, else, whitespace control.
+        let cases = [
+            ("{{#each small}}{{@index}}:{{n}};{{/each}}", "0:1;1:2;"),
+            ("{{#each small as |item i|}}{{i}}={{item.n}} {{/each}}", "0=1 1=2 "),
+            (
+                "{{#each small}}{{#each tags}}{{this}}{{else}}-{{/each}}|{{/each}}",
+                "xy|-|",
+            ),
+            ("[ {{~#each small~}} {{n}} {{~/each~}} ]", "[12]"),
+            ("{{#each small}}{{#if @first}}first {{/if}}{{/each}}", "first "),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(
+                render_value(template, &ctx),
+                Ok(serde_json::json!(expected)),
+                "{template}"
+            );
+        }
+        assert!(matches!(
+            check("{{{{raw}}}}{{#each a}}{{{{/raw}}}}"),
+            Err(TemplateError::Syntax(_))
+        ));
     }
 }
