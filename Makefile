@@ -1,5 +1,5 @@
 # The verbs a user types. See README.md.
-.PHONY: dev test check fmt lint fuzz lint-template build deploy
+.PHONY: dev test check fmt lint fuzz bench-memory lint-template build deploy
 
 # Run the whole stack locally (in-memory backend) on http://127.0.0.1:3000.
 dev:
@@ -22,6 +22,11 @@ check: lint test
 # run long: `make test` runs them at 256 cases. A failure's seed is saved next to the test file.
 fuzz:
 	PROPTEST_CASES=200000 cargo test -p hookflow-core --test fuzz --release
+
+# Peak memory of one step-function batch at its worst (ten peers answering 1 MiB each), against
+# the function's 256 MiB; fails over half of it.
+bench-memory:
+	cargo run --release -p hookflow-tests --bin delivery_memory
 
 # cfn-lint and sam validate --lint on template.yaml (installed into .venv-template by the script).
 lint-template:

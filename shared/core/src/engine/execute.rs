@@ -240,20 +240,20 @@ impl StepExecutor {
             step_id: message.step_id.clone(),
             attempt: message.attempt,
             resume_at: message.resume_at,
-            context: with_workflow_vars(message.context.clone(), &workflow),
+            context: with_workflow_vars(std::mem::take(&mut message.context), &workflow),
             run_due_at: run.due_at,
         };
         let now = self.clock.now();
         if let Some(resume_at) = cursor.resume_at.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: hop again.
-            report.next = self.enqueue(&message, &cursor, resume_at, None).await?;
+            report.next = self.enqueue(&message, cursor, resume_at, None).await?;
             return Ok(report);
         }
 
         let mut first = true;
         loop {
             let step = step_of(&workflow, &cursor.step_id)?;
-            let record = match self
+            let mut record = match self
                 .runs
                 .get_step(&message.run_id, &cursor.step_id, cursor.attempt)
                 .await?
@@ -265,7 +265,7 @@ impl StepExecutor {
                 None => {
                     if !first && step.action.has_side_effects() {
                         let now = self.clock.now();
-                        report.next = self.enqueue(&message, &cursor, now, Some(&report)).await?;
+                        report.next = self.enqueue(&message, cursor, now, Some(&report)).await?;
                         return Ok(report);
                     }
                     if step.action.has_side_effects() {
@@ -289,7 +289,7 @@ impl StepExecutor {
                                 match due {
                                     Ok(due) if due > started_at => {
                                         cursor.resume_at = Some(due);
-                                        report.next = self.enqueue(&message, &cursor, due, Some(&report)).await?;
+                                        report.next = self.enqueue(&message, cursor, due, Some(&report)).await?;
                                         return Ok(report);
                                     }
                                     Ok(due) => {
@@ -323,7 +323,7 @@ impl StepExecutor {
                         &mut cursor.context,
                         &cursor.step_id,
                         step,
-                        output.or_else(|| record.output.clone()).unwrap_or(Value::Null),
+                        output.or_else(|| record.output.take()).unwrap_or(Value::Null),
                     );
                     match record.next {
                         Some(next) => {
@@ -347,7 +347,7 @@ impl StepExecutor {
                         );
                         cursor.attempt += 1;
                         let due = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                        report.next = self.enqueue(&message, &cursor, due, Some(&report)).await?;
+                        report.next = self.enqueue(&message, cursor, due, Some(&report)).await?;
                         return Ok(report);
                     }
                     match &step.on_failure {
@@ -367,7 +367,7 @@ impl StepExecutor {
                                 cursor.step_id, cursor.attempt
                             );
                             // Where a replay starts: this step, with the context it had.
-                            let resume = self.message_at(&message, &cursor, None);
+                            let resume = self.message_at(&message, cursor, None);
                             save_resume_point(self.runs.as_ref(), &resume).await?;
                             report.next = self.finish(&message, run.test, RunStatus::Failed, Some(reason)).await?;
                             return Ok(report);
@@ -495,7 +495,7 @@ impl StepExecutor {
     async fn enqueue(
         &self,
         message: &StepMessage,
-        cursor: &Cursor,
+        cursor: Cursor,
         due: DateTime<Utc>,
         progress: Option<&StepReport>,
     ) -> Result<NextMove, EngineError> {
@@ -509,14 +509,12 @@ impl StepExecutor {
         } else {
             None
         };
+        let (step_id, attempt, run_due_at) = (cursor.step_id.clone(), cursor.attempt, cursor.run_due_at);
         let next = self.message_at(message, cursor, resume_at);
         // Before the send: a crash in between leaves the run due later than
         // needed (the reaper waits longer), never earlier.
         let visible_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-        if cursor
-            .run_due_at
-            .is_none_or(|recorded| visible_at > recorded + DUE_SLACK)
-        {
+        if run_due_at.is_none_or(|recorded| visible_at > recorded + DUE_SLACK) {
             self.runs.extend_due(&message.run_id, visible_at).await?;
         }
         match progress {
@@ -526,24 +524,25 @@ impl StepExecutor {
             }
             None => send_step(self.runs.as_ref(), self.steps.as_ref(), next, delay).await?,
         }
-        tracing::debug!(next_step = %cursor.step_id, attempt = cursor.attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
+        tracing::debug!(next_step = %step_id, attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
         Ok(NextMove::Enqueued {
-            step_id: cursor.step_id.clone(),
-            attempt: cursor.attempt,
+            step_id,
+            attempt,
             delay,
         })
     }
 
-    /// The message that continues `message`'s run at the cursor.
-    fn message_at(&self, message: &StepMessage, cursor: &Cursor, resume_at: Option<DateTime<Utc>>) -> StepMessage {
+    /// The message that continues `message`'s run at the cursor (which it
+    /// takes: the context, step outputs and all, moves, never copied).
+    fn message_at(&self, message: &StepMessage, cursor: Cursor, resume_at: Option<DateTime<Utc>>) -> StepMessage {
         StepMessage {
             run_id: message.run_id.clone(),
             workspace_id: message.workspace_id.clone(),
             workflow_id: message.workflow_id.clone(),
             workflow_version: message.workflow_version,
-            step_id: cursor.step_id.clone(),
+            step_id: cursor.step_id,
             attempt: cursor.attempt,
-            context: cursor.context.clone(),
+            context: cursor.context,
             context_ref: None,
             resume_at,
             replay: message.replay,
