@@ -3,8 +3,13 @@
 //!
 //! Faults are decided by a hash of (seed, cut point, message identity), not
 //! by the order tasks happen to run in, so a seed reproduces the same faults.
-//! Each cut point fails a given message at most once: a message meets at
-//! most four crashes, fewer than `maxReceiveCount` deliveries.
+//! Each cut point fails a given message at most once. On top of those, some
+//! messages are doomed: their invocation dies on every delivery until the
+//! queue dead-letters them, and the dead-letter consumer ends their run.
+//!
+//! The queues are consumed the way Lambda consumes them: a batch handed to
+//! the functions' own handler (`hookflow_lambda::handle_sqs_batch`), the
+//! records it did not report deleted, unless the invocation dies first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -14,17 +19,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
 use hookflow_cli::dev::Ports;
 use hookflow_core::dead_letter::QueueKind;
-use hookflow_core::engine::DeliveryLimits;
+use hookflow_core::engine::{DeadLetters, DeliveryLimits, Reaper, ReplayFrom};
 use hookflow_core::ports::*;
-use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepRecord, StepStatus};
+use hookflow_core::run::{run_id_for, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
 use hookflow_core::subscription::Subscription;
 use hookflow_core::wiring::Stores;
-use hookflow_core::worker::{consume, ConsumerSettings};
+use hookflow_core::worker::MessageHandler;
 use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
+use hookflow_lambda::{handle_sqs_batch, QueueConsumer};
 use serde_json::json;
 use tokio::sync::watch;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -51,13 +58,21 @@ pub enum CutPoint {
     AfterRecordBeforeSend,
     /// The handler finished, the message is not acknowledged.
     BeforeAck,
+    /// The whole invocation died after its handler ran (a timeout, a
+    /// crash): nothing of the batch is deleted.
+    InvocationDies,
+    /// One record blew the invocation's memory: the records before it were
+    /// handled, none is deleted.
+    MemoryBlowup,
 }
 
-const CUT_POINTS: [CutPoint; 4] = [
+const CUT_POINTS: [CutPoint; 6] = [
     CutPoint::BeforeAction,
     CutPoint::AfterActionBeforeRecord,
     CutPoint::AfterRecordBeforeSend,
     CutPoint::BeforeAck,
+    CutPoint::InvocationDies,
+    CutPoint::MemoryBlowup,
 ];
 
 /// Decides and counts the faults.
@@ -68,6 +83,8 @@ pub struct Faults {
     seen: Mutex<BTreeSet<(CutPoint, u64)>>,
     pub crashes: Mutex<BTreeMap<CutPoint, u64>>,
     pub duplicate_sends: AtomicU64,
+    /// Invocations killed by a doomed message.
+    pub doomed_deaths: AtomicU64,
     /// Redeliveries and duplicates the engine recognised and absorbed.
     pub absorbed: AtomicU64,
     /// The harness's own view of progress, kept in memory so that waiting
@@ -102,6 +119,7 @@ impl Faults {
             seen: Mutex::default(),
             crashes: Mutex::default(),
             duplicate_sends: AtomicU64::new(0),
+            doomed_deaths: AtomicU64::new(0),
             absorbed: AtomicU64::new(0),
             progress: Progress::default(),
         })
@@ -124,6 +142,23 @@ impl Faults {
 
     fn absorbed(&self) {
         self.absorbed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether an invocation-level fault strikes `identity`, on its first
+    /// encounter, `per_mille` of the time.
+    fn strikes(&self, point: CutPoint, identity: &str, per_mille: u64) -> bool {
+        let key = fnv(&[identity.as_bytes()]);
+        let first = self.seen.lock().expect("lock").insert((point, key));
+        let roll = fnv(&[
+            &self.seed.to_be_bytes(),
+            format!("{point:?}").as_bytes(),
+            identity.as_bytes(),
+        ]) % 1000;
+        let struck = first && roll < per_mille;
+        if struck {
+            *self.crashes.lock().expect("lock").entry(point).or_default() += 1;
+        }
+        struck
     }
 
     pub fn total_crashes(&self) -> u64 {
@@ -274,6 +309,141 @@ impl Queue for FaultyQueue {
     }
 }
 
+/// A function as its `main` wires it: the handler of its queue and the
+/// dead letters of that queue (whose dead-letter queue it also consumes).
+#[derive(Clone)]
+struct Function {
+    handler: Arc<dyn MessageHandler>,
+    dead_letters: Arc<DeadLetters>,
+    dead_letter_queue_arn: &'static str,
+}
+
+/// One SQS event source mapping of `function`, as Lambda runs it, until
+/// `shutdown`: a batch of `queue` (its records carrying `arn`) goes to the
+/// function's own handler, and the records it did not report failed are
+/// deleted, unless the invocation died first.
+async fn event_source(
+    queue: Arc<dyn Queue>,
+    arn: &'static str,
+    function: Function,
+    faults: Arc<Faults>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let batch = tokio::select! {
+            batch = queue.receive(10, Duration::from_millis(200)) => batch,
+            _ = shutdown.changed() => break,
+        };
+        match batch {
+            Ok(deliveries) if !deliveries.is_empty() => invoke(&queue, arn, &function, &faults, deliveries).await,
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// One invocation. On the main queues a record may kill it as it is
+/// reached (a doomed one every time, another once: out of memory); any
+/// invocation may die once its handler returns (a timeout). Either way
+/// nothing of the batch is deleted. The dead-letter mode runs no step, so
+/// nothing there runs out of memory.
+async fn invoke(
+    queue: &Arc<dyn Queue>,
+    arn: &'static str,
+    function: &Function,
+    faults: &Faults,
+    deliveries: Vec<Delivery>,
+) {
+    let dead_letter_mode = arn == function.dead_letter_queue_arn;
+    let fatal = deliveries
+        .iter()
+        .position(|d| !dead_letter_mode && (doomed(&d.body) || faults.strikes(CutPoint::MemoryBlowup, &d.body, 10)));
+    if fatal.is_some_and(|at| doomed(&deliveries[at].body)) {
+        faults.doomed_deaths.fetch_add(1, Ordering::Relaxed);
+    }
+    let handled = &deliveries[..fatal.unwrap_or(deliveries.len())];
+    let records: Vec<serde_json::Value> = handled
+        .iter()
+        .map(|d| {
+            json!({"messageId": d.receipt, "body": d.body, "eventSourceARN": arn,
+                "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()}})
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    let consumer = QueueConsumer {
+        handler: function.handler.as_ref(),
+        dead_letters: &function.dead_letters,
+        dead_letter_queue_arn: function.dead_letter_queue_arn,
+    };
+    let response = handle_sqs_batch(&consumer, event, None).await;
+    let batch_identity = deliveries
+        .iter()
+        .map(|d| d.receipt.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    if fatal.is_some() || faults.strikes(CutPoint::InvocationDies, &batch_identity, 30) {
+        return;
+    }
+    for delivery in handled {
+        if !response
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier == delivery.receipt)
+        {
+            // A failed delete (an injected crash) only brings the message back.
+            let _ = queue.ack(&delivery.receipt).await;
+        }
+    }
+}
+
+/// Replays every failed run from the step it stopped at, and sends the
+/// messages parked for it again: stale duplicates from before the replay,
+/// which must change nothing. Returns the replayed runs.
+async fn replay_failed(stores: &Stores, steps: &Arc<dyn Queue>) -> Vec<String> {
+    let query = RunQuery {
+        status: Some(RunStatus::Failed),
+        ..RunQuery::default()
+    };
+    let failed = collect_runs(stores.runs.as_ref(), WS, &query, usize::MAX)
+        .await
+        .expect("list failed runs");
+    let recovery = stores.recovery(steps.clone());
+    let parked = stores
+        .dead_letters(QueueKind::Steps)
+        .list()
+        .await
+        .expect("parked messages");
+    for run in &failed {
+        recovery
+            .replay(WS, &run.run_id, ReplayFrom::FailedStep, None)
+            .await
+            .expect("replay a dead-lettered run");
+        for stale in parked
+            .iter()
+            .filter(|m| m.run_id.as_deref() == Some(run.run_id.as_str()))
+        {
+            steps
+                .send(stale.body.clone(), Duration::ZERO)
+                .await
+                .expect("stale duplicate");
+        }
+    }
+    failed.into_iter().map(|run| run.run_id).collect()
+}
+
+/// A clock a day ahead: the reaper's pass at the end looks at every run as
+/// if everything due had long passed.
+struct DayLater;
+
+impl Clock for DayLater {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::days(1)
+    }
+}
+
 /// The HTTP peer: answers 5xx 20 % and 429 with `Retry-After` 5 % of the
 /// time (by hash of seed, key and try), and logs what it answered.
 pub struct ChaosSink {
@@ -309,7 +479,9 @@ impl ChaosSink {
         let response = match roll {
             0..20 => ResponseTemplate::new(503),
             20..25 => ResponseTemplate::new(429).insert_header("Retry-After", "1"),
-            _ => ResponseTemplate::new(200).set_body_json(json!({"ok": true})),
+            // A character SQS refuses in a message body, which the next
+            // step sends on: escaped, it travels; raw, it would break the run.
+            _ => ResponseTemplate::new(200).set_body_json(json!({"ok": true, "note": NOTE})),
         };
         let status = match roll {
             0..20 => 503,
@@ -323,9 +495,60 @@ impl ChaosSink {
 
 pub const WS: &str = "ws_chaos";
 
+const TRIGGERS_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:chaos-triggers";
+const TRIGGERS_DLQ_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:chaos-triggers-dlq";
+const STEPS_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:chaos-steps";
+const STEPS_DLQ_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:chaos-steps-dlq";
+
+/// What the peer says on success: U+FFFF inside.
+const NOTE: &str = "fine\u{ffff}";
+
+/// The credentials `wf_big` sends to its peer, which redirects it (307) to
+/// another origin: none may arrive there.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-partner", "x-chaos-key"];
+
+/// Answers what reached the other origin through a redirect, counting the
+/// requests that still carried a credential.
+struct RedirectedResponder {
+    sink: Arc<ChaosSink>,
+    leaked: Arc<AtomicU64>,
+    arrived: Arc<AtomicU64>,
+}
+
+impl Respond for RedirectedResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.arrived.fetch_add(1, Ordering::Relaxed);
+        if CREDENTIAL_HEADERS.iter().any(|h| request.headers.contains_key(*h)) {
+            self.leaked.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sink.answer(request)
+    }
+}
+
+/// Sends every `/redirect/<path>` on to `<to>/<path>` with a 307.
+struct Redirector(String);
+
+impl Respond for Redirector {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let rest = request.url.path().trim_start_matches("/redirect");
+        ResponseTemplate::new(307).insert_header("Location", format!("{}{rest}", self.0))
+    }
+}
+
+/// A run of `wf_all` for an event whose `n` is 13 has a doomed `small`
+/// step: its invocation dies on every delivery (as one that always runs
+/// out of memory would), until the queue dead-letters it. A replay sends it
+/// again marked with the replay, which lives.
+fn doomed(body: &str) -> bool {
+    serde_json::from_str::<StepMessage>(body)
+        .is_ok_and(|m| m.step_id == "small" && m.replay == 0 && m.context["n"] == json!(13))
+}
+
 /// Two workflows on one trigger: `wf_all` takes every event through two
 /// HTTP hops with a pure Decision and SetVariables between them (and a
-/// Delay hop on one branch); `wf_big` matches half of the events by filter.
+/// Delay hop on one branch), the second sending on what the first peer
+/// answered; `wf_big` matches half of the events by filter and is
+/// redirected to another origin with credentials it must not take along.
 pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
     let retry = json!({"max_attempts": 12, "initial_interval_s": 0.2, "backoff_rate": 1.5, "max_interval_s": 1, "jitter": "full"});
     let all = json!({
@@ -339,16 +562,19 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
             "tag": {"action": {"type": "SetVariables", "values": {"tier": "small"}}, "next": "pause"},
             "pause": {"action": {"type": "Delay", "seconds": 1}, "next": "small"},
             "small": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/small"),
-                        "body": {"tier": "{{ vars.tier }}"}}, "retry": retry},
+                        "body": {"tier": "{{ vars.tier }}", "note": "{{ steps.notify.body.note }}"}}, "retry": retry},
             "big": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/big"),
-                        "body": {"n": "{{ n }}"}}, "retry": retry}
+                        "body": {"n": "{{ n }}", "note": "{{ steps.notify.body.note }}"}}, "retry": retry}
         }
     });
     let big = json!({
         "id": "wf_big", "workspace_id": WS, "name": "chaos big", "status": "active", "version": 1,
         "scope": {"workspace": true}, "trigger": {"type": "Prize.Won", "filter": {"path": "n", "op": "gte", "value": 50}},
         "start": "hook",
-        "steps": {"hook": {"action": {"type": "HttpRequest", "method": "PUT", "url": format!("{sink}/big/hook"),
+        "steps": {"hook": {"action": {"type": "HttpRequest", "method": "PUT", "url": format!("{sink}/redirect/big/hook"),
+                    "headers": {"Authorization": "Bearer chaos-token", "X-Partner": "partner-secret"},
+                    "auth": {"type": "api_key", "header": "X-Chaos-Key", "value": "chaos-key"},
+                    "secret_headers": ["X-Partner"], "follow_redirects": "any",
                     "body": {"n": "{{ n }}"}}, "retry": retry}}
     });
     [all, big]
@@ -403,6 +629,21 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         answered: Mutex::default(),
     });
     let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let (leaked, redirected) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    Mock::given(wiremock::matchers::any())
+        .respond_with(RedirectedResponder {
+            sink: sink.clone(),
+            leaked: leaked.clone(),
+            arrived: redirected.clone(),
+        })
+        .mount(&elsewhere)
+        .await;
+    Mock::given(wiremock::matchers::path_regex("^/redirect/"))
+        .respond_with(Redirector(elsewhere.uri()))
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(wiremock::matchers::any())
         .respond_with(SinkResponder(sink.clone()))
         .mount(&server)
@@ -463,27 +704,37 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut consumers = vec![];
-    let settings = ConsumerSettings {
-        batch_size: 10,
-        wait: Duration::from_millis(200),
+    let dispatcher_function = Function {
+        handler: dispatcher.clone(),
+        dead_letters: Arc::new(stores.dead_letters(QueueKind::Triggers)),
+        dead_letter_queue_arn: TRIGGERS_DLQ_ARN,
     };
-    for _ in 0..2 {
-        consumers.push(tokio::spawn(consume(
-            triggers.clone(),
-            dispatcher.clone(),
-            Arc::new(stores.dead_letters(QueueKind::Triggers)),
-            settings,
-            shutdown_rx.clone(),
-        )));
-    }
-    for _ in 0..config.step_workers {
-        consumers.push(tokio::spawn(consume(
-            steps.clone(),
-            executor.clone(),
-            Arc::new(stores.dead_letters(QueueKind::Steps)),
-            settings,
-            shutdown_rx.clone(),
-        )));
+    let step_function = Function {
+        handler: executor.clone(),
+        dead_letters: Arc::new(stores.dead_letters(QueueKind::Steps)),
+        dead_letter_queue_arn: STEPS_DLQ_ARN,
+    };
+    let mappings = [
+        (triggers.clone(), TRIGGERS_ARN, &dispatcher_function, 2),
+        (
+            target.ports.triggers_dlq.clone(),
+            TRIGGERS_DLQ_ARN,
+            &dispatcher_function,
+            1,
+        ),
+        (steps.clone(), STEPS_ARN, &step_function, config.step_workers),
+        (target.ports.steps_dlq.clone(), STEPS_DLQ_ARN, &step_function, 1),
+    ];
+    for (queue, arn, function, pollers) in mappings {
+        for _ in 0..pollers {
+            consumers.push(tokio::spawn(event_source(
+                queue.clone(),
+                arn,
+                function.clone(),
+                faults.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
     }
 
     let started = Instant::now();
@@ -517,10 +768,38 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     while watch.unfinished(&expected_runs) > 0 || (target.pending)().await > 0 {
         watch.tick(&expected_runs).await;
     }
+
+    // The dead-lettered runs ended failed. On-call replays them, while the
+    // doomed messages' stale duplicates (from before the replay) come again.
+    let replayed = replay_failed(&stores, &target.ports.steps).await;
+    assert!(!replayed.is_empty(), "the doomed runs did not dead-letter");
+    let ended_twice = |progress: &Progress| {
+        let finished = progress.finished.lock().expect("lock");
+        replayed
+            .iter()
+            .all(|id| finished.get(id).is_some_and(|ends| ends.len() >= 2))
+    };
+    while !ended_twice(&faults.progress) || (target.pending)().await > 0 {
+        watch.tick(&expected_runs).await;
+    }
     let _ = shutdown.send(true);
     for consumer in consumers {
         let _ = consumer.await;
     }
+
+    // The reaper, a day later, finds nothing left running: every run
+    // ended through the pipeline itself.
+    let reaper = Reaper::new(
+        stores.runs.clone(),
+        Arc::new(DayLater),
+        stores.metrics.clone(),
+        DeliveryLimits::for_queue(target.visibility_timeout, hookflow_aws::MAX_RECEIVE_COUNT).redelivery_horizon,
+    );
+    let reaped = reaper.reap().await.expect("reaper pass");
+    assert!(
+        reaped.reaped.is_empty() && reaped.spared.is_empty(),
+        "left for the reaper: {reaped:?}"
+    );
 
     // Exactly one run per (accepted event, matched workflow), each ended
     // once, and the store agrees with what the engine reported ending.
@@ -534,12 +813,22 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         let ended = faults.progress.finished.lock().expect("lock");
         for run in &finished {
             let statuses = ended.get(&run.run_id).map(Vec::as_slice).unwrap_or_default();
+            assert!(run.status.is_terminal(), "run {} is stuck {}", run.run_id, run.status);
             assert_eq!(
-                statuses,
-                [run.status],
-                "run {} must end exactly once, with the status the store holds",
-                run.run_id
+                (statuses.len(), statuses.last()),
+                (1 + run.replays as usize, Some(&run.status)),
+                "run {} must end once per pass (replays: {}), last with the status the store holds",
+                run.run_id,
+                run.replays
             );
+            if run.replays > 0 {
+                assert_eq!(
+                    run.status,
+                    RunStatus::Succeeded,
+                    "replayed run {} did not finish",
+                    run.run_id
+                );
+            }
         }
     }
     let failed = finished.iter().filter(|r| r.status == RunStatus::Failed).count();
@@ -612,18 +901,32 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         "no duplicated delivery was injected"
     );
     assert!(answered.iter().any(|(_, s)| *s == 503), "the peer never answered 503");
+    let redirected = redirected.load(Ordering::Relaxed);
+    assert!(redirected > 0, "no request was redirected to the other origin");
+    assert_eq!(
+        leaked.load(Ordering::Relaxed),
+        0,
+        "credentials crossed to another origin"
+    );
+    let mut dead_lettered = 0;
+    for queue in QueueKind::ALL {
+        dead_lettered += stores.dead_letters(queue).list().await.expect("parked").len();
+    }
     assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {
         line: format!(
-            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} faults={} (crashes {} [{}], duplicated deliveries {}, peer 5xx/429 {peer_faults}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} lost=0 in {:.1}s",
+            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} faults={} (crashes {} [{}], doomed invocations {}, duplicated deliveries {}, peer 5xx/429 {peer_faults}, U+FFFF replies {}, cross-origin redirects {redirected}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} dead_lettered={dead_lettered} replayed={} credentials_leaked=0 reaped=0 lost=0 stuck=0 in {:.1}s",
             target.name,
             config.seed,
             finished.len(),
             faults.total_crashes() + faults.duplicate_sends.load(Ordering::Relaxed) + peer_faults as u64,
             faults.total_crashes(),
             by_point.join(" "),
+            faults.doomed_deaths.load(Ordering::Relaxed),
             faults.duplicate_sends.load(Ordering::Relaxed),
+            answered.iter().filter(|(_, s)| *s == 200).count(),
             faults.absorbed.load(Ordering::Relaxed),
+            replayed.len(),
             started.elapsed().as_secs_f64(),
         ),
     }

@@ -111,8 +111,12 @@ impl DeadLetters {
         }
     }
 
-    /// Ends the message's run unless it has ended, or the message is a stale
-    /// duplicate from before a replay (the replayed run is not its business).
+    /// Ends the message's run unless it has ended, or the message is stale
+    /// from before a replay (the replayed run is not its business). A
+    /// duplicate of a step that already ran ends the run too: telling it
+    /// from the one message that could still move the run on would take the
+    /// workflow's walk, and a run wrongly ended is replayed, where one
+    /// wrongly left running would wait for the reaper.
     async fn end_run(&self, message: &StepMessage, reason: &str) -> Result<(), EngineError> {
         let Some(run) = self.runs.get_run(&message.run_id).await? else {
             return Ok(());
