@@ -486,3 +486,89 @@ async fn a_stale_message_from_before_a_replay_is_ignored() {
         "the replayed run is left to its replay"
     );
 }
+
+/// Counts requests per path and answers 200.
+#[derive(Default)]
+struct CountingPaths(std::sync::Mutex<Vec<String>>);
+
+#[async_trait]
+impl HttpClient for CountingPaths {
+    async fn send(&self, call: HttpCall) -> Result<HttpReply, HttpError> {
+        self.0.lock().expect("lock").push(call.url);
+        Ok(HttpReply {
+            status: 200,
+            headers: vec![],
+            body: b"{}".to_vec(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_run_ended_by_a_parked_duplicate_replays_on_from_its_recorded_step_without_acting_again() {
+    let backend = twins(Duration::from_secs(30));
+    let two_calls = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "wf",
+        "status": "active", "version": 1, "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"},
+        "start": "call", "steps": {
+            "call": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://example.com/a"}, "next": "then"},
+            "then": {"action": {"type": "HttpRequest", "method": "POST", "url": "https://example.com/b"}}}}))
+    .expect("workflow decodes");
+    backend.workflows.put_version(&two_calls).await.expect("store");
+    backend
+        .runs
+        .create_run(&run_record("run_dup", 1))
+        .await
+        .expect("create");
+    let http = Arc::new(CountingPaths::default());
+    let executor = step_executor(&backend, http.clone());
+    let first = step_message("run_dup", 1);
+    executor.handle_message(&first).await.expect("call runs and hands off");
+    // A duplicate of the first message dead-letters while the run moves on:
+    // parking it ends the run.
+    let stores = Stores::memory(&backend, Arc::new(SystemClock));
+    let duplicate = Delivery {
+        receipt: "dup".into(),
+        body: first,
+        receive_count: 5,
+    };
+    stores
+        .dead_letters(QueueKind::Steps)
+        .park(&duplicate, ParkedBecause::DeliveriesExhausted, "test")
+        .await
+        .expect("park");
+    let ended = backend.runs.get_run("run_dup").await.expect("get").expect("run");
+    assert_eq!(ended.status, RunStatus::Failed);
+
+    let replayed = stores
+        .recovery(backend.steps.clone())
+        .replay("ws", "run_dup", hookflow_core::engine::ReplayFrom::FailedStep, None)
+        .await
+        .expect("replay");
+    assert_eq!(
+        (replayed.step_id.as_str(), replayed.attempt),
+        ("call", 1),
+        "the recorded attempt"
+    );
+    // The hand-off from before the ending is stale now (ignored); the replay's own goes on.
+    for _ in 0..5 {
+        for delivery in backend
+            .steps
+            .receive(10, Duration::from_secs(5))
+            .await
+            .expect("receive")
+        {
+            executor.handle_message(&delivery.body).await.expect("handled");
+            backend.steps.ack(&delivery.receipt).await.expect("ack");
+        }
+        if backend.steps.is_empty() {
+            break;
+        }
+    }
+    let finished = backend.runs.get_run("run_dup").await.expect("get").expect("run");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    let sent = http.0.lock().expect("lock").clone();
+    assert_eq!(
+        sent,
+        vec!["https://example.com/a".to_owned(), "https://example.com/b".to_owned()],
+        "each step acted once"
+    );
+}

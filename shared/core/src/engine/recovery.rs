@@ -90,7 +90,8 @@ pub struct Replayed {
     /// replay from the start.
     pub run_id: String,
     pub step_id: String,
-    /// A fresh attempt number, so the failed attempts stay in the run log.
+    /// A fresh attempt number, so the failed attempts stay in the run log;
+    /// or, when the step had succeeded, that attempt (replayed, not run again).
     pub attempt: u32,
     /// A replay from the start: the failed run it replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,16 +216,20 @@ impl Recovery {
             .await?
             .ok_or_else(|| RecoveryError::NoResumePoint(run_id.to_owned()))?;
         let mut message = decode_message(&resume)?;
-        let attempts_so_far = self
-            .runs
-            .list_step_outlines(run_id)
-            .await?
-            .iter()
-            .filter(|s| s.step_id == message.step_id)
-            .map(|s| s.attempt)
-            .max()
-            .unwrap_or(0);
-        message.attempt = message.attempt.max(attempts_so_far) + 1;
+        let attempts = self.runs.list_step_outlines(run_id).await?;
+        let attempts: Vec<&StepRecord> = attempts.iter().filter(|s| s.step_id == message.step_id).collect();
+        message.attempt = match attempts.iter().find(|s| s.status == StepStatus::Succeeded) {
+            // The step had succeeded (its run was ended by a parked
+            // duplicate, or its hand-off never went out): the replay walks
+            // on from its record instead of acting again.
+            Some(succeeded) => succeeded.attempt,
+            None => {
+                message
+                    .attempt
+                    .max(attempts.iter().map(|s| s.attempt).max().unwrap_or(0))
+                    + 1
+            }
+        };
         message.resume_at = None;
         // The message goes first, marked with the replay it belongs to and
         // held back a moment; the reopen follows. Until the reopen lands the
