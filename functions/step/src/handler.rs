@@ -169,7 +169,8 @@ mod tests {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: 5,
         });
-        let long_ago = chrono_now() - chrono::Duration::hours(3);
+        // Past the steps queue's retention: nothing could still deliver it.
+        let long_ago = chrono_now() - chrono::Duration::days(5);
         for (run_id, due_at) in [("run_stuck", long_ago), ("run_live", chrono_now())] {
             let run = RunRecord {
                 run_id: run_id.into(),
@@ -213,6 +214,15 @@ mod tests {
         let stuck = backend.runs.get_run("run_stuck").await.unwrap().unwrap();
         assert_eq!(stuck.status, RunStatus::Failed);
         assert!(stuck.error.unwrap_or_default().starts_with("ended by the reaper"));
+        assert!(
+            backend
+                .runs
+                .get_blob("run_stuck", hookflow_core::engine::RESUME_KEY)
+                .await
+                .unwrap()
+                .is_none(),
+            "no start point was stored for this hand-made run, so there is nothing to resume from"
+        );
         let live = backend.runs.get_run("run_live").await.unwrap().unwrap();
         assert_eq!(live.status, RunStatus::Running, "a run due now is not stuck");
         assert!(

@@ -8,7 +8,7 @@ pub mod handler;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_aws::MAX_RECEIVE_COUNT;
+use hookflow_aws::{MAX_RECEIVE_COUNT, STEPS_MESSAGE_RETENTION};
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::{HttpError, Queue};
 use hookflow_core::wiring::Stores;
@@ -18,9 +18,10 @@ use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 /// The steps queue's visibility timeout in `template.yaml`.
 pub const STEPS_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The steps queue as `template.yaml` configures it.
+/// The steps queue as `template.yaml` configures it: its redeliveries, and
+/// how long a message may wait in a backlog.
 pub fn steps_limits() -> DeliveryLimits {
-    DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT)
+    DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT).with_backlog_up_to(STEPS_MESSAGE_RETENTION)
 }
 
 /// The function as deployed: the steps queue's limits, and HTTP steps under

@@ -1501,7 +1501,8 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":step", s("STEP#"))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":now", millis_attribute(now))
-            .projection_expression("pk");
+            .projection_expression("pk")
+            .consistent_read(true);
         let mut live = false;
         query_pages("has_live_claim", query, |_| {
             live = true;
@@ -1567,6 +1568,18 @@ struct ParkedItem {
     sk: String,
     #[serde(flatten)]
     message: ParkedMessage,
+    /// A body too large for the item (a trigger event takes up to 1 MiB)
+    /// is a blob of the pseudo-run [`parked_blobs`], under the parked id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body_ref: Option<String>,
+}
+
+/// Bodies larger than this are kept apart from their parked item.
+const MAX_PARKED_INLINE_BYTES: usize = 300_000;
+
+/// The pseudo-run whose blobs hold large parked bodies (no run id has this form).
+fn parked_blobs(queue: QueueKind) -> String {
+    format!("parked_{}", queue.as_str())
 }
 
 fn parked_pk(queue: QueueKind) -> String {
@@ -1579,11 +1592,19 @@ const MAX_PARKED_READ: usize = 10_000;
 #[async_trait]
 impl DeadLetterStore for DynamoRuns {
     async fn park(&self, message: &ParkedMessage) -> PortResult<bool> {
-        let item = ParkedItem {
+        let mut item = ParkedItem {
             pk: parked_pk(message.queue),
             sk: message.id.clone(),
             message: message.clone(),
+            body_ref: None,
         };
+        if message.body.len() > MAX_PARKED_INLINE_BYTES {
+            // The blob first: an item never names a body that is not there.
+            self.put_blob(&parked_blobs(message.queue), &message.id, &message.body)
+                .await?;
+            item.message.body.clear();
+            item.body_ref = Some(message.id.clone());
+        }
         let item = self.with_expiry(to_item("park", &item)?, Utc::now());
         let put = self
             .client
@@ -1591,7 +1612,32 @@ impl DeadLetterStore for DynamoRuns {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(NOT_EXISTS);
-        put_if("park", put).await
+        if put_if("park", put).await? {
+            return Ok(true);
+        }
+        // Parked before: it came back, so a redrive listing the old one must leave it.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(parked_pk(message.queue)))
+            .key("sk", s(message.id.clone()))
+            .update_expression("SET #at = :at, #reason = :reason, #because = :because, #count = :count")
+            .expression_attribute_names("#at", "parked_at")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_names("#because", "because")
+            .expression_attribute_names("#count", "receive_count")
+            .expression_attribute_values(":at", parked_time(message.parked_at)?)
+            .expression_attribute_values(":reason", s(message.reason.clone()))
+            .expression_attribute_values(
+                ":because",
+                serde_dynamo::to_attribute_value(message.because)
+                    .map_err(|e| PortError::terminal("park", e.to_string()))?,
+            )
+            .expression_attribute_values(":count", AttributeValue::N(message.receive_count.to_string()))
+            .send()
+            .await
+            .map_err(|e| port_error("park", e))?;
+        Ok(false)
     }
 
     async fn list_parked(&self, queue: QueueKind, limit: usize) -> PortResult<Vec<ParkedMessage>> {
@@ -1601,18 +1647,53 @@ impl DeadLetterStore for DynamoRuns {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(parked_pk(queue)));
-        let mut parked = vec![];
+        let mut items = vec![];
         query_pages("list_parked", query, |item| {
-            parked.push(from_item::<ParkedItem>("list_parked", item)?.message);
-            Ok(parked.len() < MAX_PARKED_READ)
+            items.push(from_item::<ParkedItem>("list_parked", item)?);
+            Ok(items.len() < MAX_PARKED_READ)
         })
         .await?;
-        parked.sort_by(|a, b| (a.parked_at, &a.id).cmp(&(b.parked_at, &b.id)));
-        parked.truncate(limit);
+        items.sort_by(|a, b| (a.message.parked_at, &a.message.id).cmp(&(b.message.parked_at, &b.message.id)));
+        items.truncate(limit);
+        let mut parked = Vec::with_capacity(items.len());
+        for mut item in items {
+            if let Some(key) = &item.body_ref {
+                item.message.body = self.get_blob(&parked_blobs(queue), key).await?.ok_or_else(|| {
+                    PortError::retryable("list_parked", format!("parked body {key} is not readable yet"))
+                })?;
+            }
+            parked.push(item.message);
+        }
         Ok(parked)
     }
 
-    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()> {
-        delete_item(&self.client, &self.table, "unpark", parked_pk(queue), id.to_owned()).await
+    async fn unpark(&self, queue: QueueKind, id: &str, parked_at: DateTime<Utc>) -> PortResult<()> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(parked_pk(queue)))
+            .key("sk", s(id))
+            .condition_expression("attribute_not_exists(pk) OR #at = :at")
+            .expression_attribute_names("#at", "parked_at")
+            .expression_attribute_values(":at", parked_time(parked_at)?);
+        match delete.send().await {
+            Ok(_) => Ok(()),
+            // Parked again since it was listed: it stays.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(port_error("unpark", err)),
+        }
     }
+}
+
+/// A parked message's time as its item stores it (serde's form, so the
+/// conditions compare like with like).
+fn parked_time(at: DateTime<Utc>) -> PortResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(at).map_err(|e| PortError::terminal("park", e.to_string()))
 }

@@ -13,8 +13,8 @@ pub use access::DynamoAccess;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
 pub use resources::{
-    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_TABLE, TTL_ATTRIBUTE,
-    WORKFLOWS_TABLE,
+    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
+    STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
 };
 pub use sqs::SqsQueue;
 

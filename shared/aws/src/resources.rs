@@ -33,6 +33,9 @@ pub const RUNS_BY_DUE: &str = "by_due";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Deliveries after which SQS moves a message to the dead-letter queue.
 pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// The steps queue's `MessageRetentionPeriod` in `template.yaml`: how long
+/// a message may wait in a backlog before SQS drops it.
+pub const STEPS_MESSAGE_RETENTION: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
 
 /// A table's keys, as both this module and `template.yaml` declare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! `template.yaml` and `shared/aws` must describe the same tables and queues:
 //! this test fails on any drift in key schema, indexes, TTL or queue settings.
 
-use hookflow_aws::{TableSpec, MAX_RECEIVE_COUNT, RUNS_TABLE, WORKFLOWS_TABLE};
+use hookflow_aws::{TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE, STEPS_MESSAGE_RETENTION, WORKFLOWS_TABLE};
 use serde_yaml::Value;
 
 fn template() -> Value {
@@ -147,6 +147,17 @@ fn dead_letter_queues_have_consumers() {
             })
         });
         assert!(consumes, "{consumer} consumes {dlq} reporting batch item failures");
+        // Lambda refuses a mapping whose queue hides messages for less than
+        // the function's timeout; the main queues' rule (6x) holds here too.
+        let global_timeout = template["Globals"]["Function"]["Timeout"]
+            .as_u64()
+            .expect("Globals timeout");
+        let timeout = properties["Timeout"].as_u64().unwrap_or(global_timeout);
+        let visibility = resource(&template, &dlq)["VisibilityTimeout"].as_u64().unwrap_or(30);
+        assert!(
+            visibility >= 6 * timeout,
+            "{dlq}: visibility {visibility} s < 6 x {consumer} timeout {timeout} s"
+        );
         let alarm = resource(&template, &format!("{dlq}Alarm"));
         assert_eq!(
             alarm["MetricName"].as_str(),
@@ -268,4 +279,48 @@ fn engine_alarms_watch_the_emitted_metrics() {
     assert_eq!(moves["Namespace"].as_str(), Some(NAMESPACE));
     assert_eq!(moves["MetricName"].as_str(), Some(Counter::DeadLetterMoves.name()));
     assert_eq!(moves["Dimensions"][0]["Name"].as_str(), Some(STACK_DIMENSION));
+}
+
+/// The reaper runs: the step function has a schedule whose input is the
+/// reap request its handler understands (`events/lambda/schedule-reap.json`),
+/// and it may query the index the reaper reads, and nothing more on it.
+#[test]
+fn the_reaper_is_scheduled_and_may_read_its_index() {
+    let template = template();
+    let step = resource(&template, "StepFunction");
+    let schedule = step["Events"]
+        .as_mapping()
+        .and_then(|events| events.values().find(|e| e["Type"].as_str() == Some("ScheduleV2")))
+        .expect("a ScheduleV2 event on the step function");
+    let input: serde_json::Value =
+        serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("an Input")).expect("JSON input");
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/lambda/schedule-reap.json")).expect("the sample reap input");
+    assert_eq!(input, sample, "the schedule sends what the handler's test feeds it");
+    let rate = schedule["Properties"]["ScheduleExpression"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(rate.starts_with("rate("), "{rate}");
+    let statements = step["Policies"][0]["Statement"].as_sequence().expect("statements");
+    let on_index: Vec<&Value> = statements
+        .iter()
+        .filter(|s| match &s["Resource"] {
+            Value::Tagged(tagged) if tagged.tag == "Sub" => tagged
+                .value
+                .as_str()
+                .is_some_and(|r| r.ends_with(&format!("/index/{RUNS_BY_DUE}"))),
+            _ => false,
+        })
+        .collect();
+    assert_eq!(on_index.len(), 1, "one statement on the by_due index");
+    let actions: Vec<&str> = on_index[0]["Action"]
+        .as_sequence()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(actions, ["dynamodb:Query"]);
+    // The reaper waits out the steps queue's retention (a backlog).
+    assert_eq!(
+        resource(&template, "StepsQueue")["MessageRetentionPeriod"].as_u64(),
+        Some(STEPS_MESSAGE_RETENTION.as_secs())
+    );
 }

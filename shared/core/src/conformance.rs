@@ -686,11 +686,12 @@ pub async fn dead_letter_store(store: Arc<dyn DeadLetterStore>) {
         !store.park(&again).await.expect("park again"),
         "the same body parks once"
     );
+    let late = again;
     let steps = store.list_parked(QueueKind::Steps, 10).await.expect("list");
     assert_eq!(
         steps,
         vec![early.clone(), late.clone()],
-        "oldest first, as parked the first time"
+        "oldest first, refreshed when parked again"
     );
     assert_eq!(
         store.list_parked(QueueKind::Steps, 1).await.expect("list"),
@@ -700,12 +701,43 @@ pub async fn dead_letter_store(store: Arc<dyn DeadLetterStore>) {
         store.list_parked(QueueKind::Triggers, 10).await.expect("list"),
         vec![trigger]
     );
-    store.unpark(QueueKind::Steps, &early.id).await.expect("unpark");
+    // A trigger event may be 1 MiB, over what one DynamoDB item holds.
+    let big = parked(
+        QueueKind::Triggers,
+        &format!("{{\"data\": \"{}\"}}", "x".repeat(1024 * 1024 - 16)),
+        7,
+    );
+    assert!(store.park(&big).await.expect("park a large body"));
+    let triggers = store.list_parked(QueueKind::Triggers, 10).await.expect("list");
+    assert_eq!(triggers.last(), Some(&big), "the large body comes back whole");
     store
-        .unpark(QueueKind::Steps, &early.id)
+        .unpark(QueueKind::Triggers, &big.id, big.parked_at)
+        .await
+        .expect("unpark");
+    store
+        .unpark(QueueKind::Steps, &early.id, early.parked_at)
+        .await
+        .expect("unpark");
+    store
+        .unpark(QueueKind::Steps, &early.id, early.parked_at)
         .await
         .expect("unparking twice is fine");
-    assert_eq!(store.list_parked(QueueKind::Steps, 10).await.expect("list"), vec![late]);
+    assert_eq!(
+        store.list_parked(QueueKind::Steps, 10).await.expect("list"),
+        vec![late.clone()]
+    );
+    // Parked again after a redrive listed it: the redrive's unpark leaves it.
+    let back = ParkedMessage {
+        parked_at: at(30),
+        receive_count: 2,
+        ..late.clone()
+    };
+    assert!(!store.park(&back).await.expect("park again"));
+    store
+        .unpark(QueueKind::Steps, &late.id, late.parked_at)
+        .await
+        .expect("unpark");
+    assert_eq!(store.list_parked(QueueKind::Steps, 10).await.expect("list"), vec![back]);
 }
 
 pub async fn event_dedupe(dedupe: Arc<dyn EventDedupe>) {

@@ -735,7 +735,11 @@ impl DeadLetterStore for MemoryDeadLetters {
     async fn park(&self, message: &ParkedMessage) -> PortResult<bool> {
         let mut parked = lock(&self.parked);
         let key = (message.queue, message.id.clone());
-        if parked.contains_key(&key) {
+        if let Some(existing) = parked.get_mut(&key) {
+            existing.parked_at = message.parked_at;
+            existing.reason = message.reason.clone();
+            existing.because = message.because;
+            existing.receive_count = message.receive_count;
             return Ok(false);
         }
         parked.insert(key, message.clone());
@@ -748,8 +752,12 @@ impl DeadLetterStore for MemoryDeadLetters {
         Ok(listed)
     }
 
-    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()> {
-        lock(&self.parked).remove(&(queue, id.to_owned()));
+    async fn unpark(&self, queue: QueueKind, id: &str, parked_at: DateTime<Utc>) -> PortResult<()> {
+        let mut parked = lock(&self.parked);
+        let key = (queue, id.to_owned());
+        if parked.get(&key).is_some_and(|m| m.parked_at == parked_at) {
+            parked.remove(&key);
+        }
         Ok(())
     }
 }

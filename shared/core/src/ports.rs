@@ -254,14 +254,16 @@ pub trait RunLog: Send + Sync {
 /// Where dead letters are parked (see [`crate::dead_letter`]).
 #[async_trait]
 pub trait DeadLetterStore: Send + Sync {
-    /// Parks `message` unless a message with its queue and id is parked
-    /// already; `true` when this call parked it.
+    /// Parks `message`; `true` when no message with its queue and id was
+    /// parked. One that was is refreshed (time, reason, receive count): it
+    /// came back, so a redrive that listed it before must not unpark it.
     async fn park(&self, message: &ParkedMessage) -> PortResult<bool>;
     /// Up to `limit` parked messages of `queue`, oldest first.
     async fn list_parked(&self, queue: QueueKind, limit: usize) -> PortResult<Vec<ParkedMessage>>;
-    /// Removes a parked message (after a redrive sent it on); removing one
-    /// that is gone is not an error.
-    async fn unpark(&self, queue: QueueKind, id: &str) -> PortResult<()>;
+    /// Removes a parked message (after a redrive sent it on) if it is still
+    /// the one parked at `parked_at`; one parked again since stays, and
+    /// removing one that is gone is not an error.
+    async fn unpark(&self, queue: QueueKind, id: &str, parked_at: DateTime<Utc>) -> PortResult<()>;
 }
 
 #[async_trait]

@@ -78,30 +78,58 @@ impl handlebars::HelperDef for IterationTick {
     }
 }
 
-/// `text` with an iteration tick at the start of every `{{#each}}` body
-/// (after the opening tag, keeping its `~}}` whitespace control).
+/// What follows `{{` in a mustache, past any `{`, `~` and whitespace, in
+/// whatever order handlebars' grammar lets them come.
+fn tag_head(after_braces: &str) -> &str {
+    after_braces.trim_start_matches(|c: char| c == '{' || c == '~' || c.is_whitespace())
+}
+
+/// Whether `text` starts with `word` as a whole word.
+fn starts_with_word(text: &str, word: &str) -> bool {
+    text.strip_prefix(word)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '-'))
+}
+
+/// Whether a mustache (what lies between `{{` and `}}`) opens an `each`
+/// body: `{{#each …}}` however spaced, or an else chain `{{else each …}}`.
+fn opens_each(tag: &str) -> bool {
+    let head = tag_head(tag);
+    match head.strip_prefix('#') {
+        Some(block) => starts_with_word(block.trim_start(), "each"),
+        None => head
+            .strip_prefix("else")
+            .is_some_and(|rest| rest.starts_with(char::is_whitespace) && starts_with_word(rest.trim_start(), "each")),
+    }
+}
+
+/// `text` with an iteration tick at the start of every `each` body (after
+/// its opening tag, keeping that tag's `~}}` whitespace control). Every
+/// `{{` is looked at on its own, so an escaped `\{{` before a real tag
+/// cannot hide it.
 fn with_ticks(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains("#each") {
+    if !text.contains("each") {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let inner = &rest[start + 2..];
-        let Some(end) = inner.find("}}") else { break };
+    let mut ticks: Vec<(usize, bool)> = vec![];
+    for (start, _) in text.match_indices("{{") {
+        let inner = &text[start + 2..];
+        let Some(end) = inner.find("}}") else { continue };
         let tag = &inner[..end];
-        out.push_str(&rest[..start + 2 + end + 2]);
-        let name = tag.trim_start_matches('~').trim_start();
-        if name
-            .strip_prefix("#each")
-            .is_some_and(|after| after.is_empty() || after.starts_with(char::is_whitespace))
-        {
-            let trim = if tag.ends_with('~') { "~" } else { "" };
-            out.push_str(&format!("{{{{{TICK_HELPER}{trim}}}}}"));
+        if opens_each(tag) {
+            ticks.push((start + 2 + end + 2, tag.trim_end().ends_with('~')));
         }
-        rest = &inner[end + 2..];
     }
-    out.push_str(rest);
+    if ticks.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + ticks.len() * 32);
+    let mut copied = 0;
+    for (at, trim) in ticks {
+        out.push_str(&text[copied..at]);
+        out.push_str(&format!("{{{{{TICK_HELPER}{}}}}}", if trim { "~" } else { "" }));
+        copied = at;
+    }
+    out.push_str(&text[copied..]);
     std::borrow::Cow::Owned(out)
 }
 
@@ -176,7 +204,7 @@ fn guard(text: &str) -> Result<(), TemplateError> {
     }
     let mut blocks = 0;
     for (start, _) in text.match_indices("{{") {
-        let rest = text[start + 2..].trim_start_matches(['{', '~']).trim_start();
+        let rest = tag_head(&text[start + 2..]);
         if rest.starts_with('>') || rest.starts_with("#>") || rest.starts_with("#*") || rest.starts_with('*') {
             return Err(TemplateError::Syntax(
                 "partials and decorators ({{> …}}, {{#* …}}) are not supported".into(),
@@ -463,6 +491,28 @@ mod tests {
                 Ok(serde_json::json!(expected)),
                 "{template}"
             );
+        }
+        for spelled in [
+            "{{# each a}}{{#each ../a}}{{/each}}{{/each}}",
+            "{{ ~#each a}}{{~ # each ../a ~}}{{/each}}{{/each}}",
+            "{{#each [a]}}{{#each ../a}}{{/each}}{{/each}}",
+            "{{#if false}}{{else each a}}{{#each ../a}}{{/each}}{{/if}}",
+            "\\{{ {{#each a}}{{#each ../a}}{{/each}}{{/each}}",
+        ] {
+            let err = render_value(spelled, &ctx);
+            assert!(
+                matches!(&err, Err(TemplateError::Render(m)) if m.contains("iterates more than"))
+                    || matches!(&err, Err(TemplateError::Syntax(_))),
+                "{spelled}: {err:?}"
+            );
+        }
+        assert_eq!(
+            render_value("[ {{#each small ~ }} {{n}} {{~/each~}} ]", &ctx),
+            Ok(serde_json::json!("[ 12]")),
+            "a spaced ~ keeps trimming"
+        );
+        for hidden in ["{{ ~>p}}", "{{ ~#*inline \"p\"}}x{{/inline}}"] {
+            assert!(matches!(check(hidden), Err(TemplateError::Syntax(_))), "{hidden}");
         }
         assert!(matches!(
             check("{{{{raw}}}}{{#each a}}{{{{/raw}}}}"),

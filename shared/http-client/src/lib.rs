@@ -222,6 +222,10 @@ fn next_hop(
         return Err(invalid(format!("too many redirects (more than {MAX_REDIRECTS})")));
     }
     guard::check_url(policy, &target).map_err(|reason| invalid(format!("refused redirect: {reason}")))?;
+    if hop.url.scheme() == "https" && target.scheme() == "http" {
+        tracing::info!(status, "redirect from https to http not followed");
+        return Ok(None);
+    }
     let crosses = target.origin() != *origin;
     if crosses && call.follow_redirects == FollowRedirects::SameOrigin {
         tracing::info!(
@@ -342,5 +346,34 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind, HttpErrorKind::Network, "{err}");
+    }
+
+    #[test]
+    fn a_redirect_from_https_to_http_is_not_followed() {
+        let answer = |location: &str| {
+            reqwest::Response::from(
+                http::Response::builder()
+                    .status(307)
+                    .header("location", location)
+                    .body(Vec::<u8>::new())
+                    .unwrap(),
+            )
+        };
+        let hop = Hop {
+            method: reqwest::Method::GET,
+            url: reqwest::Url::parse("https://api.example.com/a").unwrap(),
+            headers: vec![],
+            body: None,
+        };
+        let origin = hop.url.origin();
+        let mut get = call("https://api.example.com/a".into(), Duration::from_secs(1));
+        get.follow_redirects = FollowRedirects::Any;
+        let policy = NetworkPolicy::allow_all();
+        let next = |location: &str| next_hop(&policy, &get, &origin, &hop, &answer(location), 0).unwrap();
+        assert!(next("http://api.example.com/b").is_none(), "a downgrade is the reply");
+        assert!(
+            next("https://api.example.com/b").is_some(),
+            "the same origin is followed"
+        );
     }
 }

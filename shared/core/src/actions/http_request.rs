@@ -204,6 +204,13 @@ impl HttpRequest {
         if let Auth::ApiKey { header, .. } = &self.auth {
             secret_headers.push(header.clone());
         }
+        // A header that carries a secret variable is a credential, named or not.
+        let secrets = crate::redact::Secrets::of_context(context);
+        for (name, value) in &headers {
+            if secrets.scrub_text(value) != *value {
+                secret_headers.push(name.clone());
+            }
+        }
         let follow_redirects = self.follow_redirects.unwrap_or(if body.is_some() {
             FollowRedirects::SameOrigin
         } else {
@@ -413,6 +420,12 @@ mod tests {
         );
         let call = get.prepare(&ctx, "run:step").unwrap();
         assert_eq!(call.follow_redirects, FollowRedirects::Any);
+        let signed = request(json!({"url": "https://a.example/x", "headers": {"X-Sig": "v1={{ vars.api_secret }}"}}));
+        let with_secret = json!({"vars": {"api_secret": "s3cr3t-value"}});
+        assert!(
+            signed.prepare(&with_secret, "k").unwrap().is_secret_header("x-sig"),
+            "it carries a secret variable"
+        );
         assert!(call.is_secret_header("x-partner") && call.is_secret_header("X-SIGNATURE"));
         assert!(call.is_secret_header("Authorization") && !call.is_secret_header("Idempotency-Key"));
         let post = request(json!({"method": "POST", "url": "https://a.example/x", "body": {"a": 1}}));

@@ -191,7 +191,7 @@ impl DeadLetters {
         for parked in self.parked.list_parked(self.queue, max.min(MAX_PARKED_BATCH)).await? {
             match self.send_on(&parked, &to).await? {
                 None => {
-                    self.parked.unpark(self.queue, &parked.id).await?;
+                    self.parked.unpark(self.queue, &parked.id, parked.parked_at).await?;
                     report.redriven += 1;
                 }
                 Some(reason) => report.left.push(LeftParked { id: parked.id, reason }),

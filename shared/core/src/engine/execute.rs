@@ -44,6 +44,17 @@ impl DeliveryLimits {
             redelivery_horizon: visibility_timeout * max_receive_count.max(1),
         }
     }
+
+    /// The same limits for a queue where a message may also wait up to
+    /// `retention` for its first delivery (a backlog: SQS counts no receive
+    /// while a message waits): the horizon grows to cover it, so the reaper
+    /// never ends a run whose message is still queued.
+    pub fn with_backlog_up_to(self, retention: Duration) -> Self {
+        Self {
+            redelivery_horizon: self.redelivery_horizon.max(retention),
+            ..self
+        }
+    }
 }
 
 pub struct StepExecutor {

@@ -16,6 +16,7 @@ use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{Clock, RunLog};
 use crate::run::{RunRecord, RunStatus, DUE_SLACK};
 
+use super::handoff::{RESUME_KEY, START_KEY};
 use super::EngineError;
 
 /// The most runs one pass looks at; the next pass takes the rest.
@@ -90,12 +91,26 @@ impl Reaper {
         Ok(report)
     }
 
+    /// A reaped run replays like any failed run: without a resume point of
+    /// its own, it resumes from its start point, and the replay walks its
+    /// recorded steps (replayed, not acted again) to where it stopped.
+    async fn keep_resumable(&self, run: &RunRecord) -> Result<(), EngineError> {
+        if self.runs.get_blob(&run.run_id, RESUME_KEY).await?.is_some() {
+            return Ok(());
+        }
+        if let Some(start) = self.runs.get_blob(&run.run_id, START_KEY).await? {
+            self.runs.put_blob(&run.run_id, RESUME_KEY, &start).await?;
+        }
+        Ok(())
+    }
+
     async fn end(&self, run: &RunRecord, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        self.keep_resumable(run).await?;
         let due = run.due_at.map_or_else(|| "?".to_owned(), |due| due.to_rfc3339());
         let reason = format!(
             "ended by the reaper: no step message could still be delivered (the latest was due at {due}; \
-             the queue redelivers for {}s after that), so one was lost or its invocations died unseen. \
-             Replay the run to go on",
+             a message may wait and be redelivered for {}s after that), so one was lost or its invocations \
+             died unseen. Replay the run to go on",
             self.redelivery_horizon.as_secs()
         );
         let ended = self
