@@ -126,15 +126,7 @@ impl Faults {
     }
 
     fn crash(&self, point: CutPoint, identity: &str) -> Result<(), PortError> {
-        let key = fnv(&[identity.as_bytes()]);
-        let first = self.seen.lock().expect("lock").insert((point, key));
-        let roll = fnv(&[
-            &self.seed.to_be_bytes(),
-            format!("{point:?}").as_bytes(),
-            identity.as_bytes(),
-        ]) % 1000;
-        if first && roll < self.crash_per_mille {
-            *self.crashes.lock().expect("lock").entry(point).or_default() += 1;
+        if self.strikes(point, identity, self.crash_per_mille) {
             return Err(PortError::retryable("chaos", format!("injected crash {point:?}")));
         }
         Ok(())
@@ -144,8 +136,8 @@ impl Faults {
         self.absorbed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether an invocation-level fault strikes `identity`, on its first
-    /// encounter, `per_mille` of the time.
+    /// Whether a fault at `point` strikes `identity`: on its first
+    /// encounter there, `per_mille` of the time (counted when it does).
     fn strikes(&self, point: CutPoint, identity: &str, per_mille: u64) -> bool {
         let key = fnv(&[identity.as_bytes()]);
         let first = self.seen.lock().expect("lock").insert((point, key));

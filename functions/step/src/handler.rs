@@ -110,14 +110,7 @@ mod tests {
         let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
         let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps);
         let reaper = stores.reaper(crate::steps_limits());
-        let function = StepFunction {
-            queue: QueueConsumer {
-                handler: &executor,
-                dead_letters: &dead_letters,
-                dead_letter_queue_arn: "arn:aws:sqs:us-east-1:123456789012:hookflow-steps-dlq",
-            },
-            reaper: &reaper,
-        };
+        let function = step_function(&executor, &dead_letters, &reaper);
         let event: StepEvent = serde_json::from_str(include_str!("../../../events/lambda/sqs-steps.json")).unwrap();
         let response = batch_response(handle(&function, LambdaEvent::new(event, Default::default())).await);
         let failed: Vec<_> = response
@@ -159,6 +152,22 @@ mod tests {
         assert_eq!(finished.status, RunStatus::Succeeded);
     }
 
+    /// The function as `main` wires it, around these use cases.
+    fn step_function<'a>(
+        executor: &'a hookflow_core::StepExecutor,
+        dead_letters: &'a hookflow_core::engine::DeadLetters,
+        reaper: &'a Reaper,
+    ) -> StepFunction<'a> {
+        StepFunction {
+            queue: QueueConsumer {
+                handler: executor,
+                dead_letters,
+                dead_letter_queue_arn: "arn:aws:sqs:us-east-1:123456789012:hookflow-steps-dlq",
+            },
+            reaper,
+        }
+    }
+
     fn batch_response(answer: Result<serde_json::Value, Error>) -> SqsBatchResponse {
         serde_json::from_value(answer.expect("the handler answers")).expect("a batch response")
     }
@@ -198,14 +207,7 @@ mod tests {
         );
         let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps);
         let reaper = stores.reaper(crate::steps_limits());
-        let function = StepFunction {
-            queue: QueueConsumer {
-                handler: &executor,
-                dead_letters: &dead_letters,
-                dead_letter_queue_arn: "arn:aws:sqs:us-east-1:123456789012:hookflow-steps-dlq",
-            },
-            reaper: &reaper,
-        };
+        let function = step_function(&executor, &dead_letters, &reaper);
         let event: StepEvent = serde_json::from_str(include_str!("../../../events/lambda/schedule-reap.json")).unwrap();
         let report = handle(&function, LambdaEvent::new(event, Default::default()))
             .await

@@ -189,22 +189,36 @@ async fn delete_item(
     Ok(())
 }
 
+/// A conditional write's outcome: `Some(output)` if written, `None` if its
+/// condition failed (not an error: the caller's precondition no longer holds).
+fn unless_condition_failed<O, E, R>(
+    operation: &'static str,
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> PortResult<Option<O>>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err)
+            if err
+                .as_service_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(port_error(operation, err)),
+    }
+}
+
 /// Sends a conditional put: true if written, false if the condition failed.
 async fn put_if(
     operation: &'static str,
     put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
 ) -> PortResult<bool> {
-    match put.send().await {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(port_error(operation, err)),
-    }
+    Ok(unless_condition_failed(operation, put.send().await)?.is_some())
 }
 
 /// Workflow versions and subscriptions (the `workflows` table).
@@ -696,15 +710,8 @@ impl DynamoRuns {
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#attribute", attribute)
                 .expression_attribute_values(":value", AttributeValue::N(value.to_string()));
-            match update.send().await {
-                Ok(_) => {}
-                // Deleted meanwhile (a blob's stale chunk): nothing to keep.
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(err) => return Err(port_error("retain_items", err)),
-            }
+            // A condition failure: deleted meanwhile (a blob's stale chunk), nothing to keep.
+            unless_condition_failed("retain_items", update.send().await)?;
         }
         tracing::info!(
             run_id,
@@ -1444,17 +1451,10 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":due_pk", s(due_pk))
             .expression_attribute_values(":due_sk", s(due_sk))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        match update.send().await {
-            Ok(updated) => self.retain_items(run_id, due_at, updated.attributes.as_ref()).await,
+        match unless_condition_failed("extend_due", update.send().await)? {
+            Some(updated) => self.retain_items(run_id, due_at, updated.attributes.as_ref()).await,
             // Ended, or due later already: nothing to move.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(port_error("extend_due", err)),
+            None => Ok(()),
         }
     }
 
@@ -1677,18 +1677,9 @@ impl DeadLetterStore for DynamoRuns {
             .condition_expression("attribute_not_exists(pk) OR #at = :at")
             .expression_attribute_names("#at", "parked_at")
             .expression_attribute_values(":at", parked_time(parked_at)?);
-        match delete.send().await {
-            Ok(_) => Ok(()),
-            // Parked again since it was listed: it stays.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(port_error("unpark", err)),
-        }
+        // A condition failure: parked again since it was listed, so it stays.
+        unless_condition_failed("unpark", delete.send().await)?;
+        Ok(())
     }
 }
 
