@@ -321,16 +321,26 @@ async fn event_source(
     faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A dead-letter queue is mostly empty: it is asked without a long poll
+    // (moto answers one request at a time, and a waiting receive would hold
+    // it from the main queues), then left alone a moment.
+    let dead_letter_mode = arn == function.dead_letter_queue_arn;
+    let wait = if dead_letter_mode {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(200)
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
         let batch = tokio::select! {
-            batch = queue.receive(10, Duration::from_millis(200)) => batch,
+            batch = queue.receive(10, wait) => batch,
             _ = shutdown.changed() => break,
         };
         match batch {
             Ok(deliveries) if !deliveries.is_empty() => invoke(&queue, arn, &function, &faults, deliveries).await,
+            Ok(_) if dead_letter_mode => tokio::time::sleep(Duration::from_millis(500)).await,
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

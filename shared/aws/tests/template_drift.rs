@@ -158,6 +158,26 @@ fn dead_letter_queues_have_consumers() {
             visibility >= 6 * timeout,
             "{dlq}: visibility {visibility} s < 6 x {consumer} timeout {timeout} s"
         );
+        // Parking writes the runs table: a new item, or a refresh of one parked before.
+        let on_runs: Vec<&str> = properties["Policies"][0]["Statement"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|s| get_att(&s["Resource"]) == Some(("RunsTable".to_owned(), "Arn".to_owned())))
+            .flat_map(|s| {
+                s["Action"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+            })
+            .collect();
+        for action in ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"] {
+            assert!(
+                on_runs.contains(&action),
+                "{consumer} parks dead letters: it needs {action} on RunsTable"
+            );
+        }
         let alarm = resource(&template, &format!("{dlq}Alarm"));
         assert_eq!(
             alarm["MetricName"].as_str(),

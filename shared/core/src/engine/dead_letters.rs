@@ -57,7 +57,7 @@ impl DeadLetters {
         self.queue
     }
 
-    /// Parks `delivery` (once, whatever how often it comes) and, for a step
+    /// Parks `delivery` (once, however often it comes) and, for a step
     /// message, ends its run `failed` with the message as its resume point.
     /// An error leaves the message where it is, to be parked again.
     pub async fn park(&self, delivery: &Delivery, because: ParkedBecause, cause: &str) -> Result<(), EngineError> {
