@@ -53,7 +53,10 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
         ports: Ports::memory(&backend),
         pending: Box::new(move || {
             let backend = pending_of.clone();
-            Box::pin(async move { backend.triggers.len() + backend.steps.len() })
+            // The dead-letter queues too: what reaches them is still to be parked.
+            Box::pin(async move {
+                backend.triggers.len() + backend.steps.len() + backend.triggers_dlq.len() + backend.steps_dlq.len()
+            })
         }),
         visibility_timeout: VISIBILITY_TIMEOUT,
     };
@@ -75,14 +78,20 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let urls = create_resources(&dynamo, &sqs, &names, EMULATOR_VISIBILITY_TIMEOUT)
         .await
         .expect("create resources on the emulator");
-    let main_queues = [urls.triggers.clone(), urls.steps.clone()];
+    // The dead-letter queues count as pending: what reaches them is still to be parked.
+    let watched_queues = [
+        urls.triggers.clone(),
+        urls.steps.clone(),
+        urls.triggers_dlq.clone(),
+        urls.steps_dlq.clone(),
+    ];
     let ports = Ports::on_aws(dynamo, sqs.clone(), &names, urls, None);
     let target = Target {
         name: "emulator",
         ports,
         pending: Box::new(move || {
             let sqs = sqs.clone();
-            let queues = main_queues.clone();
+            let queues = watched_queues.clone();
             Box::pin(async move {
                 let mut pending = 0;
                 for url in &queues {

@@ -585,7 +585,8 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
         .collect()
 }
 
-/// How many messages the main queues still hold (visible or not).
+/// How many messages the queues and their dead-letter queues still hold
+/// (visible or not).
 pub type PendingCount = Pin<Box<dyn Future<Output = usize> + Send>>;
 
 /// Where the chaos runs: the ports `hookflow dev` would use, and how to tell
