@@ -14,7 +14,7 @@ use hookflow_api::{guard, router, ApiError, ApiState, Gate, KeylessRequests, DEF
 use hookflow_core::access::{Access, Role};
 use hookflow_core::dead_letter::QueueKind;
 use hookflow_core::engine::{DeliveryLimits, Reaper};
-use hookflow_core::memory::{MemoryBackend, QueueSettings};
+use hookflow_core::memory::{MemoryBackend, QueueSettings, RunRetention};
 use hookflow_core::metrics::MemoryMetrics;
 use hookflow_core::ports::HttpClient;
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
@@ -51,6 +51,9 @@ pub struct DevConfig {
     pub bootstrap_key: Option<String>,
     /// The workspace the bootstrap key administers.
     pub bootstrap_workspace: String,
+    /// How many ended runs the in-memory backend keeps, and for how long
+    /// (`--keep-runs`, `--keep-minutes`): what bounds its memory.
+    pub retention: RunRetention,
 }
 
 /// Seconds before an unacknowledged message is delivered again: 6x the
@@ -70,6 +73,7 @@ impl Default for DevConfig {
             require_keys: false,
             bootstrap_key: None,
             bootstrap_workspace: "ws_demo".to_owned(),
+            retention: RunRetention::DEV,
         }
     }
 }
@@ -91,10 +95,11 @@ impl DevServer {
     /// Registers the workflows, starts the dispatcher and step workers, and
     /// serves the HTTP API.
     pub async fn start(config: DevConfig, workflows: Vec<WorkflowDefinition>) -> anyhow::Result<Self> {
-        let backend = Arc::new(MemoryBackend::new(QueueSettings {
+        let settings = QueueSettings {
             visibility_timeout: config.visibility_timeout,
             max_receive_count: config.max_receive_count,
-        }));
+        };
+        let backend = Arc::new(MemoryBackend::with_retention(settings, config.retention));
         let ports = Ports::memory(&backend);
         Self::start_on(config, workflows, ports, Some(backend)).await
     }

@@ -13,6 +13,7 @@ use hookflow_cli::runs::RunsCommand;
 use hookflow_cli::workflows::{self, Api, CliError};
 use hookflow_core::access::Role;
 use hookflow_core::dead_letter::QueueKind;
+use hookflow_core::memory::RunRetention;
 use serde_json::Value;
 
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
@@ -70,6 +71,13 @@ enum Command {
         /// The workspace the bootstrap admin key administers.
         #[arg(long, default_value = "ws_demo")]
         bootstrap_workspace: String,
+        /// In memory: ended runs kept (with their steps); older ones are
+        /// forgotten. Event ids are deduplicated against as many.
+        #[arg(long, default_value_t = RunRetention::DEV.max_runs, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        keep_runs: usize,
+        /// In memory: minutes an ended run is kept at most.
+        #[arg(long, default_value_t = RunRetention::DEV.max_age.as_secs() / 60, value_parser = clap::value_parser!(u64).range(1..))]
+        keep_minutes: u64,
     },
     /// Workspace API keys: make one (shown once), list them, revoke one.
     Keys {
@@ -541,6 +549,8 @@ async fn main() -> ExitCode {
             consume,
             require_keys,
             bootstrap_workspace,
+            keep_runs,
+            keep_minutes,
         } => {
             init_tracing(log_format);
             if aws && require_keys {
@@ -568,6 +578,10 @@ async fn main() -> ExitCode {
                     .ok()
                     .filter(|key| !key.is_empty()),
                 bootstrap_workspace,
+                retention: RunRetention {
+                    max_runs: keep_runs,
+                    max_age: Duration::from_secs(keep_minutes.saturating_mul(60)),
+                },
                 ..DevConfig::default()
             };
             let count = loaded.len();

@@ -6,6 +6,7 @@ mod access;
 mod dynamo;
 mod error;
 mod hooks;
+pub mod request_count;
 mod resources;
 mod sqs;
 

@@ -128,7 +128,7 @@ pub async fn subscription_index(index: Arc<dyn SubscriptionIndex>) {
     );
 }
 
-fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunRecord {
+pub(crate) fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunRecord {
     RunRecord {
         run_id: run_id.into(),
         workspace_id: workspace.into(),
@@ -151,7 +151,7 @@ fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunReco
 }
 
 /// `second` orders the records in time, as the executor's clock would.
-fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus, second: u32) -> StepRecord {
+pub(crate) fn step_record(run_id: &str, step_id: &str, attempt: u32, status: StepStatus, second: u32) -> StepRecord {
     let at = Utc
         .with_ymd_and_hms(2026, 11, 23, 11, 0, second)
         .single()

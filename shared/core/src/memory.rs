@@ -2,7 +2,7 @@
 //! the fast half of the conformance suite. They keep the same promises as the
 //! AWS adapters (conditional writes, visibility timeouts), not just the API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -173,37 +173,136 @@ impl SubscriptionIndex for MemorySubscriptions {
     }
 }
 
+/// How much history the in-memory run log keeps. A run that ended is
+/// forgotten, with its steps, claims, blobs and hand-offs, once more than
+/// `max_runs` runs are held or it ended over `max_age` ago; a running run is
+/// never forgotten. Without it (`MemoryRunLog::default`) nothing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunRetention {
+    pub max_runs: usize,
+    pub max_age: Duration,
+}
+
+impl RunRetention {
+    /// `hookflow dev`'s default: the newest 2,000 runs of the last hour.
+    pub const DEV: RunRetention = RunRetention {
+        max_runs: 2_000,
+        max_age: Duration::from_secs(3600),
+    };
+}
+
+/// Everything kept about one run.
+#[derive(Default)]
+struct RunEntry {
+    /// `None` only for a run whose steps or blobs were written before it.
+    record: Option<RunRecord>,
+    /// Step records in the order they were written.
+    steps: Vec<StepRecord>,
+    /// (step, attempt) → claim of an attempt being executed.
+    claims: HashMap<(String, u32), StepClaim>,
+    /// Large values by key.
+    blobs: HashMap<String, String>,
+    /// Keys of hand-offs sent.
+    handoffs: HashSet<String>,
+}
+
 #[derive(Default)]
 struct RunLogData {
-    runs: HashMap<String, RunRecord>,
-    /// run id → step records in the order they were written.
-    steps: HashMap<String, Vec<StepRecord>>,
-    /// (run, step, attempt) → claim of an attempt being executed.
-    claims: HashMap<(String, String, u32), StepClaim>,
-    /// (run, key) → large values.
-    blobs: HashMap<(String, String), String>,
-    /// (run, key) of hand-offs sent.
-    handoffs: std::collections::HashSet<(String, String)>,
+    runs: HashMap<String, RunEntry>,
+    /// (due at, run) of running runs: the reaper's index.
+    due: BTreeSet<(DateTime<Utc>, String)>,
+    /// (ended at, run) of ended runs: the order retention forgets them in.
+    ended: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+impl RunLogData {
+    fn record(&self, run_id: &str) -> Option<&RunRecord> {
+        self.runs.get(run_id).and_then(|entry| entry.record.as_ref())
+    }
+
+    fn entry(&mut self, run_id: &str) -> &mut RunEntry {
+        self.runs.entry(run_id.to_owned()).or_default()
+    }
+
+    fn step(&self, run_id: &str, step_id: &str, attempt: u32) -> Option<&StepRecord> {
+        self.runs
+            .get(run_id)?
+            .steps
+            .iter()
+            .find(|s| s.step_id == step_id && s.attempt == attempt)
+    }
+
+    /// Moves a run's place in the due index from `old` to its record's `due_at`.
+    fn reindex_due(&mut self, run_id: &str, old: Option<DateTime<Utc>>) {
+        if let Some(old) = old {
+            self.due.remove(&(old, run_id.to_owned()));
+        }
+        if let Some(run) = self.record(run_id).filter(|r| r.status == RunStatus::Running) {
+            if let Some(due) = run.due_at {
+                self.due.insert((due, run_id.to_owned()));
+            }
+        }
+    }
+
+    /// Forgets ended runs past `retention`, oldest ending first.
+    fn forget_past(&mut self, retention: RunRetention, now: DateTime<Utc>) {
+        let max_age = chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
+        while let Some((ended_at, run_id)) = self.ended.first().cloned() {
+            let too_many = self.runs.len() > retention.max_runs;
+            let too_old = now.signed_duration_since(ended_at) > max_age;
+            if !too_many && !too_old {
+                break;
+            }
+            self.ended.pop_first();
+            self.runs.remove(&run_id);
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct MemoryRunLog {
     data: Mutex<RunLogData>,
+    retention: Option<RunRetention>,
+}
+
+impl MemoryRunLog {
+    /// A log that forgets ended runs past `retention`.
+    pub fn with_retention(retention: RunRetention) -> Self {
+        Self {
+            data: Mutex::default(),
+            retention: Some(retention),
+        }
+    }
+
+    /// Runs held, ended or not (for tests of retention).
+    pub fn held(&self) -> usize {
+        lock(&self.data).runs.len()
+    }
 }
 
 #[async_trait]
 impl RunLog for MemoryRunLog {
     async fn create_run(&self, run: &RunRecord) -> PortResult<CreateRun> {
         let mut data = lock(&self.data);
-        if let Some(existing) = data.runs.get(&run.run_id) {
+        if let Some(existing) = data.record(&run.run_id) {
             return Ok(CreateRun::AlreadyExists(Box::new(existing.clone())));
         }
-        data.runs.insert(run.run_id.clone(), run.clone());
+        data.entry(&run.run_id).record = Some(run.clone());
+        match (run.status, run.ended_at) {
+            (RunStatus::Running, _) => data.reindex_due(&run.run_id, None),
+            (_, Some(ended_at)) => {
+                data.ended.insert((ended_at, run.run_id.clone()));
+            }
+            (_, None) => {}
+        }
+        if let Some(retention) = self.retention {
+            data.forget_past(retention, Utc::now());
+        }
         Ok(CreateRun::Created)
     }
 
     async fn get_run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
-        Ok(lock(&self.data).runs.get(run_id).cloned())
+        Ok(lock(&self.data).record(run_id).cloned())
     }
 
     async fn finish_run(
@@ -214,7 +313,7 @@ impl RunLog for MemoryRunLog {
         ended_at: DateTime<Utc>,
     ) -> PortResult<bool> {
         let mut data = lock(&self.data);
-        let Some(run) = data.runs.get_mut(run_id) else {
+        let Some(run) = data.runs.get_mut(run_id).and_then(|e| e.record.as_mut()) else {
             return Err(PortError::terminal(
                 "finish_run",
                 format!("run {run_id} does not exist"),
@@ -226,6 +325,12 @@ impl RunLog for MemoryRunLog {
         run.status = status;
         run.error = error;
         run.ended_at = Some(ended_at);
+        let due = run.due_at;
+        data.reindex_due(run_id, due);
+        data.ended.insert((ended_at, run_id.to_owned()));
+        if let Some(retention) = self.retention {
+            data.forget_past(retention, Utc::now());
+        }
         Ok(true)
     }
 
@@ -234,6 +339,7 @@ impl RunLog for MemoryRunLog {
         let mut runs: Vec<RunRecord> = data
             .runs
             .values()
+            .filter_map(|entry| entry.record.as_ref())
             .filter(|r| query.matches(workspace_id, r))
             .cloned()
             .collect();
@@ -244,149 +350,188 @@ impl RunLog for MemoryRunLog {
 
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
         let mut data = lock(&self.data);
-        let steps = data.steps.entry(record.run_id.clone()).or_default();
-        if let Some(existing) = steps
-            .iter()
-            .find(|s| s.step_id == record.step_id && s.attempt == record.attempt)
-        {
+        if let Some(existing) = data.step(&record.run_id, &record.step_id, record.attempt) {
             return Ok(PutStep::AlreadyRecorded(Box::new(existing.clone())));
         }
-        steps.push(record.clone());
-        data.claims
-            .remove(&(record.run_id.clone(), record.step_id.clone(), record.attempt));
+        let entry = data.entry(&record.run_id);
+        entry.steps.push(record.clone());
+        entry.claims.remove(&(record.step_id.clone(), record.attempt));
         Ok(PutStep::Recorded)
     }
 
     async fn get_step(&self, run_id: &str, step_id: &str, attempt: u32) -> PortResult<Option<StepRecord>> {
-        Ok(lock(&self.data).steps.get(run_id).and_then(|steps| {
-            steps
-                .iter()
-                .find(|s| s.step_id == step_id && s.attempt == attempt)
-                .cloned()
-        }))
+        Ok(lock(&self.data).step(run_id, step_id, attempt).cloned())
     }
 
     async fn list_steps(&self, run_id: &str) -> PortResult<Vec<StepRecord>> {
-        Ok(lock(&self.data).steps.get(run_id).cloned().unwrap_or_default())
+        Ok(lock(&self.data)
+            .runs
+            .get(run_id)
+            .map(|entry| entry.steps.clone())
+            .unwrap_or_default())
     }
 
     async fn claim_step(&self, claim: &StepClaim, now: DateTime<Utc>) -> PortResult<ClaimOutcome> {
         let mut data = lock(&self.data);
-        let recorded = data.steps.get(&claim.run_id).and_then(|steps| {
-            steps
-                .iter()
-                .find(|s| s.step_id == claim.step_id && s.attempt == claim.attempt)
-        });
-        if let Some(record) = recorded {
+        if let Some(record) = data.step(&claim.run_id, &claim.step_id, claim.attempt) {
             return Ok(ClaimOutcome::Completed(Box::new(record.clone())));
         }
-        let key = (claim.run_id.clone(), claim.step_id.clone(), claim.attempt);
-        if let Some(held) = data.claims.get(&key).filter(|held| held.expires_at > now) {
+        let claims = &mut data.entry(&claim.run_id).claims;
+        let key = (claim.step_id.clone(), claim.attempt);
+        if let Some(held) = claims.get(&key).filter(|held| held.expires_at > now) {
             return Ok(ClaimOutcome::InProgress {
                 owner: held.owner.clone(),
                 expires_at: held.expires_at,
             });
         }
-        data.claims.insert(key, claim.clone());
+        claims.insert(key, claim.clone());
         Ok(ClaimOutcome::Acquired)
     }
 
     async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()> {
         lock(&self.data)
+            .entry(run_id)
             .blobs
-            .insert((run_id.to_owned(), key.to_owned()), value.to_owned());
+            .insert(key.to_owned(), value.to_owned());
         Ok(())
     }
 
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>> {
         Ok(lock(&self.data)
-            .blobs
-            .get(&(run_id.to_owned(), key.to_owned()))
-            .cloned())
+            .runs
+            .get(run_id)
+            .and_then(|entry| entry.blobs.get(key).cloned()))
     }
 
     async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>> {
         let mut data = lock(&self.data);
-        match data.runs.get_mut(run_id) {
-            Some(run) if run.status == RunStatus::Failed => {
-                run.status = RunStatus::Running;
-                run.error = None;
-                run.ended_at = None;
-                run.replays += 1;
-                run.due_at = Some(due_at);
-                Ok(Some(run.replays))
-            }
-            Some(_) => Ok(None),
-            None => Err(PortError::terminal(
+        let Some(run) = data.runs.get_mut(run_id).and_then(|e| e.record.as_mut()) else {
+            return Err(PortError::terminal(
                 "reopen_run",
                 format!("run {run_id} does not exist"),
-            )),
+            ));
+        };
+        if run.status != RunStatus::Failed {
+            return Ok(None);
         }
+        let ended_at = run.ended_at.take();
+        run.status = RunStatus::Running;
+        run.error = None;
+        run.replays += 1;
+        run.due_at = Some(due_at);
+        let replays = run.replays;
+        if let Some(ended_at) = ended_at {
+            data.ended.remove(&(ended_at, run_id.to_owned()));
+        }
+        data.reindex_due(run_id, None);
+        Ok(Some(replays))
     }
 
     async fn extend_due(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<()> {
         let mut data = lock(&self.data);
-        if let Some(run) = data.runs.get_mut(run_id) {
-            if run.status == RunStatus::Running && run.due_at.is_none_or(|due| due < due_at) {
-                run.due_at = Some(due_at);
-            }
+        let Some(run) = data.runs.get_mut(run_id).and_then(|e| e.record.as_mut()) else {
+            return Ok(());
+        };
+        if run.status == RunStatus::Running && run.due_at.is_none_or(|due| due < due_at) {
+            let old = run.due_at.replace(due_at);
+            data.reindex_due(run_id, old);
         }
         Ok(())
     }
 
     async fn list_overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> PortResult<Vec<String>> {
-        let data = lock(&self.data);
-        let mut overdue: Vec<(DateTime<Utc>, String)> = data
-            .runs
-            .values()
-            .filter(|run| run.status == RunStatus::Running)
-            .filter_map(|run| {
-                run.due_at
-                    .filter(|due| *due < cutoff)
-                    .map(|due| (due, run.run_id.clone()))
-            })
-            .collect();
-        overdue.sort();
-        Ok(overdue.into_iter().take(limit).map(|(_, id)| id).collect())
+        Ok(lock(&self.data)
+            .due
+            .iter()
+            .take_while(|(due, _)| *due < cutoff)
+            .take(limit)
+            .map(|(_, run_id)| run_id.clone())
+            .collect())
     }
 
     async fn has_live_claim(&self, run_id: &str, now: DateTime<Utc>) -> PortResult<bool> {
         Ok(lock(&self.data)
-            .claims
-            .values()
-            .any(|claim| claim.run_id == run_id && claim.expires_at > now))
+            .runs
+            .get(run_id)
+            .is_some_and(|entry| entry.claims.values().any(|claim| claim.expires_at > now)))
     }
 
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()> {
-        lock(&self.data).handoffs.insert((run_id.to_owned(), key.to_owned()));
+        lock(&self.data).entry(run_id).handoffs.insert(key.to_owned());
         Ok(())
     }
 
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {
-        Ok(lock(&self.data).handoffs.contains(&(run_id.to_owned(), key.to_owned())))
+        Ok(lock(&self.data)
+            .runs
+            .get(run_id)
+            .is_some_and(|entry| entry.handoffs.contains(key)))
     }
 }
 
+type EventKey = (String, String);
+
+#[derive(Default)]
+struct Remembered {
+    expires: HashMap<EventKey, Instant>,
+    /// The same entries by expiry, so that expiry never scans.
+    by_expiry: BTreeSet<(Instant, EventKey)>,
+}
+
+impl Remembered {
+    fn forget_first(&mut self) {
+        if let Some((_, key)) = self.by_expiry.pop_first() {
+            self.expires.remove(&key);
+        }
+    }
+}
+
+/// Event identities remembered for their TTL, as DynamoDB's TTL keeps them.
+/// With a capacity, the identities expiring soonest are forgotten first
+/// when it is exceeded (`hookflow dev`, whose memory is bounded).
 #[derive(Default)]
 pub struct MemoryDedupe {
-    seen: Mutex<HashMap<(String, String), Instant>>,
+    remembered: Mutex<Remembered>,
+    capacity: Option<usize>,
+}
+
+impl MemoryDedupe {
+    /// Remembers at most `capacity` identities.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            remembered: Mutex::default(),
+            capacity: Some(capacity),
+        }
+    }
 }
 
 #[async_trait]
 impl EventDedupe for MemoryDedupe {
     async fn seen(&self, workspace_id: &str, identity: &str) -> PortResult<bool> {
         let key = (workspace_id.to_owned(), identity.to_owned());
-        Ok(lock(&self.seen)
+        Ok(lock(&self.remembered)
+            .expires
             .get(&key)
             .is_some_and(|expires| *expires > Instant::now()))
     }
 
     async fn remember(&self, workspace_id: &str, identity: &str, ttl: Duration) -> PortResult<()> {
-        let mut seen = lock(&self.seen);
+        let mut remembered = lock(&self.remembered);
         let now = Instant::now();
-        // Expired entries go on write, as DynamoDB's TTL would drop them.
-        seen.retain(|_, expires| *expires > now);
-        seen.insert((workspace_id.to_owned(), identity.to_owned()), now + ttl);
+        while remembered.by_expiry.first().is_some_and(|(expires, _)| *expires <= now) {
+            remembered.forget_first();
+        }
+        let key = (workspace_id.to_owned(), identity.to_owned());
+        if let Some(previous) = remembered.expires.insert(key.clone(), now + ttl) {
+            remembered.by_expiry.remove(&(previous, key.clone()));
+        }
+        remembered.by_expiry.insert((now + ttl, key));
+        while self
+            .capacity
+            .is_some_and(|capacity| remembered.expires.len() > capacity)
+        {
+            remembered.forget_first();
+        }
         Ok(())
     }
 }
@@ -535,7 +680,6 @@ pub struct QueueSettings {
 }
 
 struct StoredMessage {
-    id: u64,
     body: String,
     visible_at: Instant,
     receive_count: u32,
@@ -544,7 +688,10 @@ struct StoredMessage {
 
 #[derive(Default)]
 struct QueueData {
-    messages: Vec<StoredMessage>,
+    /// By id, which is send order.
+    messages: BTreeMap<u64, StoredMessage>,
+    /// (visible at, id) of every message: receiving never scans the invisible.
+    by_visibility: BTreeSet<(Instant, u64)>,
     next_id: u64,
 }
 
@@ -593,13 +740,16 @@ impl MemoryQueue {
         let mut data = lock(&self.data);
         let id = data.next_id;
         data.next_id += 1;
-        data.messages.push(StoredMessage {
+        data.messages.insert(
             id,
-            body,
-            visible_at,
-            receive_count: 0,
-            receipt: None,
-        });
+            StoredMessage {
+                body,
+                visible_at,
+                receive_count: 0,
+                receipt: None,
+            },
+        );
+        data.by_visibility.insert((visible_at, id));
         drop(data);
         self.arrived.notify_waiters();
     }
@@ -610,38 +760,40 @@ impl MemoryQueue {
         let now = Instant::now();
         let mut data = lock(&self.data);
         let mut deliveries = vec![];
-        let mut dead = vec![];
-        for message in data.messages.iter_mut() {
-            if deliveries.len() >= max {
+        let mut moved = vec![];
+        // Re-indexed after the walk, so that a zero visibility timeout cannot
+        // hand the same message out twice in one batch.
+        let mut hidden = vec![];
+        while deliveries.len() < max {
+            let Some(&(visible_at, id)) = data.by_visibility.first() else {
+                break;
+            };
+            if visible_at > now {
                 break;
             }
-            if message.visible_at > now {
+            data.by_visibility.pop_first();
+            let Some(message) = data.messages.get_mut(&id) else {
                 continue;
-            }
+            };
             if message.receive_count >= self.settings.max_receive_count && self.dead_letters.is_some() {
-                dead.push(message.id);
+                if let Some(message) = data.messages.remove(&id) {
+                    moved.push(message.body);
+                }
                 continue;
             }
             message.receive_count += 1;
             message.visible_at = now + self.settings.visibility_timeout;
-            let receipt = format!("{}:{}:{}", self.name, message.id, message.receive_count);
+            let receipt = format!("{}:{}:{}", self.name, id, message.receive_count);
             message.receipt = Some(receipt.clone());
+            hidden.push((message.visible_at, id));
             deliveries.push(Delivery {
                 receipt,
                 body: message.body.clone(),
                 receive_count: message.receive_count,
             });
         }
-        let mut moved = vec![];
-        data.messages.retain_mut(|m| {
-            if dead.contains(&m.id) {
-                moved.push(std::mem::take(&mut m.body));
-                false
-            } else {
-                true
-            }
-        });
-        let next_visible = data.messages.iter().map(|m| m.visible_at).filter(|t| *t > now).min();
+        data.by_visibility.extend(hidden);
+        let next_visible = data.by_visibility.first().map(|(t, _)| *t).filter(|t| *t > now);
         drop(data);
         if let Some(dlq) = &self.dead_letters {
             for body in moved {
@@ -650,6 +802,11 @@ impl MemoryQueue {
             }
         }
         (deliveries, next_visible)
+    }
+
+    /// The message id a receipt of this queue names (`<queue>:<id>:<count>`).
+    fn receipt_id(receipt: &str) -> Option<u64> {
+        receipt.rsplitn(3, ':').nth(1)?.parse().ok()
     }
 }
 
@@ -694,17 +851,28 @@ impl Queue for MemoryQueue {
     }
 
     async fn ack(&self, receipt: &str) -> PortResult<()> {
+        let Some(id) = Self::receipt_id(receipt) else {
+            return Ok(());
+        };
         let mut data = lock(&self.data);
         // A stale receipt (the message was delivered again since) deletes
         // nothing, as in SQS after the visibility timeout.
-        data.messages.retain(|m| m.receipt.as_deref() != Some(receipt));
+        let current = data
+            .messages
+            .get(&id)
+            .filter(|m| m.receipt.as_deref() == Some(receipt))
+            .map(|m| m.visible_at);
+        if let Some(visible_at) = current {
+            data.messages.remove(&id);
+            data.by_visibility.remove(&(visible_at, id));
+        }
         Ok(())
     }
 
     async fn peek(&self, max: usize) -> PortResult<Vec<String>> {
         Ok(lock(&self.data)
             .messages
-            .iter()
+            .values()
             .take(max)
             .map(|m| m.body.clone())
             .collect())
@@ -781,15 +949,32 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
+    /// Twins that keep every run and every event identity: what tests
+    /// inspect.
     pub fn new(queue_settings: QueueSettings) -> Self {
+        Self::assemble(queue_settings, MemoryRunLog::default(), MemoryDedupe::default())
+    }
+
+    /// Twins whose memory is bounded: ended runs go past `retention`, and the
+    /// event identities remembered for deduplication number at most
+    /// `retention.max_runs`, the soonest to expire forgotten first.
+    pub fn with_retention(queue_settings: QueueSettings, retention: RunRetention) -> Self {
+        Self::assemble(
+            queue_settings,
+            MemoryRunLog::with_retention(retention),
+            MemoryDedupe::with_capacity(retention.max_runs),
+        )
+    }
+
+    fn assemble(queue_settings: QueueSettings, runs: MemoryRunLog, dedupe: MemoryDedupe) -> Self {
         let (triggers, triggers_dlq) = MemoryQueue::with_dlq("triggers", queue_settings);
         let (steps, steps_dlq) = MemoryQueue::with_dlq("steps", queue_settings);
         let subscriptions = Arc::new(MemorySubscriptions::default());
         Self {
             workflows: Arc::new(MemoryWorkflowStore::new(subscriptions.clone())),
             subscriptions,
-            runs: Arc::default(),
-            dedupe: Arc::default(),
+            runs: Arc::new(runs),
+            dedupe: Arc::new(dedupe),
             triggers,
             triggers_dlq,
             steps,
@@ -800,5 +985,123 @@ impl MemoryBackend {
             dead_letters: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::conformance::{run, step_record};
+    use crate::run::StepStatus;
+
+    async fn ended_run(log: &MemoryRunLog, run_id: &str, ended_at: DateTime<Utc>) {
+        log.create_run(&run(run_id, "ws", "wf", 0)).await.unwrap();
+        log.put_step(&step_record(run_id, "s", 1, StepStatus::Succeeded, 0))
+            .await
+            .unwrap();
+        log.put_blob(run_id, "big", "value").await.unwrap();
+        log.finish_run(run_id, RunStatus::Succeeded, None, ended_at)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn retention_forgets_the_oldest_ended_runs_whole_and_keeps_running_ones() {
+        let log = MemoryRunLog::with_retention(RunRetention {
+            max_runs: 3,
+            max_age: Duration::from_secs(3600),
+        });
+        log.create_run(&run("running", "ws", "wf", 0)).await.unwrap();
+        let now = Utc::now();
+        for n in 0..5 {
+            ended_run(&log, &format!("ended_{n}"), now + chrono::Duration::seconds(n)).await;
+        }
+        assert_eq!(log.held(), 3);
+        assert!(
+            log.get_run("running").await.unwrap().is_some(),
+            "a running run is never forgotten"
+        );
+        for gone in ["ended_0", "ended_1", "ended_2"] {
+            assert!(log.get_run(gone).await.unwrap().is_none(), "{gone}");
+            assert!(
+                log.list_steps(gone).await.unwrap().is_empty(),
+                "{gone}'s steps go with it"
+            );
+            assert!(
+                log.get_blob(gone, "big").await.unwrap().is_none(),
+                "{gone}'s blobs go with it"
+            );
+        }
+        assert!(log.get_run("ended_4").await.unwrap().is_some());
+        assert_eq!(log.list_steps("ended_3").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn retention_forgets_runs_that_ended_longer_ago_than_its_age() {
+        let log = MemoryRunLog::with_retention(RunRetention {
+            max_runs: 100,
+            max_age: Duration::from_secs(600),
+        });
+        ended_run(&log, "old", Utc::now() - chrono::Duration::minutes(11)).await;
+        ended_run(&log, "recent", Utc::now() - chrono::Duration::minutes(9)).await;
+        assert!(log.get_run("old").await.unwrap().is_none());
+        assert!(log.get_run("recent").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_reopened_run_leaves_the_retention_order_until_it_ends_again() {
+        let log = MemoryRunLog::with_retention(RunRetention {
+            max_runs: 1,
+            max_age: Duration::from_secs(3600),
+        });
+        log.create_run(&run("replayed", "ws", "wf", 0)).await.unwrap();
+        log.finish_run("replayed", RunStatus::Failed, None, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(log.reopen_run("replayed", Utc::now()).await.unwrap(), Some(1));
+        ended_run(&log, "other", Utc::now()).await;
+        assert!(log.get_run("replayed").await.unwrap().is_some(), "running again: kept");
+        assert_eq!(
+            log.list_overdue(Utc::now() + chrono::Duration::hours(1), 10)
+                .await
+                .unwrap(),
+            ["replayed"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bounded_dedupe_forgets_the_identities_expiring_soonest() {
+        let dedupe = MemoryDedupe::with_capacity(2);
+        dedupe.remember("ws", "short", Duration::from_secs(60)).await.unwrap();
+        dedupe.remember("ws", "long", Duration::from_secs(600)).await.unwrap();
+        dedupe.remember("ws", "newest", Duration::from_secs(300)).await.unwrap();
+        assert!(!dedupe.seen("ws", "short").await.unwrap());
+        assert!(dedupe.seen("ws", "long").await.unwrap());
+        assert!(dedupe.seen("ws", "newest").await.unwrap());
+        // Remembered again: one entry, with the later expiry.
+        dedupe.remember("ws", "newest", Duration::from_secs(900)).await.unwrap();
+        dedupe.remember("ws", "fourth", Duration::from_secs(700)).await.unwrap();
+        assert!(!dedupe.seen("ws", "long").await.unwrap());
+        assert!(dedupe.seen("ws", "newest").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_visible_message_behind_many_invisible_ones_is_delivered() {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(60),
+            max_receive_count: 5,
+        };
+        let queue = MemoryQueue::new("q", settings, None);
+        for n in 0..1000 {
+            queue.send(format!("later {n}"), Duration::from_secs(60)).await.unwrap();
+        }
+        queue.send("now".into(), Duration::ZERO).await.unwrap();
+        let got = queue.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(), ["now"]);
+        queue.ack(&got[0].receipt).await.unwrap();
+        queue.ack(&got[0].receipt).await.unwrap();
+        assert_eq!(queue.len(), 1000);
+        assert_eq!(queue.peek(1).await.unwrap(), ["later 0"]);
     }
 }

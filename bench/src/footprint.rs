@@ -1,0 +1,136 @@
+//! The Lambda functions' footprint: zipped arm64 size (from `make build`),
+//! and process start to the first poll of the Lambda runtime API, against a
+//! bare `lambda_runtime` binary built the same way (this machine's x86_64
+//! release builds, on a loopback runtime-API stub).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::io::AsyncReadExt;
+
+use crate::process::sibling_binary;
+use crate::stats::median;
+
+pub const FUNCTIONS: [&str; 5] = [
+    "hookflow-webhook",
+    "hookflow-events",
+    "hookflow-dispatcher",
+    "hookflow-step",
+    "hookflow-api",
+];
+pub const BASELINE: &str = "bench-lambda-hello";
+
+#[derive(Debug, Clone)]
+pub struct Footprint {
+    pub function: &'static str,
+    /// `zip -9` of the arm64 bootstrap, if `make build` made one.
+    pub zip_bytes: Option<u64>,
+    pub start_ms: f64,
+}
+
+/// Bytes of `bootstrap` zipped at level 9, as it is uploaded.
+fn zipped_size(bootstrap: &Path) -> anyhow::Result<u64> {
+    let zip = std::env::temp_dir().join(format!("hookflow-bench-{}.zip", std::process::id()));
+    let _ = std::fs::remove_file(&zip);
+    let status = Command::new("zip")
+        .args(["-9", "-j", "-q"])
+        .arg(&zip)
+        .arg(bootstrap)
+        .status()
+        .context("running zip")?;
+    if !status.success() {
+        bail!("zip failed on {}", bootstrap.display());
+    }
+    let size = std::fs::metadata(&zip)?.len();
+    std::fs::remove_file(&zip)?;
+    Ok(size)
+}
+
+/// What every function reads at start; nothing is contacted before the first poll.
+fn lambda_environment(command: &mut Command, runtime_api: &str) {
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("HOOKFLOW_WORKFLOWS_TABLE", "bench-workflows")
+        .env("HOOKFLOW_RUNS_TABLE", "bench-runs")
+        .env(
+            "HOOKFLOW_TRIGGERS_QUEUE_URL",
+            "http://127.0.0.1:9/000000000000/triggers",
+        )
+        .env("HOOKFLOW_STEPS_QUEUE_URL", "http://127.0.0.1:9/000000000000/steps")
+        .env(
+            "HOOKFLOW_DEAD_LETTER_QUEUE_ARN",
+            "arn:aws:sqs:us-east-1:000000000000:dlq",
+        )
+        .env("HOOKFLOW_STACK_NAME", "bench")
+        .env("RUST_LOG", "warn");
+}
+
+/// Milliseconds from spawning `binary` to its first request to the runtime API.
+async fn start_to_first_poll(binary: &Path) -> anyhow::Result<f64> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let runtime_api = listener.local_addr()?.to_string();
+    let mut command = Command::new(binary);
+    lambda_environment(&mut command, &runtime_api);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let spawned = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let polled = tokio::time::timeout(Duration::from_secs(10), async {
+        let (mut socket, _) = listener.accept().await?;
+        let mut buffer = [0u8; 256];
+        loop {
+            let read = socket.read(&mut buffer).await?;
+            if read == 0 || String::from_utf8_lossy(&buffer[..read]).contains("/runtime/invocation/next") {
+                return anyhow::Ok(spawned.elapsed());
+            }
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    match polled {
+        Ok(elapsed) => Ok(elapsed?.as_secs_f64() * 1000.0),
+        Err(_) => bail!("{} did not poll the runtime API within 10 s", binary.display()),
+    }
+}
+
+async fn median_start(binary: &Path, starts: usize) -> anyhow::Result<f64> {
+    let mut times = vec![];
+    for _ in 0..starts {
+        times.push(start_to_first_poll(binary).await?);
+    }
+    Ok(median(&times))
+}
+
+/// The baseline's median start, then each function's.
+pub async fn measure(lambda_dir: &Path, starts: usize) -> anyhow::Result<(f64, Vec<Footprint>)> {
+    let baseline = median_start(&sibling_binary(BASELINE)?, starts).await?;
+    let mut footprints = vec![];
+    for function in FUNCTIONS {
+        let bootstrap: PathBuf = lambda_dir.join(function).join("bootstrap");
+        let zip_bytes = if bootstrap.exists() {
+            Some(zipped_size(&bootstrap)?)
+        } else {
+            None
+        };
+        footprints.push(Footprint {
+            function,
+            zip_bytes,
+            start_ms: median_start(&sibling_binary(function)?, starts).await?,
+        });
+    }
+    Ok((baseline, footprints))
+}
