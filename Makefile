@@ -1,5 +1,5 @@
 # The verbs a user types. See README.md.
-.PHONY: dev test check fmt lint fuzz bench-memory lint-template build deploy
+.PHONY: dev test check fmt lint fuzz bench bench-long profile bench-memory lint-template build deploy
 
 # Run the whole stack locally (in-memory backend) on http://127.0.0.1:3000.
 dev:
@@ -22,6 +22,19 @@ check: lint test
 # run long: `make test` runs them at 256 cases. A failure's seed is saved next to the test file.
 fuzz:
 	PROPTEST_CASES=200000 cargo test -p hookflow-core --test fuzz --release
+
+# Speed and cost against a bare relay, flatness, dispatcher scaling, AWS cost per run and the
+# Lambda footprint, side by side on this machine: one table, written to bench/results.md.
+bench: build
+	bash scripts/bench.sh
+
+# The same with the flatness part at 1,000,000 events (bench/results-long.md).
+bench-long: build
+	bash scripts/bench.sh --flat-events 1000000 --out bench/results-long.md
+
+# A CPU profile of hookflow dev under the pipeline bench: its top 20 functions in bench/profile.txt.
+profile:
+	bash scripts/bench.sh --repetitions 1 --flat-events 0 --starts 0 --profile-to bench/profile.txt --out /tmp/hookflow-profile-results.md
 
 # Peak memory of one step-function batch at its worst (ten peers answering 1 MiB each), against
 # the function's 256 MiB; fails over half of it.

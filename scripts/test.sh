@@ -8,11 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MOTO_VERSION="5.2.5"
+source scripts/moto.sh
 # The official Standard Webhooks library signs the hook tests' requests
 # (tests/signers/sign.py), independently of our verifier.
 STANDARDWEBHOOKS_VERSION="1.1.0"
-VENV=".venv"
 
 if ! "$VENV/bin/python" -c "
 import sys, moto, importlib.metadata as m
@@ -34,44 +33,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 export HOOKFLOW_TEST_CHROMIUM="$(command -v chromium)"
 export HOOKFLOW_TEST_CHROMEDRIVER="$(command -v chromedriver)"
-
-moto_pids=()
-moto_logs=()
-cleanup() {
-  for pid in "${moto_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -f "${moto_logs[@]}"
-}
-trap cleanup EXIT INT TERM
-
-# Starts a moto server on a free loopback port and prints its endpoint.
-start_moto() {
-  local port log pid endpoint
-  port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-  log=$(mktemp -t hookflow-moto.XXXXXX)
-  "$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-  pid=$!
-  moto_pids+=("$pid")
-  moto_logs+=("$log")
-  endpoint="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
-    if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null; then
-      MOTO_ENDPOINT="$endpoint"
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "moto_server exited before it was ready; its log:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "moto_server did not answer on $endpoint within 10 s; its log:" >&2
-  cat "$log" >&2
-  exit 1
-}
 
 start_moto
 export HOOKFLOW_TEST_AWS_ENDPOINT="$MOTO_ENDPOINT"

@@ -9,6 +9,7 @@ pub mod footprint;
 pub mod load;
 pub mod pipeline;
 pub mod process;
+pub mod profile;
 pub mod report;
 pub mod scaling;
 pub mod sink;

@@ -9,7 +9,7 @@ use hookflow_bench::load::{drive, Numbers, Pace};
 use hookflow_bench::pipeline::{run_level, runs_succeeded, wait_for, LevelResult, System};
 use hookflow_bench::report::Report;
 use hookflow_bench::sink::Sink;
-use hookflow_bench::{cost, flatness, footprint, process, scaling, stats};
+use hookflow_bench::{cost, flatness, footprint, process, profile, scaling, stats};
 
 #[derive(Parser)]
 struct Args {
@@ -50,6 +50,10 @@ struct Args {
     /// Skip the pipeline and flatness parts.
     #[arg(long)]
     no_pipeline: bool,
+    /// Record a CPU profile of `hookflow dev` during the first repetition
+    /// and write its top functions here (needs perf and a build with symbols).
+    #[arg(long)]
+    profile_to: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -110,6 +114,10 @@ async fn pipeline_and_flatness(args: &Args, report: &mut Report) -> anyhow::Resu
     let mut hookflow_accepted = 0;
     let mut levels: Vec<LevelResult> = vec![];
     for repetition in 1..=args.repetitions {
+        let recording = match (&args.profile_to, repetition) {
+            (Some(_), 1) => Some(profile::Recording::start(hookflow.process.pid())?),
+            _ => None,
+        };
         for &connections in &args.levels {
             for system in [&hookflow, &relay] {
                 let level = run_level(system, &sink, &numbers, connections, Duration::from_secs(args.seconds)).await?;
@@ -122,6 +130,10 @@ async fn pipeline_and_flatness(args: &Args, report: &mut Report) -> anyhow::Resu
                 }
                 levels.push(level);
             }
+        }
+        if let (Some(recording), Some(out)) = (recording, &args.profile_to) {
+            recording.finish(out, "Profile of the pipeline bench")?;
+            eprintln!("profile written to {}", out.display());
         }
     }
     let succeeded = runs_succeeded(&hookflow).await? - succeeded_before;

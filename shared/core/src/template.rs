@@ -5,9 +5,10 @@
 //!   `"score": "{{ gameplay.score }}"` sends the number 120;
 //! - a missing variable is an error naming it, never a silent empty string.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use handlebars::{Handlebars, RenderErrorReason};
+use handlebars::{Context, Handlebars, RenderContext, RenderErrorReason, Renderable, WriteOutput};
 use regex::Regex;
 use serde_json::Value;
 
@@ -256,26 +257,98 @@ pub fn render_text(text: &str, context: &Value) -> Result<String, TemplateError>
     }
 }
 
-/// Renders one string leaf. A lone `{{ path }}` returns the value itself with
-/// its JSON type; anything else renders to a string.
-pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError> {
-    if !is_templated(text) {
-        return Ok(Value::String(text.to_owned()));
+/// A template text as rendering needs it, parsed once.
+enum Compiled {
+    /// A lone `{{ path }}`: its value, with its JSON type.
+    Path(String),
+    /// Anything else, with the iteration ticks put in.
+    Template(handlebars::Template),
+}
+
+/// Compiled templates by text. A workflow's templates are few and rendered
+/// on every run: parsing them each time was most of a step's CPU.
+const COMPILED_KEPT: usize = 4096;
+
+fn compile(text: &str) -> Result<Arc<Compiled>, TemplateError> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Compiled>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let lock = || cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(compiled) = lock().get(text) {
+        return Ok(compiled.clone());
     }
     guard(text)?;
-    if let Some(captures) = single_expression().captures(text) {
-        let expr = captures.get(1).map_or("", |m| m.as_str());
+    let lone_path = single_expression()
+        .captures(text)
+        .and_then(|captures| captures.get(1))
+        .map(|expr| expr.as_str())
         // The shortcut must not accept what the engine would refuse:
         // `check` is what validation promised about this text.
-        if path::is_plain_path(expr) && check(text).is_ok() {
-            return path::lookup(context, expr)
-                .cloned()
-                .ok_or_else(|| TemplateError::MissingVariable(expr.to_owned()));
+        .filter(|expr| path::is_plain_path(expr) && check(text).is_ok());
+    let compiled = Arc::new(match lone_path {
+        Some(expr) => Compiled::Path(expr.to_owned()),
+        None => Compiled::Template(
+            handlebars::Template::compile(&with_ticks(text)).map_err(|e| TemplateError::Syntax(e.reason().to_string()))?,
+        ),
+    });
+    let mut cached = lock();
+    // A bound, not an LRU: past it the cache starts again, which only costs parsing.
+    if cached.len() >= COMPILED_KEPT {
+        cached.clear();
+    }
+    cached.insert(text.to_owned(), compiled.clone());
+    Ok(compiled)
+}
+
+/// The render context of one document, made from its JSON context once,
+/// and only if a leaf needs handlebars.
+struct Renderer<'a> {
+    context: &'a Value,
+    handlebars: Option<Context>,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(context: &'a Value) -> Self {
+        Self {
+            context,
+            handlebars: None,
         }
     }
+
+    fn value(&mut self, text: &str) -> Result<Value, TemplateError> {
+        if !is_templated(text) {
+            return Ok(Value::String(text.to_owned()));
+        }
+        match &*compile(text)? {
+            Compiled::Path(expr) => path::lookup(self.context, expr)
+                .cloned()
+                .ok_or_else(|| TemplateError::MissingVariable(expr.clone())),
+            Compiled::Template(template) => {
+                let context = self.context;
+                let context = self.handlebars.get_or_insert_with(|| Context::from(context.clone()));
+                render_compiled(template, context)
+            }
+        }
+    }
+
+    fn json(&mut self, value: &Value) -> Result<Value, TemplateError> {
+        Ok(match value {
+            Value::String(s) => self.value(s)?,
+            Value::Array(items) => Value::Array(items.iter().map(|item| self.json(item)).collect::<Result<_, _>>()?),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.json(v)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+}
+
+fn render_compiled(template: &handlebars::Template, context: &Context) -> Result<Value, TemplateError> {
     let mut rendered = CappedText::default();
     ITERATIONS.with(|count| count.set(0));
-    let outcome = engine().render_template_to_write(&with_ticks(text), context, &mut rendered);
+    let mut render_context = RenderContext::new(None);
+    let outcome = template.render(engine(), context, &mut render_context, &mut WriteOutput::new(&mut rendered));
     if rendered.overflowed {
         return Err(TemplateError::Render(format!(
             "the rendered text is over the limit of {MAX_RENDERED_BYTES} bytes"
@@ -292,24 +365,16 @@ pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError>
         .map_err(|e| TemplateError::Render(format!("the rendered text is not UTF-8: {e}")))
 }
 
+/// Renders one string leaf. A lone `{{ path }}` returns the value itself with
+/// its JSON type; anything else renders to a string.
+pub fn render_value(text: &str, context: &Value) -> Result<Value, TemplateError> {
+    Renderer::new(context).value(text)
+}
+
 /// Renders every string leaf of a JSON document; keys and non-string leaves
 /// are left as they are, so the result is always valid JSON.
 pub fn render_json(value: &Value, context: &Value) -> Result<Value, TemplateError> {
-    Ok(match value {
-        Value::String(s) => render_value(s, context)?,
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| render_json(item, context))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_json(v, context)?)))
-                .collect::<Result<_, TemplateError>>()?,
-        ),
-        other => other.clone(),
-    })
+    Renderer::new(context).json(value)
 }
 
 /// Calls `visit` with every string leaf of a JSON document and its JSON path.

@@ -1,0 +1,58 @@
+//! A CPU profile of the measured process while the pipeline runs: `perf
+//! record` on its pid, then the 20 functions it spent most samples in, as
+//! text (`make profile` writes `bench/profile.txt`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context};
+
+pub struct Recording {
+    perf: Child,
+    data: PathBuf,
+}
+
+impl Recording {
+    pub fn start(pid: u32) -> anyhow::Result<Self> {
+        let data = std::env::temp_dir().join(format!("hookflow-bench-{}.perf", std::process::id()));
+        let perf = Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-o"])
+            .arg(&data)
+            .args(["-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting perf (Debian's linux-perf)")?;
+        Ok(Self { perf, data })
+    }
+
+    /// Stops recording and writes the top functions, self time first, to `out`.
+    pub fn finish(mut self, out: &Path, title: &str) -> anyhow::Result<()> {
+        // SIGINT makes perf write its data and exit.
+        Command::new("kill").args(["-INT", &self.perf.id().to_string()]).status()?;
+        self.perf.wait()?;
+        let report = Command::new("perf")
+            .args(["report", "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.3", "-i"])
+            .arg(&self.data)
+            .output()
+            .context("running perf report")?;
+        if !report.status.success() {
+            bail!("perf report failed: {}", String::from_utf8_lossy(&report.stderr));
+        }
+        let text = String::from_utf8_lossy(&report.stdout);
+        let top: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(str::trim_end)
+            .take(20)
+            .collect();
+        let body = format!(
+            "# {title}\n\n`perf record -F 999 -g` on `hookflow dev` (profiling build: release code with symbols) during \
+             the bench's first repetition; self time, top 20 symbols.\n\n```\n{}\n```\n",
+            top.join("\n")
+        );
+        std::fs::write(out, body)?;
+        let _ = std::fs::remove_file(&self.data);
+        Ok(())
+    }
+}
