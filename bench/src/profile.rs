@@ -29,10 +29,23 @@ impl Recording {
     /// Stops recording and writes the top functions, self time first, to `out`.
     pub fn finish(mut self, out: &Path, title: &str) -> anyhow::Result<()> {
         // SIGINT makes perf write its data and exit.
-        Command::new("kill").args(["-INT", &self.perf.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-INT", &self.perf.id().to_string()])
+            .status()?;
         self.perf.wait()?;
         let report = Command::new("perf")
-            .args(["report", "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.3", "-i"])
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "symbol",
+                "-g",
+                "none",
+                "--percent-limit",
+                "0.3",
+                "-i",
+            ])
             .arg(&self.data)
             .output()
             .context("running perf report")?;

@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::cost::{price, step_functions, Prices, RunRequests};
+use crate::cost::{price, step_functions, CostPerMillion, Prices, RunRequests};
 use crate::flatness::FlatnessResult;
 use crate::footprint::Footprint;
 use crate::pipeline::LevelResult;
 use crate::scaling::ScalingResult;
 use crate::stats::median;
+
+/// One line of the cost table: what it reads from a priced run.
+type CostPart = fn(&CostPerMillion) -> f64;
 
 /// One acceptance target: what was wanted, what was measured, and whether it holds.
 struct Target {
@@ -253,7 +256,7 @@ impl Report {
         );
         let quiet = price(run, prices, memory_mb, 1.0);
         let busy = price(run, prices, memory_mb, a.busy_batch_size);
-        let rows: [(&str, fn(&crate::cost::CostPerMillion) -> f64); 7] = [
+        let rows: [(&str, CostPart); 7] = [
             ("Lambda requests", |c| c.lambda_requests),
             ("Lambda compute", |c| c.lambda_compute),
             ("SQS", |c| c.sqs),
@@ -265,7 +268,7 @@ impl Report {
         for (name, f) in rows {
             let _ = writeln!(out, "| {name} | {:.2} | {:.2} |", f(&quiet), f(&busy));
         }
-        let requests = |c: &crate::cost::CostPerMillion| {
+        let requests = |c: &CostPerMillion| {
             c.requests
                 .iter()
                 .map(|(s, n)| format!("{s} {n:.1}"))

@@ -806,7 +806,7 @@ impl MemoryQueue {
 
     /// The message id a receipt of this queue names (`<queue>:<id>:<count>`).
     fn receipt_id(receipt: &str) -> Option<u64> {
-        receipt.rsplitn(3, ':').nth(1)?.parse().ok()
+        receipt.rsplit(':').nth(1)?.parse().ok()
     }
 }
 

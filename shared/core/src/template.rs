@@ -287,7 +287,8 @@ fn compile(text: &str) -> Result<Arc<Compiled>, TemplateError> {
     let compiled = Arc::new(match lone_path {
         Some(expr) => Compiled::Path(expr.to_owned()),
         None => Compiled::Template(
-            handlebars::Template::compile(&with_ticks(text)).map_err(|e| TemplateError::Syntax(e.reason().to_string()))?,
+            handlebars::Template::compile(&with_ticks(text))
+                .map_err(|e| TemplateError::Syntax(e.reason().to_string()))?,
         ),
     });
     let mut cached = lock();
@@ -348,7 +349,12 @@ fn render_compiled(template: &handlebars::Template, context: &Context) -> Result
     let mut rendered = CappedText::default();
     ITERATIONS.with(|count| count.set(0));
     let mut render_context = RenderContext::new(None);
-    let outcome = template.render(engine(), context, &mut render_context, &mut WriteOutput::new(&mut rendered));
+    let outcome = template.render(
+        engine(),
+        context,
+        &mut render_context,
+        &mut WriteOutput::new(&mut rendered),
+    );
     if rendered.overflowed {
         return Err(TemplateError::Render(format!(
             "the rendered text is over the limit of {MAX_RENDERED_BYTES} bytes"
