@@ -41,6 +41,9 @@ struct Args {
     /// Active workflows of the dispatcher scaling part.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
     workflows: Vec<usize>,
+    /// Events dispatched per size in the scaling part (each starts about 2 % of the workflows' runs).
+    #[arg(long, default_value_t = 3)]
+    scaling_events: usize,
     /// Where `make build` leaves the arm64 bootstraps.
     #[arg(long, default_value = "target/lambda")]
     lambda_dir: PathBuf,
@@ -66,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     match &args.aws_endpoint {
         Some(endpoint) => {
             eprintln!("dispatcher scaling on {endpoint}");
-            report.scaling(&scaling::run(endpoint, &args.workflows, 10).await?);
+            report.scaling(&scaling::run(endpoint, &args.workflows, args.scaling_events).await?);
             eprintln!("requests of a 3-step run on {endpoint}");
             let run = cost::three_step_run(endpoint).await?;
             let prices = cost::Prices::load(std::path::Path::new("bench/prices.json"))?;

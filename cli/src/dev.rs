@@ -16,7 +16,7 @@ use hookflow_core::dead_letter::QueueKind;
 use hookflow_core::engine::{DeliveryLimits, Reaper};
 use hookflow_core::memory::{MemoryBackend, QueueSettings, RunRetention};
 use hookflow_core::metrics::MemoryMetrics;
-use hookflow_core::ports::HttpClient;
+use hookflow_core::ports::{HttpClient, Queue};
 use hookflow_core::worker::{consume, ConsumerSettings, MessageHandler};
 use hookflow_core::WorkflowDefinition;
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admission::{Admission, MAX_PENDING};
 use crate::ops;
 pub use crate::ports::Ports;
 use crate::sink;
@@ -135,7 +136,17 @@ impl DevServer {
             NetworkPolicy::allow_all()
         };
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::with_policy(policy)?);
-        let ingest = Arc::new(stores.ingest(backend.triggers.clone()));
+        // In memory, ingest waits while the pipeline is full (`Admission`);
+        // on SQS a send never waits.
+        let door: Arc<dyn Queue> = match &memory {
+            Some(twins) => Arc::new(Admission::new(
+                twins.triggers.clone(),
+                vec![twins.triggers.clone(), twins.steps.clone()],
+                MAX_PENDING,
+            )),
+            None => backend.triggers.clone(),
+        };
+        let ingest = Arc::new(stores.ingest(door.clone()));
         let dispatcher = Arc::new(stores.dispatcher(backend.steps.clone()));
         // Claims outlast any HTTP step (120 s at most; the visibility timeout
         // is over that) and expire just before a crashed delivery comes back.
@@ -208,7 +219,7 @@ impl DevServer {
             workflows: Some(lifecycle),
             live_tests: Some(dispatcher),
             hooks: Some(Arc::new(stores.hooks())),
-            hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
+            hook_receiver: Some(Arc::new(stores.hook_receiver(door))),
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         };
         let mut app = router(state, config.max_body_bytes)

@@ -1,6 +1,7 @@
 //! The `hookflow` command's library half, so tests drive the same code the
 //! binary runs.
 
+pub mod admission;
 pub mod dev;
 pub mod hooks;
 pub mod keys;
