@@ -129,6 +129,7 @@ pub async fn three_step_run(endpoint: &str) -> anyhow::Result<RunRequests> {
     let dispatcher = stores.dispatcher(steps.clone());
     let executor = stores.step_executor(
         steps.clone(),
+        triggers.clone(),
         Arc::new(Ok200),
         DeliveryLimits::for_queue(Duration::from_secs(900), hookflow_aws::MAX_RECEIVE_COUNT),
     );

@@ -152,6 +152,7 @@ impl DevServer {
         // is over that) and expire just before a crashed delivery comes back.
         let executor: Arc<dyn MessageHandler> = Arc::new(stores.step_executor(
             backend.steps.clone(),
+            backend.triggers.clone(),
             http,
             DeliveryLimits::for_queue(config.visibility_timeout, config.max_receive_count),
         ));

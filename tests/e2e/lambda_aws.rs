@@ -350,8 +350,13 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     // is on loopback, so HTTP steps may call private networks here.
     let webhook = function_webhook::wire(&stores, sqs_queue(&sqs, urls.triggers.clone()), STAGE);
     let dispatcher = function_dispatcher::wire(&stores, sqs_queue(&sqs, urls.steps.clone()));
-    let executor = function_step::wire(&stores, sqs_queue(&sqs, urls.steps.clone()), NetworkPolicy::allow_all())
-        .expect("HTTP client");
+    let executor = function_step::wire(
+        &stores,
+        sqs_queue(&sqs, urls.steps.clone()),
+        sqs_queue(&sqs, urls.triggers.clone()),
+        NetworkPolicy::allow_all(),
+    )
+    .expect("HTTP client");
     let api = function_api::wire(&stores, sqs_queue(&sqs, urls.steps.clone()), STAGE);
     let triggers = EventSource::new(&sqs, &urls.triggers).await;
     let steps = EventSource::new(&sqs, &urls.steps).await;

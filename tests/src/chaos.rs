@@ -698,6 +698,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     // has lapsed by the time its message comes back.
     let executor = Arc::new(stores.step_executor(
         steps.clone(),
+        triggers.clone(),
         http,
         DeliveryLimits {
             claim_lease: target.visibility_timeout / 2,

@@ -101,6 +101,7 @@ mod tests {
         // As `wire` builds it, with a counting HTTP client in place of the real one.
         let executor = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock)).step_executor(
             backend.steps.clone(),
+            backend.triggers.clone(),
             http.clone(),
             hookflow_core::engine::DeliveryLimits::for_queue(
                 crate::STEPS_VISIBILITY_TIMEOUT,
@@ -202,6 +203,7 @@ mod tests {
         let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
         let executor = stores.step_executor(
             backend.steps.clone(),
+            backend.triggers.clone(),
             Arc::new(CountingHttp::default()),
             crate::steps_limits(),
         );

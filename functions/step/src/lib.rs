@@ -24,8 +24,15 @@ pub fn steps_limits() -> DeliveryLimits {
     DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT).with_backlog_up_to(STEPS_MESSAGE_RETENTION)
 }
 
-/// The function as deployed: the steps queue's limits, and HTTP steps under
-/// `policy` (private networks refused unless the stack allows them).
-pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, policy: NetworkPolicy) -> Result<StepExecutor, HttpError> {
-    Ok(stores.step_executor(steps, Arc::new(ReqwestHttpClient::with_policy(policy)?), steps_limits()))
+/// The function as deployed: the steps queue's limits, HTTP steps under
+/// `policy` (private networks refused unless the stack allows them), and
+/// the events contact steps emit sent through ingest onto `triggers`.
+pub fn wire(
+    stores: &Stores,
+    steps: Arc<dyn Queue>,
+    triggers: Arc<dyn Queue>,
+    policy: NetworkPolicy,
+) -> Result<StepExecutor, HttpError> {
+    let http = Arc::new(ReqwestHttpClient::with_policy(policy)?);
+    Ok(stores.step_executor(steps, triggers, http, steps_limits()))
 }

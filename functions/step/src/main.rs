@@ -7,7 +7,7 @@ use hookflow_core::dead_letter::QueueKind;
 use hookflow_http_client::NetworkPolicy;
 use hookflow_lambda::{
     aws_config, init_tracing, required_env, stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS, DEAD_LETTER_QUEUE_ARN,
-    STEPS_QUEUE_URL,
+    STEPS_QUEUE_URL, TRIGGERS_QUEUE_URL,
 };
 use lambda_runtime::{service_fn, Error};
 
@@ -22,8 +22,10 @@ async fn main() -> Result<(), Error> {
     };
     let config = aws_config().await;
     let stores = stores(&config)?;
-    let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
-    let executor = wire(&stores, steps, policy)?;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let steps = sqs_queue(&sqs, required_env(STEPS_QUEUE_URL)?);
+    let triggers = sqs_queue(&sqs, required_env(TRIGGERS_QUEUE_URL)?);
+    let executor = wire(&stores, steps, triggers, policy)?;
     let dead_letters = stores.dead_letters(QueueKind::Steps);
     let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
     let reaper = stores.reaper(steps_limits());

@@ -3,6 +3,7 @@
 //! checks both.
 
 mod access;
+mod contacts;
 mod dynamo;
 mod error;
 mod hooks;
@@ -11,6 +12,7 @@ mod resources;
 mod sqs;
 
 pub use access::DynamoAccess;
+pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
 pub use resources::{
@@ -26,7 +28,7 @@ use hookflow_core::ports::SystemClock;
 use hookflow_core::wiring::Stores;
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
-/// subscriptions, keys, hooks and the audit trail) and the runs table (runs and
+/// subscriptions, keys, hooks, contacts and the audit trail) and the runs table (runs and
 /// event ids), with run items kept for `run_retention` (`None`: kept).
 pub fn dynamo_stores(
     dynamo: aws_sdk_dynamodb::Client,
@@ -37,6 +39,7 @@ pub fn dynamo_stores(
     let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
     let access = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table));
     let hooks = Arc::new(DynamoHooks::new(dynamo.clone(), workflows_table));
+    let contacts = Arc::new(DynamoContacts::new(dynamo.clone(), workflows_table));
     let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
     Stores {
         workflows: workflows.clone(),
@@ -48,6 +51,7 @@ pub fn dynamo_stores(
         keys: access.clone(),
         audit: access,
         hooks,
+        contacts,
         clock: Arc::new(SystemClock),
         // Counted in this process; Lambda functions write EMF instead
         // (`hookflow_lambda::stores`).

@@ -54,7 +54,7 @@ pub const WORKFLOWS_TABLE: TableSpec = TableSpec {
     hash_key: "pk",
     range_key: "sk",
     indexes: &[],
-    ttl_attribute: None,
+    ttl_attribute: Some(TTL_ATTRIBUTE),
 };
 
 pub const RUNS_TABLE: TableSpec = TableSpec {

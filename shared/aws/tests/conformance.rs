@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use hookflow_aws::{create_resources, DynamoAccess, DynamoHooks, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue};
+use hookflow_aws::{
+    create_resources, DynamoAccess, DynamoContacts, DynamoHooks, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue,
+};
 use hookflow_core::conformance;
 
 const ENDPOINT_VAR: &str = "HOOKFLOW_TEST_AWS_ENDPOINT";
@@ -63,6 +65,12 @@ async fn workflow_store_conforms() {
 async fn hook_store_conforms() {
     let (dynamo, _, names, _) = resources("hooks").await;
     conformance::hook_store(Arc::new(DynamoHooks::new(dynamo, names.workflows_table))).await;
+}
+
+#[tokio::test]
+async fn contact_store_conforms() {
+    let (dynamo, _, names, _) = resources("contacts").await;
+    conformance::contact_store(Arc::new(DynamoContacts::new(dynamo, names.workflows_table))).await;
 }
 
 #[tokio::test]
@@ -218,7 +226,7 @@ async fn run_items_expire_after_the_retention() {
     let record = StepRecord {
         run_id: "run_ttl".into(),
         step_id: "s".into(),
-        action: "HttpRequest".into(),
+        action: hookflow_core::actions::ActionKind::HttpRequest,
         status: StepStatus::Succeeded,
         attempt: 1,
         started_at: started,

@@ -11,6 +11,25 @@ use serde_json::{Map, Value};
 use crate::path;
 
 /// The comparison operators a leaf may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operator {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Contains,
+    StartsWith,
+    EndsWith,
+    In,
+    Exists,
+    Empty,
+    Matches,
+}
+
+/// The operators' names, in [`Operator::ALL`]'s order.
 pub const OPERATORS: &[&str] = &[
     "eq",
     "ne",
@@ -27,8 +46,86 @@ pub const OPERATORS: &[&str] = &[
     "matches",
 ];
 
-/// Operators that take no `value`.
-const UNARY_OPERATORS: &[&str] = &["exists", "empty"];
+impl Operator {
+    pub const ALL: [Operator; 13] = [
+        Operator::Eq,
+        Operator::Ne,
+        Operator::Gt,
+        Operator::Gte,
+        Operator::Lt,
+        Operator::Lte,
+        Operator::Contains,
+        Operator::StartsWith,
+        Operator::EndsWith,
+        Operator::In,
+        Operator::Exists,
+        Operator::Empty,
+        Operator::Matches,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operator::Eq => "eq",
+            Operator::Ne => "ne",
+            Operator::Gt => "gt",
+            Operator::Gte => "gte",
+            Operator::Lt => "lt",
+            Operator::Lte => "lte",
+            Operator::Contains => "contains",
+            Operator::StartsWith => "starts_with",
+            Operator::EndsWith => "ends_with",
+            Operator::In => "in",
+            Operator::Exists => "exists",
+            Operator::Empty => "empty",
+            Operator::Matches => "matches",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Operators that take no `value`.
+    fn is_unary(self) -> bool {
+        matches!(self, Operator::Exists | Operator::Empty)
+    }
+}
+
+/// A leaf's `op` as written: an unknown name is kept so validation can
+/// report it together with every other problem (it evaluates to false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Known(Operator),
+    Unknown(String),
+}
+
+impl From<&str> for Op {
+    fn from(name: &str) -> Self {
+        Operator::parse(name).map_or_else(|| Op::Unknown(name.to_owned()), Op::Known)
+    }
+}
+
+impl Op {
+    pub fn name(&self) -> &str {
+        match self {
+            Op::Known(op) => op.name(),
+            Op::Unknown(name) => name,
+        }
+    }
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(Op::from(name.as_str()))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
@@ -38,13 +135,12 @@ pub enum Condition {
     Leaf(Leaf),
 }
 
-/// One comparison. `op` is kept as written so validation can report an
-/// unknown operator together with every other problem.
+/// One comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Leaf {
     pub path: String,
-    pub op: String,
+    pub op: Op,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
 }
@@ -151,35 +247,40 @@ impl Leaf {
         if !path::is_plain_path(&self.path) {
             out.push((format!("{at}.path"), format!("invalid path {:?}", self.path)));
         }
-        let op = self.op.as_str();
-        if !OPERATORS.contains(&op) {
-            out.push((
-                format!("{at}.op"),
-                format!("unknown operator {op:?}; expected one of {}", OPERATORS.join(", ")),
-            ));
-            return;
-        }
-        match (&self.value, UNARY_OPERATORS.contains(&op)) {
-            (None, false) => out.push((format!("{at}.value"), format!("operator {op:?} needs a value"))),
-            (Some(_), true) => out.push((format!("{at}.value"), format!("operator {op:?} takes no value"))),
+        let op = match &self.op {
+            Op::Known(op) => *op,
+            Op::Unknown(name) => {
+                out.push((
+                    format!("{at}.op"),
+                    format!("unknown operator {name:?}; expected one of {}", OPERATORS.join(", ")),
+                ));
+                return;
+            }
+        };
+        let name = op.name();
+        match (&self.value, op.is_unary()) {
+            (None, false) => out.push((format!("{at}.value"), format!("operator {name:?} needs a value"))),
+            (Some(_), true) => out.push((format!("{at}.value"), format!("operator {name:?} takes no value"))),
             _ => {}
         }
         match (op, &self.value) {
-            ("matches", Some(Value::String(pattern))) => {
+            (Operator::Matches, Some(Value::String(pattern))) => {
                 if let Err(e) = regex::Regex::new(pattern) {
                     out.push((format!("{at}.value"), format!("invalid regex: {e}")));
                 }
             }
-            ("matches" | "starts_with" | "ends_with", Some(other)) if !other.is_string() => {
-                out.push((format!("{at}.value"), format!("operator {op:?} needs a string value")));
+            (Operator::Matches | Operator::StartsWith | Operator::EndsWith, Some(other)) if !other.is_string() => {
+                out.push((format!("{at}.value"), format!("operator {name:?} needs a string value")));
             }
-            ("in", Some(other)) if !other.is_array() => {
+            (Operator::In, Some(other)) if !other.is_array() => {
                 out.push((format!("{at}.value"), "operator \"in\" needs an array value".into()));
             }
-            ("gt" | "gte" | "lt" | "lte", Some(other)) if !(other.is_number() || other.is_string()) => {
+            (Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte, Some(other))
+                if !(other.is_number() || other.is_string()) =>
+            {
                 out.push((
                     format!("{at}.value"),
-                    format!("operator {op:?} needs a number or string value"),
+                    format!("operator {name:?} needs a number or string value"),
                 ));
             }
             _ => {}
@@ -189,13 +290,14 @@ impl Leaf {
     fn evaluate(&self, context: &Value) -> bool {
         let actual = path::lookup(context, &self.path);
         let expected = self.value.as_ref();
-        match self.op.as_str() {
-            "exists" => actual.is_some_and(|v| !v.is_null()),
-            "empty" => actual.is_none_or(is_empty),
+        let Op::Known(op) = self.op else { return false };
+        match op {
+            Operator::Exists => actual.is_some_and(|v| !v.is_null()),
+            Operator::Empty => actual.is_none_or(is_empty),
             op => match (actual, expected) {
                 (Some(actual), Some(expected)) => compare(op, actual, expected),
                 // `ne` against a missing value is true: the value is not equal.
-                (None, Some(_)) => op == "ne",
+                (None, Some(_)) => op == Operator::Ne,
                 _ => false,
             },
         }
@@ -212,31 +314,29 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-fn compare(op: &str, actual: &Value, expected: &Value) -> bool {
+fn compare(op: Operator, actual: &Value, expected: &Value) -> bool {
     match op {
-        "eq" => loosely_equal(actual, expected),
-        "ne" => !loosely_equal(actual, expected),
-        "gt" | "gte" | "lt" | "lte" => order(actual, expected).is_some_and(|ordering| match op {
-            "gt" => ordering.is_gt(),
-            "gte" => ordering.is_ge(),
-            "lt" => ordering.is_lt(),
-            _ => ordering.is_le(),
-        }),
-        "contains" => match actual {
+        Operator::Eq => loosely_equal(actual, expected),
+        Operator::Ne => !loosely_equal(actual, expected),
+        Operator::Gt => order(actual, expected).is_some_and(|o| o.is_gt()),
+        Operator::Gte => order(actual, expected).is_some_and(|o| o.is_ge()),
+        Operator::Lt => order(actual, expected).is_some_and(|o| o.is_lt()),
+        Operator::Lte => order(actual, expected).is_some_and(|o| o.is_le()),
+        Operator::Contains => match actual {
             Value::String(s) => expected.as_str().is_some_and(|e| s.contains(e)),
             Value::Array(items) => items.iter().any(|item| loosely_equal(item, expected)),
             Value::Object(map) => expected.as_str().is_some_and(|key| map.contains_key(key)),
             _ => false,
         },
-        "starts_with" => both_str(actual, expected).is_some_and(|(a, e)| a.starts_with(e)),
-        "ends_with" => both_str(actual, expected).is_some_and(|(a, e)| a.ends_with(e)),
-        "in" => expected
+        Operator::StartsWith => both_str(actual, expected).is_some_and(|(a, e)| a.starts_with(e)),
+        Operator::EndsWith => both_str(actual, expected).is_some_and(|(a, e)| a.ends_with(e)),
+        Operator::In => expected
             .as_array()
             .is_some_and(|options| options.iter().any(|option| loosely_equal(actual, option))),
-        "matches" => {
+        Operator::Matches => {
             both_str(actual, expected).is_some_and(|(a, pattern)| compiled(pattern).is_some_and(|re| re.is_match(a)))
         }
-        _ => false,
+        Operator::Exists | Operator::Empty => false,
     }
 }
 
@@ -295,6 +395,16 @@ mod tests {
     fn ctx() -> Value {
         json!({"gameplay": {"score": 120, "tags": ["vip", "a"]}, "contact": {"email": "ana@x.io", "phone": null, "name": ""},
                "form_fields": {"consent": true, "company": "ACME"}})
+    }
+
+    #[test]
+    fn operator_names_are_their_serde_names_in_order() {
+        for (op, &name) in Operator::ALL.iter().zip(OPERATORS) {
+            assert_eq!(Operator::ALL.len(), OPERATORS.len());
+            assert_eq!(op.name(), name);
+            assert_eq!(serde_json::to_value(op).unwrap(), json!(name));
+            assert_eq!(Op::from(name), Op::Known(*op));
+        }
     }
 
     #[test]
@@ -422,7 +532,7 @@ mod tests {
                 .prop_map(|(path, op, value)| {
                     Condition::Leaf(Leaf {
                         path,
-                        op: op.to_owned(),
+                        op: op.into(),
                         value,
                     })
                 });

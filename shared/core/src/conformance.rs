@@ -12,6 +12,10 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use crate::access::{Actor, ApiKey, AuditEntry, AuditLog, KeyStore, Role, ACCESS_FORMAT};
+use crate::contacts::{
+    Applied, ContactChange, ContactEdit, ContactEffect, ContactKey, ContactQuery, ContactRefusal, ContactStore,
+    NewContact,
+};
 use crate::dead_letter::{ParkedBecause, ParkedMessage, QueueKind};
 use crate::hooks::{AuthRequest, Hook, HookAuth, HookKind, HookRequest, HookStore, Hooks};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
@@ -159,7 +163,7 @@ pub(crate) fn step_record(run_id: &str, step_id: &str, attempt: u32, status: Ste
     StepRecord {
         run_id: run_id.into(),
         step_id: step_id.into(),
-        action: "HttpRequest".into(),
+        action: crate::actions::ActionKind::HttpRequest,
         status,
         attempt,
         started_at: at,
@@ -1309,6 +1313,256 @@ pub async fn audit_log(audit: Arc<dyn AuditLog>) {
     assert_eq!(b.entries, vec![other], "one workspace's trail only");
 }
 
+fn contact_change(contact_id: &str, email: Option<&str>, edits: Vec<ContactEdit>) -> ContactChange {
+    ContactChange {
+        contact_id: contact_id.into(),
+        create: Some(NewContact {
+            email: email.map(str::to_owned),
+            ..NewContact::default()
+        }),
+        edits,
+    }
+}
+
+fn tag(name: &str) -> ContactEdit {
+    ContactEdit::AddTag { tag: name.into() }
+}
+
+/// Applies a change that must be accepted.
+async fn applied(store: &dyn ContactStore, ws: &str, change: &ContactChange, token: &str) -> Applied {
+    store
+        .apply(ws, change, token, Utc::now())
+        .await
+        .expect("apply")
+        .expect("change accepted")
+}
+
+pub async fn contact_store(store: Arc<dyn ContactStore>) {
+    let store = store.as_ref();
+    let ws = "ws_contacts";
+    let created = applied(
+        store,
+        ws,
+        &contact_change("c1", Some("Ana@Example.com"), vec![tag("vip")]),
+        "run1:s1",
+    )
+    .await;
+    assert_eq!(
+        created.effects,
+        vec![ContactEffect::Created, ContactEffect::TagAdded { tag: "vip".into() }]
+    );
+    let got = store.get_contact(ws, "c1").await.expect("get").expect("stored");
+    assert_eq!(got, created.contact);
+    assert!(
+        store.get_contact("ws_other", "c1").await.expect("get").is_none(),
+        "keys start with the workspace"
+    );
+    for spelled in ["ana@example.com", "ANA@EXAMPLE.COM"] {
+        let found = store
+            .find_contact(ws, &ContactKey::Email(spelled.into()))
+            .await
+            .expect("find");
+        assert_eq!(
+            found.map(|c| c.id),
+            Some("c1".into()),
+            "emails match case-insensitively"
+        );
+    }
+
+    // A repeated token answers what its change did and changes nothing.
+    let points = contact_change(
+        "c1",
+        None,
+        vec![ContactEdit::AwardPoints {
+            program: "main".into(),
+            points: 50,
+        }],
+    );
+    let first = applied(store, ws, &points, "run1:s2").await;
+    let again = applied(store, ws, &points, "run1:s2").await;
+    assert_eq!(first, again, "a repeat answers the first outcome");
+    let balance = store.get_contact(ws, "c1").await.expect("get").expect("stored").loyalty["main"].points;
+    assert_eq!(balance, 50, "points are awarded once per token");
+    let refused = store
+        .apply(
+            ws,
+            &contact_change(
+                "c1",
+                None,
+                vec![ContactEdit::RedeemPoints {
+                    program: "main".into(),
+                    points: 80,
+                }],
+            ),
+            "run1:s3",
+            Utc::now(),
+        )
+        .await
+        .expect("apply");
+    assert!(matches!(
+        refused,
+        Err(ContactRefusal::InsufficientPoints { balance: 50, .. })
+    ));
+
+    // Emails are unique per workspace.
+    let taken = store
+        .apply(
+            ws,
+            &contact_change("c2", Some("ana@EXAMPLE.com"), vec![]),
+            "run2:s1",
+            Utc::now(),
+        )
+        .await
+        .expect("apply");
+    assert!(
+        matches!(taken, Err(ContactRefusal::EmailTaken { ref owner, .. }) if owner == "c1"),
+        "{taken:?}"
+    );
+    assert!(
+        store.get_contact(ws, "c2").await.expect("get").is_none(),
+        "a refused change writes nothing"
+    );
+    applied(
+        store,
+        "ws_other",
+        &contact_change("c2", Some("ana@example.com"), vec![]),
+        "run2:s1",
+    )
+    .await;
+    let missing = store
+        .apply(
+            ws,
+            &ContactChange {
+                contact_id: "c_missing".into(),
+                create: None,
+                edits: vec![tag("x")],
+            },
+            "run3:s1",
+            Utc::now(),
+        )
+        .await
+        .expect("apply");
+    assert_eq!(missing, Err(ContactRefusal::NotFound("c_missing".into())));
+
+    contact_listings(store, ws).await;
+
+    assert!(store.erase_contact(ws, "c1").await.expect("erase"));
+    assert!(store.get_contact(ws, "c1").await.expect("get").is_none());
+    assert!(store
+        .find_contact(ws, &ContactKey::Email("ana@example.com".into()))
+        .await
+        .expect("find")
+        .is_none());
+    let vip = ContactQuery {
+        tag: Some("vip".into()),
+        limit: 100,
+        ..ContactQuery::default()
+    };
+    let members: Vec<String> = store
+        .list_contacts(ws, &vip)
+        .await
+        .expect("list")
+        .contacts
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(!members.contains(&"c1".to_owned()), "an erased contact leaves its tags");
+    assert!(!store.erase_contact(ws, "c1").await.expect("erase"));
+    // The email is free again, and an old token is not answered for a new contact.
+    let reborn = applied(
+        store,
+        ws,
+        &contact_change("c1", Some("ana@example.com"), vec![]),
+        "run1:s2",
+    )
+    .await;
+    assert_eq!(
+        reborn.effects,
+        vec![ContactEffect::Created],
+        "erasure forgets the contact's changes"
+    );
+}
+
+/// Tags and lists are listed a page at a time, in id order, without the
+/// contacts outside them.
+async fn contact_listings(store: &dyn ContactStore, ws: &str) {
+    for i in 0..7 {
+        let mut edits = vec![tag("sponsor-a")];
+        if i % 2 == 0 {
+            edits.push(ContactEdit::AddToList { list: "even".into() });
+        }
+        applied(
+            store,
+            ws,
+            &contact_change(&format!("m{i}"), None, edits),
+            &format!("list:{i}"),
+        )
+        .await;
+    }
+    applied(
+        store,
+        ws,
+        &contact_change(
+            "m2",
+            None,
+            vec![ContactEdit::RemoveTag {
+                tag: "sponsor-a".into(),
+            }],
+        ),
+        "list:untag",
+    )
+    .await;
+    let pages = |query: ContactQuery| async move {
+        let mut query = query;
+        let mut pages = vec![];
+        loop {
+            let page = store.list_contacts(ws, &query).await.expect("list");
+            pages.push(page.contacts.iter().map(|c| c.id.clone()).collect::<Vec<_>>());
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return pages,
+            }
+        }
+    };
+    let tagged = pages(ContactQuery {
+        tag: Some("sponsor-a".into()),
+        limit: 2,
+        ..ContactQuery::default()
+    })
+    .await;
+    assert_eq!(
+        tagged,
+        vec![vec!["m0", "m1"], vec!["m3", "m4"], vec!["m5", "m6"]],
+        "a tag's members, paginated, without the untagged"
+    );
+    let listed = pages(ContactQuery {
+        list: Some("even".into()),
+        limit: 3,
+        ..ContactQuery::default()
+    })
+    .await;
+    assert_eq!(listed, vec![vec!["m0", "m2", "m4"], vec!["m6"]]);
+    let both = pages(ContactQuery {
+        tag: Some("sponsor-a".into()),
+        list: Some("even".into()),
+        limit: 10,
+        ..ContactQuery::default()
+    })
+    .await;
+    assert_eq!(both, vec![vec!["m0", "m4", "m6"]]);
+    let all: Vec<String> = pages(ContactQuery {
+        limit: 4,
+        ..ContactQuery::default()
+    })
+    .await
+    .concat();
+    assert_eq!(
+        all,
+        vec!["c1", "m0", "m1", "m2", "m3", "m4", "m5", "m6"],
+        "every contact of the workspace"
+    );
+}
+
 #[cfg(test)]
 mod memory_twins {
     use super::*;
@@ -1329,6 +1583,11 @@ mod memory_twins {
     #[tokio::test]
     async fn hook_store_conforms() {
         hook_store(Arc::new(MemoryHooks::default())).await;
+    }
+
+    #[tokio::test]
+    async fn contact_store_conforms() {
+        contact_store(Arc::new(crate::memory::MemoryContacts::default())).await;
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod catalogue;
 pub mod condition;
 pub mod conformance;
+pub mod contacts;
 pub mod dead_letter;
 pub mod engine;
 pub mod event;

@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+mod contacts;
+pub use contacts::MemoryContacts;
+
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::dead_letter::{ParkedMessage, QueueKind};
 use crate::hooks::{Hook, HookStore};
@@ -944,6 +947,7 @@ pub struct MemoryBackend {
     pub audit: Arc<MemoryAudit>,
     pub hooks: Arc<MemoryHooks>,
     pub dead_letters: Arc<MemoryDeadLetters>,
+    pub contacts: Arc<MemoryContacts>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
     pub metrics: Arc<MemoryMetrics>,
 }
@@ -983,6 +987,7 @@ impl MemoryBackend {
             audit: Arc::default(),
             hooks: Arc::default(),
             dead_letters: Arc::default(),
+            contacts: Arc::default(),
             metrics: Arc::default(),
         }
     }

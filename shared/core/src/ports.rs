@@ -266,6 +266,13 @@ pub trait DeadLetterStore: Send + Sync {
     async fn unpark(&self, queue: QueueKind, id: &str, parked_at: DateTime<Utc>) -> PortResult<()>;
 }
 
+/// Where events a step emits go (contact and loyalty changes): back
+/// through ingest, like any other event, once per event identity.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn emit(&self, events: &[crate::event::TriggerEvent]) -> PortResult<()>;
+}
+
 #[async_trait]
 /// Event identities ingest has accepted: `identity` is
 /// [`crate::event::TriggerEvent::identity`], the event's source and id.

@@ -108,7 +108,7 @@ pub enum StepStatus {
 pub struct StepRecord {
     pub run_id: String,
     pub step_id: String,
-    pub action: String,
+    pub action: crate::actions::ActionKind,
     pub status: StepStatus,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,

@@ -156,11 +156,14 @@ pub fn validate(workflow: &WorkflowDefinition) -> Vec<Problem> {
                 );
             }
         }
-        if step.action.type_name() == "Decision" && step.next.is_some() {
+        if step.action.plugin().chooses_next() && step.next.is_some() {
             push(
                 format!("{at}.next"),
                 ProblemCode::MisplacedNext,
-                "a Decision chooses its next step with branches and default; remove `next`".into(),
+                format!(
+                    "a {} chooses its next step with branches and default; remove `next`",
+                    step.action.kind()
+                ),
             );
         }
         for (field, message) in step.action.problems() {

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use crate::access::{Access, AuditLog, KeyStore};
+use crate::actions::ActionPorts;
+use crate::contacts::ContactStore;
 use crate::dead_letter::QueueKind;
 use crate::engine::{DeadLetters, DeliveryLimits, Reaper, Recovery};
 use crate::hooks::{HookReceiver, HookStore, Hooks};
@@ -29,6 +31,7 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub audit: Arc<dyn AuditLog>,
     pub hooks: Arc<dyn HookStore>,
+    pub contacts: Arc<dyn ContactStore>,
     /// Parked dead letters (in the runs table on AWS).
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub clock: Arc<dyn Clock>,
@@ -48,6 +51,7 @@ impl Stores {
             keys: backend.keys.clone(),
             audit: backend.audit.clone(),
             hooks: backend.hooks.clone(),
+            contacts: backend.contacts.clone(),
             dead_letters: backend.dead_letters.clone(),
             clock,
             metrics: backend.metrics.clone(),
@@ -73,18 +77,26 @@ impl Stores {
         )
     }
 
-    /// Executes steps from `steps`, whose redelivery `limits` bound the claims.
+    /// Executes steps from `steps`, whose redelivery `limits` bound the
+    /// claims; actions call out through `http`, change contacts, and emit
+    /// their events through ingest onto `triggers`.
     pub fn step_executor(
         &self,
         steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
         http: Arc<dyn HttpClient>,
         limits: DeliveryLimits,
     ) -> StepExecutor {
+        let ports = ActionPorts {
+            http,
+            contacts: self.contacts.clone(),
+            events: Arc::new(self.ingest(triggers)),
+        };
         StepExecutor::new(
             self.workflows.clone(),
             self.runs.clone(),
             steps,
-            http,
+            ports,
             self.clock.clone(),
             self.metrics.clone(),
             limits,

@@ -116,14 +116,7 @@ impl Step {
         if let Some(on_failure) = &self.on_failure {
             edges.push(("on_failure".to_owned(), on_failure.as_str()));
         }
-        if let Action::Decision(decision) = &self.action {
-            for (i, branch) in decision.branches.iter().enumerate() {
-                edges.push((format!("action.branches[{i}].next"), branch.next.as_str()));
-            }
-            if let Some(default) = &decision.default {
-                edges.push(("action.default".to_owned(), default.as_str()));
-            }
-        }
+        edges.extend(self.action.plugin().edges());
         edges
     }
 }

@@ -134,6 +134,7 @@ fn twins(visibility_timeout: Duration) -> MemoryBackend {
 fn step_executor(backend: &MemoryBackend, http: Arc<dyn HttpClient>) -> StepExecutor {
     Stores::memory(backend, Arc::new(SystemClock)).step_executor(
         backend.steps.clone(),
+        backend.triggers.clone(),
         http,
         // Lambda's longest timeout: these tests name their deadlines.
         DeliveryLimits::for_queue(Duration::from_secs(901), 5),

@@ -12,7 +12,7 @@
 //! stack inside handlebars. A stack overflow aborts the whole test binary:
 //! proptest cannot shrink it or record it as a failing case.
 
-use hookflow_core::actions::Action;
+use hookflow_core::actions::{Action, DryCall};
 use hookflow_core::catalogue::PLATFORM_TRIGGER_TYPES;
 use hookflow_core::condition::{Condition, OPERATORS};
 use hookflow_core::event::{self, IngestError, Mode, TriggerEvent};
@@ -1075,19 +1075,17 @@ fn exercise(workflow: &WorkflowDefinition, context: &Value) {
     for step in workflow.steps.values() {
         let _ = step.edges();
         let _ = step.retry_policy();
-        match &step.action {
-            Action::HttpRequest(http) => {
-                let _ = http.prepare(context, "run:step");
-            }
-            Action::Decision(decision) => {
-                let _ = decision.choose(context);
-            }
-            Action::Delay(delay) => {
-                let _ = delay.resume_at(chrono::Utc::now(), context);
-            }
-            Action::SetVariables(set) => {
-                let _ = set.render(context);
-            }
+        // Every action renders from any context without panicking.
+        let mut secrets = hookflow_core::redact::Secrets::default();
+        let _ = step.action.plugin().rehearse(DryCall {
+            run_id: "run",
+            step_id: "step",
+            context,
+            next: step.next.as_deref(),
+            secrets: &mut secrets,
+        });
+        if let Action::Delay(delay) = &step.action {
+            let _ = delay.resume_at(chrono::Utc::now(), context);
         }
     }
 }

@@ -52,6 +52,7 @@ async fn stack(steps: serde_json::Value, start: &str) -> Stack {
     let peer = Arc::new(Peer::default());
     let executor = stores.step_executor(
         backend.steps.clone(),
+        backend.triggers.clone(),
         peer.clone(),
         DeliveryLimits::for_queue(Duration::from_secs(901), 5),
     );

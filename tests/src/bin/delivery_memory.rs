@@ -116,7 +116,12 @@ async fn main() -> anyhow::Result<()> {
         backend.runs.create_run(&run(id)).await?;
     }
     let stores = Stores::memory(&backend, Arc::new(SystemClock));
-    let executor = function_step::wire(&stores, backend.steps.clone(), NetworkPolicy::allow_all())?;
+    let executor = function_step::wire(
+        &stores,
+        backend.steps.clone(),
+        backend.triggers.clone(),
+        NetworkPolicy::allow_all(),
+    )?;
     let dead_letters = stores.dead_letters(QueueKind::Steps);
     let function = QueueConsumer {
         handler: &executor,

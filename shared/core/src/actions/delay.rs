@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::{ActionCall, ActionKind, DryCall, Failure, Outcome, Performed, Rehearsal, StepAction};
 use crate::template::{self, TemplateError};
 
 /// The longest wait we accept: a year.
@@ -46,7 +47,7 @@ impl Delay {
         Ok(now + chrono::Duration::milliseconds((seconds * 1000.0) as i64))
     }
 
-    pub(super) fn problems(&self) -> Vec<(String, String)> {
+    fn own_problems(&self) -> Vec<(String, String)> {
         let mut out = vec![];
         match (&self.seconds, &self.until) {
             (Some(_), Some(_)) | (None, None) => {
@@ -61,6 +62,46 @@ impl Delay {
             _ => {}
         }
         out
+    }
+}
+
+#[async_trait::async_trait]
+impl StepAction for Delay {
+    fn kind(&self) -> ActionKind {
+        ActionKind::Delay
+    }
+
+    /// A wait has no effect of its own: it is a queue hop, due later.
+    fn has_side_effects(&self) -> bool {
+        false
+    }
+
+    fn templates(&self, out: &mut Vec<(String, String)>) {
+        if let Some(until) = &self.until {
+            out.push(("until".into(), until.clone()));
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        self.own_problems()
+    }
+
+    async fn perform(&self, call: ActionCall<'_>) -> Performed {
+        // A resumed wait keeps the due time it was given when it started.
+        let due = match call.resume_at {
+            Some(due) => Ok(due),
+            None => self.resume_at(call.now, call.context),
+        };
+        match due {
+            Ok(due) if due > call.now => Outcome::WaitUntil(due),
+            Ok(due) => call.succeeded(json!({"resumed_at": due.to_rfc3339()})),
+            Err(err) => Outcome::Failed(Failure::terminal(err)),
+        }
+        .into()
+    }
+
+    fn rehearse(&self, _call: DryCall<'_>) -> Rehearsal {
+        Rehearsal::Skipped
     }
 }
 

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::ports::{FollowRedirects, HttpCall, HttpReply};
+use crate::ports::{FollowRedirects, HttpCall, HttpErrorKind, HttpReply};
 use crate::retry::RetryOn;
 use crate::template::{self, TemplateError};
 
@@ -250,7 +250,7 @@ impl HttpRequest {
         })
     }
 
-    pub(super) fn templates(&self, out: &mut Vec<(String, String)>) {
+    fn own_templates(&self, out: &mut Vec<(String, String)>) {
         out.push(("url".into(), self.url.clone()));
         for (k, v) in &self.query {
             out.push((format!("query.{k}"), v.clone()));
@@ -274,7 +274,7 @@ impl HttpRequest {
         }
     }
 
-    pub(super) fn problems(&self) -> Vec<(String, String)> {
+    fn own_problems(&self) -> Vec<(String, String)> {
         let mut out = vec![];
         if !METHODS.contains(&self.method.to_ascii_uppercase().as_str()) {
             out.push((
@@ -379,6 +379,71 @@ fn response_output(reply: &HttpReply) -> Value {
         serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
     };
     json!({"status": reply.status, "headers": headers, "body": body})
+}
+
+#[async_trait::async_trait]
+impl super::StepAction for HttpRequest {
+    fn kind(&self) -> super::ActionKind {
+        super::ActionKind::HttpRequest
+    }
+
+    fn has_side_effects(&self) -> bool {
+        true
+    }
+
+    fn templates(&self, out: &mut Vec<(String, String)>) {
+        self.own_templates(out)
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        self.own_problems()
+    }
+
+    async fn perform(&self, call: super::ActionCall<'_>) -> super::Performed {
+        use super::{Failure, FailureClass, Outcome, Performed};
+        let prepared = match self.prepare(call.context, &call.idempotency_key()) {
+            Ok(prepared) => prepared,
+            Err(err) => return Outcome::Failed(Failure::terminal(err)).into(),
+        };
+        call.secrets.add_call(&prepared);
+        let request = serde_json::to_value(crate::engine::RenderedRequest::of(&prepared, call.secrets)).ok();
+        let outcome = match call.ports.http.send(prepared).await {
+            Ok(reply) => match self.interpret(&reply) {
+                Ok(output) => call.succeeded(output),
+                Err(failure) => Outcome::Failed(Failure {
+                    message: failure.message,
+                    class: failure.class.map_or(FailureClass::Terminal, FailureClass::Retryable),
+                    retry_after_s: failure.retry_after_s,
+                    output: failure.response,
+                }),
+            },
+            Err(err) => {
+                let class = match err.kind {
+                    HttpErrorKind::Timeout => FailureClass::Retryable(RetryOn::Timeout),
+                    HttpErrorKind::Network => FailureClass::Retryable(RetryOn::Network),
+                    HttpErrorKind::Invalid => FailureClass::Terminal,
+                };
+                Outcome::Failed(Failure {
+                    class,
+                    ..Failure::terminal(err)
+                })
+            }
+        };
+        Performed { outcome, request }
+    }
+
+    fn rehearse(&self, call: super::DryCall<'_>) -> super::Rehearsal {
+        match self.prepare(call.context, &crate::run::idempotency_key(call.run_id, call.step_id)) {
+            Ok(prepared) => {
+                call.secrets.add_call(&prepared);
+                super::Rehearsal::Rendered {
+                    request: Some(crate::engine::RenderedRequest::of(&prepared, call.secrets)),
+                    output: Value::Null,
+                }
+            }
+            Err(err) => super::Rehearsal::Failed(err.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -505,7 +570,7 @@ mod tests {
             json!({"method": "FETCH", "url": "ftp://x", "timeout_s": 0, "body_format": "raw", "body": {"a": 1},
             "success_statuses": ["9xx"], "headers": {"bad header": "x"}}),
         );
-        let fields: Vec<_> = r.problems().into_iter().map(|(f, _)| f).collect();
+        let fields: Vec<_> = r.own_problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(
             fields,
             vec![

@@ -6,16 +6,16 @@
 //! `null` as its output.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::execute::{apply_output, with_workflow_vars};
-use crate::actions::Action;
+use crate::actions::{ActionKind, DryCall, Rehearsal};
 use crate::event::TriggerEvent;
 use crate::ports::HttpCall;
 use crate::redact::{redact_url, Secrets, REDACTED};
 use crate::run::initial_context;
 use crate::run_view::{cut, EXCERPT_BYTES};
-use crate::workflow::WorkflowDefinition;
+use crate::workflow::{Step, WorkflowDefinition};
 
 /// Dry runs stop after this many steps: a loop of Decisions on a condition
 /// no step changes would otherwise never end.
@@ -93,7 +93,8 @@ impl RenderedRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryStep {
     pub step_id: String,
-    pub action: &'static str,
+    /// `None` for a step the workflow does not have.
+    pub action: Option<ActionKind>,
     pub status: DryStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<RenderedRequest>,
@@ -128,15 +129,11 @@ pub fn dry_run(workflow: &WorkflowDefinition, event: &TriggerEvent) -> DryRun {
             break;
         }
         let Some(step) = workflow.steps.get(&step_id) else {
-            steps.push(failed(
-                &step_id,
-                "unknown",
-                format!("no step {step_id:?} in the workflow"),
-            ));
+            steps.push(failed(&step_id, None, format!("no step {step_id:?} in the workflow")));
             outcome = "failed";
             break;
         };
-        let (dry, output) = dry_step(&step_id, &step.action, step.next.clone(), &context);
+        let (dry, output, vars) = dry_step(&step_id, step, &context);
         if dry.status == DryStatus::Failed {
             current = step.on_failure.clone();
             if let (Some(_), Value::Object(ctx)) = (&current, &mut context) {
@@ -148,7 +145,7 @@ pub fn dry_run(workflow: &WorkflowDefinition, event: &TriggerEvent) -> DryRun {
                 outcome = "failed";
             }
         } else {
-            apply_output(&mut context, &step_id, step, output);
+            apply_output(&mut context, &step_id, output, vars);
             current = dry.next.clone();
         }
         steps.push(dry);
@@ -161,7 +158,7 @@ pub fn dry_run(workflow: &WorkflowDefinition, event: &TriggerEvent) -> DryRun {
     }
 }
 
-fn failed(step_id: &str, action: &'static str, error: String) -> DryStep {
+fn failed(step_id: &str, action: Option<ActionKind>, error: String) -> DryStep {
     DryStep {
         step_id: step_id.to_owned(),
         action,
@@ -173,54 +170,46 @@ fn failed(step_id: &str, action: &'static str, error: String) -> DryStep {
     }
 }
 
-/// One step: what the timeline shows, and the output later steps see.
-fn dry_step(step_id: &str, action: &Action, next: Option<String>, context: &Value) -> (DryStep, Value) {
+/// One step: what the timeline shows, the output later steps see, and the
+/// variables it set.
+fn dry_step(step_id: &str, step: &Step, context: &Value) -> (DryStep, Value, Option<Map<String, Value>>) {
+    let plugin = step.action.plugin();
+    let kind = Some(plugin.kind());
     let mut secrets = Secrets::of_context(context);
     let mut dry = DryStep {
         step_id: step_id.to_owned(),
-        action: action.type_name(),
+        action: kind,
         status: DryStatus::Succeeded,
         request: None,
         output: None,
-        next,
+        next: step.next.clone(),
         error: None,
     };
-    let output = match action {
-        Action::HttpRequest(request) => match request.prepare(context, &format!("{DRY_RUN_ID}:{step_id}")) {
-            Ok(call) => {
-                secrets.add_call(&call);
-                dry.status = DryStatus::Rendered;
-                dry.request = Some(RenderedRequest::of(&call, &secrets));
-                Value::Null
-            }
-            Err(err) => {
-                return (
-                    failed(step_id, action.type_name(), secrets.scrub_text(&err.to_string())),
-                    Value::Null,
-                )
-            }
-        },
-        Action::Decision(decision) => {
-            let (chosen, branch) = decision.choose(context);
-            dry.next = chosen.clone();
-            json!({"branch": branch.map_or(json!("default"), |i| json!(i)), "next": chosen})
+    let call = DryCall {
+        run_id: DRY_RUN_ID,
+        step_id,
+        context,
+        next: step.next.as_deref(),
+        secrets: &mut secrets,
+    };
+    let output = match plugin.rehearse(call) {
+        Rehearsal::Ran { output, next } => {
+            dry.next = next;
+            output
         }
-        Action::SetVariables(set) => match set.render(context) {
-            Ok(values) => Value::Object(values),
-            Err(err) => {
-                return (
-                    failed(step_id, action.type_name(), secrets.scrub_text(&err.to_string())),
-                    Value::Null,
-                )
-            }
-        },
-        Action::Delay(_) => {
+        Rehearsal::Rendered { request, output } => {
+            dry.status = DryStatus::Rendered;
+            dry.request = request;
+            output
+        }
+        Rehearsal::Skipped => {
             dry.status = DryStatus::Skipped;
             json!({"skipped": true})
         }
+        Rehearsal::Failed(error) => return (failed(step_id, kind, secrets.scrub_text(&error)), Value::Null, None),
     };
     let mut shown = output.clone();
     secrets.scrub_value(&mut shown);
     dry.output = (!shown.is_null()).then_some(shown);
-    (dry, output)
+    (dry, output, plugin.variables(context))
 }

@@ -7,15 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::actions::Action;
+use crate::actions::{ActionCall, ActionPorts, FailureClass, Outcome, Performed};
 use crate::metrics::{Counter, Metrics, Subject};
-use crate::ports::{ClaimOutcome, Clock, HttpClient, HttpErrorKind, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
+use crate::ports::{ClaimOutcome, Clock, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
 use crate::redact::Secrets;
-use crate::retry::{RetryOn, RetryPolicy};
-use crate::run::{idempotency_key, jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
+use crate::retry::RetryPolicy;
+use crate::run::{jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
 use crate::workflow::{Step, WorkflowDefinition};
 
-use super::dry_run::RenderedRequest;
 use super::handoff::{hand_off, resolve_context, save_resume_point, send_step};
 use super::EngineError;
 
@@ -61,7 +60,7 @@ pub struct StepExecutor {
     workflows: Arc<dyn WorkflowStore>,
     runs: Arc<dyn RunLog>,
     steps: Arc<dyn Queue>,
-    http: Arc<dyn HttpClient>,
+    ports: ActionPorts,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
     claim_lease: Duration,
@@ -123,30 +122,44 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn succeeded(output: Value, next: Option<String>) -> Self {
-        Self {
-            status: StepStatus::Succeeded,
-            output: Some(output),
-            error: None,
-            next,
-            retryable: false,
-            retry_after_s: None,
-            request: None,
-            secrets: Secrets::default(),
-        }
-    }
-
-    fn failed(error: impl ToString) -> Self {
-        Self {
-            status: StepStatus::Failed,
-            output: None,
-            error: Some(error.to_string()),
-            next: None,
-            retryable: false,
-            retry_after_s: None,
-            request: None,
-            secrets: Secrets::default(),
-        }
+    /// The attempt an action's outcome makes; `policy` decides whether a
+    /// retryable failure is retried. An interrupted action records nothing:
+    /// its delivery is tried again (or parked, if its store's error is
+    /// terminal). Only a step without side effects may wait.
+    fn of(performed: Performed, secrets: Secrets, policy: &RetryPolicy) -> Result<Self, EngineError> {
+        let attempt = match performed.outcome {
+            Outcome::Succeeded { output, next } => Self {
+                status: StepStatus::Succeeded,
+                output: Some(output),
+                error: None,
+                next,
+                retryable: false,
+                retry_after_s: None,
+                request: performed.request,
+                secrets,
+            },
+            Outcome::Failed(failure) => Self {
+                status: StepStatus::Failed,
+                output: failure.output,
+                error: Some(failure.message),
+                next: None,
+                retryable: match failure.class {
+                    FailureClass::Retryable(class) => policy.retry_on.contains(&class),
+                    FailureClass::Terminal => false,
+                },
+                retry_after_s: failure.retry_after_s,
+                request: performed.request,
+                secrets,
+            },
+            Outcome::Interrupted(err) => return Err(EngineError::Port(err)),
+            Outcome::WaitUntil(_) => {
+                return Err(EngineError::Port(crate::ports::PortError::terminal(
+                    "perform",
+                    "a side-effecting step cannot wait",
+                )))
+            }
+        };
+        Ok(attempt)
     }
 }
 
@@ -165,7 +178,7 @@ impl StepExecutor {
         workflows: Arc<dyn WorkflowStore>,
         runs: Arc<dyn RunLog>,
         steps: Arc<dyn Queue>,
-        http: Arc<dyn HttpClient>,
+        ports: ActionPorts,
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn Metrics>,
         limits: DeliveryLimits,
@@ -174,7 +187,7 @@ impl StepExecutor {
             workflows,
             runs,
             steps,
-            http,
+            ports,
             clock,
             metrics,
             claim_lease: limits.claim_lease,
@@ -285,35 +298,20 @@ impl StepExecutor {
                             recorded
                         } else {
                             let started_at = self.clock.now();
-                            let attempt = self.perform(&message.run_id, &cursor, step).await;
+                            let (performed, secrets) = self.perform(&message.run_id, &cursor, step).await;
+                            let attempt = Attempt::of(performed, secrets, &step.retry_policy())?;
                             report.executed.push(cursor.step_id.clone());
                             self.record(&message, &cursor, step, started_at, attempt).await?
                         }
                     } else {
                         let started_at = self.clock.now();
-                        let attempt = match &step.action {
-                            Action::Delay(delay) => {
-                                let due = match cursor.resume_at {
-                                    Some(due) => Ok(due),
-                                    None => delay.resume_at(started_at, &cursor.context),
-                                };
-                                match due {
-                                    Ok(due) if due > started_at => {
-                                        cursor.resume_at = Some(due);
-                                        report.next = self.enqueue(&message, cursor, due, Some(&report)).await?;
-                                        return Ok(report);
-                                    }
-                                    Ok(due) => {
-                                        Attempt::succeeded(json!({"resumed_at": due.to_rfc3339()}), step.next.clone())
-                                    }
-                                    Err(err) => Attempt {
-                                        secrets: Secrets::of_context(&cursor.context),
-                                        ..Attempt::failed(err)
-                                    },
-                                }
-                            }
-                            _ => self.perform(&message.run_id, &cursor, step).await,
-                        };
+                        let (performed, secrets) = self.perform(&message.run_id, &cursor, step).await;
+                        if let Outcome::WaitUntil(due) = performed.outcome {
+                            cursor.resume_at = Some(due);
+                            report.next = self.enqueue(&message, cursor, due, Some(&report)).await?;
+                            return Ok(report);
+                        }
+                        let attempt = Attempt::of(performed, secrets, &step.retry_policy())?;
                         report.executed.push(cursor.step_id.clone());
                         self.record(&message, &cursor, step, started_at, attempt).await?
                     }
@@ -326,15 +324,13 @@ impl StepExecutor {
                 StepStatus::Succeeded => {
                     // The record's values may be redacted; variables are
                     // re-rendered (deterministically) for the steps after.
-                    let output = match &step.action {
-                        Action::SetVariables(set) => set.render(&cursor.context).ok().map(Value::Object),
-                        _ => None,
-                    };
+                    let vars = step.action.plugin().variables(&cursor.context);
+                    let output = vars.clone().map(Value::Object);
                     apply_output(
                         &mut cursor.context,
                         &cursor.step_id,
-                        step,
                         output.or_else(|| record.output.take()).unwrap_or(Value::Null),
+                        vars,
                     );
                     match record.next {
                         Some(next) => {
@@ -389,68 +385,23 @@ impl StepExecutor {
         }
     }
 
-    /// Runs a non-Delay action once; the attempt names the secrets its
-    /// record must not show.
-    async fn perform(&self, run_id: &str, cursor: &Cursor, step: &Step) -> Attempt {
+    /// Runs the step's action once; the secrets are what its record must
+    /// not show.
+    async fn perform(&self, run_id: &str, cursor: &Cursor, step: &Step) -> (Performed, Secrets) {
         let mut secrets = Secrets::of_context(&cursor.context);
-        let mut attempt = self.perform_action(run_id, cursor, step, &mut secrets).await;
-        attempt.secrets = secrets;
-        attempt
-    }
-
-    async fn perform_action(&self, run_id: &str, cursor: &Cursor, step: &Step, secrets: &mut Secrets) -> Attempt {
-        let context = &cursor.context;
-        match &step.action {
-            Action::HttpRequest(request) => {
-                let call = match request.prepare(context, &idempotency_key(run_id, &cursor.step_id)) {
-                    Ok(call) => call,
-                    Err(err) => return Attempt::failed(err),
-                };
-                secrets.add_call(&call);
-                let sent = serde_json::to_value(RenderedRequest::of(&call, secrets)).ok();
-                let policy = step.retry_policy();
-                let attempt = match self.http.send(call).await {
-                    Ok(reply) => match request.interpret(&reply) {
-                        Ok(output) => Attempt::succeeded(output, step.next.clone()),
-                        Err(failure) => Attempt {
-                            status: StepStatus::Failed,
-                            output: failure.response,
-                            error: Some(failure.message),
-                            next: None,
-                            retryable: retries(&policy, failure.class),
-                            retry_after_s: failure.retry_after_s,
-                            request: None,
-                            secrets: Secrets::default(),
-                        },
-                    },
-                    Err(err) => {
-                        let class = match err.kind {
-                            HttpErrorKind::Timeout => Some(RetryOn::Timeout),
-                            HttpErrorKind::Network => Some(RetryOn::Network),
-                            HttpErrorKind::Invalid => None,
-                        };
-                        Attempt {
-                            retryable: retries(&policy, class),
-                            ..Attempt::failed(err)
-                        }
-                    }
-                };
-                Attempt {
-                    request: sent,
-                    ..attempt
-                }
-            }
-            Action::Decision(decision) => {
-                let (next, branch) = decision.choose(context);
-                let taken = branch.map_or(json!("default"), |i| json!(i));
-                Attempt::succeeded(json!({"branch": taken, "next": next}), next)
-            }
-            Action::SetVariables(set) => match set.render(context) {
-                Ok(values) => Attempt::succeeded(Value::Object(values), step.next.clone()),
-                Err(err) => Attempt::failed(err),
-            },
-            Action::Delay(_) => Attempt::failed("Delay is handled by the executor"),
-        }
+        let call = ActionCall {
+            run_id,
+            step_id: &cursor.step_id,
+            attempt: cursor.attempt,
+            context: &cursor.context,
+            next: step.next.as_deref(),
+            now: self.clock.now(),
+            resume_at: cursor.resume_at,
+            ports: &self.ports,
+            secrets: &mut secrets,
+        };
+        let performed = step.action.plugin().perform(call).await;
+        (performed, secrets)
     }
 
     async fn record(
@@ -468,7 +419,7 @@ impl StepExecutor {
         let record = StepRecord {
             run_id: message.run_id.clone(),
             step_id: cursor.step_id.clone(),
-            action: step.action.type_name().to_owned(),
+            action: step.action.kind(),
             status: attempt.status,
             attempt: cursor.attempt,
             started_at,
@@ -486,7 +437,7 @@ impl StepExecutor {
             PutStep::Recorded => {
                 let took = (record.ended_at - record.started_at).to_std().unwrap_or_default();
                 self.metrics
-                    .step_duration(&record.action, record.status, took, &subject(message));
+                    .step_duration(record.action.name(), record.status, took, &subject(message));
                 if record.attempt > 1 {
                     self.metrics.count(Counter::StepRetries, &subject(message));
                 }
@@ -625,10 +576,6 @@ fn subject(message: &StepMessage) -> Subject<'_> {
     }
 }
 
-fn retries(policy: &RetryPolicy, class: Option<RetryOn>) -> bool {
-    class.is_some_and(|c| policy.retry_on.contains(&c))
-}
-
 fn step_of<'a>(workflow: &'a WorkflowDefinition, step_id: &str) -> Result<&'a Step, EngineError> {
     workflow.steps.get(step_id).ok_or_else(|| EngineError::StepMissing {
         workflow_id: workflow.id.clone(),
@@ -653,12 +600,13 @@ pub(super) fn with_workflow_vars(mut context: Value, workflow: &WorkflowDefiniti
     context
 }
 
-/// Makes a finished step visible to the steps after it.
-pub(super) fn apply_output(context: &mut Value, step_id: &str, step: &Step, output: Value) {
+/// Makes a finished step visible to the steps after it: its output, and
+/// the variables it set.
+pub(super) fn apply_output(context: &mut Value, step_id: &str, output: Value, set: Option<Map<String, Value>>) {
     let Value::Object(ctx) = context else { return };
-    if let (Action::SetVariables(_), Value::Object(values)) = (&step.action, &output) {
+    if let Some(values) = set {
         if let Value::Object(vars) = ctx.entry("vars").or_insert_with(|| Value::Object(Map::new())) {
-            vars.extend(values.clone());
+            vars.extend(values);
         }
     }
     if let Value::Object(steps) = ctx.entry("steps").or_insert_with(|| Value::Object(Map::new())) {

@@ -76,6 +76,19 @@ impl Ingest {
     }
 }
 
+/// Emitted events go through ingest like any other; an error that is not
+/// a store's (an event too large) will not pass on a second try either.
+#[async_trait::async_trait]
+impl crate::ports::EventSink for Ingest {
+    async fn emit(&self, events: &[TriggerEvent]) -> crate::ports::PortResult<()> {
+        match self.accept(events).await {
+            Ok(_) => Ok(()),
+            Err(EngineError::Port(err)) => Err(err),
+            Err(other) => Err(crate::ports::PortError::terminal("emit", other.to_string())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -412,7 +412,7 @@ impl Recovery {
             .put_step(&StepRecord {
                 run_id: record_id,
                 step_id: BULK_STEP.into(),
-                action: BULK_STEP.into(),
+                action: crate::actions::ActionKind::BulkReplay,
                 status: StepStatus::Succeeded,
                 attempt: 1,
                 started_at: now,
