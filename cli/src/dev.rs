@@ -222,6 +222,7 @@ impl DevServer {
             hooks: Some(Arc::new(stores.hooks())),
             hook_receiver: Some(Arc::new(stores.hook_receiver(door))),
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
+            contacts: Some(Arc::new(stores.contacts())),
         };
         let mut app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))

@@ -2,6 +2,7 @@
 //! binary runs.
 
 pub mod admission;
+pub mod contacts;
 pub mod dev;
 pub mod hooks;
 pub mod keys;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use hookflow_cli::contacts::ContactsCommand;
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::hooks::HooksCommand;
 use hookflow_cli::keys;
@@ -92,6 +93,13 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: HooksCommand,
+    },
+    /// Contacts: list them, export a tag or a list to CSV.
+    Contacts {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ContactsCommand,
     },
     /// Inspect dead letters (parked by the queues' consumers, or waiting in a dead-letter queue) and send them on.
     Dlq {
@@ -433,6 +441,16 @@ async fn hooks_command(args: ApiArgs, command: HooksCommand) -> Result<String, C
     })
 }
 
+async fn contacts_command(args: ApiArgs, command: ContactsCommand) -> Result<String, CliError> {
+    let api = args.api()?;
+    let (value, human) = hookflow_cli::contacts::run(&api, command).await?;
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
+}
+
 async fn keys_command(args: ApiArgs, command: KeysCommand) -> Result<String, CliError> {
     let workspace = args.workspace()?;
     let api = args.api()?;
@@ -639,5 +657,6 @@ async fn main() -> ExitCode {
         Command::Workflows { api, command } => report(manage(api, command).await),
         Command::Keys { api, command } => report(keys_command(api, command).await),
         Command::Hooks { api, command } => report(hooks_command(api, command).await),
+        Command::Contacts { api, command } => report(contacts_command(api, command).await),
     }
 }

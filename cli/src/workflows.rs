@@ -97,6 +97,32 @@ impl Api {
         self.send(method, path, body, &headers).await
     }
 
+    /// Sends one request whose successful answer is read as it arrives (an
+    /// export); a refusal becomes [`CliError::Refused`].
+    pub async fn stream(&self, method: Method, path: &str) -> Result<reqwest::Response, CliError> {
+        let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
+        let mut request = self.http.request(method, &url);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(CliError::Refused {
+            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_owned),
+            details: body["error"]["details"].clone(),
+        })
+    }
+
     /// [`Api::request`] with any extra headers (`Idempotency-Key`).
     pub async fn send(
         &self,

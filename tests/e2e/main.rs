@@ -3,6 +3,7 @@
 
 mod aws;
 mod chaos;
+mod contacts;
 mod delivery;
 mod hooks;
 mod ingest;

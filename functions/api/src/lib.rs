@@ -28,6 +28,7 @@ pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Rout
             hooks: Some(Arc::new(stores.hooks())),
             hook_receiver: None,
             recovery: Some(Arc::new(stores.recovery(steps))),
+            contacts: Some(Arc::new(stores.contacts())),
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

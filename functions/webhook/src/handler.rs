@@ -27,6 +27,7 @@ pub fn router(
             hooks: None,
             hook_receiver: Some(hook_receiver),
             recovery: None,
+            contacts: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

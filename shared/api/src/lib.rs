@@ -2,6 +2,7 @@
 //! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
 mod access;
+mod contacts;
 mod dashboard;
 mod error;
 mod events;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub hook_receiver: Option<Arc<HookReceiver>>,
     /// The on-call actions: replay, bulk replay, cancel.
     pub recovery: Option<Arc<Recovery>>,
+    /// Contacts: list, read, change, erase, export.
+    pub contacts: Option<Arc<hookflow_core::contacts::Contacts>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`
@@ -98,6 +101,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     }
     if state.hooks.is_some() {
         router = router.merge(hooks::routes());
+    }
+    if state.contacts.is_some() {
+        router = router.merge(contacts::routes());
     }
     let gate = state.gate.clone();
     let mut public = Router::new().route("/v1/openapi.json", get(openapi::serve));

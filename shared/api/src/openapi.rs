@@ -46,6 +46,57 @@ pub struct HookId {
     pub hook_id: String,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ContactId {
+    pub contact_id: String,
+}
+
+/// A contact: its properties, tags, lists and loyalty balances.
+#[derive(ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    pub email: Option<String>,
+    /// An id from elsewhere, such as an SSO `sub`.
+    pub external_id: Option<String>,
+    pub properties: Value,
+    pub tags: Vec<String>,
+    pub lists: Vec<String>,
+    /// `{"<program>": {"points": n, "tiers": [...]}}`.
+    pub loyalty: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision: u64,
+}
+
+#[derive(ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<ContactView>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST …/contacts`: the email (unique in the workspace, any case) or the external id.
+#[derive(ToSchema)]
+pub struct NewContactBody {
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub properties: Option<Value>,
+    pub tags: Option<Vec<String>>,
+    pub lists: Option<Vec<String>>,
+}
+
+/// `PATCH …/contacts/{id}`: at most 50 changes.
+#[derive(ToSchema)]
+pub struct ContactPatchBody {
+    pub set: Option<Value>,
+    pub unset: Option<Vec<String>>,
+    pub add_tags: Option<Vec<String>>,
+    pub remove_tags: Option<Vec<String>>,
+    pub add_lists: Option<Vec<String>>,
+    pub remove_lists: Option<Vec<String>>,
+}
+
 /// `POST …/hooks`.
 #[derive(ToSchema)]
 pub struct NewHook {
@@ -529,6 +580,11 @@ pub struct EventsAccepted {
         crate::hooks::rotate,
         crate::hooks::revoke_secret,
         crate::hooks::receive,
+        crate::contacts::list,
+        crate::contacts::create,
+        crate::contacts::show,
+        crate::contacts::update,
+        crate::contacts::erase,
     ),
     modifiers(&CommonRefusals)
 )]

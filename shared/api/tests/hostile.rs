@@ -42,6 +42,7 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             hooks: None,
             hook_receiver: None,
             recovery: None,
+            contacts: None,
         },
         max_body_bytes,
     );

@@ -59,6 +59,7 @@ fn stack(keyless: KeylessRequests) -> Stack {
         hooks: Some(Arc::new(stores.hooks())),
         hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
         recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
+        contacts: Some(Arc::new(stores.contacts())),
     };
     Stack {
         app: router(state, DEFAULT_MAX_BODY_BYTES),

@@ -6,6 +6,12 @@
 //! token's change did ([`Applied`]) and answers a repeat with it, so a step
 //! delivered twice awards its points once and emits the same events.
 
+mod export;
+mod manage;
+
+pub use export::{neutralise, CsvExport, FIXED_COLUMNS, MAX_PROPERTY_COLUMNS};
+pub use manage::{ContactError, ContactPatch, Contacts, NewContactRequest};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;

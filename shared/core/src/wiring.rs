@@ -147,6 +147,11 @@ impl Stores {
         )
     }
 
+    /// The contacts API: list, read, change, erase, export.
+    pub fn contacts(&self) -> crate::contacts::Contacts {
+        crate::contacts::Contacts::new(self.contacts.clone(), self.clock.clone())
+    }
+
     /// API keys and the audit trail.
     pub fn access(&self) -> Access {
         Access::new(self.keys.clone(), self.audit.clone(), self.clock.clone())

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookflow_core::contacts::ContactStore;
+use hookflow_core::contacts::{
+    Applied, Contact, ContactChange, ContactEdit, ContactKey, ContactPage, ContactQuery, ContactRefusal, ContactStore,
+    CsvExport, NewContact,
+};
 use hookflow_core::engine::{DeliveryInfo, DeliveryLimits, DEFAULT_MAX_DEPTH};
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
 use hookflow_core::ports::*;
@@ -335,4 +338,87 @@ async fn a_workflow_that_retriggers_itself_stops_at_the_depth_limit() {
         "one run per depth from 1 to the limit, none past it"
     );
     assert!(looped.iter().all(|r| r.status == RunStatus::Succeeded));
+}
+
+/// The memory twin, counting the pages read and the largest one.
+#[derive(Default)]
+struct CountingContacts {
+    inner: hookflow_core::memory::MemoryContacts,
+    pages: AtomicU32,
+    largest: AtomicU32,
+}
+
+#[async_trait]
+impl ContactStore for CountingContacts {
+    async fn get_contact(&self, ws: &str, id: &str) -> PortResult<Option<Contact>> {
+        self.inner.get_contact(ws, id).await
+    }
+    async fn find_contact(&self, ws: &str, key: &ContactKey) -> PortResult<Option<Contact>> {
+        self.inner.find_contact(ws, key).await
+    }
+    async fn apply(
+        &self,
+        ws: &str,
+        change: &ContactChange,
+        token: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> PortResult<Result<Applied, ContactRefusal>> {
+        self.inner.apply(ws, change, token, now).await
+    }
+    async fn list_contacts(&self, ws: &str, query: &ContactQuery) -> PortResult<ContactPage> {
+        let page = self.inner.list_contacts(ws, query).await?;
+        self.pages.fetch_add(1, Ordering::SeqCst);
+        self.largest.fetch_max(page.contacts.len() as u32, Ordering::SeqCst);
+        Ok(page)
+    }
+    async fn erase_contact(&self, ws: &str, id: &str) -> PortResult<bool> {
+        self.inner.erase_contact(ws, id).await
+    }
+}
+
+#[tokio::test]
+async fn a_ten_thousand_contact_tag_streams_one_page_at_a_time() {
+    const CONTACTS: u32 = 10_000;
+    let store = Arc::new(CountingContacts::default());
+    let now = chrono::Utc::now();
+    for n in 0..CONTACTS {
+        let change = ContactChange {
+            contact_id: format!("c{n:05}"),
+            create: Some(NewContact::default()),
+            edits: vec![
+                ContactEdit::AddTag { tag: "big".into() },
+                ContactEdit::Set {
+                    name: format!("field{}", n % 3),
+                    value: json!(n),
+                },
+            ],
+        };
+        store
+            .apply("ws", &change, &format!("t{n}"), now)
+            .await
+            .expect("apply")
+            .expect("created");
+    }
+    let query = ContactQuery {
+        tag: Some("big".into()),
+        ..ContactQuery::default()
+    };
+    let mut export = CsvExport::start(store.clone(), "ws", &query).await.expect("start");
+    let scanned = store.pages.load(Ordering::SeqCst);
+    assert_eq!(scanned, CONTACTS / 100, "the column pass reads a page at a time");
+    let header = export.next_chunk().await.expect("header").expect("a header");
+    assert!(String::from_utf8_lossy(&header).ends_with("field0,field1,field2\r\n"));
+    let (mut rows, mut chunks) = (0, 0);
+    while let Some(chunk) = export.next_chunk().await.expect("chunk") {
+        chunks += 1;
+        // Nothing is read ahead: the export holds one page at a time.
+        assert_eq!(store.pages.load(Ordering::SeqCst) - scanned, chunks);
+        rows += chunk.windows(2).filter(|w| w == b"\r\n").count();
+    }
+    assert_eq!(rows, CONTACTS as usize);
+    assert_eq!(
+        store.largest.load(Ordering::SeqCst),
+        100,
+        "no page holds more than 100 contacts"
+    );
 }

@@ -2,6 +2,7 @@
 //! with the same indexes (email, external id, tag, list) kept as maps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -114,12 +115,16 @@ impl ContactsData {
         }
     }
 
+    /// A page of the contacts whose ids `ids` gives in order (from after
+    /// the query's start), each also in the query's list when it names
+    /// one: never more than a page is copied.
     fn page_of_ids<'a>(&self, ids: impl Iterator<Item = &'a String>, ws: &str, query: &ContactQuery) -> ContactPage {
         let size = query.page_size();
         let mut contacts: Vec<Contact> = ids
-            .filter(|id| query.after.as_ref().is_none_or(|after| *id > after))
-            .filter_map(|id| self.contacts.get(&(ws.to_owned(), id.clone())).cloned())
+            .filter_map(|id| self.contacts.get(&(ws.to_owned(), id.clone())))
+            .filter(|contact| query.list.as_ref().is_none_or(|list| contact.lists.contains(list)))
             .take(size + 1)
+            .cloned()
             .collect();
         let more = contacts.len() > size;
         contacts.truncate(size);
@@ -130,6 +135,17 @@ impl ContactsData {
         };
         ContactPage { contacts, next }
     }
+}
+
+/// The ids of `members` after `after`, in order.
+fn ids_after<'a>(members: Option<&'a BTreeSet<String>>, after: &Option<String>) -> impl Iterator<Item = &'a String> {
+    let start = match after {
+        Some(after) => Bound::Excluded(after.clone()),
+        None => Bound::Unbounded,
+    };
+    members
+        .into_iter()
+        .flat_map(move |ids| ids.range((start.clone(), Bound::Unbounded)))
 }
 
 #[async_trait]
@@ -188,29 +204,23 @@ impl ContactStore for MemoryContacts {
 
     async fn list_contacts(&self, workspace_id: &str, query: &ContactQuery) -> PortResult<ContactPage> {
         let data = self.lock();
-        let members = |index: &BTreeMap<(Ws, String), BTreeSet<String>>, name: &str| {
-            index
-                .get(&(workspace_id.to_owned(), name.to_owned()))
-                .cloned()
-                .unwrap_or_default()
-        };
+        let key = |name: &str| (workspace_id.to_owned(), name.to_owned());
         let page = match (&query.tag, &query.list) {
-            (Some(tag), _) => {
-                let ids = members(&data.tags, tag);
-                let in_list = query.list.as_ref().map(|list| members(&data.lists, list));
-                let ids = ids.iter().filter(|id| in_list.as_ref().is_none_or(|l| l.contains(*id)));
-                data.page_of_ids(ids, workspace_id, query)
+            (Some(tag), _) => data.page_of_ids(ids_after(data.tags.get(&key(tag)), &query.after), workspace_id, query),
+            (None, Some(list)) => {
+                data.page_of_ids(ids_after(data.lists.get(&key(list)), &query.after), workspace_id, query)
             }
-            (None, Some(list)) => data.page_of_ids(members(&data.lists, list).iter(), workspace_id, query),
             (None, None) => {
-                let ids: Vec<String> = data
+                let start = match &query.after {
+                    Some(after) => Bound::Excluded(key(after)),
+                    None => Bound::Included(key("")),
+                };
+                let ids = data
                     .contacts
-                    .range((workspace_id.to_owned(), query.after.clone().unwrap_or_default())..)
+                    .range((start, Bound::Unbounded))
                     .take_while(|((ws, _), _)| ws == workspace_id)
-                    .map(|((_, id), _)| id.clone())
-                    .take(query.page_size() + 2)
-                    .collect();
-                data.page_of_ids(ids.iter(), workspace_id, query)
+                    .map(|((_, id), _)| id);
+                data.page_of_ids(ids, workspace_id, query)
             }
         };
         Ok(page)
