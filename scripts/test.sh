@@ -10,16 +10,19 @@ cd "$(dirname "$0")/.."
 
 source scripts/moto.sh
 # The official Standard Webhooks library signs the hook tests' requests
-# (tests/signers/sign.py), independently of our verifier.
+# (tests/signers/sign.py), and PyJWT makes the SSO tests' tokens
+# (tests/signers/jwt_tokens.py), independently of our verifiers.
 STANDARDWEBHOOKS_VERSION="1.1.0"
+PYJWT_VERSION="2.10.1"
 
 if ! "$VENV/bin/python" -c "
 import sys, moto, importlib.metadata as m
-sys.exit(0 if moto.__version__ == '$MOTO_VERSION' and m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION' else 1)" 2>/dev/null; then
-  echo "== installing moto[server]==$MOTO_VERSION and standardwebhooks==$STANDARDWEBHOOKS_VERSION into $VENV"
+sys.exit(0 if moto.__version__ == '$MOTO_VERSION' and m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION'
+         and m.version('pyjwt') == '$PYJWT_VERSION' and m.version('cryptography') else 1)" 2>/dev/null; then
+  echo "== installing moto[server]==$MOTO_VERSION, standardwebhooks==$STANDARDWEBHOOKS_VERSION and pyjwt[crypto]==$PYJWT_VERSION into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION" "pyjwt[crypto]==$PYJWT_VERSION"
 fi
 export HOOKFLOW_TEST_PYTHON="$PWD/$VENV/bin/python"
 

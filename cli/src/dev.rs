@@ -220,9 +220,11 @@ impl DevServer {
             workflows: Some(lifecycle),
             live_tests: Some(dispatcher),
             hooks: Some(Arc::new(stores.hooks())),
-            hook_receiver: Some(Arc::new(stores.hook_receiver(door))),
+            hook_receiver: Some(Arc::new(stores.hook_receiver(door.clone()))),
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
             contacts: Some(Arc::new(stores.contacts())),
+            sso_sites: Some(Arc::new(stores.sso_sites())),
+            identify: Some(Arc::new(stores.identify(door))),
         };
         let mut app = router(state, config.max_body_bytes)
             .merge(sink::routes(sink::Sink::default()))

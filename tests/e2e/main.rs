@@ -12,6 +12,7 @@ mod lifecycle;
 mod matching;
 mod retries;
 mod sqs_charset;
+mod sso;
 mod templating;
 
 use serde_json::{json, Value};

@@ -29,6 +29,8 @@ pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Rout
             hook_receiver: None,
             recovery: Some(Arc::new(stores.recovery(steps))),
             contacts: Some(Arc::new(stores.contacts())),
+            sso_sites: Some(Arc::new(stores.sso_sites())),
+            identify: None,
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

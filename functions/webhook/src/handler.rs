@@ -3,15 +3,17 @@ use std::sync::Arc;
 use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::Access;
 use hookflow_core::hooks::HookReceiver;
+use hookflow_core::sso::Identify;
 use hookflow_core::Ingest;
 
 /// The same routes and errors as `hookflow dev`, with only ingest wired:
-/// `POST /v1/events` behind an API key, and the public hook route behind
-/// each hook's sender auth.
+/// `POST /v1/events` behind an API key, the public hook route behind each
+/// hook's sender auth, and the public identify route behind the site's JWT.
 pub fn router(
     access: Arc<Access>,
     ingest: Arc<Ingest>,
     hook_receiver: Arc<HookReceiver>,
+    identify: Arc<Identify>,
     stage: Option<&str>,
 ) -> Router {
     router_for_stage(
@@ -28,6 +30,8 @@ pub fn router(
             hook_receiver: Some(hook_receiver),
             recovery: None,
             contacts: None,
+            sso_sites: None,
+            identify: Some(identify),
         },
         DEFAULT_MAX_BODY_BYTES,
         stage,

@@ -1,6 +1,7 @@
 //! API Gateway (HTTP API, payload v2) → `POST /v1/events` (an `ingest` or `admin`
-//! key) and `POST /v1/hooks/{hook_id}` (the hook's sender auth) → ingest →
-//! triggers queue. `main` reads the environment and calls
+//! key), `POST /v1/hooks/{hook_id}` (the hook's sender auth) and
+//! `POST /v1/sites/{site_id}/identify` (the site's JWT) → ingest → triggers
+//! queue. `main` reads the environment and calls
 //! [`wire`]; the tests call the same `wire`.
 
 pub mod handler;
@@ -17,7 +18,8 @@ pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> R
     handler::router(
         Arc::new(stores.access()),
         Arc::new(stores.ingest(triggers.clone())),
-        Arc::new(stores.hook_receiver(triggers)),
+        Arc::new(stores.hook_receiver(triggers.clone())),
+        Arc::new(stores.identify(triggers)),
         stage,
     )
 }

@@ -10,6 +10,7 @@ mod hooks;
 pub mod openapi;
 mod params;
 mod runs;
+mod sso;
 mod workflows;
 
 use std::sync::Arc;
@@ -58,6 +59,10 @@ pub struct ApiState {
     pub recovery: Option<Arc<Recovery>>,
     /// Contacts: list, read, change, erase, export.
     pub contacts: Option<Arc<hookflow_core::contacts::Contacts>>,
+    /// Sites' SSO settings.
+    pub sso_sites: Option<Arc<hookflow_core::sso::SsoSites>>,
+    /// The public identify route (`POST /v1/sites/{site_id}/identify`).
+    pub identify: Option<Arc<hookflow_core::sso::Identify>>,
 }
 
 /// The router behind API Gateway: an HTTP API stage other than `$default`
@@ -105,10 +110,16 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     if state.contacts.is_some() {
         router = router.merge(contacts::routes());
     }
+    if state.sso_sites.is_some() {
+        router = router.merge(sso::routes());
+    }
     let gate = state.gate.clone();
     let mut public = Router::new().route("/v1/openapi.json", get(openapi::serve));
     if state.hook_receiver.is_some() {
         public = public.merge(hooks::public_routes());
+    }
+    if state.identify.is_some() {
+        public = public.merge(sso::public_routes());
     }
     if state.runs.is_some() {
         public = public.merge(dashboard::routes());

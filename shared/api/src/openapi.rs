@@ -97,6 +97,57 @@ pub struct ContactPatchBody {
     pub remove_lists: Option<Vec<String>>,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SiteId {
+    /// A site id belongs to the workspace whose SSO settings claimed it.
+    pub site_id: String,
+}
+
+/// `PUT …/sites/{site}/sso`.
+#[derive(ToSchema)]
+pub struct SsoBody {
+    /// `HS256`, `RS256` or `ES256`.
+    pub algorithm: String,
+    /// HS256: the shared secret, at least 32 bytes.
+    pub secret: Option<String>,
+    /// RS256 / ES256: the PEM public key.
+    pub public_key: Option<String>,
+    /// When set, a token's `iss` must be this.
+    pub issuer: Option<String>,
+    /// When set, a token's `aud` must hold this.
+    pub audience: Option<String>,
+}
+
+/// A site's SSO settings; the secret is never shown.
+#[derive(ToSchema)]
+pub struct SsoView {
+    pub site_id: String,
+    pub workspace_id: String,
+    pub algorithm: String,
+    pub has_secret: bool,
+    pub public_key: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub updated_at: String,
+    pub identify_path: String,
+}
+
+#[derive(ToSchema)]
+pub struct IdentifyBody {
+    /// The site's JWT: `sub`, `email`, `first_name`, `last_name`; `exp` required.
+    pub token: String,
+}
+
+#[derive(ToSchema)]
+pub struct IdentifiedView {
+    pub contact_id: String,
+    /// The token's contact was new.
+    pub created: bool,
+    /// The ids of `Contact.Identified` and `Contact.Verified.Sso`.
+    pub events: Vec<String>,
+}
+
 /// `POST …/hooks`.
 #[derive(ToSchema)]
 pub struct NewHook {
@@ -542,7 +593,7 @@ pub struct EventsAccepted {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Hookflow API", description = "Events in, workflows managed, runs read. Every route but this document and `POST /v1/hooks/{hook_id}` (which checks the hook's own sender auth) needs `Authorization: Bearer hfk_…` (brief §7)."),
+    info(title = "Hookflow API", description = "Events in, workflows managed, runs read. Every route but this document, `POST /v1/hooks/{hook_id}` (which checks the hook's own sender auth) and `POST /v1/sites/{site_id}/identify` (which checks the site's JWT) needs `Authorization: Bearer hfk_…` (brief §7)."),
     paths(
         serve,
         crate::events::post_events,
@@ -585,6 +636,9 @@ pub struct EventsAccepted {
         crate::contacts::show,
         crate::contacts::update,
         crate::contacts::erase,
+        crate::sso::configure,
+        crate::sso::show,
+        crate::sso::identify,
     ),
     modifiers(&CommonRefusals)
 )]
@@ -607,8 +661,8 @@ impl Modify for CommonRefusals {
             ),
         );
         for (route, item) in openapi.paths.paths.iter_mut() {
-            // Public: the document, and hooks, which check their sender instead.
-            if route == "/v1/openapi.json" || route.starts_with("/v1/hooks/") {
+            // Public: the document, hooks and identify, which check their sender instead.
+            if route == "/v1/openapi.json" || route.starts_with("/v1/hooks/") || route.starts_with("/v1/sites/") {
                 continue;
             }
             let operations = [
@@ -693,7 +747,11 @@ mod tests {
             "/v1/events".to_owned(),
             "/v1/openapi.json".to_owned(),
             "/v1/hooks/{hook_id}".to_owned(),
+            "/v1/sites/{site_id}/identify".to_owned(),
             format!("{ws}/audit"),
+            format!("{ws}/contacts"),
+            format!("{ws}/contacts/{{contact_id}}"),
+            format!("{ws}/sites/{{site_id}}/sso"),
             format!("{ws}/hooks"),
             format!("{ws}/hooks/{{hook_id}}"),
             format!("{ws}/hooks/{{hook_id}}/rotate"),

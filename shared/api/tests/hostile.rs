@@ -43,6 +43,8 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             hook_receiver: None,
             recovery: None,
             contacts: None,
+            sso_sites: None,
+            identify: None,
         },
         max_body_bytes,
     );

@@ -60,6 +60,8 @@ fn stack(keyless: KeylessRequests) -> Stack {
         hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
         recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         contacts: Some(Arc::new(stores.contacts())),
+        sso_sites: Some(Arc::new(stores.sso_sites())),
+        identify: Some(Arc::new(stores.identify(backend.triggers.clone()))),
     };
     Stack {
         app: router(state, DEFAULT_MAX_BODY_BYTES),

@@ -9,6 +9,7 @@ mod error;
 mod hooks;
 pub mod request_count;
 mod resources;
+mod sites;
 mod sqs;
 
 pub use access::DynamoAccess;
@@ -19,6 +20,7 @@ pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
     STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
 };
+pub use sites::DynamoSites;
 pub use sqs::SqsQueue;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ pub fn dynamo_stores(
     let access = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table));
     let hooks = Arc::new(DynamoHooks::new(dynamo.clone(), workflows_table));
     let contacts = Arc::new(DynamoContacts::new(dynamo.clone(), workflows_table));
+    let sites = Arc::new(DynamoSites::new(dynamo.clone(), workflows_table));
     let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
     Stores {
         workflows: workflows.clone(),
@@ -52,6 +55,7 @@ pub fn dynamo_stores(
         audit: access,
         hooks,
         contacts,
+        sites,
         clock: Arc::new(SystemClock),
         // Counted in this process; Lambda functions write EMF instead
         // (`hookflow_lambda::stores`).

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use hookflow_aws::{
-    create_resources, DynamoAccess, DynamoContacts, DynamoHooks, DynamoRuns, DynamoWorkflows, ResourceNames, SqsQueue,
+    create_resources, DynamoAccess, DynamoContacts, DynamoHooks, DynamoRuns, DynamoSites, DynamoWorkflows,
+    ResourceNames, SqsQueue,
 };
 use hookflow_core::conformance;
 
@@ -65,6 +66,12 @@ async fn workflow_store_conforms() {
 async fn hook_store_conforms() {
     let (dynamo, _, names, _) = resources("hooks").await;
     conformance::hook_store(Arc::new(DynamoHooks::new(dynamo, names.workflows_table))).await;
+}
+
+#[tokio::test]
+async fn site_store_conforms() {
+    let (dynamo, _, names, _) = resources("sites").await;
+    conformance::site_store(Arc::new(DynamoSites::new(dynamo, names.workflows_table))).await;
 }
 
 #[tokio::test]

@@ -1563,6 +1563,37 @@ async fn contact_listings(store: &dyn ContactStore, ws: &str) {
     );
 }
 
+pub async fn site_store(store: Arc<dyn crate::sso::SiteStore>) {
+    use crate::sso::{SsoAlgorithm, SsoSettings};
+    let settings = |ws: &str, audience: &str| SsoSettings {
+        site_id: "site_conf".into(),
+        workspace_id: ws.into(),
+        algorithm: SsoAlgorithm::HS256,
+        secret: Some("a-secret-of-thirty-two-bytes-or-more".into()),
+        public_key: None,
+        issuer: None,
+        audience: Some(audience.into()),
+        updated_at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).single().expect("time"),
+    };
+    assert!(store.get_sso("site_conf").await.expect("get").is_none());
+    assert!(
+        store.put_sso(&settings("ws_a", "one")).await.expect("put"),
+        "the first claims the site"
+    );
+    assert!(
+        store.put_sso(&settings("ws_a", "two")).await.expect("put"),
+        "its workspace may change it"
+    );
+    assert!(
+        !store.put_sso(&settings("ws_b", "three")).await.expect("put"),
+        "another workspace may not take it"
+    );
+    assert_eq!(
+        store.get_sso("site_conf").await.expect("get"),
+        Some(settings("ws_a", "two"))
+    );
+}
+
 #[cfg(test)]
 mod memory_twins {
     use super::*;
@@ -1583,6 +1614,11 @@ mod memory_twins {
     #[tokio::test]
     async fn hook_store_conforms() {
         hook_store(Arc::new(MemoryHooks::default())).await;
+    }
+
+    #[tokio::test]
+    async fn site_store_conforms() {
+        site_store(Arc::new(crate::memory::MemorySites::default())).await;
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ pub mod run;
 pub mod run_stats;
 pub mod run_view;
 pub mod samples;
+pub mod sso;
 pub mod subscription;
 pub mod template;
 pub mod validate;

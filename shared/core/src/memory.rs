@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 mod contacts;
-pub use contacts::MemoryContacts;
+pub use contacts::{MemoryContacts, MemorySites};
 
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::dead_letter::{ParkedMessage, QueueKind};
@@ -948,6 +948,7 @@ pub struct MemoryBackend {
     pub hooks: Arc<MemoryHooks>,
     pub dead_letters: Arc<MemoryDeadLetters>,
     pub contacts: Arc<MemoryContacts>,
+    pub sites: Arc<MemorySites>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
     pub metrics: Arc<MemoryMetrics>,
 }
@@ -988,6 +989,7 @@ impl MemoryBackend {
             hooks: Arc::default(),
             dead_letters: Arc::default(),
             contacts: Arc::default(),
+            sites: Arc::default(),
             metrics: Arc::default(),
         }
     }

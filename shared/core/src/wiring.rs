@@ -32,6 +32,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub hooks: Arc<dyn HookStore>,
     pub contacts: Arc<dyn ContactStore>,
+    /// Sites' SSO settings.
+    pub sites: Arc<dyn crate::sso::SiteStore>,
     /// Parked dead letters (in the runs table on AWS).
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub clock: Arc<dyn Clock>,
@@ -52,6 +54,7 @@ impl Stores {
             audit: backend.audit.clone(),
             hooks: backend.hooks.clone(),
             contacts: backend.contacts.clone(),
+            sites: backend.sites.clone(),
             dead_letters: backend.dead_letters.clone(),
             clock,
             metrics: backend.metrics.clone(),
@@ -150,6 +153,22 @@ impl Stores {
     /// The contacts API: list, read, change, erase, export.
     pub fn contacts(&self) -> crate::contacts::Contacts {
         crate::contacts::Contacts::new(self.contacts.clone(), self.clock.clone())
+    }
+
+    /// Sites' SSO settings (the management API).
+    pub fn sso_sites(&self) -> crate::sso::SsoSites {
+        crate::sso::SsoSites::new(self.sites.clone(), self.clock.clone())
+    }
+
+    /// The public identify route: a site's JWT upserts its contact, whose
+    /// events go through ingest onto `triggers`.
+    pub fn identify(&self, triggers: Arc<dyn Queue>) -> crate::sso::Identify {
+        crate::sso::Identify::new(
+            self.sites.clone(),
+            self.contacts.clone(),
+            Arc::new(self.ingest(triggers)),
+            self.clock.clone(),
+        )
     }
 
     /// API keys and the audit trail.

@@ -246,3 +246,29 @@ impl ContactStore for MemoryContacts {
         Ok(true)
     }
 }
+
+/// Sites' SSO settings, by site id.
+#[derive(Default)]
+pub struct MemorySites {
+    sites: Mutex<HashMap<String, crate::sso::SsoSettings>>,
+}
+
+#[async_trait]
+impl crate::sso::SiteStore for MemorySites {
+    async fn put_sso(&self, settings: &crate::sso::SsoSettings) -> PortResult<bool> {
+        let mut sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sites
+            .get(&settings.site_id)
+            .is_some_and(|held| held.workspace_id != settings.workspace_id)
+        {
+            return Ok(false);
+        }
+        sites.insert(settings.site_id.clone(), settings.clone());
+        Ok(true)
+    }
+
+    async fn get_sso(&self, site_id: &str) -> PortResult<Option<crate::sso::SsoSettings>> {
+        let sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(sites.get(site_id).cloned())
+    }
+}

@@ -1,0 +1,87 @@
+//! Sites' SSO settings, in the workflows table: `SITE#<site id>`, `SSO`.
+//! The item carries its workspace, and a write is conditional on the site
+//! being unclaimed or already the writer's.
+
+use async_trait::async_trait;
+use hookflow_core::ports::{PortError, PortResult};
+use hookflow_core::sso::{SiteStore, SsoSettings};
+use serde::{Deserialize, Serialize};
+
+use crate::dynamo::{from_item, get_item, s, to_item};
+use crate::error::{decode_error, port_error};
+
+#[derive(Clone)]
+pub struct DynamoSites {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoSites {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SiteItem {
+    pk: String,
+    sk: String,
+    workspace_id: String,
+    settings: String,
+}
+
+fn key(site_id: &str) -> (String, String) {
+    (format!("SITE#{site_id}"), "SSO".to_owned())
+}
+
+#[async_trait]
+impl SiteStore for DynamoSites {
+    async fn put_sso(&self, settings: &SsoSettings) -> PortResult<bool> {
+        const OP: &str = "put_sso";
+        let (pk, sk) = key(&settings.site_id);
+        let json = serde_json::to_string(settings).map_err(|e| PortError::terminal(OP, e.to_string()))?;
+        let item = to_item(
+            OP,
+            &SiteItem {
+                pk,
+                sk,
+                workspace_id: settings.workspace_id.clone(),
+                settings: json,
+            },
+        )?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
+            .expression_attribute_values(":ws", s(&settings.workspace_id))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(port_error(OP, err)),
+        }
+    }
+
+    async fn get_sso(&self, site_id: &str) -> PortResult<Option<SsoSettings>> {
+        let (pk, sk) = key(site_id);
+        let Some(item) = get_item(&self.client, &self.table, "get_sso", pk, sk).await? else {
+            return Ok(None);
+        };
+        let stored: SiteItem = from_item("get_sso", item)?;
+        serde_json::from_str(&stored.settings)
+            .map(Some)
+            .map_err(|e| decode_error("get_sso", e))
+    }
+}
