@@ -54,7 +54,7 @@ fn dev_prints_a_ready_line_with_a_curl_and_serves() {
     let ready = lines.next().and_then(Result::ok).unwrap_or_default();
     let curl = lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(ready.starts_with("hookflow dev ready on http://127.0.0.1:"), "{ready}");
-    assert!(ready.contains("4 workflows"), "{ready}");
+    assert!(ready.contains("7 workflows"), "{ready}");
     assert!(curl.contains("curl") && curl.contains("/v1/events"), "{curl}");
     let base = ready
         .split_whitespace()

@@ -434,7 +434,13 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
             "timed out waiting for 4 finished runs; have {runs:#?}; step invocations {step_invocations:#?}"
         );
     };
-    assert_eq!(trigger_records, SAMPLES.len(), "the duplicate POST enqueued nothing");
+    // The sponsor workflow's UpdateContact emits two events of its own
+    // (Contact.Created, Contact.PropertyUpdated for `company`), once each.
+    assert_eq!(
+        trigger_records,
+        SAMPLES.len() + 2,
+        "the duplicate POST enqueued nothing"
+    );
 
     // The poison record is terminal: parked on its first delivery, never
     // reported failed (which would bring it back four more times).

@@ -10,6 +10,7 @@ mod ingest;
 mod lambda_aws;
 mod lifecycle;
 mod matching;
+mod recipes;
 mod retries;
 mod sqs_charset;
 mod sso;

@@ -4,13 +4,15 @@
 
 use serde_json::Value;
 
-const SAMPLES: [&str; 9] = [
+const SAMPLES: [&str; 11] = [
     include_str!("../../../events/triggers/card.completed.json"),
     include_str!("../../../events/triggers/contact.created.json"),
+    include_str!("../../../events/triggers/contact.identified.json"),
     include_str!("../../../events/triggers/coupon.redeemed.json"),
     include_str!("../../../events/triggers/form.submitted.json"),
     include_str!("../../../events/triggers/gameplay.data-captured-qualified.json"),
     include_str!("../../../events/triggers/gameplay.data-captured.json"),
+    include_str!("../../../events/triggers/gameplay.ended.json"),
     include_str!("../../../events/triggers/loyalty.points-awarded.json"),
     include_str!("../../../events/triggers/prize.won.json"),
     include_str!("../../../events/triggers/site.published.json"),

@@ -197,7 +197,7 @@ async fn contact_changes_happen_once_and_each_emitted_event_starts_one_run() {
     stack
         .activate(
             "tiers",
-            json!({"type": "Loyalty.PointsAwarded", "filter": {"path": "balance", "op": "gte", "value": 100}}),
+            json!({"type": "Loyalty.PointsAwarded", "filter": {"path": "loyalty.balance", "op": "gte", "value": 100}}),
             json!({"gold": {"action": {"type": "AddTier", "program": "main", "tier": "gold"}}}),
             "gold",
         )

@@ -361,7 +361,7 @@ fn event_of(effect: &ContactEffect) -> Option<(&'static str, Value)> {
             balance,
         } => (
             "Loyalty.PointsAwarded",
-            json!({"program": program, "points": points, "balance": balance}),
+            json!({"loyalty": {"program": program, "points": points, "balance": balance}}),
         ),
         ContactEffect::PointsRedeemed {
             program,
@@ -369,12 +369,16 @@ fn event_of(effect: &ContactEffect) -> Option<(&'static str, Value)> {
             balance,
         } => (
             "Loyalty.PointsRedeemed",
-            json!({"program": program, "points": points, "balance": balance}),
+            json!({"loyalty": {"program": program, "points": points, "balance": balance}}),
         ),
-        ContactEffect::TierAdded { program, tier } => ("Loyalty.TierAdded", json!({"program": program, "tier": tier})),
-        ContactEffect::TierRemoved { program, tier } => {
-            ("Loyalty.TierRemoved", json!({"program": program, "tier": tier}))
-        }
+        ContactEffect::TierAdded { program, tier } => (
+            "Loyalty.TierAdded",
+            json!({"loyalty": {"program": program, "tier": tier}}),
+        ),
+        ContactEffect::TierRemoved { program, tier } => (
+            "Loyalty.TierRemoved",
+            json!({"loyalty": {"program": program, "tier": tier}}),
+        ),
         ContactEffect::TagAdded { .. } | ContactEffect::TagRemoved { .. } | ContactEffect::ListRemoved { .. } => {
             return None
         }
