@@ -558,7 +558,8 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
         "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "notify",
         "steps": {
             "notify": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{sink}/all/notify"),
-                        "body": {"n": "{{ n }}"}}, "retry": retry, "next": "route"},
+                        "body": {"n": "{{ n }}"}}, "retry": retry, "next": "points"},
+            "points": {"action": {"type": "AwardPoints", "program": "chaos", "points": 1}, "next": "route"},
             "route": {"action": {"type": "Decision",
                         "branches": [{"when": {"path": "n", "op": "gte", "value": 50}, "next": "big"}], "default": "tag"}},
             "tag": {"action": {"type": "SetVariables", "values": {"tier": "small"}}, "next": "pause"},
@@ -579,7 +580,13 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
                     "secret_headers": ["X-Partner"], "follow_redirects": "any",
                     "body": {"n": "{{ n }}"}}, "retry": retry}}
     });
-    [all, big]
+    // Every award emits Loyalty.PointsAwarded, which must start this once.
+    let loyalty = json!({
+        "id": "wf_loyalty", "workspace_id": WS, "name": "chaos loyalty", "status": "active", "version": 1,
+        "scope": {"workspace": true}, "trigger": {"type": "Loyalty.PointsAwarded"}, "start": "note",
+        "steps": {"note": {"action": {"type": "SetVariables", "values": {"balance": "{{ loyalty.balance }}"}}}}
+    });
+    [all, big, loyalty]
         .into_iter()
         .map(|doc| WorkflowDefinition::from_value(doc).expect("chaos workflow decodes"))
         .collect()
@@ -620,6 +627,20 @@ pub struct Summary {
 
 fn key_of(run_id: &str, step_id: &str) -> String {
     hookflow_core::run::idempotency_key(run_id, step_id)
+}
+
+/// The contacts the chaos events are about: each gets a point per event.
+const CONTACTS: usize = 25;
+
+/// The run an award's `Loyalty.PointsAwarded` starts: its identity is the
+/// awarding step's (brief §10).
+fn loyalty_run(awarding_run: &str) -> String {
+    hookflow_core::run::run_id_of(
+        WS,
+        &format!("hookflow/runs/{awarding_run}/steps/points"),
+        "loyalty.pointsawarded-1",
+        "wf_loyalty",
+    )
 }
 
 /// Runs `config.events` events through `target` under faults and asserts
@@ -753,7 +774,8 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
             .iter()
             .map(|i| {
                 serde_json::from_value(json!({"specversion": "1.0", "id": format!("evt-{}-{i}", config.seed),
-                    "source": "chaos", "type": "Prize.Won", "workspaceid": WS, "data": {"n": i % 100}}))
+                    "source": "chaos", "type": "Prize.Won", "workspaceid": WS,
+                    "contactid": format!("ct_{}", i % CONTACTS), "data": {"n": i % 100}}))
                 .expect("chaos event decodes")
             })
             .collect();
@@ -810,6 +832,22 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     let finished = collect_runs(target.ports.stores.runs.as_ref(), WS, &RunQuery::default(), usize::MAX)
         .await
         .expect("list runs");
+    // Each award started one wf_loyalty run: a run that failed before its
+    // award (and was replayed past it) awarded then.
+    for run in finished.iter().filter(|r| r.workflow_id == "wf_all") {
+        let awarded = target
+            .ports
+            .stores
+            .runs
+            .list_steps(&run.run_id)
+            .await
+            .expect("list steps")
+            .iter()
+            .any(|s| s.step_id == "points" && s.status == StepStatus::Succeeded);
+        if awarded {
+            expected_runs.insert(loyalty_run(&run.run_id));
+        }
+    }
     let actual: BTreeSet<String> = finished.iter().map(|r| r.run_id.clone()).collect();
     assert_eq!(actual.len(), finished.len(), "a run id is listed twice");
     assert_eq!(actual, expected_runs, "runs differ from (event × matched workflow)");
@@ -868,11 +906,29 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         if run.status == RunStatus::Succeeded {
             let last = steps.last().map(|s| s.step_id.as_str()).unwrap_or_default();
             assert!(
-                ["small", "big", "hook"].contains(&last),
+                ["small", "big", "hook", "note"].contains(&last),
                 "run {} succeeded without its last step: {steps:?}",
                 run.run_id
             );
         }
+    }
+    // Points changed exactly once per (run, step): one per event, whatever
+    // was delivered twice or crashed between the change and its record.
+    let mut points_expected: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..accepted {
+        *points_expected.entry(format!("ct_{}", i % CONTACTS)).or_default() += 1;
+    }
+    for (contact_id, expected) in &points_expected {
+        let contact = target
+            .ports
+            .stores
+            .contacts
+            .get_contact(WS, contact_id)
+            .await
+            .expect("get contact")
+            .unwrap_or_else(|| panic!("contact {contact_id} was never created"));
+        let points = contact.loyalty.get("chaos").map_or(0, |l| l.points);
+        assert_eq!(points, *expected, "contact {contact_id}: points awarded once per run");
     }
     let answered = sink.answered.lock().expect("lock").clone();
     let delivered: Vec<&String> = answered.iter().filter(|(_, s)| *s == 200).map(|(k, _)| k).collect();
@@ -919,10 +975,11 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {
         line: format!(
-            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} faults={} (crashes {} [{}], doomed invocations {}, duplicated deliveries {}, peer 5xx/429 {peer_faults}, U+FFFF replies {}, cross-origin redirects {redirected}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} dead_lettered={dead_lettered} replayed={} credentials_leaked=0 reaped=0 lost=0 stuck=0 in {:.1}s",
+            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} points_awarded={accepted} contacts={} faults={} (crashes {} [{}], doomed invocations {}, duplicated deliveries {}, peer 5xx/429 {peer_faults}, U+FFFF replies {}, cross-origin redirects {redirected}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} dead_lettered={dead_lettered} replayed={} credentials_leaked=0 reaped=0 lost=0 stuck=0 in {:.1}s",
             target.name,
             config.seed,
             finished.len(),
+            points_expected.len(),
             faults.total_crashes() + faults.duplicate_sends.load(Ordering::Relaxed) + peer_faults as u64,
             faults.total_crashes(),
             by_point.join(" "),
