@@ -8,6 +8,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::runs::query_string;
 use crate::workflows::{table, Api, CliError};
 
 #[derive(Subcommand, Debug)]
@@ -39,22 +40,6 @@ pub enum ContactsCommand {
     },
 }
 
-fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let pairs: Vec<String> = pairs
-        .iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode(v))))
-        .collect();
-    if pairs.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", pairs.join("&"))
-    }
-}
-
-fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 pub async fn run(api: &Api, command: ContactsCommand) -> Result<(Value, String), CliError> {
     match command {
         ContactsCommand::List {
@@ -65,7 +50,7 @@ pub async fn run(api: &Api, command: ContactsCommand) -> Result<(Value, String),
         } => {
             let path = format!(
                 "/contacts{}",
-                query(&[
+                query_string(&[
                     ("tag", tag),
                     ("list", list),
                     ("limit", Some(limit.to_string())),
@@ -79,7 +64,7 @@ pub async fn run(api: &Api, command: ContactsCommand) -> Result<(Value, String),
         ContactsCommand::Export { tag, list, output } => {
             let path = format!(
                 "/contacts{}",
-                query(&[("format", Some("csv".into())), ("tag", tag), ("list", list)])
+                query_string(&[("format", Some("csv".into())), ("tag", tag), ("list", list)])
             );
             let rows = export(api, &path, &output).await?;
             let summary = json!({"file": output.display().to_string(), "contacts": rows});

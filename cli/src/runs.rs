@@ -128,7 +128,8 @@ pub fn parse_when(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliEr
     Ok(now - chrono::Duration::seconds(seconds))
 }
 
-fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+/// `?a=1&b=2` of the pairs that have a value, percent-encoded.
+pub(crate) fn query_string(pairs: &[(&str, Option<String>)]) -> String {
     let pairs: Vec<String> = pairs
         .iter()
         .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode(v))))

@@ -56,6 +56,17 @@ pub fn text(value: &Value) -> String {
 }
 
 /// The management API of one workspace.
+/// The API's refusal as the CLI reports it: its code, message and details.
+fn refusal(status: reqwest::StatusCode, body: &Value) -> CliError {
+    CliError::Refused {
+        code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
+        message: body["error"]["message"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_owned),
+        details: body["error"]["details"].clone(),
+    }
+}
+
 pub struct Api {
     base: String,
     workspace: String,
@@ -97,30 +108,33 @@ impl Api {
         self.send(method, path, body, &headers).await
     }
 
+    /// A request to `/v1/workspaces/{ws}{path}`, with the key.
+    fn begin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
+        let request = self.http.request(method, &url);
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
     /// Sends one request whose successful answer is read as it arrives (an
     /// export); a refusal becomes [`CliError::Refused`].
     pub async fn stream(&self, method: Method, path: &str) -> Result<reqwest::Response, CliError> {
-        let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
-        let mut request = self.http.request(method, &url);
-        if let Some(key) = &self.key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        })?;
+        let response = self
+            .begin(method, path)
+            .send()
+            .await
+            .map_err(|e| CliError::Unreachable {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        Err(CliError::Refused {
-            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
-            message: body["error"]["message"]
-                .as_str()
-                .map_or_else(|| status.to_string(), str::to_owned),
-            details: body["error"]["details"].clone(),
-        })
+        Err(refusal(status, &body))
     }
 
     /// [`Api::request`] with any extra headers (`Idempotency-Key`).
@@ -131,11 +145,7 @@ impl Api {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<(Value, Option<String>), CliError> {
-        let url = format!("{}/v1/workspaces/{}{path}", self.base, self.workspace);
-        let mut request = self.http.request(method, &url);
-        if let Some(key) = &self.key {
-            request = request.bearer_auth(key);
-        }
+        let mut request = self.begin(method, path);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -163,13 +173,7 @@ impl Api {
         if status.is_success() {
             return Ok((body, etag));
         }
-        Err(CliError::Refused {
-            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
-            message: body["error"]["message"]
-                .as_str()
-                .map_or_else(|| status.to_string(), str::to_owned),
-            details: body["error"]["details"].clone(),
-        })
+        Err(refusal(status, &body))
     }
 
     /// Creates the draft, or replaces it at its current revision.

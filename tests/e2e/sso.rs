@@ -126,6 +126,10 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
         ("wrong_audience", "site_rs", "wrong_audience"),
         ("wrong_issuer", "site_rs", "wrong_issuer"),
         ("no_exp", "site_rs", "missing_claim"),
+        ("no_aud", "site_rs", "missing_claim"),
+        ("no_iss", "site_rs", "missing_claim"),
+        ("aud_number", "site_rs", "missing_claim"),
+        ("long_lived", "site_rs", "token_lifetime_too_long"),
         ("hs256_with_public_key", "site_rs", "algorithm_not_allowed"),
         ("rs256", "site_hs", "algorithm_not_allowed"),
     ] {
@@ -136,6 +140,53 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
             "{name}: {refused}"
         );
     }
+    let (status, conflict) = identify(&stack, "site_rs", &token("other_sub_same_email")).await;
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("identity_conflict")),
+        "another sub with the same email is not linked to the first: {conflict}"
+    );
+    assert!(
+        !conflict.to_string().contains("c_"),
+        "no contact id is told: {conflict}"
+    );
+    let (status, unverified) = identify(&stack, "site_rs", &token("unverified_email")).await;
+    assert_eq!(status, 200, "{unverified}");
+    let (_, stranger) = stack
+        .get(&format!(
+            "/v1/workspaces/{WS}/contacts/{}",
+            unverified["contact_id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(
+        stranger["email"],
+        Value::Null,
+        "an unverified email is not stored: {stranger}"
+    );
+    let (status, bad_site) = put_sso(
+        &stack,
+        WS,
+        "site%20with%20spaces",
+        json!({"algorithm": "HS256", "secret": keys["hs256_secret"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, bad_site["error"]["code"].as_str()),
+        (400, Some("invalid_site_id")),
+        "{bad_site}"
+    );
+    let (status, private) = put_sso(
+        &stack,
+        WS,
+        "site_priv",
+        json!({"algorithm": "RS256", "public_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"}),
+    )
+    .await;
+    assert_eq!(
+        (status, private["error"]["code"].as_str()),
+        (422, Some("invalid_sso_settings")),
+        "{private}"
+    );
     let (status, refused) = identify(&stack, "site_rs", "not-a-jwt").await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
@@ -147,8 +198,9 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
         (404, Some("sso_not_configured"))
     );
 
-    // Four distinct valid tokens: four Contact.Identified runs; the repeat started none.
-    let runs = stack.wait_for_finished_runs(4).await;
+    // Five distinct sign-ins (the four tokens of user-42 and user-77's):
+    // five Contact.Identified runs; the repeat started none.
+    let runs = stack.wait_for_finished_runs(5).await;
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
     let (status, contact) = stack
         .get(&format!("/v1/workspaces/{WS}/contacts/{}", contact_ids[0]))

@@ -43,6 +43,14 @@ tokens = {
     "wrong_audience": jwt.encode(claims(aud="someone-else"), rsa_key, algorithm="RS256"),
     "wrong_issuer": jwt.encode(claims(iss="https://evil.example"), rsa_key, algorithm="RS256"),
     "no_exp": jwt.encode(claims(exp=None), rsa_key, algorithm="RS256"),
+    "no_aud": jwt.encode(claims(aud=None), rsa_key, algorithm="RS256"),
+    "no_iss": jwt.encode(claims(iss=None), rsa_key, algorithm="RS256"),
+    "aud_number": jwt.encode(claims(aud=5), rsa_key, algorithm="RS256"),
+    "long_lived": jwt.encode(claims(exp=now + 3 * 86400), rsa_key, algorithm="RS256"),
+    # Another person claiming the first one's email: never linked to them.
+    "other_sub_same_email": jwt.encode(claims(sub="intruder-1"), rsa_key, algorithm="RS256"),
+    "unverified_email": jwt.encode(claims(sub="user-77", email="unchecked@example.com", email_verified=False),
+                                   rsa_key, algorithm="RS256"),
 }
 # The classic confusion attack: HS256 "signed" with the RS256 site's public
 # key as the secret. PyJWT refuses to use a PEM as an HMAC secret, so the

@@ -1042,10 +1042,11 @@ impl<'a> Watch<'a> {
         if self.last_report.elapsed() >= REPORT_EVERY {
             self.last_report = Instant::now();
             report(&format!(
-                "chaos[{}] {:.0}s: {} of {} runs ended, {} messages consumed",
+                "chaos[{}] {:.0}s: {} runs ended ({} of the events' {} runs unfinished; awards start more), {} messages consumed",
                 self.target.name,
                 self.started.elapsed().as_secs_f64(),
                 mark.0,
+                self.unfinished(expected),
                 expected.len(),
                 mark.1
             ));

@@ -36,7 +36,8 @@ impl From<SsoError> for ApiError {
             SsoError::SiteTaken(_) => StatusCode::CONFLICT,
             SsoError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             SsoError::Refused(_) => StatusCode::UNAUTHORIZED,
-            SsoError::Contact(_) => StatusCode::CONFLICT,
+            SsoError::IdentityConflict => StatusCode::CONFLICT,
+            SsoError::BadSiteId => StatusCode::BAD_REQUEST,
             SsoError::Port(port) => return EngineError::from(port.clone()).into(),
         };
         ApiError::new(status, err.code(), err.to_string())

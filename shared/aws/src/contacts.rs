@@ -27,7 +27,7 @@ use hookflow_core::contacts::{
 use hookflow_core::ports::{PortError, PortResult};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{from_item, get_item, query_pages, s, to_item, transact_if, Item, NOT_EXISTS};
+use crate::dynamo::{from_item, get_item, query_pages, s, to_item, transact_racing, Item, NOT_EXISTS};
 use crate::error::{decode_error, port_error};
 
 /// How often a change is tried again when another change of the same
@@ -71,8 +71,15 @@ fn contact_key(ws: &str, id: &str) -> (String, String) {
     (partition(ws), format!("C#{id}"))
 }
 
+/// The outcome of a change. The contact id is escaped (`%`, `#`), so the
+/// prefix of one contact's outcomes is never the prefix of another's
+/// (`c1#` against a contact called `c1#x`).
 fn change_key(ws: &str, id: &str, token: &str) -> (String, String) {
-    (partition(ws), format!("X#{id}#{token}"))
+    (partition(ws), format!("{}{token}", changes_prefix(id)))
+}
+
+fn changes_prefix(id: &str) -> String {
+    format!("X#{}#", id.replace('%', "%25").replace('#', "%23"))
 }
 
 fn email_key(ws: &str, email: &str) -> (String, String) {
@@ -388,7 +395,7 @@ impl DynamoContacts {
             }
             after = Some(last);
         }
-        Ok(page_of(contacts, size))
+        Ok(ContactPage::from_lookahead(contacts, size))
     }
 
     async fn all_page(&self, ws: &str, query: &ContactQuery) -> PortResult<ContactPage> {
@@ -424,19 +431,8 @@ impl DynamoContacts {
                 _ => break,
             }
         }
-        Ok(page_of(contacts, size))
+        Ok(ContactPage::from_lookahead(contacts, size))
     }
-}
-
-fn page_of(mut contacts: Vec<Contact>, size: usize) -> ContactPage {
-    let more = contacts.len() > size;
-    contacts.truncate(size);
-    let next = if more {
-        contacts.last().map(|c| c.id.clone())
-    } else {
-        None
-    };
-    ContactPage { contacts, next }
 }
 
 #[async_trait]
@@ -480,11 +476,12 @@ impl ContactStore for DynamoContacts {
                 return Ok(Err(refusal));
             }
             let writes = self.change_writes(workspace_id, stored.as_ref(), &applied, token, now)?;
-            if transact_if(&self.client, "apply_contact_change", writes).await? {
+            if transact_racing(&self.client, "apply_contact_change", writes).await? {
                 return Ok(Ok(applied));
             }
-            // A condition failed: another change of the contact, a repeat
-            // of this one, or an email taken meanwhile. Read again.
+            // A condition failed or a concurrent transaction touched the
+            // same items: another change of the contact, a repeat of this
+            // one, or an email taken meanwhile. Read again.
         }
         Err(PortError::retryable(
             "apply_contact_change",
@@ -530,8 +527,9 @@ impl ContactStore for DynamoContacts {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(partition(workspace_id)))
-            .expression_attribute_values(":prefix", s(format!("X#{contact_id}#")))
-            .projection_expression("pk, sk");
+            .expression_attribute_values(":prefix", s(changes_prefix(contact_id)))
+            .projection_expression("pk, sk")
+            .consistent_read(true);
         query_pages(OP, changes, |item| {
             let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             keys.push((field("pk"), field("sk")));

@@ -134,6 +134,32 @@ pub(crate) async fn transact_if(
     }
 }
 
+/// [`transact_if`] for writes that are read again and retried when they
+/// lose: a `TransactionConflict` (another transaction on the same items at
+/// that moment) is a lost race too, not an error.
+pub(crate) async fn transact_racing(
+    client: &aws_sdk_dynamodb::Client,
+    operation: &'static str,
+    writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> PortResult<bool> {
+    let sent = client
+        .transact_write_items()
+        .set_transact_items(Some(writes))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().is_some_and(|e| {
+                cancellation_mentions(e, "ConditionalCheckFailed") || cancellation_mentions(e, "TransactionConflict")
+            }) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(port_error(operation, err)),
+    }
+}
+
 /// Writes an item unless its key exists: true if written, false if an earlier
 /// write holds the key (the caller reads that one and follows it).
 async fn put_if_absent(

@@ -1481,6 +1481,26 @@ pub async fn contact_store(store: Arc<dyn ContactStore>) {
         vec![ContactEffect::Created],
         "erasure forgets the contact's changes"
     );
+
+    // Erasing a contact leaves alone another whose id starts with its id.
+    let award = |id: &str| {
+        contact_change(
+            id,
+            None,
+            vec![ContactEdit::AwardPoints {
+                program: "p".into(),
+                points: 5,
+            }],
+        )
+    };
+    applied(store, ws, &award("e1"), "run9:s1").await;
+    applied(store, ws, &award("e1#x"), "run9:s1").await;
+    assert!(store.erase_contact(ws, "e1").await.expect("erase"));
+    let repeat = applied(store, ws, &award("e1#x"), "run9:s1").await;
+    assert_eq!(
+        repeat.contact.loyalty["p"].points, 5,
+        "e1#x's change is still answered, not applied again"
+    );
 }
 
 /// Tags and lists are listed a page at a time, in id order, without the

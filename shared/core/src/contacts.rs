@@ -26,6 +26,13 @@ pub const MAX_CONTACTS_PAGE: usize = 100;
 /// The most edits one change may carry: each tag or list is one more item
 /// in the store's transaction (DynamoDB takes 100).
 pub const MAX_EDITS: usize = 50;
+/// The longest property, tag, list, program or tier name, in bytes: names
+/// end up in DynamoDB keys.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The largest contact, as JSON. Its change outcome holds it again, and
+/// both must fit a DynamoDB item (400 KB) with room to spare, so a contact
+/// that grew past this is refused the change instead of becoming unwritable.
+pub const MAX_CONTACT_BYTES: usize = 100 * 1024;
 /// How long a change's outcome is kept to answer a repeat of its token:
 /// longer than any redelivery of the step that made it.
 pub const CHANGE_MEMORY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
@@ -80,6 +87,34 @@ pub struct NewContact {
     pub email: Option<String>,
     pub external_id: Option<String>,
     pub properties: Map<String, Value>,
+}
+
+impl NewContact {
+    /// The edits that make a contact that exists already what this one
+    /// would be: its properties set, its email and external id given where
+    /// it has none (an upsert).
+    pub fn as_edits(&self) -> Vec<ContactEdit> {
+        let mut edits: Vec<ContactEdit> = self
+            .properties
+            .iter()
+            .map(|(name, value)| ContactEdit::Set {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        for (key, value) in [
+            (IdentityField::Email, &self.email),
+            (IdentityField::ExternalId, &self.external_id),
+        ] {
+            if let Some(value) = value {
+                edits.push(ContactEdit::Identify {
+                    key,
+                    value: value.clone(),
+                });
+            }
+        }
+        edits
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +249,10 @@ pub enum ContactRefusal {
     BadPoints(i64),
     #[error("a change may carry at most {MAX_EDITS} edits")]
     TooManyEdits,
+    #[error("{0:?} is longer than {MAX_NAME_BYTES} bytes (or empty)")]
+    BadName(String),
+    #[error("the contact would be {0} bytes as JSON, over the limit of {MAX_CONTACT_BYTES}")]
+    TooLarge(usize),
 }
 
 /// The contact `change` makes, from what is stored (`None`: no contact yet).
@@ -250,15 +289,38 @@ pub fn apply_change(
         (None, None) => return Err(ContactRefusal::NotFound(change.contact_id.clone())),
     };
     for edit in &change.edits {
+        check_names(edit)?;
         if let Some(effect) = apply_edit(&mut contact, edit)? {
             effects.push(effect);
         }
+    }
+    let bytes = serde_json::to_vec(&contact).map_or(usize::MAX, |json| json.len());
+    if !effects.is_empty() && bytes > MAX_CONTACT_BYTES {
+        return Err(ContactRefusal::TooLarge(bytes));
     }
     if !effects.is_empty() {
         contact.revision += 1;
         contact.updated_at = now;
     }
     Ok(Applied { contact, effects })
+}
+
+fn check_names(edit: &ContactEdit) -> Result<(), ContactRefusal> {
+    let names: Vec<&String> = match edit {
+        ContactEdit::Set { name, .. } | ContactEdit::Unset { name } => vec![name],
+        ContactEdit::AddTag { tag } | ContactEdit::RemoveTag { tag } => vec![tag],
+        ContactEdit::AddToList { list } | ContactEdit::RemoveFromList { list } => vec![list],
+        ContactEdit::AwardPoints { program, .. } | ContactEdit::RedeemPoints { program, .. } => vec![program],
+        ContactEdit::AddTier { program, tier } | ContactEdit::RemoveTier { program, tier } => vec![program, tier],
+        ContactEdit::Identify { value, .. } => vec![value],
+    };
+    match names
+        .into_iter()
+        .find(|name| name.is_empty() || name.len() > MAX_NAME_BYTES)
+    {
+        Some(bad) => Err(ContactRefusal::BadName(bad.chars().take(64).collect())),
+        None => Ok(()),
+    }
 }
 
 fn apply_edit(contact: &mut Contact, edit: &ContactEdit) -> Result<Option<ContactEffect>, ContactRefusal> {
@@ -393,6 +455,21 @@ pub struct ContactPage {
     pub contacts: Vec<Contact>,
     /// The id to continue after; absent on the last page.
     pub next: Option<String>,
+}
+
+impl ContactPage {
+    /// The page from up to `page_size + 1` contacts found in order: the
+    /// extra one only tells that another page exists.
+    pub fn from_lookahead(mut contacts: Vec<Contact>, page_size: usize) -> Self {
+        let more = contacts.len() > page_size;
+        contacts.truncate(page_size);
+        let next = if more {
+            contacts.last().map(|c| c.id.clone())
+        } else {
+            None
+        };
+        Self { contacts, next }
+    }
 }
 
 #[async_trait]

@@ -21,9 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::contacts::{
-    ContactChange, ContactEdit, ContactEffect, ContactKey, ContactRefusal, ContactStore, IdentityField, NewContact,
-};
+use crate::contacts::{Contact, ContactChange, ContactEffect, ContactKey, ContactStore, NewContact};
 use crate::event::{TriggerEvent, SPEC_VERSION};
 use crate::ports::{Clock, EventSink, PortError, PortResult};
 
@@ -31,6 +29,9 @@ use crate::ports::{Clock, EventSink, PortError, PortResult};
 pub const LEEWAY_S: i64 = 60;
 /// Tokens longer than this are refused before they are parsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// A token may not be valid for longer than this from now: ingest drops a
+/// repeated identify for 24 hours, so an older token is expired by then.
+pub const MAX_TOKEN_LIFETIME_S: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SsoAlgorithm {
@@ -99,6 +100,11 @@ impl SsoSettings {
     }
 
     fn decoding_key(&self) -> Result<DecodingKey, String> {
+        if self.public_key.as_ref().is_some_and(|pem| pem.contains("PRIVATE")) {
+            return Err(
+                "public_key is a private key: give the public half only (never store a signing key here)".into(),
+            );
+        }
         match (self.algorithm, &self.secret, &self.public_key) {
             (SsoAlgorithm::HS256, Some(secret), _) => Ok(DecodingKey::from_secret(secret.as_bytes())),
             (SsoAlgorithm::RS256, _, Some(pem)) => {
@@ -143,6 +149,8 @@ pub enum TokenRefusal {
     WrongIssuer,
     #[error("the token has no `{0}` claim")]
     MissingClaim(&'static str),
+    #[error("the token is valid for more than 24 hours from now; issue short-lived tokens")]
+    LifetimeTooLong,
 }
 
 impl TokenRefusal {
@@ -157,6 +165,7 @@ impl TokenRefusal {
             TokenRefusal::WrongAudience => "wrong_audience",
             TokenRefusal::WrongIssuer => "wrong_issuer",
             TokenRefusal::MissingClaim(_) => "missing_claim",
+            TokenRefusal::LifetimeTooLong => "token_lifetime_too_long",
         }
     }
 }
@@ -171,6 +180,12 @@ pub struct IdentityClaims {
     pub first_name: Option<String>,
     #[serde(default)]
     pub last_name: Option<String>,
+    /// `false` means the site has not checked the email: it is neither
+    /// stored nor used to find a contact.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
+    iat: Option<i64>,
     #[serde(default)]
     exp: Option<i64>,
     #[serde(default)]
@@ -212,7 +227,12 @@ pub fn verify(settings: &SsoSettings, token: &str, now: DateTime<Utc>) -> Result
     // Times are checked below against our clock; issuer and audience here.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
+    // A configured issuer or audience must be in the token: jsonwebtoken
+    // checks only the claims that are there unless they are required.
+    let mut required = vec!["exp", "sub"];
+    required.extend(settings.issuer.as_ref().map(|_| "iss"));
+    required.extend(settings.audience.as_ref().map(|_| "aud"));
+    validation.set_required_spec_claims(&required);
     validation.validate_aud = settings.audience.is_some();
     if let Some(audience) = &settings.audience {
         validation.set_audience(&[audience]);
@@ -227,8 +247,12 @@ pub fn verify(settings: &SsoSettings, token: &str, now: DateTime<Utc>) -> Result
                 ErrorKind::InvalidSignature => TokenRefusal::BadSignature,
                 ErrorKind::InvalidAudience => TokenRefusal::WrongAudience,
                 ErrorKind::InvalidIssuer => TokenRefusal::WrongIssuer,
-                ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => TokenRefusal::MissingClaim("iss"),
-                ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => TokenRefusal::MissingClaim("aud"),
+                ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+                    "iss" => TokenRefusal::MissingClaim("iss"),
+                    "aud" => TokenRefusal::MissingClaim("aud"),
+                    "exp" => TokenRefusal::MissingClaim("exp"),
+                    _ => TokenRefusal::MissingClaim("sub"),
+                },
                 ErrorKind::Json(err) if err.to_string().contains("missing field `sub`") => {
                     TokenRefusal::MissingClaim("sub")
                 }
@@ -241,11 +265,18 @@ pub fn verify(settings: &SsoSettings, token: &str, now: DateTime<Utc>) -> Result
     if now > exp.saturating_add(LEEWAY_S) {
         return Err(TokenRefusal::Expired);
     }
+    if exp > now.saturating_add(MAX_TOKEN_LIFETIME_S + LEEWAY_S) {
+        return Err(TokenRefusal::LifetimeTooLong);
+    }
     if claims.nbf.is_some_and(|nbf| now < nbf.saturating_sub(LEEWAY_S)) {
         return Err(TokenRefusal::NotYetValid);
     }
     if claims.sub.trim().is_empty() {
         return Err(TokenRefusal::MissingClaim("sub"));
+    }
+    let mut claims = claims;
+    if claims.email_verified == Some(false) {
+        claims.email = None;
     }
     Ok(claims)
 }
@@ -260,8 +291,13 @@ pub enum SsoError {
     Invalid(String),
     #[error(transparent)]
     Refused(TokenRefusal),
-    #[error("the token's contact cannot be stored: {0}")]
-    Contact(ContactRefusal),
+    /// The token's identity belongs to another contact (its email, or the
+    /// contact the site's `sub` would have, is someone else's); the detail
+    /// is logged, not answered.
+    #[error("the token's identity conflicts with another contact of the workspace")]
+    IdentityConflict,
+    #[error("site ids are 1-64 characters of A-Z a-z 0-9 _ -")]
+    BadSiteId,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -273,7 +309,8 @@ impl SsoError {
             SsoError::SiteTaken(_) => "site_taken",
             SsoError::Invalid(_) => "invalid_sso_settings",
             SsoError::Refused(refusal) => refusal.code(),
-            SsoError::Contact(_) => "contact_conflict",
+            SsoError::IdentityConflict => "identity_conflict",
+            SsoError::BadSiteId => "invalid_site_id",
             SsoError::Port(_) => "store_unavailable",
         }
     }
@@ -315,6 +352,9 @@ impl SsoSites {
         site_id: &str,
         request: SsoRequest,
     ) -> Result<SsoSettings, SsoError> {
+        if !crate::validate::is_valid_id(site_id) {
+            return Err(SsoError::BadSiteId);
+        }
         let settings = SsoSettings {
             site_id: site_id.to_owned(),
             workspace_id: workspace_id.to_owned(),
@@ -374,6 +414,48 @@ impl Identify {
         }
     }
 
+    /// The contact a verified token is about: the one whose external id is
+    /// the `sub`, else the one with the (verified) email, else the one at
+    /// the id this `sub` gets. One that belongs to another `sub` is a
+    /// conflict, never taken over.
+    async fn existing_contact(
+        &self,
+        ws: &str,
+        site_id: &str,
+        claims: &IdentityClaims,
+    ) -> Result<Option<Contact>, SsoError> {
+        if let Some(found) = self
+            .contacts
+            .find_contact(ws, &ContactKey::ExternalId(claims.sub.clone()))
+            .await?
+        {
+            return Ok(Some(found));
+        }
+        let by_email = match &claims.email {
+            Some(email) => {
+                self.contacts
+                    .find_contact(ws, &ContactKey::Email(email.clone()))
+                    .await?
+            }
+            None => None,
+        };
+        let candidate = match by_email {
+            Some(found) => Some(found),
+            None => {
+                self.contacts
+                    .get_contact(ws, &sso_contact_id(site_id, &claims.sub))
+                    .await?
+            }
+        };
+        match candidate {
+            Some(contact) if contact.external_id.as_ref().is_some_and(|other| *other != claims.sub) => {
+                tracing::warn!(workspace_id = ws, site_id, contact_id = %contact.id, "identify: the contact belongs to another sub");
+                Err(SsoError::IdentityConflict)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Checks the token, upserts its contact (by `sub`, else by email) and
     /// emits `Contact.Identified` then `Contact.Verified.Sso`.
     pub async fn identify(&self, site_id: &str, token: &str) -> Result<Identified, SsoError> {
@@ -385,40 +467,27 @@ impl Identify {
         let now = self.clock.now();
         let claims = verify(&settings, token, now).map_err(SsoError::Refused)?;
         let ws = settings.workspace_id.as_str();
-        let token_id = digest_hex(token, 16);
-        let existing = match self
-            .contacts
-            .find_contact(ws, &ContactKey::ExternalId(claims.sub.clone()))
-            .await?
-        {
-            Some(found) => Some(found),
-            None => match &claims.email {
-                Some(email) => {
-                    self.contacts
-                        .find_contact(ws, &ContactKey::Email(email.clone()))
-                        .await?
-                }
-                None => None,
-            },
-        };
-        let contact_id = existing
-            .map(|c| c.id)
-            .unwrap_or_else(|| format!("c_{}", digest_hex(&format!("{site_id}\n{}", claims.sub), 10)));
-        let change = identify_change(contact_id, &claims);
-        let applied = match self
-            .contacts
-            .apply(ws, &change, &format!("sso:{token_id}"), now)
-            .await?
-        {
+        // The sign-in's identity, not the token's bytes: an ES256 signature
+        // can be re-encoded into another valid token of the same sign-in.
+        let sign_in = digest_hex(
+            &format!("{site_id}\n{}\n{:?}\n{:?}", claims.sub, claims.iat, claims.exp),
+            16,
+        );
+        let existing = self.existing_contact(ws, site_id, &claims).await?;
+        let change = identify_change(site_id, &claims, existing.as_ref());
+        let applied = match self.contacts.apply(ws, &change, &format!("sso:{sign_in}"), now).await? {
             Ok(applied) => applied,
-            Err(refusal) => return Err(SsoError::Contact(refusal)),
+            Err(refusal) => {
+                tracing::warn!(workspace_id = ws, site_id, refusal = %refusal, "identify refused by the contact store");
+                return Err(SsoError::IdentityConflict);
+            }
         };
         let created = applied.effects.contains(&ContactEffect::Created);
         let events: Vec<TriggerEvent> = ["Contact.Identified", "Contact.Verified.Sso"]
             .into_iter()
             .map(|event_type| TriggerEvent {
                 specversion: SPEC_VERSION.to_owned(),
-                id: format!("{}-{token_id}", event_type.to_ascii_lowercase()),
+                id: format!("{}-{sign_in}", event_type.to_ascii_lowercase()),
                 source: format!("hookflow/sites/{site_id}/identify"),
                 event_type: event_type.to_owned(),
                 time: Some(now.to_rfc3339()),
@@ -443,39 +512,29 @@ impl Identify {
     }
 }
 
+/// The id a site's `sub` gets when no contact has it yet.
+fn sso_contact_id(site_id: &str, sub: &str) -> String {
+    format!("c_{}", digest_hex(&format!("{site_id}\n{sub}"), 10))
+}
+
 /// The change a verified token makes: the contact gets the token's `sub` as
-/// its external id and its email and names, where it has none yet.
-fn identify_change(contact_id: String, claims: &IdentityClaims) -> ContactChange {
+/// its external id, and its email and names where it has none yet.
+fn identify_change(site_id: &str, claims: &IdentityClaims, existing: Option<&Contact>) -> ContactChange {
+    let has = |name: &str| existing.is_some_and(|c| c.properties.contains_key(name));
     let mut properties = Map::new();
     for (name, value) in [("first_name", &claims.first_name), ("last_name", &claims.last_name)] {
-        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty() && !has(name)) {
             properties.insert(name.to_owned(), Value::String(value.clone()));
         }
     }
-    let mut edits: Vec<ContactEdit> = properties
-        .iter()
-        .map(|(name, value)| ContactEdit::Set {
-            name: name.clone(),
-            value: value.clone(),
-        })
-        .collect();
-    edits.push(ContactEdit::Identify {
-        key: IdentityField::ExternalId,
-        value: claims.sub.clone(),
-    });
-    if let Some(email) = &claims.email {
-        edits.push(ContactEdit::Identify {
-            key: IdentityField::Email,
-            value: email.clone(),
-        });
-    }
+    let new = NewContact {
+        email: claims.email.clone(),
+        external_id: Some(claims.sub.clone()),
+        properties,
+    };
     ContactChange {
-        contact_id,
-        create: Some(NewContact {
-            email: claims.email.clone(),
-            external_id: Some(claims.sub.clone()),
-            properties,
-        }),
-        edits,
+        contact_id: existing.map_or_else(|| sso_contact_id(site_id, &claims.sub), |c| c.id.clone()),
+        edits: new.as_edits(),
+        create: Some(new),
     }
 }

@@ -10,8 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ActionCall, ActionKind, DryCall, Failure, Outcome, Performed, Rehearsal, StepAction};
 use crate::contacts::{
-    Applied, ContactChange, ContactEdit, ContactEffect, ContactKey, ContactRefusal, IdentityField, NewContact,
-    MAX_EDITS,
+    Applied, ContactChange, ContactEdit, ContactEffect, ContactKey, ContactRefusal, NewContact, MAX_EDITS,
 };
 use crate::event::{TriggerEvent, SPEC_VERSION};
 use crate::path;
@@ -246,10 +245,7 @@ async fn perform_change(call: &ActionCall<'_>, rendered: Result<Rendered, Render
         Ok(rendered) => rendered,
         Err(err) => return Outcome::Failed(Failure::terminal(err)).into(),
     };
-    let workspace_id = path::lookup(call.context, "event.workspaceid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let workspace_id = call.workspace_id.to_owned();
     let store = call.ports.contacts.as_ref();
     let token = call.idempotency_key();
     if let Some(key) = &upsert_by {
@@ -457,33 +453,16 @@ impl CreateContact {
             Value::Object(properties) => properties,
             _ => Map::new(),
         };
-        let mut edits: Vec<ContactEdit> = properties
-            .iter()
-            .map(|(name, value)| ContactEdit::Set {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        for (key, value) in [
-            (IdentityField::Email, &email),
-            (IdentityField::ExternalId, &external_id),
-        ] {
-            if let Some(value) = value {
-                edits.push(ContactEdit::Identify {
-                    key,
-                    value: value.clone(),
-                });
-            }
-        }
+        let new = NewContact {
+            email,
+            external_id,
+            properties,
+        };
         Ok(Rendered {
             change: ContactChange {
                 contact_id: created_contact_id(run_id, step_id),
-                create: Some(NewContact {
-                    email,
-                    external_id,
-                    properties,
-                }),
-                edits,
+                edits: new.as_edits(),
+                create: Some(new),
             },
             upsert_by: Some(upsert_by),
         })

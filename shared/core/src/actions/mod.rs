@@ -163,6 +163,8 @@ pub struct ActionPorts {
 
 /// One execution of a step's action.
 pub struct ActionCall<'a> {
+    /// The run's workspace: everything an action changes is in it.
+    pub workspace_id: &'a str,
     pub run_id: &'a str,
     pub step_id: &'a str,
     pub attempt: u32,

@@ -4,7 +4,7 @@
 //! over the same contacts, which keeps only their names.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, a tab or
-//! a carriage return as a formula; such cells get a leading `'` (OWASP's
+//! a carriage return (or a NUL) as a formula; such cells get a leading `'` (OWASP's
 //! advice for CSV injection), so a lead's "company" cannot run code on the
 //! sponsor's machine.
 
@@ -35,7 +35,7 @@ pub const MAX_PROPERTY_COLUMNS: usize = 1_000;
 /// Makes a cell safe to open in a spreadsheet.
 pub fn neutralise(cell: &str) -> String {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\0') => format!("'{cell}"),
         _ => cell.to_owned(),
     }
 }
@@ -221,6 +221,7 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
+            ("\0x", "'\0x"),
             ("ACME", "ACME"),
             ("", ""),
         ] {

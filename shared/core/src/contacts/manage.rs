@@ -8,8 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    Contact, ContactChange, ContactEdit, ContactPage, ContactQuery, ContactRefusal, ContactStore, IdentityField,
-    NewContact, MAX_EDITS,
+    Contact, ContactChange, ContactEdit, ContactPage, ContactQuery, ContactRefusal, ContactStore, NewContact, MAX_EDITS,
 };
 use crate::ports::{Clock, PortError};
 
@@ -146,32 +145,23 @@ impl Contacts {
         if email.as_deref().is_some_and(|e| !e.contains('@')) {
             return Err(ContactError::Invalid("email must contain an @".into()));
         }
+        let new = NewContact {
+            email,
+            external_id,
+            properties: request.properties,
+        };
         let mut edits: Vec<ContactEdit> = request
             .tags
             .into_iter()
             .map(|tag| ContactEdit::AddTag { tag })
             .collect();
         edits.extend(request.lists.into_iter().map(|list| ContactEdit::AddToList { list }));
-        for (key, value) in [
-            (IdentityField::Email, &email),
-            (IdentityField::ExternalId, &external_id),
-        ] {
-            if let Some(value) = value {
-                edits.push(ContactEdit::Identify {
-                    key,
-                    value: value.clone(),
-                });
-            }
-        }
+        edits.extend(new.as_edits());
         check_edits(&edits)?;
         let id = format!("c_{}", ulid::Ulid::new().to_string().to_lowercase());
         let change = ContactChange {
             contact_id: id.clone(),
-            create: Some(NewContact {
-                email,
-                external_id,
-                properties: request.properties,
-            }),
+            create: Some(new),
             edits,
         };
         self.apply(workspace_id, &change).await

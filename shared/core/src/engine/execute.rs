@@ -298,14 +298,14 @@ impl StepExecutor {
                             recorded
                         } else {
                             let started_at = self.clock.now();
-                            let (performed, secrets) = self.perform(&message.run_id, &cursor, step).await;
+                            let (performed, secrets) = self.perform(&message, &cursor, step).await;
                             let attempt = Attempt::of(performed, secrets, &step.retry_policy())?;
                             report.executed.push(cursor.step_id.clone());
                             self.record(&message, &cursor, step, started_at, attempt).await?
                         }
                     } else {
                         let started_at = self.clock.now();
-                        let (performed, secrets) = self.perform(&message.run_id, &cursor, step).await;
+                        let (performed, secrets) = self.perform(&message, &cursor, step).await;
                         if let Outcome::WaitUntil(due) = performed.outcome {
                             cursor.resume_at = Some(due);
                             report.next = self.enqueue(&message, cursor, due, Some(&report)).await?;
@@ -387,10 +387,11 @@ impl StepExecutor {
 
     /// Runs the step's action once; the secrets are what its record must
     /// not show.
-    async fn perform(&self, run_id: &str, cursor: &Cursor, step: &Step) -> (Performed, Secrets) {
+    async fn perform(&self, message: &StepMessage, cursor: &Cursor, step: &Step) -> (Performed, Secrets) {
         let mut secrets = Secrets::of_context(&cursor.context);
         let call = ActionCall {
-            run_id,
+            workspace_id: &message.workspace_id,
+            run_id: &message.run_id,
             step_id: &cursor.step_id,
             attempt: cursor.attempt,
             context: &cursor.context,

@@ -23,11 +23,11 @@ struct ContactsData {
     external_ids: HashMap<(Ws, String), String>,
     tags: BTreeMap<(Ws, String), BTreeSet<String>>,
     lists: BTreeMap<(Ws, String), BTreeSet<String>>,
-    /// What each token's change did, and the contact it changed (an
-    /// erasure takes them too).
-    changes: HashMap<(Ws, String), (String, Applied, DateTime<Utc>)>,
-    /// Tokens by when they may be forgotten.
-    changes_by_expiry: BTreeSet<(DateTime<Utc>, Ws, String)>,
+    /// What each change did, by workspace, contact and token (as the
+    /// DynamoDB adapter keeps them: an erasure takes a contact's).
+    changes: BTreeMap<(Ws, String, String), (Applied, DateTime<Utc>)>,
+    /// Changes by when they may be forgotten.
+    changes_by_expiry: BTreeSet<(DateTime<Utc>, Ws, String, String)>,
 }
 
 #[derive(Default)]
@@ -48,7 +48,7 @@ impl ContactsData {
                 break;
             }
             self.changes_by_expiry.remove(&first);
-            self.changes.remove(&(first.1, first.2));
+            self.changes.remove(&(first.1, first.2, first.3));
         }
     }
 
@@ -120,20 +120,13 @@ impl ContactsData {
     /// one: never more than a page is copied.
     fn page_of_ids<'a>(&self, ids: impl Iterator<Item = &'a String>, ws: &str, query: &ContactQuery) -> ContactPage {
         let size = query.page_size();
-        let mut contacts: Vec<Contact> = ids
+        let contacts: Vec<Contact> = ids
             .filter_map(|id| self.contacts.get(&(ws.to_owned(), id.clone())))
             .filter(|contact| query.list.as_ref().is_none_or(|list| contact.lists.contains(list)))
             .take(size + 1)
             .cloned()
             .collect();
-        let more = contacts.len() > size;
-        contacts.truncate(size);
-        let next = if more {
-            contacts.last().map(|c| c.id.clone())
-        } else {
-            None
-        };
-        ContactPage { contacts, next }
+        ContactPage::from_lookahead(contacts, size)
     }
 }
 
@@ -176,8 +169,8 @@ impl ContactStore for MemoryContacts {
     ) -> PortResult<Result<Applied, ContactRefusal>> {
         let mut data = self.lock();
         data.forget_changes_before(now);
-        let token_key = (workspace_id.to_owned(), token.to_owned());
-        if let Some((_, applied, _)) = data.changes.get(&token_key) {
+        let token_key = (workspace_id.to_owned(), change.contact_id.clone(), token.to_owned());
+        if let Some((applied, _)) = data.changes.get(&token_key) {
             return Ok(Ok(applied.clone()));
         }
         let stored = data
@@ -195,10 +188,13 @@ impl ContactStore for MemoryContacts {
             data.store(workspace_id, stored.as_ref(), applied.contact.clone());
         }
         let expires = now + chrono::Duration::from_std(CHANGE_MEMORY).unwrap_or(chrono::Duration::MAX);
-        data.changes
-            .insert(token_key, (change.contact_id.clone(), applied.clone(), expires));
-        data.changes_by_expiry
-            .insert((expires, workspace_id.to_owned(), token.to_owned()));
+        data.changes_by_expiry.insert((
+            expires,
+            workspace_id.to_owned(),
+            change.contact_id.clone(),
+            token.to_owned(),
+        ));
+        data.changes.insert(token_key, (applied.clone(), expires));
         Ok(Ok(applied))
     }
 
@@ -232,15 +228,16 @@ impl ContactStore for MemoryContacts {
             return Ok(false);
         };
         data.unindex(workspace_id, Some(&contact));
-        let tokens: Vec<(Ws, String)> = data
+        let start = (workspace_id.to_owned(), contact_id.to_owned(), String::new());
+        let erased: Vec<(Ws, String, String)> = data
             .changes
-            .iter()
-            .filter(|((ws, _), (owner, _, _))| ws == workspace_id && owner == contact_id)
+            .range(start..)
+            .take_while(|((ws, id, _), _)| ws == workspace_id && id == contact_id)
             .map(|(key, _)| key.clone())
             .collect();
-        for key in tokens {
-            if let Some((_, _, expires)) = data.changes.remove(&key) {
-                data.changes_by_expiry.remove(&(expires, key.0, key.1));
+        for key in erased {
+            if let Some((_, expires)) = data.changes.remove(&key) {
+                data.changes_by_expiry.remove(&(expires, key.0, key.1, key.2));
             }
         }
         Ok(true)
