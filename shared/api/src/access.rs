@@ -368,6 +368,38 @@ mod tests {
                 "/v1/workspaces/{workspace_id}/runs/replay",
                 Some(Permission::Operate),
             ),
+            // Contacts and their export are read by operators; changes,
+            // erasure and SSO settings are the admin's.
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/contacts",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/contacts",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::PATCH,
+                "/v1/workspaces/{workspace_id}/contacts/{contact_id}",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::DELETE,
+                "/v1/workspaces/{workspace_id}/contacts/{contact_id}",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::PUT,
+                "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
+                Some(Permission::Administer),
+            ),
         ];
         for (method, route, expected) in cases {
             assert_eq!(required_permission(&method, route), expected, "{method} {route}");

@@ -116,22 +116,7 @@ pub(crate) async fn transact_if(
     operation: &'static str,
     writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> PortResult<bool> {
-    let sent = client
-        .transact_write_items()
-        .set_transact_items(Some(writes))
-        .send()
-        .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| cancellation_mentions(e, "ConditionalCheckFailed")) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(port_error(operation, err)),
-    }
+    transact(client, operation, writes, &["ConditionalCheckFailed"]).await
 }
 
 /// [`transact_if`] for writes that are read again and retried when they
@@ -142,6 +127,22 @@ pub(crate) async fn transact_racing(
     operation: &'static str,
     writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> PortResult<bool> {
+    transact(
+        client,
+        operation,
+        writes,
+        &["ConditionalCheckFailed", "TransactionConflict"],
+    )
+    .await
+}
+
+/// One transaction: false when it was cancelled for one of `lost_reasons`.
+async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    operation: &'static str,
+    writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    lost_reasons: &[&str],
+) -> PortResult<bool> {
     let sent = client
         .transact_write_items()
         .set_transact_items(Some(writes))
@@ -150,9 +151,9 @@ pub(crate) async fn transact_racing(
     match sent {
         Ok(_) => Ok(true),
         Err(err)
-            if err.as_service_error().is_some_and(|e| {
-                cancellation_mentions(e, "ConditionalCheckFailed") || cancellation_mentions(e, "TransactionConflict")
-            }) =>
+            if err
+                .as_service_error()
+                .is_some_and(|e| lost_reasons.iter().any(|reason| cancellation_mentions(e, reason))) =>
         {
             Ok(false)
         }
