@@ -127,8 +127,7 @@ async fn dev_on_dynamodb_and_sqs_matches_the_in_memory_default() {
 /// with the built-in sink swapped for a wiremock server.
 #[tokio::test]
 async fn the_readme_walkthrough_runs_the_same_on_dynamodb_and_sqs() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).expect("read repository file");
+    let read = hookflow_tests::repository_file;
     let mut results = vec![];
     for aws in [false, true] {
         let sink = MockServer::start().await;
@@ -136,19 +135,15 @@ async fn the_readme_walkthrough_runs_the_same_on_dynamodb_and_sqs() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "x"})))
             .mount(&sink)
             .await;
-        let workflows: Vec<Value> = [
-            "sponsor_lead_routing",
-            "crm_push_hubspot",
-            "winner_notification",
-            "score_decision",
-        ]
-        .iter()
-        .map(|name| {
-            let text =
-                read(&format!("examples/workflows/{name}.json")).replace("http://127.0.0.1:3000/dev/sink", &sink.uri());
-            serde_json::from_str(&text).expect("example parses")
-        })
-        .collect();
+        let workflows = hookflow_tests::example_workflows(
+            &[
+                "sponsor_lead_routing",
+                "crm_push_hubspot",
+                "winner_notification",
+                "score_decision",
+            ],
+            &sink.uri(),
+        );
         let mut stack = if aws {
             Stack::start_aws(workflows).await
         } else {

@@ -68,20 +68,9 @@ const SAMPLES: [&str; 3] = [
     "prize.won",
 ];
 
-fn read(path: &str) -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("read {path}: {e}"))
-}
-
 /// The example workflows with the built-in sink swapped for `sink`.
 fn walkthrough_workflows(sink: &str) -> Vec<Value> {
-    WORKFLOWS
-        .iter()
-        .map(|name| {
-            let text = read(&format!("examples/workflows/{name}.json")).replace("http://127.0.0.1:3000/dev/sink", sink);
-            serde_json::from_str(&text).expect("example parses")
-        })
-        .collect()
+    hookflow_tests::example_workflows(&WORKFLOWS, sink)
 }
 
 async fn start_sink() -> MockServer {
@@ -293,8 +282,10 @@ async fn in_memory_baseline() -> (Vec<Outcome>, Vec<(String, Value)>) {
     let mut stack = Stack::start(walkthrough_workflows(&sink.uri())).await;
     stack.workspace = WS.to_owned();
     for sample in SAMPLES {
-        let event: Value =
-            serde_json::from_str(&read(&format!("events/triggers/{sample}.json"))).expect("sample parses");
+        let event: Value = serde_json::from_str(&hookflow_tests::repository_file(&format!(
+            "events/triggers/{sample}.json"
+        )))
+        .expect("sample parses");
         let (status, _) = stack.post_event(&event).await;
         assert_eq!(status, 202);
     }
@@ -380,7 +371,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
 
     // Webhook: each sample event in the fixture's API Gateway envelope.
     for sample in SAMPLES {
-        let body = read(&format!("events/triggers/{sample}.json"));
+        let body = hookflow_tests::repository_file(&format!("events/triggers/{sample}.json"));
         let id = serde_json::from_str::<Value>(&body).expect("sample parses")["id"].clone();
         let (status, reply) = invoke_http(
             &webhook,
@@ -390,7 +381,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
         assert_eq!((status, &reply["event_id"]), (202, &id), "{reply}");
     }
     // Sent again: the same 202 and id, and no second run.
-    let again = read("events/triggers/gameplay.data-captured-qualified.json");
+    let again = hookflow_tests::repository_file("events/triggers/gameplay.data-captured-qualified.json");
     let (status, reply) = invoke_http(
         &webhook,
         apigw_request(Method::POST, "/v1/events", "/v1/events", Some(again)),

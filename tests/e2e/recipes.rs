@@ -2,15 +2,10 @@
 //! points awarded on `Gameplay.Ended` emit `Loyalty.PointsAwarded`, whose
 //! workflow adds the gold tier once the balance reaches 100.
 
-use hookflow_tests::Stack;
+use hookflow_tests::{example_workflows, repository_file, Stack};
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn repository_file(path: &str) -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    std::fs::read_to_string(format!("{root}/{path}")).expect("read repository file")
-}
 
 async fn loyalty_recipe(aws: bool) -> (Vec<(String, String)>, Vec<Value>, Value) {
     let sink = MockServer::start().await;
@@ -18,14 +13,7 @@ async fn loyalty_recipe(aws: bool) -> (Vec<(String, String)>, Vec<Value>, Value)
         .respond_with(ResponseTemplate::new(200))
         .mount(&sink)
         .await;
-    let workflows: Vec<Value> = ["loyalty_points", "loyalty_gold_tier"]
-        .iter()
-        .map(|name| {
-            let text = repository_file(&format!("examples/workflows/{name}.json"))
-                .replace("http://127.0.0.1:3000/dev/sink", &sink.uri());
-            serde_json::from_str(&text).expect("example parses")
-        })
-        .collect();
+    let workflows = example_workflows(&["loyalty_points", "loyalty_gold_tier"], &sink.uri());
     let mut stack = if aws {
         Stack::start_aws(workflows).await
     } else {

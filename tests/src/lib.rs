@@ -216,6 +216,25 @@ pub fn sign_hook(args: &[&str], body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A file of the repository (an example, a sample event), as text.
+pub fn repository_file(path: &str) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// The shipped example workflows of these names, with `hookflow dev`'s
+/// built-in sink swapped for `sink`.
+pub fn example_workflows(names: &[&str], sink: &str) -> Vec<Value> {
+    names
+        .iter()
+        .map(|name| {
+            let text = repository_file(&format!("examples/workflows/{name}.json"))
+                .replace("http://127.0.0.1:3000/dev/sink", sink);
+            serde_json::from_str(&text).expect("example parses")
+        })
+        .collect()
+}
+
 /// A CloudEvent for the test workspace. `scope` sets siteid/cardid/contactid.
 pub fn event(id: &str, event_type: &str, scope: &[(&str, &str)], data: Value) -> Value {
     let mut event = json!({"specversion": "1.0", "id": id, "source": "tests", "type": event_type,
