@@ -55,6 +55,9 @@ pub struct DevConfig {
     /// How many ended runs the in-memory backend keeps, and for how long
     /// (`--keep-runs`, `--keep-minutes`): what bounds its memory.
     pub retention: RunRetention,
+    /// Where connections and their credentials are kept
+    /// (`--connections-file`); `None` keeps them in memory only.
+    pub connections_file: Option<std::path::PathBuf>,
 }
 
 /// Seconds before an unacknowledged message is delivered again: 6x the
@@ -75,6 +78,7 @@ impl Default for DevConfig {
             bootstrap_key: None,
             bootstrap_workspace: "ws_demo".to_owned(),
             retention: RunRetention::DEV,
+            connections_file: None,
         }
     }
 }
@@ -116,6 +120,11 @@ impl DevServer {
         let metrics = Arc::new(MemoryMetrics::default());
         let mut backend = backend;
         backend.stores.metrics = metrics.clone();
+        if let Some(path) = &config.connections_file {
+            let file = crate::connections_file::ConnectionsFile::open(path)?;
+            backend.stores.connections = file.clone();
+            backend.stores.vault = file;
+        }
         let stores = &backend.stores;
         // Each file becomes a draft and is published when its status asks
         // for it, through the same use cases as the management API.
@@ -223,6 +232,7 @@ impl DevServer {
             hook_receiver: Some(Arc::new(stores.hook_receiver(door.clone()))),
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
             contacts: Some(Arc::new(stores.contacts())),
+            connections: Some(Arc::new(stores.connections())),
             sso_sites: Some(Arc::new(stores.sso_sites())),
             identify: Some(Arc::new(stores.identify(door))),
         };

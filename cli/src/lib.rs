@@ -2,6 +2,8 @@
 //! binary runs.
 
 pub mod admission;
+pub mod connections;
+pub mod connections_file;
 pub mod contacts;
 pub mod dev;
 pub mod hooks;

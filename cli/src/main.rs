@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use hookflow_cli::connections::ConnectionsCommand;
 use hookflow_cli::contacts::ContactsCommand;
 use hookflow_cli::dev::{DevConfig, DevServer, Ports};
 use hookflow_cli::hooks::HooksCommand;
@@ -79,6 +80,11 @@ enum Command {
         /// In memory: minutes an ended run is kept at most.
         #[arg(long, default_value_t = RunRetention::DEV.max_age.as_secs() / 60, value_parser = clap::value_parser!(u64).range(1..))]
         keep_minutes: u64,
+        /// In memory: where connections and their credentials are kept
+        /// (created with mode 0600; refused if others may read it). With
+        /// --aws they are in the stack's table and Secrets Manager instead.
+        #[arg(long, default_value = ".hookflow/connections.json", conflicts_with = "aws")]
+        connections_file: std::path::PathBuf,
     },
     /// Workspace API keys: make one (shown once), list them, revoke one.
     Keys {
@@ -93,6 +99,13 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: HooksCommand,
+    },
+    /// Connected apps (Mailchimp, Braze): credentials steps use by name.
+    Connections {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ConnectionsCommand,
     },
     /// Contacts: list them, export a tag or a list to CSV.
     Contacts {
@@ -441,6 +454,16 @@ async fn hooks_command(args: ApiArgs, command: HooksCommand) -> Result<String, C
     })
 }
 
+async fn connections_command(args: ApiArgs, command: ConnectionsCommand) -> Result<String, CliError> {
+    let api = args.api()?;
+    let (value, human) = hookflow_cli::connections::run(&api, command).await?;
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
+}
+
 async fn contacts_command(args: ApiArgs, command: ContactsCommand) -> Result<String, CliError> {
     let api = args.api()?;
     let (value, human) = hookflow_cli::contacts::run(&api, command).await?;
@@ -569,6 +592,7 @@ async fn main() -> ExitCode {
             bootstrap_workspace,
             keep_runs,
             keep_minutes,
+            connections_file,
         } => {
             init_tracing(log_format);
             if aws && require_keys {
@@ -600,6 +624,7 @@ async fn main() -> ExitCode {
                     max_runs: keep_runs,
                     max_age: Duration::from_secs(keep_minutes.saturating_mul(60)),
                 },
+                connections_file: (!aws).then_some(connections_file),
                 ..DevConfig::default()
             };
             let count = loaded.len();
@@ -657,6 +682,7 @@ async fn main() -> ExitCode {
         Command::Workflows { api, command } => report(manage(api, command).await),
         Command::Keys { api, command } => report(keys_command(api, command).await),
         Command::Hooks { api, command } => report(hooks_command(api, command).await),
+        Command::Connections { api, command } => report(connections_command(api, command).await),
         Command::Contacts { api, command } => report(contacts_command(api, command).await),
     }
 }

@@ -29,6 +29,7 @@ pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Rout
             hook_receiver: None,
             recovery: Some(Arc::new(stores.recovery(steps))),
             contacts: Some(Arc::new(stores.contacts())),
+            connections: Some(Arc::new(stores.connections())),
             sso_sites: Some(Arc::new(stores.sso_sites())),
             identify: None,
         },
@@ -67,7 +68,7 @@ mod tests {
     #[tokio::test]
     async fn serves_the_openapi_document_and_the_lifecycle_on_dynamodb() {
         let aws = hookflow_tests::emulator_stack("apifn").await;
-        let stores = dynamo_stores(aws.dynamo, &aws.names.workflows_table, &aws.names.runs_table, None);
+        let stores = dynamo_stores(aws.dynamo, aws.vault.clone(), &aws.names.workflows_table, &aws.names.runs_table, None);
         let steps = sqs_queue(&aws.sqs, aws.urls.steps);
         let router = wire(&stores, steps.clone(), Some("prod"));
 

@@ -30,6 +30,7 @@ pub fn router(
             hook_receiver: Some(hook_receiver),
             recovery: None,
             contacts: None,
+            connections: None,
             sso_sites: None,
             identify: Some(identify),
         },

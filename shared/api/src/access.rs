@@ -390,6 +390,28 @@ mod tests {
                 "/v1/workspaces/{workspace_id}/contacts/{contact_id}",
                 Some(Permission::Administer),
             ),
+            // Connections are listed by operators (never their
+            // credentials); every change is the admin's.
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/connections",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/connections",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/connections/{name}/rotate",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::DELETE,
+                "/v1/workspaces/{workspace_id}/connections/{name}",
+                Some(Permission::Administer),
+            ),
             (
                 Method::GET,
                 "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",

@@ -2,6 +2,7 @@
 //! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
 mod access;
+mod connections;
 mod contacts;
 mod dashboard;
 mod error;
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub recovery: Option<Arc<Recovery>>,
     /// Contacts: list, read, change, erase, export.
     pub contacts: Option<Arc<hookflow_core::contacts::Contacts>>,
+    /// Connected apps' credentials.
+    pub connections: Option<Arc<hookflow_core::connections::Connections>>,
     /// Sites' SSO settings.
     pub sso_sites: Option<Arc<hookflow_core::sso::SsoSites>>,
     /// The public identify route (`POST /v1/sites/{site_id}/identify`).
@@ -106,6 +109,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     }
     if state.hooks.is_some() {
         router = router.merge(hooks::routes());
+    }
+    if state.connections.is_some() {
+        router = router.merge(connections::routes());
     }
     if state.contacts.is_some() {
         router = router.merge(contacts::routes());

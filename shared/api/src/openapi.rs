@@ -4,6 +4,8 @@
 //! refusals the key check and the stores can answer with (401, 403, 503) in
 //! one place, [`CommonRefusals`].
 
+use std::collections::HashMap;
+
 use axum::Json;
 use serde_json::Value;
 use utoipa::openapi::path::Operation;
@@ -102,6 +104,49 @@ pub struct ContactPatchBody {
 pub struct SiteId {
     /// A site id belongs to the workspace whose SSO settings claimed it.
     pub site_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConnectionName {
+    /// The name steps reference: 1 to 64 of a-z 0-9 - _.
+    pub name: String,
+}
+
+/// `POST …/connections`.
+#[derive(ToSchema)]
+pub struct NewConnection {
+    pub name: String,
+    /// `mailchimp` or `braze`.
+    pub app: String,
+    /// Mailchimp: `{"api_key": "…-us21"}`; Braze: `{"api_key"}`. Never shown again.
+    pub credentials: HashMap<String, String>,
+    /// Another host: a sandbox, or Braze's REST endpoint (required for Braze).
+    pub base_url: Option<String>,
+}
+
+/// `POST …/connections/{name}/rotate`.
+#[derive(ToSchema)]
+pub struct RotateConnection {
+    pub credentials: HashMap<String, String>,
+    pub base_url: Option<String>,
+}
+
+/// A connection: which credential fields are set, never their values.
+#[derive(ToSchema)]
+pub struct ConnectionView {
+    pub name: String,
+    pub app: String,
+    pub base_url: Option<String>,
+    /// Each credential field, as `"set"`.
+    pub credentials: HashMap<String, String>,
+    pub created_at: String,
+    pub rotated_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
 }
 
 /// `PUT …/sites/{site}/sso`.
@@ -631,6 +676,11 @@ pub struct EventsAccepted {
         crate::hooks::rotate,
         crate::hooks::revoke_secret,
         crate::hooks::receive,
+        crate::connections::list,
+        crate::connections::create,
+        crate::connections::show,
+        crate::connections::rotate,
+        crate::connections::remove,
         crate::contacts::list,
         crate::contacts::create,
         crate::contacts::show,
@@ -749,6 +799,9 @@ mod tests {
             "/v1/hooks/{hook_id}".to_owned(),
             "/v1/sites/{site_id}/identify".to_owned(),
             format!("{ws}/audit"),
+            format!("{ws}/connections"),
+            format!("{ws}/connections/{{name}}"),
+            format!("{ws}/connections/{{name}}/rotate"),
             format!("{ws}/contacts"),
             format!("{ws}/contacts/{{contact_id}}"),
             format!("{ws}/sites/{{site_id}}/sso"),

@@ -43,6 +43,7 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             hook_receiver: None,
             recovery: None,
             contacts: None,
+            connections: None,
             sso_sites: None,
             identify: None,
         },

@@ -60,6 +60,7 @@ fn stack(keyless: KeylessRequests) -> Stack {
         hook_receiver: Some(Arc::new(stores.hook_receiver(backend.triggers.clone()))),
         recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         contacts: Some(Arc::new(stores.contacts())),
+        connections: Some(Arc::new(stores.connections())),
         sso_sites: Some(Arc::new(stores.sso_sites())),
         identify: Some(Arc::new(stores.identify(backend.triggers.clone()))),
     };

@@ -218,7 +218,7 @@ async fn delete_item(
 
 /// A conditional write's outcome: `Some(output)` if written, `None` if its
 /// condition failed (not an error: the caller's precondition no longer holds).
-fn unless_condition_failed<O, E, R>(
+pub(crate) fn unless_condition_failed<O, E, R>(
     operation: &'static str,
     result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
 ) -> PortResult<Option<O>>
@@ -241,7 +241,7 @@ where
 }
 
 /// Sends a conditional put: true if written, false if the condition failed.
-async fn put_if(
+pub(crate) async fn put_if(
     operation: &'static str,
     put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
 ) -> PortResult<bool> {

@@ -3,6 +3,7 @@
 //! checks both.
 
 mod access;
+mod connections;
 mod contacts;
 mod dynamo;
 mod error;
@@ -13,6 +14,7 @@ mod sites;
 mod sqs;
 
 pub use access::DynamoAccess;
+pub use connections::{DynamoConnections, SecretsManagerVault};
 pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
@@ -26,14 +28,17 @@ pub use sqs::SqsQueue;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookflow_core::connections::SecretVault;
 use hookflow_core::ports::SystemClock;
 use hookflow_core::wiring::Stores;
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
 /// subscriptions, keys, hooks, contacts and the audit trail) and the runs table (runs and
-/// event ids), with run items kept for `run_retention` (`None`: kept).
+/// event ids), with run items kept for `run_retention` (`None`: kept), and
+/// connections' credentials in `vault`.
 pub fn dynamo_stores(
     dynamo: aws_sdk_dynamodb::Client,
+    vault: Arc<dyn SecretVault>,
     workflows_table: &str,
     runs_table: &str,
     run_retention: Option<Duration>,
@@ -43,6 +48,7 @@ pub fn dynamo_stores(
     let hooks = Arc::new(DynamoHooks::new(dynamo.clone(), workflows_table));
     let contacts = Arc::new(DynamoContacts::new(dynamo.clone(), workflows_table));
     let sites = Arc::new(DynamoSites::new(dynamo.clone(), workflows_table));
+    let connections = Arc::new(DynamoConnections::new(dynamo.clone(), workflows_table));
     let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
     Stores {
         workflows: workflows.clone(),
@@ -56,11 +62,18 @@ pub fn dynamo_stores(
         hooks,
         contacts,
         sites,
+        connections,
+        vault,
         clock: Arc::new(SystemClock),
         // Counted in this process; Lambda functions write EMF instead
         // (`hookflow_lambda::stores`).
         metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
     }
+}
+
+/// The stack's credentials vault: Secrets Manager, under `hookflow/<stack>/`.
+pub fn secrets_vault(client: aws_sdk_secretsmanager::Client, stack_name: &str) -> Arc<dyn SecretVault> {
+    Arc::new(SecretsManagerVault::new(client, SecretsManagerVault::stack_prefix(stack_name)))
 }
 
 /// A queue of the stack, by URL.

@@ -8,6 +8,7 @@ pub mod access;
 pub mod actions;
 pub mod catalogue;
 pub mod condition;
+pub mod connections;
 pub mod conformance;
 pub mod contacts;
 pub mod dead_letter;

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+mod connections;
 mod contacts;
+pub use connections::{MemoryConnections, MemoryVault};
 pub use contacts::{MemoryContacts, MemorySites};
 
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
@@ -949,6 +951,8 @@ pub struct MemoryBackend {
     pub dead_letters: Arc<MemoryDeadLetters>,
     pub contacts: Arc<MemoryContacts>,
     pub sites: Arc<MemorySites>,
+    pub connections: Arc<MemoryConnections>,
+    pub vault: Arc<MemoryVault>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
     pub metrics: Arc<MemoryMetrics>,
 }
@@ -990,6 +994,8 @@ impl MemoryBackend {
             dead_letters: Arc::default(),
             contacts: Arc::default(),
             sites: Arc::default(),
+            connections: Arc::default(),
+            vault: Arc::default(),
             metrics: Arc::default(),
         }
     }

@@ -135,7 +135,8 @@ impl Secrets {
         }
     }
 
-    fn add(&mut self, secret: &str) {
+    /// Adds one secret value (a connection's credential).
+    pub fn add(&mut self, secret: &str) {
         if secret.len() >= MIN_SECRET_LEN && !self.0.iter().any(|s| s == secret) {
             self.0.push(secret.to_owned());
             // Longest first: a secret containing another is replaced whole.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::access::{Access, AuditLog, KeyStore};
 use crate::actions::ActionPorts;
+use crate::connections::{ConnectionResolver, ConnectionStore, Connections, SecretVault};
 use crate::contacts::ContactStore;
 use crate::dead_letter::QueueKind;
 use crate::engine::{DeadLetters, DeliveryLimits, Reaper, Recovery};
@@ -34,6 +35,9 @@ pub struct Stores {
     pub contacts: Arc<dyn ContactStore>,
     /// Sites' SSO settings.
     pub sites: Arc<dyn crate::sso::SiteStore>,
+    /// Connections' metadata, and the vault their credentials are in.
+    pub connections: Arc<dyn ConnectionStore>,
+    pub vault: Arc<dyn SecretVault>,
     /// Parked dead letters (in the runs table on AWS).
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub clock: Arc<dyn Clock>,
@@ -55,6 +59,8 @@ impl Stores {
             hooks: backend.hooks.clone(),
             contacts: backend.contacts.clone(),
             sites: backend.sites.clone(),
+            connections: backend.connections.clone(),
+            vault: backend.vault.clone(),
             dead_letters: backend.dead_letters.clone(),
             clock,
             metrics: backend.metrics.clone(),
@@ -94,6 +100,11 @@ impl Stores {
             http,
             contacts: self.contacts.clone(),
             events: Arc::new(self.ingest(triggers)),
+            connections: Arc::new(ConnectionResolver::new(
+                self.connections.clone(),
+                self.vault.clone(),
+                self.clock.clone(),
+            )),
         };
         StepExecutor::new(
             self.workflows.clone(),
@@ -169,6 +180,11 @@ impl Stores {
             Arc::new(self.ingest(triggers)),
             self.clock.clone(),
         )
+    }
+
+    /// Connected apps' credentials (the management API).
+    pub fn connections(&self) -> Connections {
+        Connections::new(self.connections.clone(), self.vault.clone(), self.clock.clone())
     }
 
     /// API keys and the audit trail.

@@ -70,14 +70,16 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 /// both tables, the retention and the stack's name from the template's
 /// `Globals`), counting into CloudWatch through EMF log lines.
 pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+    let stack = required_env(emf::STACK_NAME)?;
     let mut stores = hookflow_aws::dynamo_stores(
         aws_sdk_dynamodb::Client::new(config),
+        hookflow_aws::secrets_vault(aws_sdk_secretsmanager::Client::new(config), &stack),
         &required_env(WORKFLOWS_TABLE)?,
         &required_env(RUNS_TABLE)?,
         run_retention()?,
     );
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "hookflow".into());
-    stores.metrics = std::sync::Arc::new(EmfMetrics::new(required_env(emf::STACK_NAME)?, function));
+    stores.metrics = std::sync::Arc::new(EmfMetrics::new(stack, function));
     Ok(stores)
 }
 

@@ -355,7 +355,7 @@ fn scalar_text(v: &Value) -> String {
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<f64> {
+pub(super) fn parse_retry_after(value: &str) -> Option<f64> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then_some(seconds);
@@ -363,6 +363,21 @@ fn parse_retry_after(value: &str) -> Option<f64> {
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Some((delta.num_milliseconds() as f64 / 1000.0).max(0.0))
+}
+
+/// A request that got no answer: whether it may have arrived decides
+/// whether it is retried.
+pub(super) fn transport_failure(err: crate::ports::HttpError) -> super::Outcome {
+    use super::{Failure, FailureClass};
+    let class = match err.kind {
+        HttpErrorKind::Timeout => FailureClass::Retryable(RetryOn::Timeout),
+        HttpErrorKind::Network => FailureClass::Retryable(RetryOn::Network),
+        HttpErrorKind::Invalid => FailureClass::Terminal,
+    };
+    super::Outcome::Failed(Failure {
+        class,
+        ..Failure::terminal(err)
+    })
 }
 
 /// `{status, headers, body}` with JSON bodies parsed and header names lower-cased.
@@ -417,17 +432,7 @@ impl super::StepAction for HttpRequest {
                     output: failure.response,
                 }),
             },
-            Err(err) => {
-                let class = match err.kind {
-                    HttpErrorKind::Timeout => FailureClass::Retryable(RetryOn::Timeout),
-                    HttpErrorKind::Network => FailureClass::Retryable(RetryOn::Network),
-                    HttpErrorKind::Invalid => FailureClass::Terminal,
-                };
-                Outcome::Failed(Failure {
-                    class,
-                    ..Failure::terminal(err)
-                })
-            }
+            Err(err) => transport_failure(err),
         };
         Performed { outcome, request }
     }

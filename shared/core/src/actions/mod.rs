@@ -3,10 +3,13 @@
 //! know only that trait. [`Action`] is the one list of them, for the
 //! workflow format: adding an action is a module and a variant here.
 
+mod braze;
+mod connector;
 mod contact;
 mod decision;
 mod delay;
 mod http_request;
+mod mailchimp;
 mod set_variables;
 
 pub use contact::{
@@ -14,7 +17,9 @@ pub use contact::{
 };
 pub use decision::{Branch, Decision};
 pub use delay::Delay;
+pub use braze::BrazeTrackUser;
 pub use http_request::{Auth, BodyFormat, HttpRequest, StatusMatch, DEFAULT_TIMEOUT_S};
+pub use mailchimp::{MailchimpTagSubscriber, MailchimpUpsertSubscriber, SubscriberStatus};
 pub use set_variables::SetVariables;
 
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::connections::ConnectionResolver;
 use crate::contacts::ContactStore;
 use crate::engine::RenderedRequest;
 use crate::ports::{EventSink, HttpClient, PortError};
@@ -46,6 +52,9 @@ pub enum Action {
     RedeemPoints(RedeemPoints),
     AddTier(AddTier),
     RemoveTier(RemoveTier),
+    MailchimpUpsertSubscriber(MailchimpUpsertSubscriber),
+    MailchimpTagSubscriber(MailchimpTagSubscriber),
+    BrazeTrackUser(BrazeTrackUser),
 }
 
 /// Which action a step runs, as the run log and the metrics name it.
@@ -63,6 +72,9 @@ pub enum ActionKind {
     RedeemPoints,
     AddTier,
     RemoveTier,
+    MailchimpUpsertSubscriber,
+    MailchimpTagSubscriber,
+    BrazeTrackUser,
     /// Not a workflow's action: the record of a bulk replay request, kept
     /// in the run log so a repeated request answers the same report.
     #[serde(rename = "bulk_replay")]
@@ -84,6 +96,9 @@ impl ActionKind {
             ActionKind::RedeemPoints => "RedeemPoints",
             ActionKind::AddTier => "AddTier",
             ActionKind::RemoveTier => "RemoveTier",
+            ActionKind::MailchimpUpsertSubscriber => "MailchimpUpsertSubscriber",
+            ActionKind::MailchimpTagSubscriber => "MailchimpTagSubscriber",
+            ActionKind::BrazeTrackUser => "BrazeTrackUser",
             ActionKind::BulkReplay => "bulk_replay",
         }
     }
@@ -118,6 +133,9 @@ impl Action {
             Action::RedeemPoints(action) => action,
             Action::AddTier(action) => action,
             Action::RemoveTier(action) => action,
+            Action::MailchimpUpsertSubscriber(action) => action,
+            Action::MailchimpTagSubscriber(action) => action,
+            Action::BrazeTrackUser(action) => action,
         }
     }
 
@@ -159,6 +177,8 @@ pub struct ActionPorts {
     pub contacts: Arc<dyn ContactStore>,
     /// Where the events an action emits go: ingest, like any other event.
     pub events: Arc<dyn EventSink>,
+    /// Connected apps' credentials, for connector actions.
+    pub connections: Arc<ConnectionResolver>,
 }
 
 /// One execution of a step's action.
