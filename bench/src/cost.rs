@@ -118,7 +118,13 @@ pub async fn three_step_run(endpoint: &str) -> anyhow::Result<RunRequests> {
     let (counter, dynamo, sqs) = counted_clients(endpoint).await;
     let names = ResourceNames::with_prefix(&format!("cost-{}-{}", std::process::id(), ulid::Ulid::new()));
     let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
-    let stores = dynamo_stores(dynamo, no_connections(), &names.workflows_table, &names.runs_table, None);
+    let stores = dynamo_stores(
+        dynamo,
+        no_connections(),
+        &names.workflows_table,
+        &names.runs_table,
+        None,
+    );
     let triggers = sqs_queue(&sqs, urls.triggers);
     let steps = sqs_queue(&sqs, urls.steps);
     let workflow = three_step_workflow()?;

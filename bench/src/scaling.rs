@@ -68,7 +68,13 @@ pub async fn run(endpoint: &str, workflow_counts: &[usize], events: usize) -> an
         let (counter, dynamo, sqs) = counted_clients(endpoint).await;
         let names = ResourceNames::with_prefix(&format!("scale-{count}-{}", ulid::Ulid::new()));
         let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
-        let stores = dynamo_stores(dynamo, crate::cost::no_connections(), &names.workflows_table, &names.runs_table, None);
+        let stores = dynamo_stores(
+            dynamo,
+            crate::cost::no_connections(),
+            &names.workflows_table,
+            &names.runs_table,
+            None,
+        );
         let all: Vec<Subscription> = (0..count).map(subscription).collect();
         for sub in &all {
             stores.subscriptions.put(sub).await?;

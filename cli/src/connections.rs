@@ -42,7 +42,9 @@ impl CredentialArgs {
             }
             .map_err(|e| CliError::Usage(format!("cannot read credentials from {file}: {e}")))?;
             let fields: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|_| {
-                CliError::Usage(format!("{file} must hold a JSON object of strings, like {{\"api_key\": \"…\"}}"))
+                CliError::Usage(format!(
+                    "{file} must hold a JSON object of strings, like {{\"api_key\": \"…\"}}"
+                ))
             })?;
             return Ok(json!(fields));
         }
@@ -109,7 +111,10 @@ pub async fn run(api: &Api, command: ConnectionsCommand) -> Result<(Value, Strin
             body["name"] = json!(name);
             body["app"] = json!(format!("{app:?}").to_ascii_lowercase());
             let created = api.request(Method::POST, connections, Some(&body), None).await?.0;
-            let human = format!("created connection {name}\n\n{}", render(std::slice::from_ref(&created)));
+            let human = format!(
+                "created connection {name}\n\n{}",
+                render(std::slice::from_ref(&created))
+            );
             Ok((created, human))
         }
         ConnectionsCommand::List => {
@@ -124,8 +129,14 @@ pub async fn run(api: &Api, command: ConnectionsCommand) -> Result<(Value, Strin
         }
         ConnectionsCommand::Rotate { name, credentials } => {
             let path = format!("{connections}/{name}/rotate");
-            let rotated = api.request(Method::POST, &path, Some(&credentials.body()?), None).await?.0;
-            let human = format!("rotated connection {name}\n\n{}", render(std::slice::from_ref(&rotated)));
+            let rotated = api
+                .request(Method::POST, &path, Some(&credentials.body()?), None)
+                .await?
+                .0;
+            let human = format!(
+                "rotated connection {name}\n\n{}",
+                render(std::slice::from_ref(&rotated))
+            );
             Ok((rotated, human))
         }
         ConnectionsCommand::Delete { name } => {

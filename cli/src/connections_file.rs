@@ -150,3 +150,54 @@ impl SecretVault for ConnectionsFile {
         self.save("delete_secret")
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use hookflow_core::connections::{ConnectionRequest, Connections};
+    use hookflow_core::ports::SystemClock;
+
+    use super::*;
+
+    fn use_case(file: &Arc<ConnectionsFile>) -> Connections {
+        Connections::new(file.clone(), file.clone(), Arc::new(SystemClock))
+    }
+
+    fn request() -> ConnectionRequest {
+        serde_json::from_value(serde_json::json!({"name": "mc", "app": "mailchimp",
+            "credentials": {"api_key": "k-us21"}}))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_outlive_a_restart_in_a_file_only_its_owner_may_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/connections.json");
+        let file = ConnectionsFile::open(&path).unwrap();
+        let created = use_case(&file).create("ws", request()).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let reopened = ConnectionsFile::open(&path).unwrap();
+        assert_eq!(use_case(&reopened).get("ws", "mc").await.unwrap(), created);
+        let credentials = SecretVault::get(reopened.as_ref(), &created.secret_ref).await.unwrap();
+        assert_eq!(credentials.unwrap().get("api_key"), Some("k-us21"));
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = ConnectionsFile::open(&path).err().unwrap().to_string();
+        assert!(refused.contains("chmod 600"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_connection_leaves_nothing_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connections.json");
+        let file = ConnectionsFile::open(&path).unwrap();
+        use_case(&file).create("ws", request()).await.unwrap();
+        use_case(&file).delete("ws", "mc").await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("k-us21"), "{text}");
+    }
+}

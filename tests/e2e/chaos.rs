@@ -85,7 +85,14 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
         urls.triggers_dlq.clone(),
         urls.steps_dlq.clone(),
     ];
-    let ports = Ports::on_aws(dynamo, sqs.clone(), hookflow_tests::emulator_vault(&config, &names), &names, urls, None);
+    let ports = Ports::on_aws(
+        dynamo,
+        sqs.clone(),
+        hookflow_tests::emulator_vault(&config, &names),
+        &names,
+        urls,
+        None,
+    );
     let target = Target {
         name: "emulator",
         ports,

@@ -29,15 +29,9 @@ fn python_rows(csv: &[u8]) -> Vec<serde_json::Map<String, Value>> {
 }
 
 async fn contacts_call(stack: &Stack, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = stack
-        .client
-        .request(method, format!("{}/v1/workspaces/{WS}/contacts{path}", stack.base));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("contacts route");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    stack
+        .call(method, &format!("/v1/workspaces/{WS}/contacts{path}"), body)
+        .await
 }
 
 async fn export(stack: &Stack, query: &str) -> Vec<u8> {

@@ -3,6 +3,7 @@
 
 mod aws;
 mod chaos;
+mod connectors;
 mod contacts;
 mod delivery;
 mod hooks;

@@ -157,7 +157,14 @@ async fn u_ffff_in_an_event_and_in_a_reply_goes_through_a_queue_that_refuses_it_
           "tell": {"action": {"type": "HttpRequest", "method": "POST", "url": format!("{}/tell", peer.uri()),
                   "body": {"note": "{{ steps.ask.body.note }}"}}}}});
     let workflow = WorkflowDefinition::from_value(workflow).expect("workflow decodes");
-    let ports = Ports::on_aws(dynamo, sqs, hookflow_tests::emulator_vault(&config, &names), &names, urls, None);
+    let ports = Ports::on_aws(
+        dynamo,
+        sqs,
+        hookflow_tests::emulator_vault(&config, &names),
+        &names,
+        urls,
+        None,
+    );
     let config = DevConfig {
         addr: "127.0.0.1:0".parse().expect("loopback"),
         ..DevConfig::default()

@@ -129,6 +129,18 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any API request with an optional JSON body: the status and the JSON
+    /// answer (`null` when there is none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("API request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn runs(&self, query: &str) -> Vec<Value> {
         let (status, body) = self
             .get(&format!("/v1/workspaces/{}/runs{query}", self.workspace))

@@ -68,7 +68,13 @@ mod tests {
     #[tokio::test]
     async fn serves_the_openapi_document_and_the_lifecycle_on_dynamodb() {
         let aws = hookflow_tests::emulator_stack("apifn").await;
-        let stores = dynamo_stores(aws.dynamo, aws.vault.clone(), &aws.names.workflows_table, &aws.names.runs_table, None);
+        let stores = dynamo_stores(
+            aws.dynamo,
+            aws.vault.clone(),
+            &aws.names.workflows_table,
+            &aws.names.runs_table,
+            None,
+        );
         let steps = sqs_queue(&aws.sqs, aws.urls.steps);
         let router = wire(&stores, steps.clone(), Some("prod"));
 

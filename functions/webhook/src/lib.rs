@@ -64,7 +64,13 @@ mod tests {
     #[tokio::test]
     async fn serves_a_signed_hook_request_on_dynamodb_and_sqs() {
         let aws = hookflow_tests::emulator_stack("hookfn").await;
-        let stores = dynamo_stores(aws.dynamo, aws.vault.clone(), &aws.names.workflows_table, &aws.names.runs_table, None);
+        let stores = dynamo_stores(
+            aws.dynamo,
+            aws.vault.clone(),
+            &aws.names.workflows_table,
+            &aws.names.runs_table,
+            None,
+        );
         let request: HookRequest = serde_json::from_value(
             json!({"name": "crm", "kind": "webhook", "cardid": "card_1", "auth": {"type": "standard_webhooks"}}),
         )

@@ -21,7 +21,10 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/workspaces/{workspace_id}/connections", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/connections/{name}", get(show).delete(remove))
+        .route(
+            "/v1/workspaces/{workspace_id}/connections/{name}",
+            get(show).delete(remove),
+        )
         .route("/v1/workspaces/{workspace_id}/connections/{name}/rotate", post(rotate))
 }
 
@@ -71,7 +74,9 @@ fn decode_credentials_body<T: serde::de::DeserializeOwned>(body: &Bytes, expecte
 pub(crate) async fn list(State(state): State<ApiState>, ws: PathResult<String>) -> Result<Json<Value>, ApiError> {
     let ws = path(ws)?;
     let all = use_case(&state)?.list(&ws).await?;
-    Ok(Json(json!({"connections": all.iter().map(|c| c.view()).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"connections": all.iter().map(|c| c.view()).collect::<Vec<_>>()}),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections", tag = "connections",

@@ -10,7 +10,9 @@ use hookflow_core::connections::{Connection, ConnectionStore, Credentials, Secre
 use hookflow_core::ports::{PortError, PortResult};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{from_item, get_item, put_if, s, to_item, unless_condition_failed, workspace_items, Item, NOT_EXISTS};
+use crate::dynamo::{
+    from_item, get_item, put_if, s, to_item, unless_condition_failed, workspace_items, Item, NOT_EXISTS,
+};
 use crate::error::{decode_error, port_error};
 
 #[derive(Clone)]
@@ -84,7 +86,10 @@ impl ConnectionStore for DynamoConnections {
 
     async fn list(&self, workspace_id: &str) -> PortResult<Vec<Connection>> {
         const OP: &str = "list_connections";
-        let mut all = workspace_items(&self.client, &self.table, OP, workspace_id, "CONN#", |item| decode(OP, item)).await?;
+        let mut all = workspace_items(&self.client, &self.table, OP, workspace_id, "CONN#", |item| {
+            decode(OP, item)
+        })
+        .await?;
         all.truncate(MAX_CONNECTIONS);
         Ok(all)
     }
@@ -179,10 +184,21 @@ impl SecretVault for SecretsManagerVault {
 
     async fn get(&self, secret_ref: &str) -> PortResult<Option<Credentials>> {
         const OP: &str = "get_secret";
-        let got = self.client.get_secret_value().secret_id(self.name(secret_ref)).send().await;
+        let got = self
+            .client
+            .get_secret_value()
+            .secret_id(self.name(secret_ref))
+            .send()
+            .await;
         let output = match got {
             Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(None),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
             Err(err) => return Err(port_error(OP, err)),
         };
         let text = output
@@ -205,7 +221,13 @@ impl SecretVault for SecretsManagerVault {
             .await;
         match deleted {
             Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.code() == Some("ResourceNotFoundException")) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.code() == Some("ResourceNotFoundException")) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(port_error(OP, err)),
         }
     }

@@ -73,7 +73,10 @@ pub fn dynamo_stores(
 
 /// The stack's credentials vault: Secrets Manager, under `hookflow/<stack>/`.
 pub fn secrets_vault(client: aws_sdk_secretsmanager::Client, stack_name: &str) -> Arc<dyn SecretVault> {
-    Arc::new(SecretsManagerVault::new(client, SecretsManagerVault::stack_prefix(stack_name)))
+    Arc::new(SecretsManagerVault::new(
+        client,
+        SecretsManagerVault::stack_prefix(stack_name),
+    ))
 }
 
 /// A queue of the stack, by URL.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use hookflow_aws::{
-    create_resources, DynamoAccess, DynamoContacts, DynamoHooks, DynamoRuns, DynamoSites, DynamoWorkflows,
-    ResourceNames, SqsQueue,
+    create_resources, DynamoAccess, DynamoConnections, DynamoContacts, DynamoHooks, DynamoRuns, DynamoSites,
+    DynamoWorkflows, ResourceNames, SqsQueue,
 };
 use hookflow_core::conformance;
 
@@ -72,6 +72,20 @@ async fn hook_store_conforms() {
 async fn site_store_conforms() {
     let (dynamo, _, names, _) = resources("sites").await;
     conformance::site_store(Arc::new(DynamoSites::new(dynamo, names.workflows_table))).await;
+}
+
+#[tokio::test]
+async fn connection_store_conforms() {
+    let (dynamo, _, names, _) = resources("connections").await;
+    conformance::connection_store(Arc::new(DynamoConnections::new(dynamo, names.workflows_table))).await;
+}
+
+/// On Secrets Manager (moto), under a prefix of the test's own.
+#[tokio::test]
+async fn secret_vault_conforms() {
+    let (_, _, names, _) = resources("vault").await;
+    let client = aws_sdk_secretsmanager::Client::new(&config().await);
+    conformance::secret_vault(hookflow_aws::secrets_vault(client, &names.workflows_table)).await;
 }
 
 #[tokio::test]

@@ -92,7 +92,13 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let urls = create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
         .await
         .unwrap();
-    let stores = dynamo_stores(c.dynamo.clone(), no_connections(), &names.workflows_table, &names.runs_table, None);
+    let stores = dynamo_stores(
+        c.dynamo.clone(),
+        no_connections(),
+        &names.workflows_table,
+        &names.runs_table,
+        None,
+    );
     let index = stores.subscriptions.clone();
     let dispatcher = stores.dispatcher(sqs_queue(&c.sqs, urls.steps));
     index.put(&subscription("wf_0000")).await.unwrap();
@@ -123,7 +129,13 @@ async fn a_page_of_runs_is_one_query_whatever_the_workspace_history() {
     create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
         .await
         .unwrap();
-    let stores = dynamo_stores(c.dynamo.clone(), no_connections(), &names.workflows_table, &names.runs_table, None);
+    let stores = dynamo_stores(
+        c.dynamo.clone(),
+        no_connections(),
+        &names.workflows_table,
+        &names.runs_table,
+        None,
+    );
     let start = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
     // 300 runs, one in twenty failed: a failed-runs page must not read the
     // succeeded ones in between.

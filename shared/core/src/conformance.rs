@@ -1583,6 +1583,107 @@ async fn contact_listings(store: &dyn ContactStore, ws: &str) {
     );
 }
 
+fn connection(ws: &str, name: &str, secret_ref: &str) -> crate::connections::Connection {
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).single().expect("time");
+    crate::connections::Connection {
+        workspace_id: ws.into(),
+        name: name.into(),
+        app: crate::connections::App::Mailchimp,
+        base_url: None,
+        fields: vec!["api_key".into()],
+        secret_ref: secret_ref.into(),
+        created_at: at,
+        rotated_at: at,
+    }
+}
+
+/// Connections: names are unique per workspace, a rotation only replaces
+/// the credentials it read, and a deletion answers what it deleted.
+pub async fn connection_store(store: Arc<dyn crate::connections::ConnectionStore>) {
+    let store = store.as_ref();
+    let mc = connection("ws_conn", "mc", "ws_conn/r1");
+    assert!(store.create(&mc).await.expect("create"), "a new name is taken");
+    assert!(
+        !store
+            .create(&connection("ws_conn", "mc", "ws_conn/r2"))
+            .await
+            .expect("create"),
+        "a taken name is refused"
+    );
+    assert!(store
+        .create(&connection("ws_other", "mc", "ws_other/r1"))
+        .await
+        .expect("create"));
+    assert!(store
+        .create(&connection("ws_conn", "braze", "ws_conn/r3"))
+        .await
+        .expect("create"));
+    assert_eq!(store.get("ws_conn", "mc").await.expect("get"), Some(mc.clone()));
+    assert_eq!(store.get("ws_conn", "nope").await.expect("get"), None);
+    let names: Vec<String> = store
+        .list("ws_conn")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["braze", "mc"], "a workspace's own, by name");
+
+    let rotated = crate::connections::Connection {
+        secret_ref: "ws_conn/r4".into(),
+        ..mc.clone()
+    };
+    assert!(store.replace(&rotated, "ws_conn/r1").await.expect("replace"));
+    assert!(
+        !store
+            .replace(&connection("ws_conn", "mc", "ws_conn/r5"), "ws_conn/r1")
+            .await
+            .expect("replace"),
+        "a rotation from credentials already replaced loses"
+    );
+    assert_eq!(store.get("ws_conn", "mc").await.expect("get"), Some(rotated.clone()));
+    assert!(
+        !store
+            .replace(&connection("ws_conn", "gone", "ws_conn/r6"), "ws_conn/r0")
+            .await
+            .expect("replace"),
+        "nothing to rotate"
+    );
+    assert_eq!(
+        store.get("ws_conn", "gone").await.expect("get"),
+        None,
+        "a lost rotation creates nothing"
+    );
+
+    assert_eq!(store.delete("ws_conn", "mc").await.expect("delete"), Some(rotated));
+    assert_eq!(store.delete("ws_conn", "mc").await.expect("delete"), None);
+    assert_eq!(
+        store.get("ws_other", "mc").await.expect("get").map(|c| c.workspace_id),
+        Some("ws_other".into())
+    );
+}
+
+/// The vault: a put is read back, a repeated put replaces, a delete of what
+/// is not there is fine.
+pub async fn secret_vault(vault: Arc<dyn crate::connections::SecretVault>) {
+    use crate::connections::Credentials;
+    let vault = vault.as_ref();
+    let credentials = |key: &str| Credentials::new([("api_key".to_owned(), key.to_owned())].into());
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), None);
+    vault.put("ws_v/r1", &credentials("k1-us21")).await.expect("put");
+    vault.put("ws_v/r2", &credentials("k2-us21")).await.expect("put");
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), Some(credentials("k1-us21")));
+    vault
+        .put("ws_v/r1", &credentials("k1-us21"))
+        .await
+        .expect("a retried put");
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), Some(credentials("k1-us21")));
+    vault.delete("ws_v/r1").await.expect("delete");
+    vault.delete("ws_v/r1").await.expect("deleting again");
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), None);
+    assert_eq!(vault.get("ws_v/r2").await.expect("get"), Some(credentials("k2-us21")));
+}
+
 pub async fn site_store(store: Arc<dyn crate::sso::SiteStore>) {
     use crate::sso::{SsoAlgorithm, SsoSettings};
     let settings = |ws: &str, audience: &str| SsoSettings {
@@ -1639,6 +1740,16 @@ mod memory_twins {
     #[tokio::test]
     async fn site_store_conforms() {
         site_store(Arc::new(crate::memory::MemorySites::default())).await;
+    }
+
+    #[tokio::test]
+    async fn connection_store_conforms() {
+        connection_store(Arc::new(crate::memory::MemoryConnections::default())).await;
+    }
+
+    #[tokio::test]
+    async fn secret_vault_conforms() {
+        secret_vault(Arc::new(crate::memory::MemoryVault::default())).await;
     }
 
     #[tokio::test]

@@ -140,7 +140,9 @@ impl StepAction for BrazeTrackUser {
             }
         }
         let mut leaves = |value: &Value, path: &str| {
-            template::for_each_string_leaf(value, path, &mut |path, text| out.push((path.to_owned(), text.to_owned())))
+            template::for_each_string_leaf(value, path, &mut |path, text| {
+                out.push((path.to_owned(), text.to_owned()))
+            })
         };
         leaves(&Value::Object(self.attributes.clone()), "attributes");
         leaves(&Value::Array(self.events.clone()), "events");
@@ -150,15 +152,25 @@ impl StepAction for BrazeTrackUser {
     fn problems(&self) -> Vec<(String, String)> {
         let mut out = connector::connection_problems(&self.connection);
         match (&self.external_id, &self.email) {
-            (Some(_), Some(_)) => out.push(("email".into(), "name the user by external_id or by email, not both".into())),
+            (Some(_), Some(_)) => out.push((
+                "email".into(),
+                "name the user by external_id or by email, not both".into(),
+            )),
             (None, None) => out.push(("external_id".into(), "external_id or email is required".into())),
             _ => {}
         }
         if self.attributes.is_empty() && self.events.is_empty() && self.purchases.is_empty() {
-            out.push(("attributes".into(), "track at least one of attributes, events, purchases".into()));
+            out.push((
+                "attributes".into(),
+                "track at least one of attributes, events, purchases".into(),
+            ));
         }
         out.extend(object_problems("events", &self.events, &["name"]));
-        out.extend(object_problems("purchases", &self.purchases, &["product_id", "currency", "price"]));
+        out.extend(object_problems(
+            "purchases",
+            &self.purchases,
+            &["product_id", "currency", "price"],
+        ));
         out
     }
 
@@ -177,7 +189,10 @@ impl StepAction for BrazeTrackUser {
             Err(performed) => return performed,
         };
         let answer = connector::body(&reply);
-        let refused_objects = answer.get("errors").and_then(Value::as_array).is_some_and(|e| !e.is_empty());
+        let refused_objects = answer
+            .get("errors")
+            .and_then(Value::as_array)
+            .is_some_and(|e| !e.is_empty());
         let outcome = if (200..300).contains(&reply.status) && !refused_objects {
             let tracked: Tracked = serde_json::from_value(answer).unwrap_or_default();
             call.succeeded(serde_json::to_value(tracked).unwrap_or(Value::Null))

@@ -105,7 +105,12 @@ pub(super) fn body(reply: &HttpReply) -> Value {
 }
 
 /// A refusal from the app: `explain` turns the app's error body into words.
-pub(super) fn failure(app: App, reply: &HttpReply, now: DateTime<Utc>, explain: fn(&Value) -> Option<String>) -> Failure {
+pub(super) fn failure(
+    app: App,
+    reply: &HttpReply,
+    now: DateTime<Utc>,
+    explain: fn(&Value) -> Option<String>,
+) -> Failure {
     let body = body(reply);
     let class = match reply.status {
         429 => FailureClass::Retryable(RetryOn::TooManyRequests),
@@ -124,7 +129,10 @@ pub(super) fn failure(app: App, reply: &HttpReply, now: DateTime<Utc>, explain: 
 /// `Retry-After`, else a rate limit's reset time (`X-RateLimit-Reset`, in
 /// epoch seconds, as Braze sends it).
 fn retry_after(reply: &HttpReply, now: DateTime<Utc>) -> Option<f64> {
-    if let Some(seconds) = reply.header("retry-after").and_then(super::http_request::parse_retry_after) {
+    if let Some(seconds) = reply
+        .header("retry-after")
+        .and_then(super::http_request::parse_retry_after)
+    {
         return Some(seconds);
     }
     let reset: i64 = reply.header("x-ratelimit-reset")?.trim().parse().ok()?;

@@ -12,12 +12,12 @@ mod http_request;
 mod mailchimp;
 mod set_variables;
 
+pub use braze::BrazeTrackUser;
 pub use contact::{
     AddTier, AddToList, AwardPoints, CreateContact, Points, RedeemPoints, RemoveFromList, RemoveTier, UpdateContact,
 };
 pub use decision::{Branch, Decision};
 pub use delay::Delay;
-pub use braze::BrazeTrackUser;
 pub use http_request::{Auth, BodyFormat, HttpRequest, StatusMatch, DEFAULT_TIMEOUT_S};
 pub use mailchimp::{MailchimpTagSubscriber, MailchimpUpsertSubscriber, SubscriberStatus};
 pub use set_variables::SetVariables;

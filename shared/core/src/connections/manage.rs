@@ -8,9 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{
-    is_connection_name, App, Connection, ConnectionStore, Credentials, SecretVault, MAX_CONNECTIONS,
-};
+use super::{is_connection_name, App, Connection, ConnectionStore, Credentials, SecretVault, MAX_CONNECTIONS};
 use crate::ports::{Clock, PortError};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -172,9 +170,9 @@ fn check_settings(app: App, credentials: &Credentials, base_url: Option<&str>) -
     let mut problems = app.credential_problems(credentials);
     match base_url {
         Some(url) => problems.extend(base_url_problem(url)),
-        None if app.default_base_url(credentials).is_none() => {
-            problems.push(format!("base_url is required for {app}: its REST endpoint, like https://rest.iad-01.braze.com"))
-        }
+        None if app.default_base_url(credentials).is_none() => problems.push(format!(
+            "base_url is required for {app}: its REST endpoint, like https://rest.iad-01.braze.com"
+        )),
         None => {}
     }
     if problems.is_empty() {

@@ -73,7 +73,13 @@ impl App {
             .0
             .keys()
             .filter(|name| !fields.contains(&name.as_str()))
-            .map(|name| format!("{} credentials have no field {name:?}; expected {}", self.name(), fields.join(", ")))
+            .map(|name| {
+                format!(
+                    "{} credentials have no field {name:?}; expected {}",
+                    self.name(),
+                    fields.join(", ")
+                )
+            })
             .collect();
         for field in fields {
             match credentials.get(field) {
@@ -84,7 +90,11 @@ impl App {
                 Some(_) => {}
             }
         }
-        if self == App::Mailchimp && credentials.get("api_key").is_some_and(|key| mailchimp_data_centre(key).is_none()) {
+        if self == App::Mailchimp
+            && credentials
+                .get("api_key")
+                .is_some_and(|key| mailchimp_data_centre(key).is_none())
+        {
             problems.push("credentials.api_key must end in its data centre, like \"…-us21\"".into());
         }
         problems
@@ -194,7 +204,10 @@ pub trait SecretVault: Send + Sync {
 /// A connection name: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit.
 pub fn is_connection_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')

@@ -37,11 +37,14 @@ pub struct ResolvedConnection {
     pub base_url: String,
 }
 
+/// Resolved connections by (workspace, name), with when each goes stale.
+type Cache = HashMap<(String, String), (DateTime<Utc>, Arc<ResolvedConnection>)>;
+
 pub struct ConnectionResolver {
     store: Arc<dyn ConnectionStore>,
     vault: Arc<dyn SecretVault>,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<(String, String), (DateTime<Utc>, Arc<ResolvedConnection>)>>,
+    cache: Mutex<Cache>,
 }
 
 impl ConnectionResolver {
@@ -62,7 +65,11 @@ impl ConnectionResolver {
     ) -> Result<Arc<ResolvedConnection>, ResolveError> {
         let key = (workspace_id.to_owned(), name.to_owned());
         let now = self.clock.now();
-        let cached = self.lock().get(&key).filter(|(until, _)| *until > now).map(|(_, r)| r.clone());
+        let cached = self
+            .lock()
+            .get(&key)
+            .filter(|(until, _)| *until > now)
+            .map(|(_, r)| r.clone());
         let resolved = match cached {
             Some(resolved) => resolved,
             None => {
@@ -97,7 +104,10 @@ impl ConnectionResolver {
         // connection at the new: reading in between finds nothing, and the
         // next delivery reads the new ones.
         let credentials = self.vault.get(&connection.secret_ref).await?.ok_or_else(|| {
-            PortError::retryable("resolve_connection", format!("the credentials of {name:?} are being rotated"))
+            PortError::retryable(
+                "resolve_connection",
+                format!("the credentials of {name:?} are being rotated"),
+            )
         })?;
         let base_url = connection
             .base_url
@@ -113,7 +123,7 @@ impl ConnectionResolver {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (DateTime<Utc>, Arc<ResolvedConnection>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
