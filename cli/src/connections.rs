@@ -13,6 +13,7 @@ use crate::workflows::{table, Api, CliError};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum App {
+    Salesforce,
     Mailchimp,
     Braze,
 }

@@ -145,6 +145,14 @@ impl SecretVault for ConnectionsFile {
         self.vault.get(secret_ref).await
     }
 
+    async fn replace(&self, secret_ref: &str, credentials: &Credentials) -> PortResult<bool> {
+        let replaced = self.vault.replace(secret_ref, credentials).await?;
+        if replaced {
+            self.save("replace_secret")?;
+        }
+        Ok(replaced)
+    }
+
     async fn delete(&self, secret_ref: &str) -> PortResult<()> {
         self.vault.delete(secret_ref).await?;
         self.save("delete_secret")

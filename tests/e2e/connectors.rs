@@ -513,3 +513,245 @@ async fn on_aws_credentials_live_in_secrets_manager_only() {
     );
     stack.shutdown().await;
 }
+
+const SF_SECRET: &str = "sf-client-secret-8c1d9e";
+
+fn lead_workflow() -> Value {
+    // The seed's field mapping for a Salesforce Lead; an existing lead (by
+    // email) is updated instead of created again.
+    let mapping = json!({"Email": "{{ contact.email }}", "FirstName": "{{ contact.first_name }}",
+        "LastName": "{{ contact.last_name }}", "Company": "{{ form_fields.company }}", "LeadSource": "{{ card.name }}"});
+    json!({"id": "wf_leads", "workspace_id": WS, "name": "leads to Salesforce", "status": "active",
+        "scope": {"workspace": true}, "trigger": {"type": "Gameplay.DataCaptured"}, "start": "find",
+        "steps": {
+          "find": {"action": {"type": "SalesforceGetObject", "connection": "sf",
+            "query": "SELECT Id FROM Lead WHERE Email = :email LIMIT 1", "params": {"email": "{{ contact.email }}"}},
+            "next": "route"},
+          "route": {"action": {"type": "Decision", "default": "update",
+            "branches": [{"when": {"path": "steps.find.totalSize", "op": "eq", "value": 0}, "next": "create"}]}},
+          "create": {"action": {"type": "SalesforceCreateObject", "connection": "sf", "object": "Lead", "fields": mapping}},
+          "update": {"action": {"type": "SalesforceUpdateObject", "connection": "sf", "object": "Lead",
+            "id": "{{ steps.find.records.[0].Id }}", "fields": {"Company": "{{ form_fields.company }}"}},
+            "retry": {"max_attempts": 3, "initial_interval_s": 0.1, "jitter": "none"}}}})
+}
+
+fn data_captured(id: &str, email: &str, last_name: &str) -> Value {
+    event(
+        id,
+        "Gameplay.DataCaptured",
+        &[],
+        json!({"contact": {"email": email, "first_name": "Ana",
+        "last_name": last_name}, "form_fields": {"company": "Acme"}, "card": {"name": "Sponsor A quiz"}}),
+    )
+}
+
+fn sf_errors(status: u16, code: &str, message: &str, fields: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!([{"message": message, "errorCode": code, "fields": fields}]))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn salesforce_leads_are_found_created_and_updated_with_a_refreshed_token() {
+    let salesforce = MockServer::start().await;
+    let api = "/services/data/v61.0";
+    for token in ["sf-token-one-1111", "sf-token-two-2222"] {
+        Mock::given(method("POST"))
+            .and(path("/services/oauth2/token"))
+            .and(wiremock::matchers::body_string_contains(
+                "grant_type=client_credentials",
+            ))
+            .and(wiremock::matchers::body_string_contains(
+                format!("client_secret={SF_SECRET}").as_str(),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": token,
+                "instance_url": salesforce.uri(), "token_type": "Bearer"})))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&salesforce)
+            .await;
+    }
+    // Ana is new: found nowhere, then created with the seed's mapping.
+    Mock::given(method("GET"))
+        .and(path(format!("{api}/query").as_str()))
+        .and(wiremock::matchers::query_param(
+            "q",
+            "SELECT Id FROM Lead WHERE Email = 'ana@example.com' LIMIT 1",
+        ))
+        .and(header("authorization", bearer("sf-token-one-1111").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"totalSize": 0, "done": true, "records": []})))
+        .expect(1)
+        .mount(&salesforce)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{api}/sobjects/Lead").as_str()))
+        .and(header("authorization", bearer("sf-token-one-1111").as_str()))
+        .and(body_partial_json(
+            json!({"Email": "ana@example.com", "FirstName": "Ana", "LastName": "Lima",
+            "Company": "Acme", "LeadSource": "Sponsor A quiz"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"id": "00Q000001", "success": true, "errors": []})),
+        )
+        .expect(1)
+        .mount(&salesforce)
+        .await;
+    let stack = Stack::start(vec![lead_workflow()]).await;
+    create_connection(
+        &stack,
+        json!({"name": "sf", "app": "salesforce", "base_url": salesforce.uri(),
+            "credentials": {"client_id": "3MVG9-client", "client_secret": SF_SECRET}}),
+    )
+    .await;
+    stack
+        .post_event(&data_captured("evt-sf-1", "ana@example.com", "Lima"))
+        .await;
+    let first = &stack.wait_for_finished_runs(1).await[0];
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+    let created = first["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step_id"] == "create"))
+        .cloned();
+    assert_eq!(
+        created.map(|s| s["output"].clone()),
+        Some(json!({"id": "00Q000001", "object": "Lead", "success": true}))
+    );
+    // The token was written back with the credentials.
+    let vault = stack.server.memory.as_ref().expect("in memory").vault.snapshot();
+    assert!(vault
+        .values()
+        .any(|c| c.get("access_token") == Some("sf-token-one-1111")));
+
+    // The session expired: the next call is refused once, a new token is
+    // obtained, and the org's request limit is waited out.
+    Mock::given(header("authorization", bearer("sf-token-one-1111").as_str()))
+        .respond_with(sf_errors(
+            401,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+            json!([]),
+        ))
+        .with_priority(1)
+        .mount(&salesforce)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{api}/query").as_str()))
+        .and(header("authorization", bearer("sf-token-two-2222").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"totalSize": 1, "done": true,
+            "records": [{"attributes": {"type": "Lead"}, "Id": "00Q000001"}]})),
+        )
+        .mount(&salesforce)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("{api}/sobjects/Lead/00Q000001").as_str()))
+        .respond_with(sf_errors(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+            json!([]),
+        ))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&salesforce)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("{api}/sobjects/Lead/00Q000001").as_str()))
+        .and(header("authorization", bearer("sf-token-two-2222").as_str()))
+        .and(body_partial_json(json!({"Company": "Acme"})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&salesforce)
+        .await;
+    stack
+        .post_event(&data_captured("evt-sf-2", "ana@example.com", "Lima"))
+        .await;
+    let second = &stack.wait_for_finished_runs(2).await[1];
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    let updates: Vec<&Value> = second["steps"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["step_id"] == "update").collect())
+        .unwrap_or_default();
+    assert_eq!(updates.len(), 2, "the request limit is retried: {second:#}");
+    assert!(updates[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("REQUEST_LIMIT_EXCEEDED"));
+
+    // A refused record fails the run with Salesforce's words.
+    Mock::given(method("GET"))
+        .and(path(format!("{api}/query").as_str()))
+        .and(wiremock::matchers::query_param(
+            "q",
+            "SELECT Id FROM Lead WHERE Email = 'bo\\'b@example.com' LIMIT 1",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"totalSize": 0, "done": true, "records": []})))
+        .with_priority(2)
+        .mount(&salesforce)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{api}/sobjects/Lead").as_str()))
+        .respond_with(sf_errors(
+            400,
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [LastName]",
+            json!(["LastName"]),
+        ))
+        .with_priority(2)
+        .mount(&salesforce)
+        .await;
+    stack
+        .post_event(&data_captured("evt-sf-3", "bo'b@example.com", ""))
+        .await;
+    let third = &stack.wait_for_finished_runs(3).await[2];
+    assert_eq!(third["status"], "failed", "{third:#}");
+    let error = third["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] ([\"LastName\"])"),
+        "{error}"
+    );
+    for run in [first, second, third] {
+        for secret in [SF_SECRET, "sf-token-one-1111", "sf-token-two-2222"] {
+            assert!(!run.to_string().contains(secret), "the run log holds {secret}: {run}");
+        }
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_salesforce_client_fails_the_step_with_the_oauth_error() {
+    let salesforce = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/services/oauth2/token"))
+        .and(wiremock::matchers::body_string_contains("grant_type=refresh_token"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant",
+            "error_description": "expired access/refresh token"})),
+        )
+        .expect(1)
+        .mount(&salesforce)
+        .await;
+    let stack = Stack::start(vec![lead_workflow()]).await;
+    create_connection(
+        &stack,
+        json!({"name": "sf", "app": "salesforce", "base_url": salesforce.uri(),
+            "credentials": {"client_id": "3MVG9-client", "client_secret": SF_SECRET, "refresh_token": "5Aep861-refresh"}}),
+    )
+    .await;
+    stack
+        .post_event(&data_captured("evt-sf-denied", "ana@example.com", "Lima"))
+        .await;
+    let run = &stack.wait_for_finished_runs(1).await[0];
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["steps"].as_array().map_or(0, Vec::len), 1, "not retried: {run:#}");
+    let error = run["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "getting an access token: salesforce answered HTTP 400: invalid_grant: expired access/refresh token"
+        ),
+        "{error}"
+    );
+    stack.shutdown().await;
+}

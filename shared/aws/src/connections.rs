@@ -210,6 +210,30 @@ impl SecretVault for SecretsManagerVault {
             .map_err(|_| PortError::terminal(OP, "the secret is not a JSON object of strings"))
     }
 
+    async fn replace(&self, secret_ref: &str, credentials: &Credentials) -> PortResult<bool> {
+        const OP: &str = "replace_secret";
+        let value = serde_json::to_string(credentials).map_err(|e| PortError::terminal(OP, e.to_string()))?;
+        // PutSecretValue never creates a secret: a deleted one stays deleted.
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(self.name(secret_ref))
+            .secret_string(value)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(port_error(OP, err)),
+        }
+    }
+
     async fn delete(&self, secret_ref: &str) -> PortResult<()> {
         const OP: &str = "delete_secret";
         let deleted = self

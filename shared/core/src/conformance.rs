@@ -1678,8 +1678,21 @@ pub async fn secret_vault(vault: Arc<dyn crate::connections::SecretVault>) {
         .await
         .expect("a retried put");
     assert_eq!(vault.get("ws_v/r1").await.expect("get"), Some(credentials("k1-us21")));
+    assert!(vault
+        .replace("ws_v/r1", &credentials("k1b-us21"))
+        .await
+        .expect("replace"));
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), Some(credentials("k1b-us21")));
     vault.delete("ws_v/r1").await.expect("delete");
     vault.delete("ws_v/r1").await.expect("deleting again");
+    assert_eq!(vault.get("ws_v/r1").await.expect("get"), None);
+    assert!(
+        !vault
+            .replace("ws_v/r1", &credentials("k1c-us21"))
+            .await
+            .expect("replace"),
+        "a write-back does not bring deleted credentials back"
+    );
     assert_eq!(vault.get("ws_v/r1").await.expect("get"), None);
     assert_eq!(vault.get("ws_v/r2").await.expect("get"), Some(credentials("k2-us21")));
 }

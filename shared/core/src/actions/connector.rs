@@ -5,6 +5,8 @@
 //! classification of an app's answer: 429 and 5xx are retryable, with the
 //! app's `Retry-After` (or `X-RateLimit-Reset`), everything else terminal.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -31,31 +33,53 @@ pub(super) async fn send(
     let resolver = call.ports.connections.clone();
     let mut reread = false;
     loop {
-        let resolved = resolver
-            .resolve(call.workspace_id, connection, app)
-            .await
-            .map_err(|err| Performed::from(resolve_failure(err)))?;
-        for value in resolved.credentials.values() {
-            call.secrets.add(value);
+        let resolved = resolve(call, app, connection).await?;
+        let prepared = build(&resolved).map_err(terminal)?;
+        let sent = send_call(call, prepared).await?;
+        if sent.reply.status == 401 && !reread {
+            tracing::info!(connection, %app, "credentials refused; reading them again");
+            resolver.forget(call.workspace_id, connection);
+            reread = true;
+            continue;
         }
-        let prepared = build(&resolved).map_err(|err| Performed::from(Outcome::Failed(Failure::terminal(err))))?;
-        call.secrets.add_call(&prepared);
-        let request = serde_json::to_value(crate::engine::RenderedRequest::of(&prepared, call.secrets)).ok();
-        match call.ports.http.send(prepared).await {
-            Ok(reply) if reply.status == 401 && !reread => {
-                tracing::info!(connection, %app, "credentials refused; reading them again");
-                resolver.forget(call.workspace_id, connection);
-                reread = true;
-            }
-            Ok(reply) => return Ok(Sent { reply, request }),
-            Err(err) => {
-                return Err(Performed {
-                    outcome: super::http_request::transport_failure(err),
-                    request,
-                })
-            }
-        }
+        return Ok(sent);
     }
+}
+
+/// The step's connection, its credentials added to the step's secrets.
+pub(super) async fn resolve(
+    call: &mut ActionCall<'_>,
+    app: App,
+    connection: &str,
+) -> Result<Arc<ResolvedConnection>, Performed> {
+    let resolved = call
+        .ports
+        .connections
+        .resolve(call.workspace_id, connection, app)
+        .await
+        .map_err(|err| Performed::from(resolve_failure(err)))?;
+    for value in resolved.credentials.values() {
+        call.secrets.add(value);
+    }
+    Ok(resolved)
+}
+
+/// Sends one call, recording it as the run log will show it.
+pub(super) async fn send_call(call: &mut ActionCall<'_>, prepared: HttpCall) -> Result<Sent, Performed> {
+    call.secrets.add_call(&prepared);
+    let request = serde_json::to_value(crate::engine::RenderedRequest::of(&prepared, call.secrets)).ok();
+    match call.ports.http.send(prepared).await {
+        Ok(reply) => Ok(Sent { reply, request }),
+        Err(err) => Err(Performed {
+            outcome: super::http_request::transport_failure(err),
+            request,
+        }),
+    }
+}
+
+/// A step that cannot be sent as configured: never retried.
+pub(super) fn terminal(message: impl ToString) -> Performed {
+    Performed::from(Outcome::Failed(Failure::terminal(message)))
 }
 
 fn resolve_failure(err: ResolveError) -> Outcome {

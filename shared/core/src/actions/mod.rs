@@ -10,6 +10,7 @@ mod decision;
 mod delay;
 mod http_request;
 mod mailchimp;
+mod salesforce;
 mod set_variables;
 
 pub use braze::BrazeTrackUser;
@@ -20,6 +21,7 @@ pub use decision::{Branch, Decision};
 pub use delay::Delay;
 pub use http_request::{Auth, BodyFormat, HttpRequest, StatusMatch, DEFAULT_TIMEOUT_S};
 pub use mailchimp::{MailchimpTagSubscriber, MailchimpUpsertSubscriber, SubscriberStatus};
+pub use salesforce::{soql_literal, SalesforceCreateObject, SalesforceGetObject, SalesforceUpdateObject};
 pub use set_variables::SetVariables;
 
 use std::sync::Arc;
@@ -52,6 +54,9 @@ pub enum Action {
     RedeemPoints(RedeemPoints),
     AddTier(AddTier),
     RemoveTier(RemoveTier),
+    SalesforceGetObject(SalesforceGetObject),
+    SalesforceCreateObject(SalesforceCreateObject),
+    SalesforceUpdateObject(SalesforceUpdateObject),
     MailchimpUpsertSubscriber(MailchimpUpsertSubscriber),
     MailchimpTagSubscriber(MailchimpTagSubscriber),
     BrazeTrackUser(BrazeTrackUser),
@@ -72,6 +77,9 @@ pub enum ActionKind {
     RedeemPoints,
     AddTier,
     RemoveTier,
+    SalesforceGetObject,
+    SalesforceCreateObject,
+    SalesforceUpdateObject,
     MailchimpUpsertSubscriber,
     MailchimpTagSubscriber,
     BrazeTrackUser,
@@ -96,6 +104,9 @@ impl ActionKind {
             ActionKind::RedeemPoints => "RedeemPoints",
             ActionKind::AddTier => "AddTier",
             ActionKind::RemoveTier => "RemoveTier",
+            ActionKind::SalesforceGetObject => "SalesforceGetObject",
+            ActionKind::SalesforceCreateObject => "SalesforceCreateObject",
+            ActionKind::SalesforceUpdateObject => "SalesforceUpdateObject",
             ActionKind::MailchimpUpsertSubscriber => "MailchimpUpsertSubscriber",
             ActionKind::MailchimpTagSubscriber => "MailchimpTagSubscriber",
             ActionKind::BrazeTrackUser => "BrazeTrackUser",
@@ -133,6 +144,9 @@ impl Action {
             Action::RedeemPoints(action) => action,
             Action::AddTier(action) => action,
             Action::RemoveTier(action) => action,
+            Action::SalesforceGetObject(action) => action,
+            Action::SalesforceCreateObject(action) => action,
+            Action::SalesforceUpdateObject(action) => action,
             Action::MailchimpUpsertSubscriber(action) => action,
             Action::MailchimpTagSubscriber(action) => action,
             Action::BrazeTrackUser(action) => action,

@@ -184,7 +184,7 @@ fn check_settings(app: App, credentials: &Credentials, base_url: Option<&str>) -
 
 /// Credentials travel only over TLS, except to this machine (tests and
 /// local imitations).
-fn base_url_problem(url: &str) -> Option<String> {
+pub fn base_url_problem(url: &str) -> Option<String> {
     let parsed = match url::Url::parse(url) {
         Ok(parsed) => parsed,
         Err(err) => return Some(format!("base_url is not a URL: {err}")),

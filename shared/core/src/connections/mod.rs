@@ -11,7 +11,7 @@
 mod manage;
 mod resolve;
 
-pub use manage::{ConnectionError, ConnectionRequest, Connections, RotateRequest};
+pub use manage::{base_url_problem, ConnectionError, ConnectionRequest, Connections, RotateRequest};
 pub use resolve::{ConnectionResolver, ResolveError, ResolvedConnection, CREDENTIALS_TTL};
 
 use std::collections::BTreeMap;
@@ -32,24 +32,37 @@ pub const MAX_CREDENTIAL_BYTES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum App {
+    Salesforce,
     Mailchimp,
     Braze,
 }
 
 impl App {
-    pub const ALL: [App; 2] = [App::Mailchimp, App::Braze];
+    pub const ALL: [App; 3] = [App::Salesforce, App::Mailchimp, App::Braze];
 
     pub fn name(self) -> &'static str {
         match self {
+            App::Salesforce => "salesforce",
             App::Mailchimp => "mailchimp",
             App::Braze => "braze",
         }
     }
 
-    /// The credential fields the app needs, all of them required.
-    pub fn credential_fields(self) -> &'static [&'static str] {
+    /// The credential fields the app needs.
+    pub fn required_fields(self) -> &'static [&'static str] {
         match self {
+            App::Salesforce => &["client_id", "client_secret"],
             App::Mailchimp | App::Braze => &["api_key"],
+        }
+    }
+
+    /// The credential fields the app may take besides: a Salesforce
+    /// connection with a `refresh_token` uses the refresh token flow, one
+    /// without it the client credentials flow.
+    pub fn optional_fields(self) -> &'static [&'static str] {
+        match self {
+            App::Salesforce => &["refresh_token"],
+            App::Mailchimp | App::Braze => &[],
         }
     }
 
@@ -62,32 +75,37 @@ impl App {
                 let dc = mailchimp_data_centre(credentials.get("api_key")?)?;
                 Some(format!("https://{dc}.api.mailchimp.com"))
             }
+            // The client credentials flow needs the org's My Domain URL;
+            // the refresh token flow works through the login host.
+            App::Salesforce => Some("https://login.salesforce.com".into()),
             App::Braze => None,
         }
     }
 
     /// Problems with credentials for this app, by field.
     pub fn credential_problems(self, credentials: &Credentials) -> Vec<String> {
-        let fields = self.credential_fields();
+        let required = self.required_fields();
+        let known: Vec<&str> = required.iter().chain(self.optional_fields()).copied().collect();
         let mut problems: Vec<String> = credentials
             .0
             .keys()
-            .filter(|name| !fields.contains(&name.as_str()))
+            .filter(|name| !known.contains(&name.as_str()))
             .map(|name| {
                 format!(
                     "{} credentials have no field {name:?}; expected {}",
                     self.name(),
-                    fields.join(", ")
+                    known.join(", ")
                 )
             })
             .collect();
-        for field in fields {
-            match credentials.get(field) {
-                None | Some("") => problems.push(format!("credentials.{field} is required for {}", self.name())),
-                Some(value) if value.len() > MAX_CREDENTIAL_BYTES => {
-                    problems.push(format!("credentials.{field} is over {MAX_CREDENTIAL_BYTES} bytes"))
-                }
-                Some(_) => {}
+        for field in required {
+            if credentials.get(field).is_none_or(str::is_empty) {
+                problems.push(format!("credentials.{field} is required for {}", self.name()));
+            }
+        }
+        for (field, value) in &credentials.0 {
+            if value.len() > MAX_CREDENTIAL_BYTES {
+                problems.push(format!("credentials.{field} is over {MAX_CREDENTIAL_BYTES} bytes"));
             }
         }
         if self == App::Mailchimp
@@ -134,6 +152,15 @@ impl Credentials {
 
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.0.values().map(String::as_str)
+    }
+
+    /// These credentials with `fields` set (a token a connector obtained).
+    pub fn with(&self, fields: &[(&str, &str)]) -> Self {
+        let mut all = self.0.clone();
+        for (name, value) in fields {
+            all.insert((*name).to_owned(), (*value).to_owned());
+        }
+        Self(all)
     }
 }
 
@@ -197,6 +224,10 @@ pub trait ConnectionStore: Send + Sync {
 pub trait SecretVault: Send + Sync {
     async fn put(&self, secret_ref: &str, credentials: &Credentials) -> PortResult<()>;
     async fn get(&self, secret_ref: &str) -> PortResult<Option<Credentials>>;
+    /// Replaces what is kept under `secret_ref`, only if something is: a
+    /// token written back must not bring back credentials a rotation
+    /// deleted. `false` when nothing was there.
+    async fn replace(&self, secret_ref: &str, credentials: &Credentials) -> PortResult<bool>;
     /// Deleting what is not there is not an error.
     async fn delete(&self, secret_ref: &str) -> PortResult<()>;
 }

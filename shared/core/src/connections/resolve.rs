@@ -88,6 +88,28 @@ impl ConnectionResolver {
         Ok(resolved)
     }
 
+    /// Keeps credentials a connector extended (a Salesforce access token):
+    /// in this process at once, and in the vault for the other functions,
+    /// unless a rotation replaced the credentials meanwhile.
+    pub async fn write_back(&self, resolved: &ResolvedConnection, credentials: Credentials) -> Result<(), PortError> {
+        let connection = &resolved.connection;
+        let updated = Arc::new(ResolvedConnection {
+            connection: connection.clone(),
+            credentials: credentials.clone(),
+            base_url: resolved.base_url.clone(),
+        });
+        let key = (connection.workspace_id.clone(), connection.name.clone());
+        if let Some(entry) = self.lock().get_mut(&key) {
+            if entry.1.connection.secret_ref == connection.secret_ref {
+                entry.1 = updated;
+            }
+        }
+        self.vault
+            .replace(&connection.secret_ref, &credentials)
+            .await
+            .map(|_| ())
+    }
+
     /// Drops what is kept of a connection: the app refused its credentials,
     /// which may have been rotated since they were read.
     pub fn forget(&self, workspace_id: &str, name: &str) {

@@ -110,6 +110,16 @@ impl SecretVault for MemoryVault {
         Ok(self.lock().get(secret_ref).cloned())
     }
 
+    async fn replace(&self, secret_ref: &str, credentials: &Credentials) -> PortResult<bool> {
+        Ok(match self.lock().get_mut(secret_ref) {
+            Some(kept) => {
+                *kept = credentials.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn delete(&self, secret_ref: &str) -> PortResult<()> {
         self.lock().remove(secret_ref);
         Ok(())
