@@ -446,17 +446,27 @@ impl StepAction for SalesforceUpdateObject {
     }
 }
 
+/// Where a read goes: the path after the API version, and its query string.
+struct Read {
+    segments: Vec<String>,
+    query: Option<(&'static str, String)>,
+}
+
 impl SalesforceGetObject {
-    /// The path and query string of the read.
-    fn target(&self, context: &Value) -> Result<(Vec<String>, Option<(&'static str, String)>), TemplateError> {
+    fn target(&self, context: &Value) -> Result<Read, TemplateError> {
         if let Some(query) = &self.query {
             let soql = bind_query(query, &self.params, context)?;
-            return Ok((vec!["query".into()], Some(("q", soql))));
+            return Ok(Read {
+                segments: vec!["query".into()],
+                query: Some(("q", soql)),
+            });
         }
         let object = self.object.clone().unwrap_or_default();
         let id = template::render_text(self.id.as_deref().unwrap_or_default(), context)?;
-        let fields = (!self.fields.is_empty()).then(|| ("fields", self.fields.join(",")));
-        Ok((vec!["sobjects".into(), object, id], fields))
+        Ok(Read {
+            segments: vec!["sobjects".into(), object, id],
+            query: (!self.fields.is_empty()).then(|| ("fields", self.fields.join(","))),
+        })
     }
 }
 
@@ -514,12 +524,12 @@ impl StepAction for SalesforceGetObject {
     }
 
     async fn perform(&self, mut call: ActionCall<'_>) -> Performed {
-        let (segments, query) = match self.target(call.context) {
-            Ok(target) => target,
+        let read = match self.target(call.context) {
+            Ok(read) => read,
             Err(err) => return connector::terminal(err),
         };
-        let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let query = query.as_ref().map(|(name, value)| (*name, value.as_str()));
+        let tail: Vec<&str> = read.segments.iter().map(String::as_str).collect();
+        let query = read.query.as_ref().map(|(name, value)| (*name, value.as_str()));
         let build = |s: &Session| s.call("GET", &tail, query, None);
         match send(&mut call, &self.connection, build).await {
             Ok(sent) => finish(&call, sent, |answer| answer),
@@ -529,9 +539,9 @@ impl StepAction for SalesforceGetObject {
 
     fn rehearse(&self, call: DryCall<'_>) -> Rehearsal {
         match self.target(call.context) {
-            Ok((segments, query)) => Rehearsal::Rendered {
+            Ok(read) => Rehearsal::Rendered {
                 request: None,
-                output: json!({"path": segments.join("/"), "query": query.map(|(_, q)| q)}),
+                output: json!({"path": read.segments.join("/"), "query": read.query.map(|(_, q)| q)}),
             },
             Err(err) => Rehearsal::Failed(err.to_string()),
         }
