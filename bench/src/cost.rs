@@ -120,7 +120,7 @@ pub async fn three_step_run(endpoint: &str) -> anyhow::Result<RunRequests> {
     let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
     let stores = dynamo_stores(
         dynamo,
-        no_connections(),
+        hookflow_aws::StackServices::twins(),
         &names.workflows_table,
         &names.runs_table,
         None,
@@ -294,9 +294,4 @@ pub fn template_memory_mb(template: &str) -> anyhow::Result<f64> {
         .trim()
         .parse()
         .context("MemorySize is not a number")
-}
-
-/// The measured runs have no connector steps: their credentials are never read.
-pub(crate) fn no_connections() -> std::sync::Arc<dyn hookflow_core::connections::SecretVault> {
-    std::sync::Arc::new(hookflow_core::memory::MemoryVault::default())
 }

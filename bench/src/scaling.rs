@@ -70,7 +70,7 @@ pub async fn run(endpoint: &str, workflow_counts: &[usize], events: usize) -> an
         let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
         let stores = dynamo_stores(
             dynamo,
-            crate::cost::no_connections(),
+            hookflow_aws::StackServices::twins(),
             &names.workflows_table,
             &names.runs_table,
             None,

@@ -120,6 +120,11 @@ impl DevServer {
         let metrics = Arc::new(MemoryMetrics::default());
         let mut backend = backend;
         backend.stores.metrics = metrics.clone();
+        // In memory, email and SMS steps' messages show in the sink.
+        let dev_sink = sink::Sink::default();
+        if memory.is_some() {
+            backend.stores.messaging = dev_sink.messaging(backend.stores.messaging.clone());
+        }
         if let Some(path) = &config.connections_file {
             let file = crate::connections_file::ConnectionsFile::open(path)?;
             backend.stores.connections = file.clone();
@@ -237,7 +242,7 @@ impl DevServer {
             identify: Some(Arc::new(stores.identify(door))),
         };
         let mut app = router(state, config.max_body_bytes)
-            .merge(sink::routes(sink::Sink::default()))
+            .merge(sink::routes(dev_sink))
             .merge(guard(operator_routes(backend.clone()), gate));
         // Scrapers send no key: the counters are served on loopback only.
         if config.addr.ip().is_loopback() {

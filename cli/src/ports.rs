@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow_aws::{create_resources, dynamo_stores, secrets_vault, sqs_queue, QueueUrls, ResourceNames};
-use hookflow_core::connections::SecretVault;
+use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, QueueUrls, ResourceNames, StackServices};
 use hookflow_core::memory::MemoryBackend;
 use hookflow_core::ports::{Queue, SystemClock};
 use hookflow_core::wiring::Stores;
@@ -43,8 +42,8 @@ impl Ports {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let vault = secrets_vault(
-            aws_sdk_secretsmanager::Client::new(&config),
+        let services = StackServices::from_config(
+            &config,
             &std::env::var("HOOKFLOW_STACK_NAME").unwrap_or_else(|_| "hookflow".to_owned()),
         );
         let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
@@ -69,21 +68,27 @@ impl Ports {
         };
         let retention = hookflow_aws::run_retention_from_env()
             .map_err(|problem| anyhow::anyhow!("{} is {problem}", hookflow_aws::RUN_RETENTION_DAYS))?;
-        Ok(Self::on_aws(dynamo, sqs, vault, &names, urls, retention))
+        Ok(Self::on_aws(dynamo, sqs, services, &names, urls, retention))
     }
 
     /// The DynamoDB and SQS adapters on these tables and queues.
     pub fn on_aws(
         dynamo: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
-        vault: Arc<dyn SecretVault>,
+        services: StackServices,
         names: &ResourceNames,
         urls: QueueUrls,
         run_retention: Option<Duration>,
     ) -> Self {
         let queue = |url: String| sqs_queue(&sqs, url);
         Self {
-            stores: dynamo_stores(dynamo, vault, &names.workflows_table, &names.runs_table, run_retention),
+            stores: dynamo_stores(
+                dynamo,
+                services,
+                &names.workflows_table,
+                &names.runs_table,
+                run_retention,
+            ),
             triggers: queue(urls.triggers),
             steps: queue(urls.steps),
             triggers_dlq: queue(urls.triggers_dlq),

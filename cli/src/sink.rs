@@ -1,5 +1,7 @@
 //! A request sink built into `hookflow dev`, so the example workflows have
-//! somewhere to send their HTTP requests without any other service.
+//! somewhere to send their HTTP requests without any other service, and
+//! where their email and SMS steps' messages show up (`/dev/sink/email`,
+//! `/dev/sink/sms`) when dev runs in memory.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
 use axum::{Json, Router};
+use hookflow_core::messaging::{Email, Mailer, Messaging, SendError, Sms, TextSender};
 use serde_json::{json, Value};
 
 const KEPT_REQUESTS: usize = 1000;
@@ -42,18 +45,59 @@ async fn receive(
         .filter(|(name, _)| !matches!(name.as_str(), "authorization" | "cookie" | "x-api-key"))
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_owned()))))
         .collect();
-    let mut received = sink.received.lock().unwrap_or_else(|p| p.into_inner());
-    let id = format!(
-        "sink-{}",
-        sink.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
-    );
-    received.push(
-        json!({"id": id, "method": method.as_str(), "path": format!("/{path}"), "headers": headers, "body": body}),
-    );
-    if received.len() > KEPT_REQUESTS {
-        received.remove(0);
-    }
+    let id = sink.keep(method.as_str(), &format!("/{path}"), Value::Object(headers), body);
     (StatusCode::OK, Json(json!({"id": id})))
+}
+
+impl Sink {
+    fn keep(&self, method: &str, path: &str, headers: Value, body: Value) -> String {
+        let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!(
+            "sink-{}",
+            self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        );
+        received.push(json!({"id": id, "method": method, "path": path, "headers": headers, "body": body}));
+        if received.len() > KEPT_REQUESTS {
+            received.remove(0);
+        }
+        id
+    }
+
+    /// Email and SMS steps' messages, shown in the sink and handed on to
+    /// `then` (the twin that tests read).
+    pub(crate) fn messaging(&self, then: Messaging) -> Messaging {
+        let tee = Arc::new(SinkOutbox {
+            sink: self.clone(),
+            then,
+        });
+        Messaging {
+            mailer: tee.clone(),
+            texts: tee,
+        }
+    }
+}
+
+struct SinkOutbox {
+    sink: Sink,
+    then: Messaging,
+}
+
+#[async_trait::async_trait]
+impl Mailer for SinkOutbox {
+    async fn send_email(&self, email: &Email) -> Result<String, SendError> {
+        let id = self.then.mailer.send_email(email).await?;
+        self.sink.keep("EMAIL", "/email", json!({}), json!(email));
+        Ok(id)
+    }
+}
+
+#[async_trait::async_trait]
+impl TextSender for SinkOutbox {
+    async fn send_sms(&self, sms: &Sms) -> Result<String, SendError> {
+        let id = self.then.texts.send_sms(sms).await?;
+        self.sink.keep("SMS", "/sms", json!({}), json!(sms));
+        Ok(id)
+    }
 }
 
 fn filtered(sink: &Sink, path: &str) -> Vec<Value> {

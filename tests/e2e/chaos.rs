@@ -9,7 +9,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use hookflow_aws::{create_resources, ResourceNames};
 use hookflow_cli::dev::Ports;
 use hookflow_core::memory::{MemoryBackend, QueueSettings};
-use hookflow_tests::chaos::{self, report, ChaosConfig, Target};
+use hookflow_core::messaging::Sent;
+use hookflow_tests::chaos::{self, report, ChaosConfig, SentMessages, Target};
 
 /// Short, so crashed deliveries come back quickly; claims last half of it.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,6 +42,43 @@ async fn run_chaos(target: Target, events: usize, step_workers: usize, window: u
     report(&chaos::run(target, config).await.line);
 }
 
+/// The subjects of the emails and the bodies of the texts the twin kept.
+fn twin_messages(sent: &[Sent]) -> SentMessages {
+    let mut emails = vec![];
+    let mut texts = vec![];
+    for message in sent {
+        match message {
+            Sent::Email(email) => emails.push(email.subject.clone()),
+            Sent::Sms(sms) => texts.push(sms.message.clone()),
+        }
+    }
+    SentMessages {
+        emails,
+        texts: Some(texts),
+    }
+}
+
+/// The subjects of the emails the chaos sender sent, as moto keeps them
+/// (its model listing, `/moto-api/data.json`).
+async fn emails_on_moto(endpoint: &str) -> Vec<String> {
+    let models: serde_json::Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .expect("moto's models")
+        .json()
+        .await
+        .expect("moto's models as JSON");
+    models["ses"]["Message"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter(|m| m["source"] == chaos::CHAOS_SENDER)
+                .filter_map(|m| m["subject"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
     let backend = Arc::new(MemoryBackend::new(QueueSettings {
@@ -48,6 +86,7 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
         max_receive_count: hookflow_aws::MAX_RECEIVE_COUNT,
     }));
     let pending_of = backend.clone();
+    let outbox = backend.outbox.clone();
     let target = Target {
         name: "memory",
         ports: Ports::memory(&backend),
@@ -59,6 +98,10 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
             })
         }),
         visibility_timeout: VISIBILITY_TIMEOUT,
+        sent: Box::new(move || {
+            let sent = outbox.sent();
+            Box::pin(async move { twin_messages(&sent) })
+        }),
     };
     // The twin's queue does not slow with its backlog: no window.
     run_chaos(target, 2000, 8, usize::MAX).await;
@@ -78,6 +121,13 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let urls = create_resources(&dynamo, &sqs, &names, EMULATOR_VISIBILITY_TIMEOUT)
         .await
         .expect("create resources on the emulator");
+    aws_sdk_sesv2::Client::new(&config)
+        .create_email_identity()
+        .email_identity(chaos::CHAOS_SENDER)
+        .send()
+        .await
+        .expect("verify the chaos sender on SES");
+    let endpoint = std::env::var(hookflow_tests::CHAOS_EMULATOR).expect("the chaos emulator");
     // The dead-letter queues count as pending: what reaches them is still to be parked.
     let watched_queues = [
         urls.triggers.clone(),
@@ -88,7 +138,7 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
     let ports = Ports::on_aws(
         dynamo,
         sqs.clone(),
-        hookflow_tests::emulator_vault(&config, &names),
+        hookflow_tests::emulator_services(&config, &names),
         &names,
         urls,
         None,
@@ -120,6 +170,15 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
             })
         }),
         visibility_timeout: EMULATOR_VISIBILITY_TIMEOUT,
+        sent: Box::new(move || {
+            let endpoint = endpoint.clone();
+            Box::pin(async move {
+                SentMessages {
+                    emails: emails_on_moto(&endpoint).await,
+                    texts: None,
+                }
+            })
+        }),
     };
     run_chaos(target, 100, 6, 30).await;
 }

@@ -360,9 +360,14 @@ async fn the_connections_api_never_answers_credentials_and_names_what_is_wrong()
             "name",
         ),
         (
-            json!({"name": "x", "app": "salesforce", "credentials": {"api_key": MC_KEY}}),
+            json!({"name": "x", "app": "hubspot", "credentials": {"api_key": MC_KEY}}),
             400,
             "invalid_body",
+        ),
+        (
+            json!({"name": "s", "app": "salesforce", "credentials": {"client_id": "c"}}),
+            422,
+            "client_secret is required",
         ),
         (
             json!({"name": "x", "app": "mailchimp", "credentials": MC_KEY}),

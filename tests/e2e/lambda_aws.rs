@@ -317,7 +317,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let sink = start_sink().await;
     let stores = dynamo_stores(
         dynamo.clone(),
-        hookflow_tests::emulator_vault(&config, &names),
+        hookflow_tests::emulator_services(&config, &names),
         &names.workflows_table,
         &names.runs_table,
         Some(TEMPLATE_RUN_RETENTION),

@@ -11,6 +11,7 @@ mod ingest;
 mod lambda_aws;
 mod lifecycle;
 mod matching;
+mod messaging;
 mod recipes;
 mod retries;
 mod sqs_charset;

@@ -160,7 +160,7 @@ async fn u_ffff_in_an_event_and_in_a_reply_goes_through_a_queue_that_refuses_it_
     let ports = Ports::on_aws(
         dynamo,
         sqs,
-        hookflow_tests::emulator_vault(&config, &names),
+        hookflow_tests::emulator_services(&config, &names),
         &names,
         urls,
         None,

@@ -580,11 +580,17 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
                     "secret_headers": ["X-Partner"], "follow_redirects": "any",
                     "body": {"n": "{{ n }}"}}, "retry": retry}}
     });
-    // Every award emits Loyalty.PointsAwarded, which must start this once.
+    // Every award emits Loyalty.PointsAwarded, which must start this once,
+    // and each run emails and texts its contact once.
     let loyalty = json!({
         "id": "wf_loyalty", "workspace_id": WS, "name": "chaos loyalty", "status": "active", "version": 1,
         "scope": {"workspace": true}, "trigger": {"type": "Loyalty.PointsAwarded"}, "start": "note",
-        "steps": {"note": {"action": {"type": "SetVariables", "values": {"balance": "{{ loyalty.balance }}"}}}}
+        "steps": {"note": {"action": {"type": "SetVariables", "values": {"balance": "{{ loyalty.balance }}"}}, "next": "mail"},
+            "mail": {"action": {"type": "SendEmail", "from": CHAOS_SENDER, "to": ["{{ event.contactid }}@example.com"],
+                "subject": "chaos {{ run.id }}", "text": "balance {{ vars.balance }}",
+                "html": "<p>balance {{ vars.balance }}</p>"}, "retry": retry, "next": "text"},
+            "text": {"action": {"type": "SendSms", "phone_number": "+447700900123", "message": "chaos {{ run.id }}"},
+                "retry": retry}}
     });
     [all, big, loyalty]
         .into_iter()
@@ -596,6 +602,19 @@ pub fn workflows(sink: &str) -> Vec<WorkflowDefinition> {
 /// (visible or not).
 pub type PendingCount = Pin<Box<dyn Future<Output = usize> + Send>>;
 
+/// The address the chaos workflow emails from (a verified identity on SES).
+pub const CHAOS_SENDER: &str = "chaos@example.com";
+
+/// What the email and SMS services were given: each email's subject, and
+/// each text message's body when the target can see them (SNS on moto
+/// keeps them out of reach).
+pub struct SentMessages {
+    pub emails: Vec<String>,
+    pub texts: Option<Vec<String>>,
+}
+
+pub type SentReport = Pin<Box<dyn Future<Output = SentMessages> + Send>>;
+
 /// Where the chaos runs: the ports `hookflow dev` would use, and how to tell
 /// that nothing is left.
 pub struct Target {
@@ -603,6 +622,8 @@ pub struct Target {
     pub ports: Ports,
     pub pending: Box<dyn Fn() -> PendingCount + Send + Sync>,
     pub visibility_timeout: Duration,
+    /// The email and SMS the services were given.
+    pub sent: Box<dyn Fn() -> SentReport + Send + Sync>,
 }
 
 pub struct ChaosConfig {
@@ -906,7 +927,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         if run.status == RunStatus::Succeeded {
             let last = steps.last().map(|s| s.step_id.as_str()).unwrap_or_default();
             assert!(
-                ["small", "big", "hook", "note"].contains(&last),
+                ["small", "big", "hook", "text"].contains(&last),
                 "run {} succeeded without its last step: {steps:?}",
                 run.run_id
             );
@@ -929,6 +950,21 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
             .unwrap_or_else(|| panic!("contact {contact_id} was never created"));
         let points = contact.loyalty.get("chaos").map_or(0, |l| l.points);
         assert_eq!(points, *expected, "contact {contact_id}: points awarded once per run");
+    }
+    // Each loyalty run emailed and texted once: duplicates only from crashes
+    // between a send and its record (neither service takes a token).
+    let loyalty_runs: BTreeSet<String> = finished
+        .iter()
+        .filter(|r| r.workflow_id == "wf_loyalty")
+        .map(|r| format!("chaos {}", r.run_id))
+        .collect();
+    let sent = (target.sent)().await;
+    let mut raw_duplicate_messages = 0;
+    for (kind, messages) in [("email", Some(sent.emails)), ("text message", sent.texts)] {
+        let Some(messages) = messages else { continue };
+        let distinct: BTreeSet<String> = messages.iter().cloned().collect();
+        assert_eq!(distinct, loyalty_runs, "each loyalty run sends one {kind}");
+        raw_duplicate_messages += messages.len() - distinct.len();
     }
     let answered = sink.answered.lock().expect("lock").clone();
     let delivered: Vec<&String> = answered.iter().filter(|(_, s)| *s == 200).map(|(k, _)| k).collect();
@@ -975,7 +1011,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {
         line: format!(
-            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} points_awarded={accepted} contacts={} faults={} (crashes {} [{}], doomed invocations {}, duplicated deliveries {}, peer 5xx/429 {peer_faults}, U+FFFF replies {}, cross-origin redirects {redirected}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} dead_lettered={dead_lettered} replayed={} credentials_leaked=0 reaped=0 lost=0 stuck=0 in {:.1}s",
+            "chaos[{}] seed={} events={accepted} runs={} failed_runs={failed} points_awarded={accepted} contacts={} faults={} (crashes {} [{}], doomed invocations {}, duplicated deliveries {}, peer 5xx/429 {peer_faults}, U+FFFF replies {}, cross-origin redirects {redirected}) duplicates_absorbed={} raw_duplicate_side_effects={raw_duplicates} raw_duplicate_messages={raw_duplicate_messages} dead_lettered={dead_lettered} replayed={} credentials_leaked=0 reaped=0 lost=0 stuck=0 in {:.1}s",
             target.name,
             config.seed,
             finished.len(),

@@ -318,18 +318,18 @@ pub async fn emulator_config(endpoint_var: &str) -> aws_config::SdkConfig {
 pub struct EmulatorStack {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
-    /// Secrets Manager on the emulator, under this stack's own prefix.
-    pub vault: std::sync::Arc<dyn hookflow_core::connections::SecretVault>,
+    /// Secrets Manager (under this stack's own prefix), SES and SNS on the emulator.
+    pub services: hookflow_aws::StackServices,
     pub names: hookflow_aws::ResourceNames,
     pub urls: hookflow_aws::QueueUrls,
 }
 
-/// Secrets Manager on the emulator, under a prefix of the stack's own.
-pub fn emulator_vault(
+/// Secrets Manager (under a prefix of the stack's own), SES and SNS on the emulator.
+pub fn emulator_services(
     config: &aws_config::SdkConfig,
     names: &hookflow_aws::ResourceNames,
-) -> std::sync::Arc<dyn hookflow_core::connections::SecretVault> {
-    hookflow_aws::secrets_vault(aws_sdk_secretsmanager::Client::new(config), &names.workflows_table)
+) -> hookflow_aws::StackServices {
+    hookflow_aws::StackServices::from_config(config, &names.workflows_table)
 }
 
 pub async fn emulator_stack(prefix: &str) -> EmulatorStack {
@@ -342,7 +342,7 @@ pub async fn emulator_stack(prefix: &str) -> EmulatorStack {
         .await
         .expect("create resources on the emulator");
     EmulatorStack {
-        vault: emulator_vault(&config, &names),
+        services: emulator_services(&config, &names),
         dynamo,
         sqs,
         names,

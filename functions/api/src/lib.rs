@@ -70,7 +70,7 @@ mod tests {
         let aws = hookflow_tests::emulator_stack("apifn").await;
         let stores = dynamo_stores(
             aws.dynamo,
-            aws.vault.clone(),
+            aws.services.clone(),
             &aws.names.workflows_table,
             &aws.names.runs_table,
             None,

@@ -66,7 +66,7 @@ mod tests {
         let aws = hookflow_tests::emulator_stack("hookfn").await;
         let stores = dynamo_stores(
             aws.dynamo,
-            aws.vault.clone(),
+            aws.services.clone(),
             &aws.names.workflows_table,
             &aws.names.runs_table,
             None,

@@ -8,6 +8,7 @@ mod contacts;
 mod dynamo;
 mod error;
 mod hooks;
+mod messaging;
 pub mod request_count;
 mod resources;
 mod sites;
@@ -18,6 +19,7 @@ pub use connections::{DynamoConnections, SecretsManagerVault};
 pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
+pub use messaging::aws_messaging;
 pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
     STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
@@ -29,16 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow_core::connections::SecretVault;
+use hookflow_core::messaging::Messaging;
 use hookflow_core::ports::SystemClock;
 use hookflow_core::wiring::Stores;
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
 /// subscriptions, keys, hooks, contacts and the audit trail) and the runs table (runs and
 /// event ids), with run items kept for `run_retention` (`None`: kept), and
-/// connections' credentials in `vault`.
+/// the `services` outside the tables.
 pub fn dynamo_stores(
     dynamo: aws_sdk_dynamodb::Client,
-    vault: Arc<dyn SecretVault>,
+    services: StackServices,
     workflows_table: &str,
     runs_table: &str,
     run_retention: Option<Duration>,
@@ -63,7 +66,8 @@ pub fn dynamo_stores(
         contacts,
         sites,
         connections,
-        vault,
+        vault: services.vault,
+        messaging: services.messaging,
         clock: Arc::new(SystemClock),
         // Counted in this process; Lambda functions write EMF instead
         // (`hookflow_lambda::stores`).
@@ -77,6 +81,33 @@ pub fn secrets_vault(client: aws_sdk_secretsmanager::Client, stack_name: &str) -
         client,
         SecretsManagerVault::stack_prefix(stack_name),
     ))
+}
+
+/// What a stack reaches besides its tables and queues: the connections'
+/// vault, and email and SMS.
+#[derive(Clone)]
+pub struct StackServices {
+    pub vault: Arc<dyn SecretVault>,
+    pub messaging: Messaging,
+}
+
+impl StackServices {
+    /// Secrets Manager under the stack's prefix, SES v2 and SNS, all from
+    /// one SDK configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, stack_name: &str) -> Self {
+        Self {
+            vault: secrets_vault(aws_sdk_secretsmanager::Client::new(config), stack_name),
+            messaging: aws_messaging(aws_sdk_sesv2::Client::new(config), aws_sdk_sns::Client::new(config)),
+        }
+    }
+
+    /// The in-memory twins, for measurements whose runs use neither.
+    pub fn twins() -> Self {
+        Self {
+            vault: Arc::new(hookflow_core::memory::MemoryVault::default()),
+            messaging: Arc::new(hookflow_core::messaging::MemoryOutbox::default()).messaging(),
+        }
+    }
 }
 
 /// A queue of the stack, by URL.

@@ -94,7 +94,7 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
         .unwrap();
     let stores = dynamo_stores(
         c.dynamo.clone(),
-        no_connections(),
+        hookflow_aws::StackServices::twins(),
         &names.workflows_table,
         &names.runs_table,
         None,
@@ -131,7 +131,7 @@ async fn a_page_of_runs_is_one_query_whatever_the_workspace_history() {
         .unwrap();
     let stores = dynamo_stores(
         c.dynamo.clone(),
-        no_connections(),
+        hookflow_aws::StackServices::twins(),
         &names.workflows_table,
         &names.runs_table,
         None,
@@ -219,9 +219,4 @@ async fn a_page_of_runs_is_one_query_whatever_the_workspace_history() {
         };
         assert_eq!(listed, expected);
     }
-}
-
-/// These runs have no connector steps: their credentials are never read.
-fn no_connections() -> std::sync::Arc<dyn hookflow_core::connections::SecretVault> {
-    std::sync::Arc::new(hookflow_core::memory::MemoryVault::default())
 }

@@ -17,6 +17,7 @@ pub mod event;
 pub mod hooks;
 pub mod lifecycle;
 pub mod memory;
+pub mod messaging;
 pub mod metrics;
 pub mod path;
 pub mod ports;

@@ -953,6 +953,8 @@ pub struct MemoryBackend {
     pub sites: Arc<MemorySites>,
     pub connections: Arc<MemoryConnections>,
     pub vault: Arc<MemoryVault>,
+    /// What email and SMS steps sent.
+    pub outbox: Arc<crate::messaging::MemoryOutbox>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
     pub metrics: Arc<MemoryMetrics>,
 }
@@ -996,6 +998,7 @@ impl MemoryBackend {
             sites: Arc::default(),
             connections: Arc::default(),
             vault: Arc::default(),
+            outbox: Arc::default(),
             metrics: Arc::default(),
         }
     }

@@ -257,6 +257,21 @@ pub fn render_text(text: &str, context: &Value) -> Result<String, TemplateError>
     }
 }
 
+/// Renders a template whose output is HTML: every string the context
+/// holds is HTML-escaped first, so no inserted value can add markup.
+pub fn render_html(text: &str, context: &Value) -> Result<String, TemplateError> {
+    render_text(text, &html_escaped(context))
+}
+
+fn html_escaped(value: &Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(handlebars::html_escape(text)),
+        Value::Array(items) => Value::Array(items.iter().map(html_escaped).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), html_escaped(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A template text as rendering needs it, parsed once.
 enum Compiled {
     /// A lone `{{ path }}`: its value, with its JSON type.

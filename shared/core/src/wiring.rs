@@ -14,6 +14,7 @@ use crate::engine::{DeadLetters, DeliveryLimits, Reaper, Recovery};
 use crate::hooks::{HookReceiver, HookStore, Hooks};
 use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
+use crate::messaging::Messaging;
 use crate::metrics::Metrics;
 use crate::ports::{Clock, DeadLetterStore, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::{Dispatcher, Ingest, StepExecutor};
@@ -38,6 +39,8 @@ pub struct Stores {
     /// Connections' metadata, and the vault their credentials are in.
     pub connections: Arc<dyn ConnectionStore>,
     pub vault: Arc<dyn SecretVault>,
+    /// Where email and SMS steps send (SES and SNS, or a twin).
+    pub messaging: Messaging,
     /// Parked dead letters (in the runs table on AWS).
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub clock: Arc<dyn Clock>,
@@ -61,6 +64,7 @@ impl Stores {
             sites: backend.sites.clone(),
             connections: backend.connections.clone(),
             vault: backend.vault.clone(),
+            messaging: backend.outbox.messaging(),
             dead_letters: backend.dead_letters.clone(),
             clock,
             metrics: backend.metrics.clone(),
@@ -105,6 +109,7 @@ impl Stores {
                 self.vault.clone(),
                 self.clock.clone(),
             )),
+            messaging: self.messaging.clone(),
         };
         StepExecutor::new(
             self.workflows.clone(),

@@ -10,6 +10,7 @@ mod decision;
 mod delay;
 mod http_request;
 mod mailchimp;
+mod notify;
 mod salesforce;
 mod set_variables;
 
@@ -21,6 +22,7 @@ pub use decision::{Branch, Decision};
 pub use delay::Delay;
 pub use http_request::{Auth, BodyFormat, HttpRequest, StatusMatch, DEFAULT_TIMEOUT_S};
 pub use mailchimp::{MailchimpTagSubscriber, MailchimpUpsertSubscriber, SubscriberStatus};
+pub use notify::{SendEmail, SendSms, MAX_RECIPIENTS, MAX_SMS_CHARS};
 pub use salesforce::{soql_literal, SalesforceCreateObject, SalesforceGetObject, SalesforceUpdateObject};
 pub use set_variables::SetVariables;
 
@@ -34,6 +36,7 @@ use serde_json::{Map, Value};
 use crate::connections::ConnectionResolver;
 use crate::contacts::ContactStore;
 use crate::engine::RenderedRequest;
+use crate::messaging::Messaging;
 use crate::ports::{EventSink, HttpClient, PortError};
 use crate::redact::Secrets;
 use crate::retry::RetryOn;
@@ -54,6 +57,8 @@ pub enum Action {
     RedeemPoints(RedeemPoints),
     AddTier(AddTier),
     RemoveTier(RemoveTier),
+    SendEmail(SendEmail),
+    SendSms(SendSms),
     SalesforceGetObject(SalesforceGetObject),
     SalesforceCreateObject(SalesforceCreateObject),
     SalesforceUpdateObject(SalesforceUpdateObject),
@@ -77,6 +82,8 @@ pub enum ActionKind {
     RedeemPoints,
     AddTier,
     RemoveTier,
+    SendEmail,
+    SendSms,
     SalesforceGetObject,
     SalesforceCreateObject,
     SalesforceUpdateObject,
@@ -104,6 +111,8 @@ impl ActionKind {
             ActionKind::RedeemPoints => "RedeemPoints",
             ActionKind::AddTier => "AddTier",
             ActionKind::RemoveTier => "RemoveTier",
+            ActionKind::SendEmail => "SendEmail",
+            ActionKind::SendSms => "SendSms",
             ActionKind::SalesforceGetObject => "SalesforceGetObject",
             ActionKind::SalesforceCreateObject => "SalesforceCreateObject",
             ActionKind::SalesforceUpdateObject => "SalesforceUpdateObject",
@@ -144,6 +153,8 @@ impl Action {
             Action::RedeemPoints(action) => action,
             Action::AddTier(action) => action,
             Action::RemoveTier(action) => action,
+            Action::SendEmail(action) => action,
+            Action::SendSms(action) => action,
             Action::SalesforceGetObject(action) => action,
             Action::SalesforceCreateObject(action) => action,
             Action::SalesforceUpdateObject(action) => action,
@@ -193,6 +204,8 @@ pub struct ActionPorts {
     pub events: Arc<dyn EventSink>,
     /// Connected apps' credentials, for connector actions.
     pub connections: Arc<ConnectionResolver>,
+    /// Email and SMS.
+    pub messaging: Messaging,
 }
 
 /// One execution of a step's action.
