@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
 use hookflow_cli::dev::Ports;
+use hookflow_core::actions::ActionKind;
 use hookflow_core::dead_letter::QueueKind;
 use hookflow_core::engine::{DeadLetters, DeliveryLimits, Reaper, ReplayFrom};
 use hookflow_core::ports::*;
@@ -198,7 +199,12 @@ impl RunLog for FaultyRunLog {
         self.inner.list_runs(workspace_id, query).await
     }
     async fn put_step(&self, record: &StepRecord) -> PortResult<PutStep> {
-        if record.action == "HttpRequest" {
+        // The window no claim closes, for the steps that act on the world
+        // outside our stores (contact changes are keyed by their step).
+        if matches!(
+            record.action,
+            ActionKind::HttpRequest | ActionKind::SendEmail | ActionKind::SendSms
+        ) {
             self.faults.crash(
                 CutPoint::AfterActionBeforeRecord,
                 &attempt_identity(&record.run_id, &record.step_id, record.attempt),
