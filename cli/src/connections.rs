@@ -59,7 +59,7 @@ impl CredentialArgs {
         for pair in &self.credential {
             let (name, value) = pair
                 .split_once('=')
-                .ok_or_else(|| CliError::Usage(format!("--credential takes name=value, not {:?}", redacted(pair))))?;
+                .ok_or_else(|| CliError::Usage("--credential takes name=value (the value is not shown)".to_owned()))?;
             fields.insert(name.to_owned(), value.to_owned());
         }
         Ok(json!(fields))
@@ -72,12 +72,6 @@ impl CredentialArgs {
         }
         Ok(body)
     }
-}
-
-/// What may be shown of a malformed `--credential`: its first characters.
-fn redacted(pair: &str) -> String {
-    let shown: String = pair.chars().take(3).collect();
-    format!("{shown}…")
 }
 
 #[derive(Subcommand, Debug)]

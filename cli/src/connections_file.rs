@@ -31,11 +31,13 @@ pub struct ConnectionsFile {
 impl ConnectionsFile {
     /// Opens `path`, or starts empty when it does not exist.
     pub fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
-        let contents = match std::fs::read(path) {
-            Ok(bytes) => {
-                check_private(path)?;
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| anyhow::anyhow!("{} is not a connections file: {e}", path.display()))?
+        let contents = match std::fs::File::open(path) {
+            Ok(file) => {
+                // Checked on the handle read, not the path: no swap in between.
+                check_private(path, &file)?;
+                // serde's message would quote what it could not read.
+                serde_json::from_reader(std::io::BufReader::new(file))
+                    .map_err(|e| anyhow::anyhow!("{} is not a connections file (line {})", path.display(), e.line()))?
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Contents::default(),
             Err(err) => return Err(anyhow::anyhow!("cannot read {}: {err}", path.display())),
@@ -66,9 +68,9 @@ impl ConnectionsFile {
 }
 
 #[cfg(unix)]
-fn check_private(path: &Path) -> anyhow::Result<()> {
+fn check_private(path: &Path, file: &std::fs::File) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
+    let mode = file.metadata()?.permissions().mode();
     if mode & 0o077 != 0 {
         anyhow::bail!(
             "{} holds credentials and may be read by others (mode {:o}); run `chmod 600 {}`",
@@ -81,14 +83,21 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> anyhow::Result<()> {
+fn check_private(_path: &Path, _file: &std::fs::File) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a new file only its owner may read: whatever was at `path` (a
+/// leftover, a planted symlink) is removed first, and the file is created
+/// exclusively, so the bytes never go anywhere else.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -45,6 +45,7 @@ impl Ports {
         let services = StackServices::from_config(
             &config,
             &std::env::var("HOOKFLOW_STACK_NAME").unwrap_or_else(|_| "hookflow".to_owned()),
+            hookflow_aws::messaging_policy_from_env(),
         );
         let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let names = ResourceNames {

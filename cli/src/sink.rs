@@ -65,7 +65,9 @@ impl Sink {
 
     /// Email and SMS steps' messages, shown in the sink and handed on to
     /// `then` (the twin that tests read).
+    /// `then`'s policy still decides whom they may reach.
     pub(crate) fn messaging(&self, then: Messaging) -> Messaging {
+        let policy = then.policy.clone();
         let tee = Arc::new(SinkOutbox {
             sink: self.clone(),
             then,
@@ -73,6 +75,7 @@ impl Sink {
         Messaging {
             mailer: tee.clone(),
             texts: tee,
+            policy,
         }
     }
 }

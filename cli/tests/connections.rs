@@ -12,15 +12,7 @@ const WS: &str = "ws_cli_connections";
 const KEY: &str = "0123456789abcdef0123456789abcdef-us21";
 
 async fn connections(base: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = vec![
-        "connections".into(),
-        "--api-url".into(),
-        base.into(),
-        "--workspace".into(),
-        WS.into(),
-    ];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    common::hookflow_with_key(all, None).await
+    common::hookflow_in("connections", base, WS, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,15 +12,7 @@ use serde_json::{json, Value};
 const WS: &str = "ws_cli_contacts";
 
 async fn contacts(base: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = vec![
-        "contacts".into(),
-        "--api-url".into(),
-        base.into(),
-        "--workspace".into(),
-        WS.into(),
-    ];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    common::hookflow_with_key(all, None).await
+    common::hookflow_in("contacts", base, WS, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,15 +12,7 @@ use serde_json::Value;
 const WS: &str = "ws_cli_hooks";
 
 async fn hooks(base: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = vec![
-        "hooks".into(),
-        "--api-url".into(),
-        base.into(),
-        "--workspace".into(),
-        WS.into(),
-    ];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    common::hookflow_with_key(all, None).await
+    common::hookflow_in("hooks", base, WS, args).await
 }
 
 fn json(output: &Output) -> Value {

@@ -23,15 +23,7 @@ async fn start() -> (DevServer, String) {
 
 /// Runs `hookflow workflows …` on the workspace, without a key.
 async fn workflows(base: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = vec![
-        "workflows".into(),
-        "--api-url".into(),
-        base.into(),
-        "--workspace".into(),
-        WS.into(),
-    ];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    common::hookflow_with_key(all, None).await
+    common::hookflow_in("workflows", base, WS, args).await
 }
 
 fn document(start: &str) -> Value {

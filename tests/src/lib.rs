@@ -74,6 +74,9 @@ impl Stack {
                 ("HOOKFLOW_RUNS_TABLE", format!("{prefix}-runs")),
                 ("HOOKFLOW_TRIGGERS_QUEUE", format!("{prefix}-triggers")),
                 ("HOOKFLOW_STEPS_QUEUE", format!("{prefix}-steps")),
+                // Email and SMS steps on moto may reach anyone.
+                ("HOOKFLOW_EMAIL_SENDERS", "*".to_owned()),
+                ("HOOKFLOW_SMS_COUNTRIES", "*".to_owned()),
             ] {
                 std::env::set_var(name, value);
             }
@@ -329,7 +332,11 @@ pub fn emulator_services(
     config: &aws_config::SdkConfig,
     names: &hookflow_aws::ResourceNames,
 ) -> hookflow_aws::StackServices {
-    hookflow_aws::StackServices::from_config(config, &names.workflows_table)
+    hookflow_aws::StackServices::from_config(
+        config,
+        &names.workflows_table,
+        hookflow_core::messaging::MessagingPolicy::open(),
+    )
 }
 
 pub async fn emulator_stack(prefix: &str) -> EmulatorStack {

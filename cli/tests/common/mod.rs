@@ -18,6 +18,21 @@ pub async fn hookflow_with_key(args: Vec<String>, key: Option<&str>) -> Output {
     .expect("hookflow did not panic")
 }
 
+/// Runs `hookflow <command> --api-url <base> --workspace <workspace> <args…>`
+/// without a key (the local developer). Not every test file uses it.
+#[allow(dead_code)]
+pub async fn hookflow_in(command: &str, base: &str, workspace: &str, args: &[&str]) -> Output {
+    let mut all: Vec<String> = vec![
+        command.into(),
+        "--api-url".into(),
+        base.into(),
+        "--workspace".into(),
+        workspace.into(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    hookflow_with_key(all, None).await
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -42,10 +42,7 @@ impl From<ConnectionError> for ApiError {
 }
 
 fn use_case(state: &ApiState) -> Result<Arc<Connections>, ApiError> {
-    state
-        .connections
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.connections)
 }
 
 /// Decodes a body that carries credentials: the refusal names where the
@@ -130,7 +127,7 @@ pub(crate) async fn rotate(
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/connections/{name}", tag = "connections",
-    description = "Delete the connection and its credentials. Steps naming it then fail with `no connection named …`.",
+    description = "Delete the connection and its credentials. Steps naming it fail with `no connection named …` once functions stop reusing what they read (at most 5 minutes).",
     params(openapi::WorkspaceId, openapi::ConnectionName),
     responses((status = 204, description = "deleted"), (status = 404, body = openapi::ErrorBody)))]
 pub(crate) async fn remove(

@@ -46,10 +46,7 @@ impl From<ContactError> for ApiError {
 }
 
 fn use_case(state: &ApiState) -> Result<Arc<Contacts>, ApiError> {
-    state
-        .contacts
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.contacts)
 }
 
 /// A contact as the API shows it.

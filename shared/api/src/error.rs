@@ -108,7 +108,16 @@ pub(crate) fn path_error(rejection: &axum::extract::rejection::PathRejection) ->
 }
 
 pub(crate) async fn not_found() -> ApiError {
+    no_route()
+}
+
+pub(crate) fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The use case a route needs, or 404 when this process does not serve it.
+pub(crate) fn served<T: ?Sized>(use_case: &Option<std::sync::Arc<T>>) -> Result<std::sync::Arc<T>, ApiError> {
+    use_case.clone().ok_or_else(no_route)
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {

@@ -28,7 +28,7 @@ pub(crate) async fn post_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(ingest) = state.ingest else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"));
+        return Err(crate::error::no_route());
     };
     let body =
         body.map_err(|rejection| crate::error::body_error(&rejection, limit.map(|Extension(MaxBodyBytes(max))| max)))?;

@@ -53,10 +53,7 @@ impl From<HookError> for ApiError {
 }
 
 fn use_case(state: &ApiState) -> Result<Arc<Hooks>, ApiError> {
-    state
-        .hooks
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.hooks)
 }
 
 /// A hook as the API shows it: its secrets by id and age, never by value.

@@ -47,17 +47,11 @@ pub(crate) fn action_routes() -> Router<ApiState> {
 }
 
 fn run_log(state: &ApiState) -> Result<Arc<dyn RunLog>, ApiError> {
-    state
-        .runs
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.runs)
 }
 
 fn recovery(state: &ApiState) -> Result<Arc<Recovery>, ApiError> {
-    state
-        .recovery
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.recovery)
 }
 
 fn parse_status(value: &str) -> Result<RunStatus, ApiError> {

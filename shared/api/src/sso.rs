@@ -44,16 +44,12 @@ impl From<SsoError> for ApiError {
     }
 }
 
-fn no_route() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-}
-
 fn sites(state: &ApiState) -> Result<Arc<SsoSites>, ApiError> {
-    state.sso_sites.clone().ok_or_else(no_route)
+    crate::error::served(&state.sso_sites)
 }
 
 fn identify_use_case(state: &ApiState) -> Result<Arc<Identify>, ApiError> {
-    state.identify.clone().ok_or_else(no_route)
+    crate::error::served(&state.identify)
 }
 
 #[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/sites/{site_id}/sso", tag = "sso",

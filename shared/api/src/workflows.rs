@@ -77,10 +77,7 @@ impl From<LifecycleError> for ApiError {
 }
 
 fn use_case(state: &ApiState) -> Result<Arc<Workflows>, ApiError> {
-    state
-        .workflows
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    crate::error::served(&state.workflows)
 }
 
 /// A head as the API shows it, with its revision as the `ETag`.

@@ -192,10 +192,12 @@ impl SecretVault for SecretsManagerVault {
             .await;
         let output = match got {
             Ok(output) => output,
+            // A secret being deleted (a rotation's old one) answers
+            // InvalidRequest until it is gone: it is not there either.
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    .is_some_and(|e| e.is_resource_not_found_exception() || e.is_invalid_request_exception()) =>
             {
                 return Ok(None)
             }
@@ -245,10 +247,11 @@ impl SecretVault for SecretsManagerVault {
             .await;
         match deleted {
             Ok(_) => Ok(()),
+            // Not there, or already being deleted.
             Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.code() == Some("ResourceNotFoundException")) =>
+                if err.as_service_error().is_some_and(|e| {
+                    matches!(e.code(), Some("ResourceNotFoundException" | "InvalidRequestException"))
+                }) =>
             {
                 Ok(())
             }

@@ -19,7 +19,7 @@ pub use connections::{DynamoConnections, SecretsManagerVault};
 pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
-pub use messaging::aws_messaging;
+pub use messaging::{aws_messaging, messaging_policy_from_env, EMAIL_SENDERS, SMS_COUNTRIES};
 pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
     STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
@@ -92,12 +92,20 @@ pub struct StackServices {
 }
 
 impl StackServices {
-    /// Secrets Manager under the stack's prefix, SES v2 and SNS, all from
-    /// one SDK configuration.
-    pub fn from_config(config: &aws_config::SdkConfig, stack_name: &str) -> Self {
+    /// Secrets Manager under the stack's prefix, SES v2 and SNS (reaching
+    /// whom `policy` allows), all from one SDK configuration.
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        stack_name: &str,
+        policy: hookflow_core::messaging::MessagingPolicy,
+    ) -> Self {
         Self {
             vault: secrets_vault(aws_sdk_secretsmanager::Client::new(config), stack_name),
-            messaging: aws_messaging(aws_sdk_sesv2::Client::new(config), aws_sdk_sns::Client::new(config)),
+            messaging: aws_messaging(
+                aws_sdk_sesv2::Client::new(config),
+                aws_sdk_sns::Client::new(config),
+                policy,
+            ),
         }
     }
 

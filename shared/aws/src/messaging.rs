@@ -9,15 +9,26 @@ use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_runtime_api::client::result::SdkError;
-use hookflow_core::messaging::{Email, Mailer, Messaging, SendError, Sms, SmsType, TextSender};
+use hookflow_core::messaging::{Email, Mailer, Messaging, MessagingPolicy, SendError, Sms, SmsType, TextSender};
 use hookflow_core::retry::RetryOn;
 
-/// Email and SMS on the stack's account.
-pub fn aws_messaging(ses: aws_sdk_sesv2::Client, sns: aws_sdk_sns::Client) -> Messaging {
+/// Email and SMS on the stack's account, to whom `policy` allows.
+pub fn aws_messaging(ses: aws_sdk_sesv2::Client, sns: aws_sdk_sns::Client, policy: MessagingPolicy) -> Messaging {
     Messaging {
         mailer: Arc::new(SesMailer { client: ses }),
         texts: Arc::new(SnsTexts { client: sns }),
+        policy: Arc::new(policy),
     }
+}
+
+/// The template's `EmailSenders` and `SmsCountries` parameters.
+pub const EMAIL_SENDERS: &str = "HOOKFLOW_EMAIL_SENDERS";
+pub const SMS_COUNTRIES: &str = "HOOKFLOW_SMS_COUNTRIES";
+
+/// The policy the environment sets: nobody when unset.
+pub fn messaging_policy_from_env() -> MessagingPolicy {
+    let read = |name: &str| std::env::var(name).unwrap_or_default();
+    MessagingPolicy::from_lists(&read(EMAIL_SENDERS), &read(SMS_COUNTRIES))
 }
 
 /// Throttling and the service's own faults are retried, with the class the

@@ -87,11 +87,64 @@ pub trait TextSender: Send + Sync {
     async fn send_sms(&self, sms: &Sms) -> Result<String, SendError>;
 }
 
-/// Where email and SMS steps send.
+/// Where email and SMS steps send, and whom they may reach.
 #[derive(Clone)]
 pub struct Messaging {
     pub mailer: Arc<dyn Mailer>,
     pub texts: Arc<dyn TextSender>,
+    pub policy: Arc<MessagingPolicy>,
+}
+
+/// Whom the stack's email and SMS steps may use and reach: a workflow's
+/// templates come from event data, so without this any workspace could
+/// send as any identity the account verified, or text any number on earth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessagingPolicy {
+    /// Sender addresses (`news@acme.example`) or whole domains
+    /// (`@acme.example`); `*` allows any. Empty: no email is sent.
+    pub senders: Vec<String>,
+    /// Calling codes numbers may start with (`+44`, `+1`); `*` allows any.
+    /// Empty: no text is sent.
+    pub sms_countries: Vec<String>,
+}
+
+impl MessagingPolicy {
+    /// Anyone, anywhere: for twins and `hookflow dev`, where nothing leaves.
+    pub fn open() -> Self {
+        Self {
+            senders: vec!["*".into()],
+            sms_countries: vec!["*".into()],
+        }
+    }
+
+    /// The policy of comma-separated lists (the template's parameters).
+    pub fn from_lists(senders: &str, sms_countries: &str) -> Self {
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect()
+        };
+        Self {
+            senders: list(senders),
+            sms_countries: list(sms_countries),
+        }
+    }
+
+    pub fn allows_sender(&self, from: &str) -> bool {
+        let from = from.to_ascii_lowercase();
+        let domain = from.rsplit_once('@').map(|(_, d)| format!("@{d}"));
+        self.senders
+            .iter()
+            .any(|allowed| allowed == "*" || *allowed == from || Some(allowed) == domain.as_ref())
+    }
+
+    pub fn allows_number(&self, e164: &str) -> bool {
+        self.sms_countries
+            .iter()
+            .any(|code| code == "*" || (code.starts_with('+') && e164.starts_with(code.as_str())))
+    }
 }
 
 /// A message the twin was given.
@@ -133,10 +186,12 @@ impl MemoryOutbox {
         self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The twin as both services, reaching anyone (nothing leaves it).
     pub fn messaging(self: &Arc<Self>) -> Messaging {
         Messaging {
             mailer: self.clone(),
             texts: self.clone(),
+            policy: Arc::new(MessagingPolicy::open()),
         }
     }
 }
@@ -174,4 +229,22 @@ pub fn is_email_address(address: &str) -> bool {
         && !address
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_allows_listed_senders_domains_and_calling_codes_only() {
+        let policy = MessagingPolicy::from_lists("news@acme.example, @Loyal.example", "+44,+1");
+        assert!(policy.allows_sender("News@Acme.example"));
+        assert!(policy.allows_sender("any@loyal.example"));
+        assert!(!policy.allows_sender("ceo@acme.example"));
+        assert!(!policy.allows_sender("x@notloyal.example"));
+        assert!(policy.allows_number("+447700900123") && policy.allows_number("+15550100"));
+        assert!(!policy.allows_number("+88212345678"));
+        let closed = MessagingPolicy::from_lists("", "");
+        assert!(!closed.allows_sender("news@acme.example") && !closed.allows_number("+447700900123"));
+    }
 }

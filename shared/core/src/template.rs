@@ -267,7 +267,11 @@ fn html_escaped(value: &Value) -> Value {
     match value {
         Value::String(text) => Value::String(handlebars::html_escape(text)),
         Value::Array(items) => Value::Array(items.iter().map(html_escaped).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), html_escaped(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (handlebars::html_escape(k), html_escaped(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -73,7 +73,7 @@ pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::S
     let stack = required_env(emf::STACK_NAME)?;
     let mut stores = hookflow_aws::dynamo_stores(
         aws_sdk_dynamodb::Client::new(config),
-        hookflow_aws::StackServices::from_config(config, &stack),
+        hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env()),
         &required_env(WORKFLOWS_TABLE)?,
         &required_env(RUNS_TABLE)?,
         run_retention()?,

@@ -92,6 +92,14 @@ fn resolve_failure(err: ResolveError) -> Outcome {
 /// A call to `base_url` followed by `segments`, each percent-encoded as one
 /// path segment, so a rendered value cannot climb out of its place.
 pub(super) fn url(base_url: &str, segments: &[&str]) -> Result<String, String> {
+    // The URL parser drops tabs and line breaks and then reads `..`: a
+    // rendered `.\t.` would climb out of its segment.
+    if let Some(bad) = segments
+        .iter()
+        .find(|s| s.is_empty() || matches!(**s, "." | "..") || s.chars().any(char::is_control))
+    {
+        return Err(format!("{bad:?} cannot be a path segment of the request"));
+    }
     let mut url = url::Url::parse(base_url).map_err(|e| format!("base_url: {e}"))?;
     url.path_segments_mut()
         .map_err(|()| "base_url cannot have a path".to_owned())?

@@ -134,6 +134,13 @@ impl StepAction for SendEmail {
             Ok(email) => email,
             Err(err) => return Outcome::Failed(Failure::terminal(err)).into(),
         };
+        if !call.ports.messaging.policy.allows_sender(&email.from) {
+            return Outcome::Failed(Failure::terminal(format!(
+                "this stack may not send as {}: add it, or @its-domain, to the EmailSenders parameter",
+                email.from
+            )))
+            .into();
+        }
         let request = serde_json::to_value(json!({"to": email.to, "subject": email.subject})).ok();
         let outcome = match call.ports.messaging.mailer.send_email(&email).await {
             Ok(message_id) => call.succeeded(json!({"message_id": message_id, "to": email.to})),
@@ -212,6 +219,13 @@ impl StepAction for SendSms {
             Ok(sms) => sms,
             Err(err) => return Outcome::Failed(Failure::terminal(err)).into(),
         };
+        if !call.ports.messaging.policy.allows_number(&sms.phone_number) {
+            return Outcome::Failed(Failure::terminal(format!(
+                "this stack may not text {}: add its calling code to the SmsCountries parameter",
+                sms.phone_number
+            )))
+            .into();
+        }
         let request = Some(json!({"phone_number": sms.phone_number}));
         let outcome = match call.ports.messaging.texts.send_sms(&sms).await {
             Ok(message_id) => call.succeeded(json!({"message_id": message_id, "phone_number": sms.phone_number})),

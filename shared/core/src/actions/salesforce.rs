@@ -247,20 +247,38 @@ async fn authenticate(call: &mut ActionCall<'_>, resolved: &ResolvedConnection) 
     };
     let answer = connector::body(&reply);
     let field = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_owned);
+    for token in ["access_token", "refresh_token", "id_token"]
+        .iter()
+        .filter_map(|name| field(name))
+    {
+        call.secrets.add(&token);
+    }
     let (Some(access_token), Some(instance_url)) = (field("access_token"), field("instance_url")) else {
+        // The client may have been rotated since it was read: read it again
+        // on the next attempt. The token endpoint's body is never recorded.
+        call.ports
+            .connections
+            .forget(call.workspace_id, &resolved.connection.name);
         let mut failure = connector::failure(App::Salesforce, &reply, call.now, explain_oauth);
         failure.message = format!("getting an access token: {}", failure.message);
+        failure.output = Some(json!({"status": reply.status, "error": answer.get("error")}));
         return Err(Outcome::Failed(failure).into());
     };
-    if let Some(problem) = crate::connections::base_url_problem(&instance_url) {
+    if let Some(problem) = instance_url_problem(&instance_url, &resolved.base_url) {
         return Err(connector::terminal(format!(
             "Salesforce answered an unusable instance_url: {problem}"
         )));
     }
-    call.secrets.add(&access_token);
-    let extended = resolved
-        .credentials
-        .with(&[("access_token", &access_token), ("instance_url", &instance_url)]);
+    // Salesforce may rotate the refresh token with every use.
+    let refresh_token = field("refresh_token");
+    let mut fields = vec![
+        ("access_token", access_token.as_str()),
+        ("instance_url", instance_url.as_str()),
+    ];
+    if let (Some(token), true) = (&refresh_token, resolved.credentials.get("refresh_token").is_some()) {
+        fields.push(("refresh_token", token));
+    }
+    let extended = resolved.credentials.with(&fields);
     if let Err(err) = call.ports.connections.write_back(resolved, extended).await {
         // The token still works here; other functions get their own.
         tracing::warn!(error = %err, connection = %resolved.connection.name, "access token not written back");
@@ -269,6 +287,31 @@ async fn authenticate(call: &mut ActionCall<'_>, resolved: &ResolvedConnection) 
         access_token,
         instance_url,
     })
+}
+
+/// The org's address must be Salesforce's (or the host the connection
+/// names, such as an imitation): a token endpoint cannot send the token on
+/// to anyone else.
+fn instance_url_problem(instance_url: &str, base_url: &str) -> Option<String> {
+    if let Some(problem) = crate::connections::base_url_problem(instance_url) {
+        return Some(problem);
+    }
+    let host = |url: &str| {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    let instance = host(instance_url)?;
+    let salesforce = [".salesforce.com", ".force.com", ".salesforce.mil", ".sfcrmproducts.cn"]
+        .iter()
+        .any(|suffix| instance.ends_with(suffix));
+    if salesforce || host(base_url).as_deref() == Some(instance.as_str()) {
+        None
+    } else {
+        Some(format!(
+            "{instance} is neither a Salesforce host nor the connection's own"
+        ))
+    }
 }
 
 /// Sends what `build` makes of a session, getting a token first when the
@@ -287,6 +330,9 @@ async fn send(
     loop {
         let sent = connector::send_call(call, build(&session).map_err(connector::terminal)?).await?;
         if sent.reply.status != 401 || refreshed {
+            if sent.reply.status == 401 {
+                call.ports.connections.forget(call.workspace_id, connection);
+            }
             return Ok(sent);
         }
         tracing::info!(connection, "Salesforce refused the access token; getting another");

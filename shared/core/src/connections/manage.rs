@@ -135,7 +135,7 @@ impl Connections {
             self.vault.delete(&rotated.secret_ref).await?;
             return Err(ConnectionError::Changed(name.to_owned()));
         }
-        self.vault.delete(&current.secret_ref).await?;
+        self.discard(workspace_id, &current.secret_ref).await;
         tracing::info!(workspace_id, connection = name, "connection credentials rotated");
         Ok(rotated)
     }
@@ -146,9 +146,18 @@ impl Connections {
             .delete(workspace_id, name)
             .await?
             .ok_or_else(|| ConnectionError::NotFound(name.to_owned()))?;
-        self.vault.delete(&deleted.secret_ref).await?;
+        self.discard(workspace_id, &deleted.secret_ref).await;
         tracing::info!(workspace_id, connection = name, "connection deleted");
         Ok(deleted)
+    }
+
+    /// Deletes credentials nothing points at any more. The change is made
+    /// by then, so a failure is logged, not answered: the caller must not
+    /// see an error and retry a change that happened.
+    async fn discard(&self, workspace_id: &str, secret_ref: &str) {
+        if let Err(err) = self.vault.delete(secret_ref).await {
+            tracing::error!(workspace_id, secret_ref, error = %err, "old credentials not deleted from the vault");
+        }
     }
 }
 
