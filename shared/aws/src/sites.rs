@@ -7,8 +7,8 @@ use hookflow_core::ports::{PortError, PortResult};
 use hookflow_core::sso::{SiteStore, SsoSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{from_item, get_item, s, to_item};
-use crate::error::{decode_error, port_error};
+use crate::dynamo::{from_item, get_item, put_if, s, to_item};
+use crate::error::decode_error;
 
 #[derive(Clone)]
 pub struct DynamoSites {
@@ -58,20 +58,8 @@ impl SiteStore for DynamoSites {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
-            .expression_attribute_values(":ws", s(&settings.workspace_id))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(port_error(OP, err)),
-        }
+            .expression_attribute_values(":ws", s(&settings.workspace_id));
+        put_if(OP, put).await
     }
 
     async fn get_sso(&self, site_id: &str) -> PortResult<Option<SsoSettings>> {
