@@ -164,7 +164,7 @@ impl DevServer {
         let dispatcher = Arc::new(stores.dispatcher(backend.steps.clone()));
         // Claims outlast any HTTP step (120 s at most; the visibility timeout
         // is over that) and expire just before a crashed delivery comes back.
-        let executor: Arc<dyn MessageHandler> = Arc::new(stores.step_executor(
+        let executor: Arc<dyn MessageHandler> = Arc::new(stores.steps_consumer(
             backend.steps.clone(),
             backend.triggers.clone(),
             http,
@@ -238,6 +238,7 @@ impl DevServer {
             recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
             contacts: Some(Arc::new(stores.contacts())),
             connections: Some(Arc::new(stores.connections())),
+            webhook_endpoints: Some(Arc::new(stores.webhook_endpoints(backend.steps.clone()))),
             sso_sites: Some(Arc::new(stores.sso_sites())),
             identify: Some(Arc::new(stores.identify(door))),
         };

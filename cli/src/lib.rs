@@ -13,4 +13,5 @@ pub mod ops;
 pub mod ports;
 pub mod runs;
 mod sink;
+pub mod webhook_endpoints;
 pub mod workflows;

@@ -12,6 +12,7 @@ use hookflow_cli::keys;
 use hookflow_cli::load::load_workflows;
 use hookflow_cli::ops::{self, Operator, OpsError};
 use hookflow_cli::runs::RunsCommand;
+use hookflow_cli::webhook_endpoints::WebhookEndpointsCommand;
 use hookflow_cli::workflows::{self, Api, CliError};
 use hookflow_core::access::Role;
 use hookflow_core::dead_letter::QueueKind;
@@ -106,6 +107,15 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: ConnectionsCommand,
+    },
+    /// Webhook endpoints: where the workspace's events are sent, signed; their
+    /// secrets, delivery attempts, resends and recovery.
+    #[command(name = "webhook-endpoints")]
+    WebhookEndpoints {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: WebhookEndpointsCommand,
     },
     /// Contacts: list them, export a tag or a list to CSV.
     Contacts {
@@ -464,6 +474,16 @@ async fn connections_command(args: ApiArgs, command: ConnectionsCommand) -> Resu
     })
 }
 
+async fn webhook_endpoints_command(args: ApiArgs, command: WebhookEndpointsCommand) -> Result<String, CliError> {
+    let api = args.api()?;
+    let (value, human) = hookflow_cli::webhook_endpoints::run(&api, command).await?;
+    Ok(if args.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        human
+    })
+}
+
 async fn contacts_command(args: ApiArgs, command: ContactsCommand) -> Result<String, CliError> {
     let api = args.api()?;
     let (value, human) = hookflow_cli::contacts::run(&api, command).await?;
@@ -684,5 +704,6 @@ async fn main() -> ExitCode {
         Command::Hooks { api, command } => report(hooks_command(api, command).await),
         Command::Connections { api, command } => report(connections_command(api, command).await),
         Command::Contacts { api, command } => report(contacts_command(api, command).await),
+        Command::WebhookEndpoints { api, command } => report(webhook_endpoints_command(api, command).await),
     }
 }

@@ -141,7 +141,7 @@ pub(crate) fn query_string(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -381,7 +381,7 @@ fn response_lines(output: &Value) -> Vec<String> {
 /// Text from strangers, safe for a terminal: control characters other
 /// than newline and tab are shown escaped, so a peer's response cannot move
 /// the cursor, recolour the screen or retitle the window.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\n' | '\t' => c.to_string(),

@@ -12,7 +12,7 @@ use hookflow_aws::{MAX_RECEIVE_COUNT, STEPS_MESSAGE_RETENTION};
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::{HttpError, Queue};
 use hookflow_core::wiring::Stores;
-use hookflow_core::StepExecutor;
+use hookflow_core::worker::StepsWork;
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 
 /// The steps queue's visibility timeout in `template.yaml`.
@@ -24,15 +24,16 @@ pub fn steps_limits() -> DeliveryLimits {
     DeliveryLimits::for_queue(STEPS_VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT).with_backlog_up_to(STEPS_MESSAGE_RETENTION)
 }
 
-/// The function as deployed: the steps queue's limits, HTTP steps under
-/// `policy` (private networks refused unless the stack allows them), and
-/// the events contact steps emit sent through ingest onto `triggers`.
+/// The function as deployed: the steps queue's limits, HTTP steps and
+/// webhook attempts under `policy` (private networks refused unless the
+/// stack allows them), and the events contact steps emit (and disabled
+/// webhook endpoints announce) sent through ingest onto `triggers`.
 pub fn wire(
     stores: &Stores,
     steps: Arc<dyn Queue>,
     triggers: Arc<dyn Queue>,
     policy: NetworkPolicy,
-) -> Result<StepExecutor, HttpError> {
+) -> Result<StepsWork, HttpError> {
     let http = Arc::new(ReqwestHttpClient::with_policy(policy)?);
-    Ok(stores.step_executor(steps, triggers, http, steps_limits()))
+    Ok(stores.steps_consumer(steps, triggers, http, steps_limits()))
 }

@@ -31,6 +31,7 @@ pub fn router(
             recovery: None,
             contacts: None,
             connections: None,
+            webhook_endpoints: None,
             sso_sites: None,
             identify: Some(identify),
         },

@@ -65,8 +65,8 @@ pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permis
     }
     // On-call actions are the operator's (brief §7).
     let on_call = method == Method::POST
-        && route.contains("/runs/")
-        && (route.ends_with("/replay") || route.ends_with("/cancel"));
+        && ((route.contains("/runs/") && (route.ends_with("/replay") || route.ends_with("/cancel")))
+            || (route.contains("/webhook-endpoints/") && (route.ends_with("/resend") || route.ends_with("/recover"))));
     if on_call {
         return Some(Permission::Operate);
     }
@@ -388,6 +388,38 @@ mod tests {
             (
                 Method::DELETE,
                 "/v1/workspaces/{workspace_id}/contacts/{contact_id}",
+                Some(Permission::Administer),
+            ),
+            // Webhook endpoints are read by operators, who also resend and
+            // recover (on-call actions); changes and secrets are the admin's.
+            (
+                Method::GET,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}/attempts",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}/resend",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}/recover",
+                Some(Permission::Operate),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}/rotate",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::PATCH,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}",
+                Some(Permission::Administer),
+            ),
+            (
+                Method::POST,
+                "/v1/workspaces/{workspace_id}/webhook-endpoints",
                 Some(Permission::Administer),
             ),
             // Connections are listed by operators (never their

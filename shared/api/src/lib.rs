@@ -12,6 +12,7 @@ pub mod openapi;
 mod params;
 mod runs;
 mod sso;
+mod webhook_endpoints;
 mod workflows;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub contacts: Option<Arc<hookflow_core::contacts::Contacts>>,
     /// Connected apps' credentials.
     pub connections: Option<Arc<hookflow_core::connections::Connections>>,
+    /// Outbound webhook endpoints and their operator controls.
+    pub webhook_endpoints: Option<Arc<hookflow_core::outbound::WebhookEndpoints>>,
     /// Sites' SSO settings.
     pub sso_sites: Option<Arc<hookflow_core::sso::SsoSites>>,
     /// The public identify route (`POST /v1/sites/{site_id}/identify`).
@@ -112,6 +115,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     }
     if state.connections.is_some() {
         router = router.merge(connections::routes());
+    }
+    if state.webhook_endpoints.is_some() {
+        router = router.merge(webhook_endpoints::routes());
     }
     if state.contacts.is_some() {
         router = router.merge(contacts::routes());

@@ -113,6 +113,156 @@ pub struct ConnectionName {
     pub name: String,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointId {
+    /// `ep_` and a ULID.
+    pub endpoint_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptQuery {
+    /// 1 to 100; 50 by default.
+    pub limit: Option<u32>,
+    /// The `next` of the page before.
+    pub cursor: Option<String>,
+}
+
+/// `POST …/webhook-endpoints`.
+#[derive(ToSchema)]
+pub struct NewWebhookEndpoint {
+    /// https (or http to localhost); checked against private networks when sent.
+    pub url: String,
+    /// Catalogue types, `Hook.<name>`, `Run.Succeeded`, `Run.Failed`, `WebhookEndpoint.Disabled`.
+    pub event_types: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// `PATCH …/webhook-endpoints/{endpoint_id}`: what is given changes.
+#[derive(ToSchema)]
+pub struct WebhookEndpointPatch {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `true` re-enables a disabled endpoint; `false` disables it.
+    pub enabled: Option<bool>,
+}
+
+/// Why an endpoint is disabled.
+#[derive(ToSchema)]
+pub struct EndpointDisabled {
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `gone` (it answered 410), `failing_too_long` (5 days of failures) or `operator`.
+    pub because: String,
+    pub detail: String,
+}
+
+/// A signing secret's dates (never its value).
+#[derive(ToSchema)]
+pub struct SecretDates {
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// Set on a rotated-out secret: it signs until then.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// A webhook endpoint.
+#[derive(ToSchema)]
+pub struct WebhookEndpointView {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    pub disabled: Option<EndpointDisabled>,
+    #[schema(format = DateTime)]
+    pub failing_since: Option<String>,
+    #[schema(format = DateTime)]
+    pub throttled_until: Option<String>,
+    pub secrets: Vec<SecretDates>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// A webhook endpoint and, besides its fields, the `whsec_` secret just
+/// made (shown once).
+#[derive(ToSchema)]
+pub struct WebhookEndpointWithSecret {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub status: String,
+    pub secrets: Vec<SecretDates>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub secret: String,
+}
+
+#[derive(ToSchema)]
+pub struct WebhookEndpointList {
+    pub webhook_endpoints: Vec<WebhookEndpointView>,
+}
+
+/// `POST …/resend`.
+#[derive(ToSchema)]
+pub struct ResendMessage {
+    pub message_id: String,
+}
+
+#[derive(ToSchema)]
+pub struct ResentMessage {
+    pub message: serde_json::Value,
+}
+
+/// `POST …/recover`.
+#[derive(ToSchema)]
+pub struct RecoverMessages {
+    #[schema(format = DateTime)]
+    pub since: String,
+}
+
+#[derive(ToSchema)]
+pub struct RecoveredMessages {
+    pub resent: Vec<String>,
+    /// More failed messages remain: call again.
+    pub more: bool,
+}
+
+/// One delivery attempt.
+#[derive(ToSchema)]
+pub struct AttemptView {
+    pub message_id: String,
+    pub event_type: String,
+    pub attempt: u32,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    /// The first 512 bytes of the answer.
+    pub response: Option<String>,
+    pub duration_ms: u64,
+    /// `delivered`, `will_retry`, `failed` or `endpoint_disabled`.
+    pub outcome: String,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    pub manual: bool,
+}
+
+#[derive(ToSchema)]
+pub struct AttemptLog {
+    pub attempts: Vec<AttemptView>,
+    pub next: Option<String>,
+}
+
 /// `POST …/connections`.
 #[derive(ToSchema)]
 pub struct NewConnection {
@@ -681,6 +831,15 @@ pub struct EventsAccepted {
         crate::connections::show,
         crate::connections::rotate,
         crate::connections::remove,
+        crate::webhook_endpoints::list,
+        crate::webhook_endpoints::create,
+        crate::webhook_endpoints::show,
+        crate::webhook_endpoints::update,
+        crate::webhook_endpoints::remove,
+        crate::webhook_endpoints::rotate,
+        crate::webhook_endpoints::resend,
+        crate::webhook_endpoints::recover,
+        crate::webhook_endpoints::attempts,
         crate::contacts::list,
         crate::contacts::create,
         crate::contacts::show,
@@ -802,6 +961,12 @@ mod tests {
             format!("{ws}/connections"),
             format!("{ws}/connections/{{name}}"),
             format!("{ws}/connections/{{name}}/rotate"),
+            format!("{ws}/webhook-endpoints"),
+            format!("{ws}/webhook-endpoints/{{endpoint_id}}"),
+            format!("{ws}/webhook-endpoints/{{endpoint_id}}/rotate"),
+            format!("{ws}/webhook-endpoints/{{endpoint_id}}/resend"),
+            format!("{ws}/webhook-endpoints/{{endpoint_id}}/recover"),
+            format!("{ws}/webhook-endpoints/{{endpoint_id}}/attempts"),
             format!("{ws}/contacts"),
             format!("{ws}/contacts/{{contact_id}}"),
             format!("{ws}/sites/{{site_id}}/sso"),

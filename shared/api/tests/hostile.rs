@@ -44,6 +44,7 @@ fn backend_and_router(max_body_bytes: usize) -> (MemoryBackend, Router) {
             recovery: None,
             contacts: None,
             connections: None,
+            webhook_endpoints: None,
             sso_sites: None,
             identify: None,
         },

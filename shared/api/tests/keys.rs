@@ -61,6 +61,7 @@ fn stack(keyless: KeylessRequests) -> Stack {
         recovery: Some(Arc::new(stores.recovery(backend.steps.clone()))),
         contacts: Some(Arc::new(stores.contacts())),
         connections: Some(Arc::new(stores.connections())),
+        webhook_endpoints: Some(Arc::new(stores.webhook_endpoints(backend.steps.clone()))),
         sso_sites: Some(Arc::new(stores.sso_sites())),
         identify: Some(Arc::new(stores.identify(backend.triggers.clone()))),
     };

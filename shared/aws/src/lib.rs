@@ -9,6 +9,7 @@ mod dynamo;
 mod error;
 mod hooks;
 mod messaging;
+mod outbound;
 pub mod request_count;
 mod resources;
 mod sites;
@@ -20,6 +21,7 @@ pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
 pub use messaging::{aws_messaging, messaging_policy_from_env, EMAIL_SENDERS, SMS_COUNTRIES};
+pub use outbound::DynamoOutbound;
 pub use resources::{
     create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
     STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
@@ -52,6 +54,7 @@ pub fn dynamo_stores(
     let contacts = Arc::new(DynamoContacts::new(dynamo.clone(), workflows_table));
     let sites = Arc::new(DynamoSites::new(dynamo.clone(), workflows_table));
     let connections = Arc::new(DynamoConnections::new(dynamo.clone(), workflows_table));
+    let outbound = Arc::new(DynamoOutbound::new(dynamo.clone(), workflows_table, runs_table));
     let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
     Stores {
         workflows: workflows.clone(),
@@ -67,6 +70,7 @@ pub fn dynamo_stores(
         sites,
         connections,
         vault: services.vault,
+        outbound,
         messaging: services.messaging,
         clock: Arc::new(SystemClock),
         // Counted in this process; Lambda functions write EMF instead

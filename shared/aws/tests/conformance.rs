@@ -80,6 +80,17 @@ async fn connection_store_conforms() {
     conformance::connection_store(Arc::new(DynamoConnections::new(dynamo, names.workflows_table))).await;
 }
 
+#[tokio::test]
+async fn outbound_store_conforms() {
+    let (dynamo, _, names, _) = resources("outbound").await;
+    conformance::outbound_store(Arc::new(hookflow_aws::DynamoOutbound::new(
+        dynamo,
+        names.workflows_table,
+        names.runs_table,
+    )))
+    .await;
+}
+
 /// On Secrets Manager (moto), under a prefix of the test's own.
 #[tokio::test]
 async fn secret_vault_conforms() {

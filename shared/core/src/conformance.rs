@@ -1663,6 +1663,176 @@ pub async fn connection_store(store: Arc<dyn crate::connections::ConnectionStore
     );
 }
 
+fn outbound_endpoint(workspace_id: &str, id: &str) -> crate::outbound::Endpoint {
+    let now = chrono::Utc::now();
+    crate::outbound::Endpoint {
+        id: id.into(),
+        workspace_id: workspace_id.into(),
+        url: "https://example.com/hook".into(),
+        description: String::new(),
+        event_types: vec!["Prize.Won".into()],
+        disabled: None,
+        secrets: vec![crate::outbound::SigningSecret {
+            value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            created_at: now,
+            expires_at: None,
+        }],
+        failing_since: None,
+        throttled_until: None,
+        created_at: now,
+        updated_at: now,
+        revision: 1,
+    }
+}
+
+fn outbound_message(endpoint: &crate::outbound::Endpoint, id: &str, at_s: i64) -> crate::outbound::OutboundMessage {
+    crate::outbound::OutboundMessage {
+        id: id.into(),
+        workspace_id: endpoint.workspace_id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        event_type: "Prize.Won".into(),
+        payload: r#"{"type":"Prize.Won","data":{"ü":"\u0000"}}"#.into(),
+        created_at: chrono::DateTime::from_timestamp(at_s, 0).expect("time"),
+        status: crate::outbound::MessageStatus::Pending,
+        attempts: 0,
+        in_flight_until: None,
+        next_attempt_at: None,
+        last_error: None,
+        version: 1,
+    }
+}
+
+/// Outbound webhooks: endpoints replaced on their revision only, messages
+/// created once and replaced on their version only, the failed index in
+/// creation order from a time, and the attempt log newest first in pages.
+pub async fn outbound_store(store: Arc<dyn crate::outbound::OutboundStore>) {
+    use crate::outbound::{AttemptOutcome, DeliveryAttempt, MessageStatus};
+    let store = store.as_ref();
+    let ep = outbound_endpoint("ws_out", "ep_1");
+    assert!(store.create_endpoint(&ep).await.expect("create"));
+    assert!(
+        !store.create_endpoint(&ep).await.expect("create"),
+        "an id is taken once"
+    );
+    assert!(store
+        .create_endpoint(&outbound_endpoint("ws_other", "ep_2"))
+        .await
+        .expect("create"));
+    let mut changed = ep.clone();
+    changed.revision = 2;
+    changed.event_types.push("Run.Failed".into());
+    assert!(store.replace_endpoint(&changed, 1).await.expect("replace"));
+    assert!(
+        !store.replace_endpoint(&changed, 1).await.expect("replace"),
+        "a stale revision loses"
+    );
+    assert_eq!(
+        store.get_endpoint("ws_out", "ep_1").await.expect("get"),
+        Some(changed.clone())
+    );
+    let listed = store.list_endpoints("ws_out").await.expect("list");
+    assert_eq!(listed, vec![changed.clone()], "a workspace's own only");
+
+    let first = outbound_message(&ep, "msg_a", 1_000);
+    assert_eq!(store.create_message(&first).await.expect("create"), None);
+    let mut again = first.clone();
+    again.payload = "{}".into();
+    assert_eq!(
+        store.create_message(&again).await.expect("create"),
+        Some(first.clone()),
+        "a message is created once; the first stays"
+    );
+    let mut claimed = first.clone();
+    claimed.attempts = 1;
+    claimed.version = 2;
+    assert!(store.replace_message(&claimed, 1).await.expect("replace"));
+    assert!(
+        !store.replace_message(&claimed, 1).await.expect("replace"),
+        "a stale version loses"
+    );
+    assert_eq!(
+        store.get_message("ws_out", "ep_1", "msg_a").await.expect("get"),
+        Some(claimed.clone())
+    );
+    assert_eq!(
+        store.get_message("ws_out", "ep_1", "msg_none").await.expect("get"),
+        None
+    );
+
+    let second = outbound_message(&ep, "msg_b", 2_000);
+    let third = outbound_message(&ep, "msg_c", 3_000);
+    for failed in [&third, &first, &second] {
+        store.index_failed(failed, true).await.expect("index");
+    }
+    store.index_failed(&second, false).await.expect("unindex");
+    let since = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
+    assert_eq!(
+        store
+            .failed_since("ws_out", "ep_1", since(0), 10)
+            .await
+            .expect("failed"),
+        ["msg_a", "msg_c"],
+        "oldest first, without what left the index"
+    );
+    assert_eq!(
+        store
+            .failed_since("ws_out", "ep_1", since(1_500), 10)
+            .await
+            .expect("failed"),
+        ["msg_c"]
+    );
+    assert_eq!(
+        store.failed_since("ws_out", "ep_1", since(0), 1).await.expect("failed"),
+        ["msg_a"]
+    );
+    assert!(store
+        .failed_since("ws_other", "ep_2", since(0), 10)
+        .await
+        .expect("failed")
+        .is_empty());
+
+    for n in 1..=5u32 {
+        let attempt = DeliveryAttempt {
+            workspace_id: "ws_out".into(),
+            endpoint_id: "ep_1".into(),
+            message_id: "msg_a".into(),
+            event_type: "Prize.Won".into(),
+            attempt: n,
+            at: since(10_000 + i64::from(n)),
+            status_code: Some(500),
+            error: None,
+            response: Some("oops".into()),
+            duration_ms: 3,
+            outcome: AttemptOutcome::WillRetry,
+            next_attempt_at: None,
+            manual: false,
+        };
+        store.record_attempt(&attempt).await.expect("record");
+    }
+    let page = store.list_attempts("ws_out", "ep_1", 2, None).await.expect("list");
+    assert_eq!(page.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [5, 4]);
+    let next = page.next.expect("a next page");
+    let page = store
+        .list_attempts("ws_out", "ep_1", 2, Some(&next))
+        .await
+        .expect("list");
+    assert_eq!(page.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [3, 2]);
+    let page = store
+        .list_attempts("ws_out", "ep_1", 2, page.next.as_deref())
+        .await
+        .expect("list");
+    assert_eq!(page.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1]);
+    assert_eq!(page.next, None, "the last page says so");
+    assert_eq!(claimed.status, MessageStatus::Pending);
+
+    store.delete_endpoint("ws_out", "ep_1").await.expect("delete");
+    assert_eq!(store.get_endpoint("ws_out", "ep_1").await.expect("get"), None);
+    store
+        .delete_endpoint("ws_out", "ep_1")
+        .await
+        .expect("deleting twice is fine");
+}
+
 /// The vault: a put is read back, a repeated put replaces, a delete of what
 /// is not there is fine.
 pub async fn secret_vault(vault: Arc<dyn crate::connections::SecretVault>) {
@@ -1758,6 +1928,11 @@ mod memory_twins {
     #[tokio::test]
     async fn connection_store_conforms() {
         connection_store(Arc::new(crate::memory::MemoryConnections::default())).await;
+    }
+
+    #[tokio::test]
+    async fn outbound_store_conforms() {
+        outbound_store(Arc::new(crate::memory::MemoryOutbound::default())).await;
     }
 
     #[tokio::test]

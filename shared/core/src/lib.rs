@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod messaging;
 pub mod metrics;
+pub mod outbound;
 pub mod path;
 pub mod ports;
 pub mod redact;

@@ -13,8 +13,10 @@ use tokio::time::Instant;
 
 mod connections;
 mod contacts;
+mod outbound;
 pub use connections::{MemoryConnections, MemoryVault};
 pub use contacts::{MemoryContacts, MemorySites};
+pub use outbound::MemoryOutbound;
 
 use crate::access::{ApiKey, AuditEntry, AuditLog, AuditPage, KeyStore};
 use crate::dead_letter::{ParkedMessage, QueueKind};
@@ -953,6 +955,8 @@ pub struct MemoryBackend {
     pub sites: Arc<MemorySites>,
     pub connections: Arc<MemoryConnections>,
     pub vault: Arc<MemoryVault>,
+    /// Webhook endpoints, their messages and attempts.
+    pub outbound: Arc<MemoryOutbound>,
     /// What email and SMS steps sent.
     pub outbox: Arc<crate::messaging::MemoryOutbox>,
     /// What the engine counted (`hookflow dev` serves it at `/metrics`).
@@ -998,6 +1002,7 @@ impl MemoryBackend {
             sites: Arc::default(),
             connections: Arc::default(),
             vault: Arc::default(),
+            outbound: Arc::default(),
             outbox: Arc::default(),
             metrics: Arc::default(),
         }

@@ -36,10 +36,13 @@ pub enum Counter {
     /// Running runs the reaper ended: nothing could still deliver their
     /// next step.
     RunsReaped,
+    /// Webhook endpoints disabled by a 410 or by failing for five days (the
+    /// stack's alarm watches it).
+    WebhookEndpointsDisabled,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 7] = [
+    pub const ALL: [Counter; 8] = [
         Counter::RunsStarted,
         Counter::RunsSucceeded,
         Counter::RunsFailed,
@@ -47,6 +50,7 @@ impl Counter {
         Counter::StepRetries,
         Counter::DeadLetterMoves,
         Counter::RunsReaped,
+        Counter::WebhookEndpointsDisabled,
     ];
 
     /// The CloudWatch metric name.
@@ -59,6 +63,7 @@ impl Counter {
             Counter::StepRetries => "StepRetries",
             Counter::DeadLetterMoves => "DeadLetterMoves",
             Counter::RunsReaped => "RunsReaped",
+            Counter::WebhookEndpointsDisabled => "WebhookEndpointsDisabled",
         }
     }
 
@@ -71,6 +76,10 @@ impl Counter {
             Counter::StepRetries => ("hookflow_step_retries_total", "Step attempts after the first."),
             Counter::DeadLetterMoves => ("hookflow_dead_letter_moves_total", "Messages parked as dead letters."),
             Counter::RunsReaped => ("hookflow_runs_reaped_total", "Stuck runs the reaper ended."),
+            Counter::WebhookEndpointsDisabled => (
+                "hookflow_webhook_endpoints_disabled_total",
+                "Webhook endpoints disabled by a 410 or five days of failures.",
+            ),
         }
     }
 

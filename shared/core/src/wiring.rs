@@ -16,6 +16,7 @@ use crate::lifecycle::{WorkflowCatalog, Workflows};
 use crate::memory::MemoryBackend;
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
+use crate::outbound::{FanOut, OutboundStore, WebhookDeliverer, WebhookEndpoints};
 use crate::ports::{Clock, DeadLetterStore, EventDedupe, HttpClient, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::{Dispatcher, Ingest, StepExecutor};
 
@@ -39,6 +40,8 @@ pub struct Stores {
     /// Connections' metadata, and the vault their credentials are in.
     pub connections: Arc<dyn ConnectionStore>,
     pub vault: Arc<dyn SecretVault>,
+    /// Webhook endpoints, their messages and attempt logs.
+    pub outbound: Arc<dyn OutboundStore>,
     /// Where email and SMS steps send (SES and SNS, or a twin).
     pub messaging: Messaging,
     /// Parked dead letters (in the runs table on AWS).
@@ -64,6 +67,7 @@ impl Stores {
             sites: backend.sites.clone(),
             connections: backend.connections.clone(),
             vault: backend.vault.clone(),
+            outbound: backend.outbound.clone(),
             messaging: backend.outbox.messaging(),
             dead_letters: backend.dead_letters.clone(),
             clock,
@@ -84,10 +88,40 @@ impl Stores {
             self.subscriptions.clone(),
             self.workflows.clone(),
             self.runs.clone(),
-            steps,
+            steps.clone(),
             self.clock.clone(),
             self.metrics.clone(),
+            self.fan_out(steps),
         )
+    }
+
+    /// Webhook messages and their first orders onto `steps`.
+    fn fan_out(&self, steps: Arc<dyn Queue>) -> FanOut {
+        FanOut::new(self.outbound.clone(), steps, self.clock.clone())
+    }
+
+    /// Makes webhook attempts from the orders on `steps` through `http`;
+    /// the operational `WebhookEndpoint.Disabled` goes through ingest onto
+    /// `triggers`.
+    pub fn webhook_deliverer(
+        &self,
+        steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+    ) -> WebhookDeliverer {
+        WebhookDeliverer::new(
+            self.outbound.clone(),
+            steps,
+            http,
+            self.clock.clone(),
+            self.metrics.clone(),
+            Arc::new(self.ingest(triggers)),
+        )
+    }
+
+    /// Webhook endpoints and their operator controls; resends go onto `steps`.
+    pub fn webhook_endpoints(&self, steps: Arc<dyn Queue>) -> WebhookEndpoints {
+        WebhookEndpoints::new(self.outbound.clone(), steps, self.clock.clone())
     }
 
     /// Executes steps from `steps`, whose redelivery `limits` bound the
@@ -114,12 +148,28 @@ impl Stores {
         StepExecutor::new(
             self.workflows.clone(),
             self.runs.clone(),
-            steps,
+            steps.clone(),
             ports,
             self.clock.clone(),
             self.metrics.clone(),
             limits,
+            self.fan_out(steps),
         )
+    }
+
+    /// The steps queue's consumer: the step executor and the webhook
+    /// deliverer, both calling out through `http`.
+    pub fn steps_consumer(
+        &self,
+        steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+        limits: DeliveryLimits,
+    ) -> crate::worker::StepsWork {
+        crate::worker::StepsWork {
+            executor: self.step_executor(steps.clone(), triggers.clone(), http.clone(), limits),
+            deliverer: self.webhook_deliverer(steps, triggers, http),
+        }
     }
 
     /// The workflow lifecycle (drafts, versions, subscriptions); publishing

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::dead_letter::ParkedBecause;
 use crate::engine::{DeadLetters, DeliveryInfo, Dispatcher, EngineError, StepExecutor};
+use crate::outbound::{DeliveryOrder, WebhookDeliverer};
 use crate::ports::{Delivery, Queue};
 
 #[async_trait]
@@ -35,6 +36,23 @@ impl MessageHandler for StepExecutor {
             lease_until: deadline,
         };
         self.handle_delivery(&delivery.body, info).await.map(|_| ())
+    }
+}
+
+/// The steps queue's consumer: step messages go to the executor, webhook
+/// delivery orders (the queue's other kind of message) to the deliverer.
+pub struct StepsWork {
+    pub executor: StepExecutor,
+    pub deliverer: WebhookDeliverer,
+}
+
+#[async_trait]
+impl MessageHandler for StepsWork {
+    async fn handle(&self, delivery: &Delivery, deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
+        match DeliveryOrder::from_body(&delivery.body) {
+            Some(order) => self.deliverer.deliver(&order.webhook_delivery).await.map(|_| ()),
+            None => self.executor.handle(delivery, deadline).await,
+        }
     }
 }
 

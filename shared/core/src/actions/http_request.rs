@@ -355,7 +355,7 @@ fn scalar_text(v: &Value) -> String {
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
-pub(super) fn parse_retry_after(value: &str) -> Option<f64> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<f64> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then_some(seconds);

@@ -8,7 +8,7 @@ mod connector;
 mod contact;
 mod decision;
 mod delay;
-mod http_request;
+pub(crate) mod http_request;
 mod mailchimp;
 mod notify;
 mod salesforce;

@@ -31,8 +31,14 @@ pub struct DeadLetters {
 
 /// What a parked message's body tells about it.
 enum Identity {
-    Trigger { workspace_id: String },
+    Trigger {
+        workspace_id: String,
+    },
     Step(Box<StepMessage>),
+    /// A webhook delivery order (the steps queue's other kind of message).
+    Delivery {
+        workspace_id: String,
+    },
     Undecodable,
 }
 
@@ -65,6 +71,7 @@ impl DeadLetters {
         let (workspace_id, run_id) = match &identity {
             Identity::Trigger { workspace_id } => (Some(workspace_id.clone()), None),
             Identity::Step(message) => (Some(message.workspace_id.clone()), Some(message.run_id.clone())),
+            Identity::Delivery { workspace_id } => (Some(workspace_id.clone()), None),
             Identity::Undecodable => (None, None),
         };
         let parked = ParkedMessage {
@@ -105,9 +112,12 @@ impl DeadLetters {
                     workspace_id: event.workspaceid,
                 })
             }
-            QueueKind::Steps => {
-                serde_json::from_str(body).map_or(Identity::Undecodable, |m| Identity::Step(Box::new(m)))
-            }
+            QueueKind::Steps => match crate::outbound::DeliveryOrder::from_body(body) {
+                Some(order) => Identity::Delivery {
+                    workspace_id: order.webhook_delivery.workspace_id,
+                },
+                None => serde_json::from_str(body).map_or(Identity::Undecodable, |m| Identity::Step(Box::new(m))),
+            },
         }
     }
 
@@ -205,6 +215,10 @@ impl DeadLetters {
         match (to, parked.workspace_id.as_deref(), parked.run_id.as_deref()) {
             (RedriveTo::Triggers(triggers), Some(_), _) => {
                 triggers.send(parked.body.clone(), std::time::Duration::ZERO).await?;
+                Ok(None)
+            }
+            (RedriveTo::Steps(recovery), Some(_), None) => {
+                recovery.requeue_order(parked.body.clone()).await?;
                 Ok(None)
             }
             (RedriveTo::Steps(recovery), Some(workspace_id), Some(run_id)) => {

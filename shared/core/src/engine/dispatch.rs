@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::event::TriggerEvent;
 use crate::metrics::{Counter, Metrics, Subject};
+use crate::outbound::FanOut;
 use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
 use crate::workflow::WorkflowDefinition;
@@ -23,6 +24,8 @@ pub struct Dispatcher {
     metrics: Arc<dyn Metrics>,
     max_depth: u32,
     workflows: Arc<dyn WorkflowStore>,
+    /// The event to the webhook endpoints that receive its type.
+    fan_out: FanOut,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub struct DispatchReport {
     pub existing: Vec<String>,
     /// Set when the loop guard refused the event.
     pub refused: Option<String>,
+    /// Webhook messages whose first attempt this delivery ordered.
+    pub webhook_messages: usize,
 }
 
 impl Dispatcher {
@@ -45,6 +50,7 @@ impl Dispatcher {
         steps: Arc<dyn Queue>,
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn Metrics>,
+        fan_out: FanOut,
     ) -> Self {
         Self {
             subscriptions,
@@ -54,6 +60,7 @@ impl Dispatcher {
             metrics,
             max_depth: DEFAULT_MAX_DEPTH,
             workflows,
+            fan_out,
         }
     }
 
@@ -131,6 +138,9 @@ impl Dispatcher {
     #[tracing::instrument(skip_all, fields(event_id = %event.id, workspace_id = %event.workspaceid, event_type = %event.event_type))]
     pub async fn dispatch(&self, event: &TriggerEvent) -> Result<DispatchReport, EngineError> {
         let mut report = DispatchReport::default();
+        // Endpoints receive what was ingested, whatever its depth: the loop
+        // guard is about workflows starting workflows.
+        report.webhook_messages = self.fan_out.event(event).await?;
         if event.depth > self.max_depth {
             let reason = format!(
                 "event depth {} exceeds the limit of {}; no run started (workflow loop?)",
@@ -234,7 +244,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::memory::{MemoryRunLog, MemorySubscriptions, MemoryWorkflowStore};
+    use crate::memory::{MemoryOutbound, MemoryRunLog, MemorySubscriptions, MemoryWorkflowStore};
     use crate::ports::{Delivery, PortResult, SystemClock};
 
     /// A steps queue that is down.
@@ -269,6 +279,11 @@ mod tests {
             Arc::new(DownQueue),
             Arc::new(SystemClock),
             Arc::new(crate::metrics::MemoryMetrics::default()),
+            FanOut::new(
+                Arc::new(MemoryOutbound::default()),
+                Arc::new(DownQueue),
+                Arc::new(SystemClock),
+            ),
         );
         let workflow = WorkflowDefinition::from_value(json!({"id": "wf", "workspace_id": "ws", "name": "t",
             "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",

@@ -9,10 +9,11 @@ use serde_json::{json, Map, Value};
 
 use crate::actions::{ActionCall, ActionPorts, FailureClass, Outcome, Performed};
 use crate::metrics::{Counter, Metrics, Subject};
+use crate::outbound::FanOut;
 use crate::ports::{ClaimOutcome, Clock, PutStep, Queue, RunLog, StepClaim, WorkflowStore};
 use crate::redact::Secrets;
 use crate::retry::RetryPolicy;
-use crate::run::{jitter_seed, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
+use crate::run::{jitter_seed, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
 use crate::workflow::{Step, WorkflowDefinition};
 
 use super::handoff::{hand_off, resolve_context, save_resume_point, send_step};
@@ -64,6 +65,8 @@ pub struct StepExecutor {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
     claim_lease: Duration,
+    /// `Run.Succeeded` and `Run.Failed` to the webhook endpoints that receive them.
+    fan_out: FanOut,
 }
 
 /// What the queue tells about one delivery of a step message.
@@ -182,6 +185,7 @@ impl StepExecutor {
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn Metrics>,
         limits: DeliveryLimits,
+        fan_out: FanOut,
     ) -> Self {
         Self {
             workflows,
@@ -191,6 +195,7 @@ impl StepExecutor {
             clock,
             metrics,
             claim_lease: limits.claim_lease,
+            fan_out,
         }
     }
 
@@ -338,7 +343,7 @@ impl StepExecutor {
                             cursor.attempt = 1;
                         }
                         None => {
-                            report.next = self.finish(&message, run.test, RunStatus::Succeeded, None).await?;
+                            report.next = self.finish(&message, &run, RunStatus::Succeeded, None).await?;
                             return Ok(report);
                         }
                     }
@@ -376,7 +381,7 @@ impl StepExecutor {
                             // Where a replay starts: this step, with the context it had.
                             let resume = self.message_at(&message, cursor, None);
                             save_resume_point(self.runs.as_ref(), &resume).await?;
-                            report.next = self.finish(&message, run.test, RunStatus::Failed, Some(reason)).await?;
+                            report.next = self.finish(&message, &run, RunStatus::Failed, Some(reason)).await?;
                             return Ok(report);
                         }
                     }
@@ -546,14 +551,26 @@ impl StepExecutor {
     }
 
     /// Ends the run; only the delivery whose write ended it counts it, and
-    /// live tests' runs are never counted with production runs.
+    /// live tests' runs are never counted with production runs. Its
+    /// `Run.*` webhook messages are made first, once per run and replay: a
+    /// crash between the two sends them and leaves the run to a redelivery,
+    /// where the other order could lose them. (A cancel racing the end may
+    /// thus be announced as the end it raced.)
     async fn finish(
         &self,
         message: &StepMessage,
-        test: bool,
+        run: &RunRecord,
         status: RunStatus,
         error: Option<String>,
     ) -> Result<NextMove, EngineError> {
+        let test = run.test;
+        let ended = RunRecord {
+            status,
+            error: error.clone(),
+            ended_at: Some(self.clock.now()),
+            ..run.clone()
+        };
+        self.fan_out.run_ended(&ended).await?;
         if self
             .runs
             .finish_run(&message.run_id, status, error.clone(), self.clock.now())

@@ -66,13 +66,23 @@ pub enum EngineError {
         owner: String,
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// Another delivery is making this webhook attempt; this one comes back
+    /// after the visibility timeout.
+    #[error("webhook message {message_id} attempt {attempt} is in progress in another delivery (until {until})")]
+    DeliveryInProgress {
+        message_id: String,
+        attempt: u32,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl EngineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             EngineError::Port(err) => err.retryable,
-            EngineError::StepInProgress { .. } | EngineError::ReplayPending { .. } => true,
+            EngineError::StepInProgress { .. }
+            | EngineError::ReplayPending { .. }
+            | EngineError::DeliveryInProgress { .. } => true,
             _ => false,
         }
     }

@@ -163,6 +163,13 @@ pub struct Recovery {
 }
 
 impl Recovery {
+    /// Puts a webhook delivery order back on the steps queue as it was
+    /// (a redrive: the deliverer skips what was done since).
+    pub async fn requeue_order(&self, body: String) -> Result<(), RecoveryError> {
+        self.steps.send(body, std::time::Duration::ZERO).await?;
+        Ok(())
+    }
+
     pub fn new(runs: Arc<dyn RunLog>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>, metrics: Arc<dyn Metrics>) -> Self {
         Self {
             runs,
