@@ -176,8 +176,8 @@ impl DevServer {
         let settings = ConsumerSettings::default();
         let triggers = backend.triggers.clone();
         let step_workers = if config.consume { config.step_workers.max(1) } else { 0 };
-        let trigger_letters = Arc::new(stores.dead_letters(QueueKind::Triggers));
-        let step_letters = Arc::new(stores.dead_letters(QueueKind::Steps));
+        let trigger_letters = Arc::new(stores.dead_letters(QueueKind::Triggers, backend.steps.clone()));
+        let step_letters = Arc::new(stores.dead_letters(QueueKind::Steps, backend.steps.clone()));
         if config.consume {
             tasks.push(tokio::spawn(consume(
                 triggers,
@@ -201,10 +201,10 @@ impl DevServer {
             }
         }
         if config.consume {
-            let reaper = stores.reaper(DeliveryLimits::for_queue(
-                config.visibility_timeout,
-                config.max_receive_count,
-            ));
+            let reaper = stores.reaper(
+                DeliveryLimits::for_queue(config.visibility_timeout, config.max_receive_count),
+                backend.steps.clone(),
+            );
             tasks.push(tokio::spawn(reap_every(REAP_EVERY, reaper, shutdown_rx.clone())));
         }
         for _ in 0..step_workers {

@@ -67,7 +67,12 @@ pub struct RedriveReport {
 pub async fn list_dead_letters(ports: &Ports, queue: QueueKind) -> Result<DeadLetterListing, OpsError> {
     let (dead_letters, _) = queues(ports, queue);
     let waiting = dead_letters.peek(PEEK_MAX).await?;
-    let mut parked = ports.stores.dead_letters(queue).list().await.map_err(failed)?;
+    let mut parked = ports
+        .stores
+        .dead_letters(queue, ports.steps.clone())
+        .list()
+        .await
+        .map_err(failed)?;
     parked.truncate(PEEK_MAX);
     Ok(DeadLetterListing {
         queue,
@@ -88,7 +93,7 @@ pub async fn redrive_dead_letters(ports: &Ports, queue: QueueKind) -> Result<Red
     };
     let parked = ports
         .stores
-        .dead_letters(queue)
+        .dead_letters(queue, ports.steps.clone())
         .redrive(to, REDRIVE_MAX)
         .await
         .map_err(failed)?;

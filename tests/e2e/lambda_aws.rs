@@ -356,8 +356,8 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let steps_dlq = EventSource::new(&sqs, &urls.steps_dlq).await;
     let triggers_dlq_arn = EventSource::new(&sqs, &urls.triggers_dlq).await.arn;
     let (trigger_letters, step_letters) = (
-        stores.dead_letters(QueueKind::Triggers),
-        stores.dead_letters(QueueKind::Steps),
+        stores.dead_letters(QueueKind::Triggers, sqs_queue(&sqs, urls.steps.clone())),
+        stores.dead_letters(QueueKind::Steps, sqs_queue(&sqs, urls.steps.clone())),
     );
     let dispatcher = QueueConsumer {
         handler: &dispatcher,

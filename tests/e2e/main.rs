@@ -12,6 +12,7 @@ mod lambda_aws;
 mod lifecycle;
 mod matching;
 mod messaging;
+mod outbound;
 mod recipes;
 mod retries;
 mod sqs_charset;

@@ -420,7 +420,7 @@ async fn replay_failed(stores: &Stores, steps: &Arc<dyn Queue>) -> Vec<String> {
         .expect("list failed runs");
     let recovery = stores.recovery(steps.clone());
     let parked = stores
-        .dead_letters(QueueKind::Steps)
+        .dead_letters(QueueKind::Steps, steps.clone())
         .list()
         .await
         .expect("parked messages");
@@ -758,12 +758,12 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     let mut consumers = vec![];
     let dispatcher_function = Function {
         handler: dispatcher.clone(),
-        dead_letters: Arc::new(stores.dead_letters(QueueKind::Triggers)),
+        dead_letters: Arc::new(stores.dead_letters(QueueKind::Triggers, steps.clone())),
         dead_letter_queue_arn: TRIGGERS_DLQ_ARN,
     };
     let step_function = Function {
         handler: executor.clone(),
-        dead_letters: Arc::new(stores.dead_letters(QueueKind::Steps)),
+        dead_letters: Arc::new(stores.dead_letters(QueueKind::Steps, steps.clone())),
         dead_letter_queue_arn: STEPS_DLQ_ARN,
     };
     let mappings = [
@@ -847,6 +847,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
         Arc::new(DayLater),
         stores.metrics.clone(),
         DeliveryLimits::for_queue(target.visibility_timeout, hookflow_aws::MAX_RECEIVE_COUNT).redelivery_horizon,
+        hookflow_core::outbound::FanOut::new(stores.outbound.clone(), steps.clone(), Arc::new(DayLater)),
     );
     let reaped = reaper.reap().await.expect("reaper pass");
     assert!(
@@ -1012,7 +1013,12 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     );
     let mut dead_lettered = 0;
     for queue in QueueKind::ALL {
-        dead_lettered += stores.dead_letters(queue).list().await.expect("parked").len();
+        dead_lettered += stores
+            .dead_letters(queue, target.ports.steps.clone())
+            .list()
+            .await
+            .expect("parked")
+            .len();
     }
     assert!(answered.iter().any(|(_, s)| *s == 429), "the peer never answered 429");
     Summary {

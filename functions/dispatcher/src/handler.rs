@@ -35,7 +35,7 @@ mod tests {
             .unwrap();
         let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
         let dispatcher = crate::wire(&stores, backend.steps.clone());
-        let dead_letters = stores.dead_letters(QueueKind::Triggers);
+        let dead_letters = stores.dead_letters(QueueKind::Triggers, backend.steps.clone());
         let function = QueueConsumer {
             handler: &dispatcher,
             dead_letters: &dead_letters,

@@ -14,8 +14,8 @@ async fn main() -> Result<(), Error> {
     let config = aws_config().await;
     let stores = stores(&config)?;
     let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
+    let dead_letters = stores.dead_letters(QueueKind::Triggers, steps.clone());
     let dispatcher = wire(&stores, steps);
-    let dead_letters = stores.dead_letters(QueueKind::Triggers);
     let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
     let function = QueueConsumer {
         handler: &dispatcher,

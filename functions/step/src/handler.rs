@@ -109,8 +109,8 @@ mod tests {
             ),
         );
         let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
-        let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps);
-        let reaper = stores.reaper(crate::steps_limits());
+        let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps, backend.steps.clone());
+        let reaper = stores.reaper(crate::steps_limits(), backend.steps.clone());
         let function = step_function(&executor, &dead_letters, &reaper);
         let event: StepEvent = serde_json::from_str(include_str!("../../../events/lambda/sqs-steps.json")).unwrap();
         let response = batch_response(handle(&function, LambdaEvent::new(event, Default::default())).await);
@@ -207,8 +207,8 @@ mod tests {
             Arc::new(CountingHttp::default()),
             crate::steps_limits(),
         );
-        let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps);
-        let reaper = stores.reaper(crate::steps_limits());
+        let dead_letters = stores.dead_letters(hookflow_core::dead_letter::QueueKind::Steps, backend.steps.clone());
+        let reaper = stores.reaper(crate::steps_limits(), backend.steps.clone());
         let function = step_function(&executor, &dead_letters, &reaper);
         let event: StepEvent = serde_json::from_str(include_str!("../../../events/lambda/schedule-reap.json")).unwrap();
         let report = handle(&function, LambdaEvent::new(event, Default::default()))

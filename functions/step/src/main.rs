@@ -25,10 +25,10 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let steps = sqs_queue(&sqs, required_env(STEPS_QUEUE_URL)?);
     let triggers = sqs_queue(&sqs, required_env(TRIGGERS_QUEUE_URL)?);
+    let dead_letters = stores.dead_letters(QueueKind::Steps, steps.clone());
+    let reaper = stores.reaper(steps_limits(), steps.clone());
     let executor = wire(&stores, steps, triggers, policy)?;
-    let dead_letters = stores.dead_letters(QueueKind::Steps);
     let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
-    let reaper = stores.reaper(steps_limits());
     let function = StepFunction {
         queue: QueueConsumer {
             handler: &executor,

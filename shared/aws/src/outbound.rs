@@ -13,7 +13,7 @@ use hookflow_core::outbound::{
 };
 use hookflow_core::ports::{PortError, PortResult};
 
-use crate::dynamo::{get_item, put_if, query_pages, s, workspace_items, Item, NOT_EXISTS};
+use crate::dynamo::{get_item, put_if, query_pages, s, unless_condition_failed, workspace_items, Item, NOT_EXISTS};
 use crate::error::{decode_error, port_error};
 use crate::TTL_ATTRIBUTE;
 
@@ -80,6 +80,27 @@ fn partition(kind: &str, workspace_id: &str, endpoint_id: &str) -> String {
     format!("{kind}#{workspace_id}#{endpoint_id}")
 }
 
+/// The message's fields but its payload, as JSON text: what a state change
+/// rewrites. The payload is an attribute of its own, written once and kept
+/// as sent (not escaped into JSON a second time).
+fn message_state(operation: &'static str, message: &OutboundMessage) -> PortResult<AttributeValue> {
+    let state = OutboundMessage {
+        payload: String::new(),
+        ..message.clone()
+    };
+    encode(operation, &state)
+}
+
+fn decode_message(operation: &'static str, item: &Item) -> PortResult<OutboundMessage> {
+    let mut message: OutboundMessage = decode(operation, item, "message")?;
+    message.payload = item
+        .get("payload")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| decode_error(operation, "the message item has no payload"))?;
+    Ok(message)
+}
+
 fn message_item(operation: &'static str, message: &OutboundMessage) -> PortResult<Item> {
     Ok(Item::from([
         (
@@ -88,7 +109,8 @@ fn message_item(operation: &'static str, message: &OutboundMessage) -> PortResul
         ),
         ("sk".to_owned(), s(format!("MSG#{}", message.id))),
         ("version".to_owned(), n(message.version)),
-        ("message".to_owned(), encode(operation, message)?),
+        ("message".to_owned(), message_state(operation, message)?),
+        ("payload".to_owned(), s(message.payload.clone())),
         (TTL_ATTRIBUTE.to_owned(), expiry(message.created_at)),
     ]))
 }
@@ -182,20 +204,30 @@ impl OutboundStore for DynamoOutbound {
         let pk = partition("OUTMSG", workspace_id, endpoint_id);
         get_item(&self.client, &self.runs_table, OP, pk, format!("MSG#{message_id}"))
             .await?
-            .map(|item| decode(OP, &item, "message"))
+            .map(|item| decode_message(OP, &item))
             .transpose()
     }
 
     async fn replace_message(&self, message: &OutboundMessage, read_version: u64) -> PortResult<bool> {
         const OP: &str = "replace_webhook_message";
-        let put = self
+        let update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.runs_table)
-            .set_item(Some(message_item(OP, message)?))
+            .key(
+                "pk",
+                s(partition("OUTMSG", &message.workspace_id, &message.endpoint_id)),
+            )
+            .key("sk", s(format!("MSG#{}", message.id)))
+            .update_expression("SET #message = :message, version = :version")
             .condition_expression("version = :read")
-            .expression_attribute_values(":read", n(read_version));
-        put_if(OP, put).await
+            .expression_attribute_names("#message", "message")
+            .expression_attribute_values(":message", message_state(OP, message)?)
+            .expression_attribute_values(":version", n(message.version))
+            .expression_attribute_values(":read", n(read_version))
+            .send()
+            .await;
+        Ok(unless_condition_failed(OP, update)?.is_some())
     }
 
     async fn index_failed(&self, message: &OutboundMessage, failed: bool) -> PortResult<()> {

@@ -102,6 +102,9 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let index = stores.subscriptions.clone();
     let dispatcher = stores.dispatcher(sqs_queue(&c.sqs, urls.steps));
     index.put(&subscription("wf_0000")).await.unwrap();
+    // The first event of a process also lists the workspace's webhook
+    // endpoints, kept for 30 s: the reads counted are a warm process's.
+    dispatcher.dispatch(&event("warm")).await.unwrap();
     c.counter.take();
     let report = dispatcher.dispatch(&event("one")).await.unwrap();
     let counts = c.counter.take();
@@ -117,7 +120,12 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let counts = c.counter.take();
     print_table("dispatch of one event, 1,000 active workflows:", &counts);
     assert_eq!(report.started.len(), 1000);
-    assert_eq!(reads(&counts), 1, "one Query for 1,000 subscriptions: {counts:?}");
+    // Starting 1,000 runs on moto outlasts the 30 s the endpoint listing
+    // is kept, so this event may list them again: still a constant.
+    assert!(
+        reads(&counts) <= 2,
+        "one Query for 1,000 subscriptions (and at most one endpoint listing): {counts:?}"
+    );
 }
 
 #[tokio::test]

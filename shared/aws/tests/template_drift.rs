@@ -295,6 +295,12 @@ fn engine_alarms_watch_the_emitted_metrics() {
         })
         .collect();
     assert_eq!(watched, vec![Counter::RunsFailed.name(), Counter::RunsSucceeded.name()]);
+    let disabled = resource(&template, "WebhookEndpointDisabledAlarm");
+    assert_eq!(disabled["Namespace"].as_str(), Some(NAMESPACE));
+    assert_eq!(
+        disabled["MetricName"].as_str(),
+        Some(Counter::WebhookEndpointsDisabled.name())
+    );
     let moves = resource(&template, "DeadLetterMovesAlarm");
     assert_eq!(moves["Namespace"].as_str(), Some(NAMESPACE));
     assert_eq!(moves["MetricName"].as_str(), Some(Counter::DeadLetterMoves.name()));

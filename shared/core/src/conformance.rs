@@ -1678,6 +1678,7 @@ fn outbound_endpoint(workspace_id: &str, id: &str) -> crate::outbound::Endpoint 
             expires_at: None,
         }],
         failing_since: None,
+        last_failure_at: None,
         throttled_until: None,
         created_at: now,
         updated_at: now,

@@ -194,25 +194,29 @@ impl Stores {
     }
 
     /// Parks `queue`'s dead letters (the consumer of its dead-letter queue,
-    /// and every consumer of it on a terminal error), lists and redrives them.
-    pub fn dead_letters(&self, queue: QueueKind) -> DeadLetters {
+    /// and every consumer of it on a terminal error), lists and redrives
+    /// them; a parked step message's run ends failed, announced to webhook
+    /// endpoints through orders on `steps`.
+    pub fn dead_letters(&self, queue: QueueKind, steps: Arc<dyn Queue>) -> DeadLetters {
         DeadLetters::new(
             queue,
             self.dead_letters.clone(),
             self.runs.clone(),
             self.clock.clone(),
             self.metrics.clone(),
+            self.fan_out(steps),
         )
     }
 
     /// Ends runs stuck past the redelivery horizon of the steps queue these
     /// `limits` describe.
-    pub fn reaper(&self, limits: DeliveryLimits) -> Reaper {
+    pub fn reaper(&self, limits: DeliveryLimits, steps: Arc<dyn Queue>) -> Reaper {
         Reaper::new(
             self.runs.clone(),
             self.clock.clone(),
             self.metrics.clone(),
             limits.redelivery_horizon,
+            self.fan_out(steps),
         )
     }
 

@@ -49,10 +49,12 @@ pub struct StepsWork {
 #[async_trait]
 impl MessageHandler for StepsWork {
     async fn handle(&self, delivery: &Delivery, deadline: Option<DateTime<Utc>>) -> Result<(), EngineError> {
-        match DeliveryOrder::from_body(&delivery.body) {
-            Some(order) => self.deliverer.deliver(&order.webhook_delivery).await.map(|_| ()),
-            None => self.executor.handle(delivery, deadline).await,
+        if !DeliveryOrder::is_order(&delivery.body) {
+            return self.executor.handle(delivery, deadline).await;
         }
+        let order: DeliveryOrder =
+            serde_json::from_str(&delivery.body).map_err(|e| EngineError::Undecodable(e.to_string()))?;
+        self.deliverer.deliver(&order.webhook_delivery).await.map(|_| ())
     }
 }
 

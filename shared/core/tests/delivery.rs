@@ -241,7 +241,7 @@ async fn consume_until(
     done: impl Fn(&MemoryBackend) -> bool,
 ) {
     let stores = Stores::memory(backend, Arc::new(SystemClock));
-    let letters = Arc::new(stores.dead_letters(QueueKind::Steps));
+    let letters = Arc::new(stores.dead_letters(QueueKind::Steps, backend.steps.clone()));
     let settings = ConsumerSettings {
         batch_size: 10,
         wait: Duration::from_millis(20),
@@ -532,7 +532,7 @@ async fn a_run_ended_by_a_parked_duplicate_replays_on_from_its_recorded_step_wit
         receive_count: 5,
     };
     stores
-        .dead_letters(QueueKind::Steps)
+        .dead_letters(QueueKind::Steps, backend.steps.clone())
         .park(&duplicate, ParkedBecause::DeliveriesExhausted, "test")
         .await
         .expect("park");

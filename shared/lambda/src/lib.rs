@@ -206,7 +206,7 @@ mod tests {
             max_receive_count: 5,
         });
         let stores = hookflow_core::wiring::Stores::memory(&backend, std::sync::Arc::new(SystemClock));
-        let dead_letters = stores.dead_letters(QueueKind::Triggers);
+        let dead_letters = stores.dead_letters(QueueKind::Triggers, backend.steps.clone());
         let consumer = QueueConsumer {
             handler: &Picky,
             dead_letters: &dead_letters,

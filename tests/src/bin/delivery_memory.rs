@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         backend.triggers.clone(),
         NetworkPolicy::allow_all(),
     )?;
-    let dead_letters = stores.dead_letters(QueueKind::Steps);
+    let dead_letters = stores.dead_letters(QueueKind::Steps, backend.steps.clone());
     let function = QueueConsumer {
         handler: &executor,
         dead_letters: &dead_letters,

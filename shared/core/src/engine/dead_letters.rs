@@ -3,6 +3,7 @@
 //! the resume point, so a run never stays `running` behind a message that
 //! can no longer be delivered, however its invocations ended.
 
+use crate::outbound::FanOut;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct DeadLetters {
     runs: Arc<dyn RunLog>,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
+    /// A parked step message's `Run.Failed` to the webhook endpoints.
+    fan_out: FanOut,
 }
 
 /// What a parked message's body tells about it.
@@ -49,6 +52,7 @@ impl DeadLetters {
         runs: Arc<dyn RunLog>,
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn Metrics>,
+        fan_out: FanOut,
     ) -> Self {
         Self {
             queue,
@@ -56,6 +60,7 @@ impl DeadLetters {
             runs,
             clock,
             metrics,
+            fan_out,
         }
     }
 
@@ -137,6 +142,7 @@ impl DeadLetters {
         // The resume point first: a failed run always has one.
         save_resume_point(self.runs.as_ref(), message).await?;
         let reason = format!("step {} attempt {}: {reason}", message.step_id, message.attempt);
+        self.fan_out.run_ending(&run, RunStatus::Failed, Some(&reason)).await?;
         let ended = self
             .runs
             .finish_run(&message.run_id, RunStatus::Failed, Some(reason), self.clock.now())

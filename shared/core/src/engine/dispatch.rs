@@ -137,10 +137,29 @@ impl Dispatcher {
 
     #[tracing::instrument(skip_all, fields(event_id = %event.id, workspace_id = %event.workspaceid, event_type = %event.event_type))]
     pub async fn dispatch(&self, event: &TriggerEvent) -> Result<DispatchReport, EngineError> {
+        let mut report = self.start_runs(event).await?;
+        report.webhook_messages = self.announce(event).await?;
+        Ok(report)
+    }
+
+    /// The event to the webhook endpoints that receive its type, whatever
+    /// its depth (the loop guard is about workflows starting workflows),
+    /// after its runs started: a message that cannot be made never holds
+    /// them back. A terminal failure is logged and the event goes on; a
+    /// retryable one brings the event back (its runs exist once).
+    async fn announce(&self, event: &TriggerEvent) -> Result<usize, EngineError> {
+        match self.fan_out.event(event).await {
+            Ok(sent) => Ok(sent),
+            Err(err) if err.is_retryable() => Err(err),
+            Err(err) => {
+                tracing::error!(error = %err, "the event's webhook messages could not be made; none is sent");
+                Ok(0)
+            }
+        }
+    }
+
+    async fn start_runs(&self, event: &TriggerEvent) -> Result<DispatchReport, EngineError> {
         let mut report = DispatchReport::default();
-        // Endpoints receive what was ingested, whatever its depth: the loop
-        // guard is about workflows starting workflows.
-        report.webhook_messages = self.fan_out.event(event).await?;
         if event.depth > self.max_depth {
             let reason = format!(
                 "event depth {} exceeds the limit of {}; no run started (workflow loop?)",

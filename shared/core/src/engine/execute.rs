@@ -177,6 +177,9 @@ struct Cursor {
 }
 
 impl StepExecutor {
+    // Each argument is a port or a limit; `Stores::step_executor` is the
+    // one caller, and a parameter struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         workflows: Arc<dyn WorkflowStore>,
         runs: Arc<dyn RunLog>,
@@ -551,11 +554,8 @@ impl StepExecutor {
     }
 
     /// Ends the run; only the delivery whose write ended it counts it, and
-    /// live tests' runs are never counted with production runs. Its
-    /// `Run.*` webhook messages are made first, once per run and replay: a
-    /// crash between the two sends them and leaves the run to a redelivery,
-    /// where the other order could lose them. (A cancel racing the end may
-    /// thus be announced as the end it raced.)
+    /// live tests' runs are never counted with production runs. Its `Run.*`
+    /// webhook messages are made first ([`FanOut::run_ending`]).
     async fn finish(
         &self,
         message: &StepMessage,
@@ -564,13 +564,7 @@ impl StepExecutor {
         error: Option<String>,
     ) -> Result<NextMove, EngineError> {
         let test = run.test;
-        let ended = RunRecord {
-            status,
-            error: error.clone(),
-            ended_at: Some(self.clock.now()),
-            ..run.clone()
-        };
-        self.fan_out.run_ended(&ended).await?;
+        self.fan_out.run_ending(run, status, error.as_deref()).await?;
         if self
             .runs
             .finish_run(&message.run_id, status, error.clone(), self.clock.now())

@@ -6,6 +6,7 @@
 //! in a way the dead-letter queue never saw). The reaper ends such runs
 //! `failed`, naming itself; they replay like any failed run.
 
+use crate::outbound::FanOut;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Reaper {
     /// The steps queue's redelivery horizon (visibility timeout ×
     /// `maxReceiveCount`).
     redelivery_horizon: Duration,
+    /// `Run.Failed` to the webhook endpoints that receive it.
+    fan_out: FanOut,
 }
 
 /// What one pass did.
@@ -47,12 +50,14 @@ impl Reaper {
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn Metrics>,
         redelivery_horizon: Duration,
+        fan_out: FanOut,
     ) -> Self {
         Self {
             runs,
             clock,
             metrics,
             redelivery_horizon,
+            fan_out,
         }
     }
 
@@ -113,6 +118,7 @@ impl Reaper {
              died unseen. Replay the run to go on",
             self.redelivery_horizon.as_secs()
         );
+        self.fan_out.run_ending(run, RunStatus::Failed, Some(&reason)).await?;
         let ended = self
             .runs
             .finish_run(&run.run_id, RunStatus::Failed, Some(reason), now)

@@ -11,12 +11,14 @@ use sha2::{Digest, Sha256};
 use super::{
     signature_header, AttemptOutcome, DeliveryAttempt, DeliveryOrder, DeliveryTarget, Disabled, DisabledBecause,
     Endpoint, MessageStatus, OutboundMessage, OutboundStore, ATTEMPT_TIMEOUT, ENDPOINT_DISABLED, FAILING_LIMIT,
-    RESPONSE_EXCERPT_BYTES, RETRY_SCHEDULE, RUN_FAILED, RUN_SUCCEEDED,
+    MAX_PAYLOAD_BYTES, RESPONSE_EXCERPT_BYTES, RETRY_SCHEDULE, RUN_FAILED, RUN_SUCCEEDED,
 };
 use crate::engine::{EngineError, MAX_QUEUE_DELAY};
 use crate::event::TriggerEvent;
 use crate::metrics::{Counter, Metrics, Subject};
-use crate::ports::{message_body, Clock, EventSink, FollowRedirects, HttpCall, HttpClient, PortError, Queue};
+use crate::ports::{
+    message_body, Clock, EventSink, FollowRedirects, HttpCall, HttpClient, HttpErrorKind, PortError, Queue,
+};
 use crate::run::{RunRecord, RunStatus};
 
 /// How long past the attempt's timeout a claim is held: a delivery finding
@@ -25,6 +27,17 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(45);
 /// The shortest slow-down after a 429, 502 or 504, and the longest.
 const MIN_THROTTLE: Duration = Duration::from_secs(5);
 const MAX_THROTTLE: Duration = Duration::from_secs(3600);
+/// Failures further apart than this are not one streak.
+const STREAK_GAP: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a process reuses a workspace's endpoint listing: the
+/// dispatcher's one subscription lookup per event stays one, and a new
+/// endpoint (or a change of its event types) is seen within this.
+pub const ENDPOINT_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Workspaces whose listings one process keeps; past it, all are forgotten.
+const ENDPOINT_CACHE_WORKSPACES: usize = 10_000;
+
+type EndpointCache = std::collections::HashMap<String, (Instant, Arc<Vec<Endpoint>>)>;
 
 /// Turns events into messages and first orders. Runs in the dispatcher (for
 /// trigger events) and the step executor (for ended runs).
@@ -32,11 +45,41 @@ pub struct FanOut {
     store: Arc<dyn OutboundStore>,
     steps: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
+    endpoints: std::sync::Mutex<EndpointCache>,
 }
 
 impl FanOut {
     pub fn new(store: Arc<dyn OutboundStore>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, steps, clock }
+        Self {
+            store,
+            steps,
+            clock,
+            endpoints: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The workspace's endpoints, read at most every [`ENDPOINT_CACHE_TTL`].
+    /// A stale listing costs nothing wrong: the deliverer reads the endpoint
+    /// itself before each attempt (a disabled or deleted one fails the
+    /// message for `recover`).
+    async fn endpoints_of(&self, workspace_id: &str) -> Result<Arc<Vec<Endpoint>>, EngineError> {
+        let cached = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(workspace_id)
+            .filter(|(read_at, _)| read_at.elapsed() < ENDPOINT_CACHE_TTL)
+            .map(|(_, endpoints)| endpoints.clone());
+        if let Some(endpoints) = cached {
+            return Ok(endpoints);
+        }
+        let endpoints = Arc::new(self.store.list_endpoints(workspace_id).await?);
+        let mut cache = self.endpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= ENDPOINT_CACHE_WORKSPACES {
+            cache.clear();
+        }
+        cache.insert(workspace_id.to_owned(), (Instant::now(), endpoints.clone()));
+        Ok(endpoints)
     }
 
     /// An ingested trigger event, its CloudEvent as `data`.
@@ -46,8 +89,28 @@ impl FanOut {
             .await
     }
 
-    /// `Run.Succeeded` or `Run.Failed` for a run that just ended (a live
-    /// test's run sends nothing).
+    /// Announces that `run` is ending `status` now. The callers (the step
+    /// executor, the reaper, dead-letter parking) call it before they end
+    /// the run: a crash in between announces it and leaves the run to a
+    /// redelivery, where the other order could lose the announcement. (A
+    /// cancel racing the end may thus be announced as the end it raced.)
+    pub async fn run_ending(
+        &self,
+        run: &RunRecord,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<usize, EngineError> {
+        let ended = RunRecord {
+            status,
+            error: error.map(str::to_owned),
+            ended_at: Some(self.clock.now()),
+            ..run.clone()
+        };
+        self.run_ended(&ended).await
+    }
+
+    /// `Run.Succeeded` or `Run.Failed` for a run that ended (a live test's
+    /// run sends nothing).
     pub async fn run_ended(&self, run: &RunRecord) -> Result<usize, EngineError> {
         let event_type = match run.status {
             RunStatus::Succeeded => RUN_SUCCEEDED,
@@ -73,9 +136,10 @@ impl FanOut {
         self.publish(&run.workspace_id, event_type, &identity, data).await
     }
 
-    /// One message per endpoint of the workspace that receives `event_type`,
-    /// created once per (endpoint, identity), and its first order. Returns
-    /// how many orders went out.
+    /// One message per endpoint of the workspace subscribed to `event_type`,
+    /// created once per (endpoint, identity), and its first order. A
+    /// disabled endpoint's message is made failed, for `recover` once it is
+    /// enabled again. Returns how many orders went out.
     pub async fn publish(
         &self,
         workspace_id: &str,
@@ -83,11 +147,19 @@ impl FanOut {
         identity: &str,
         data: Value,
     ) -> Result<usize, EngineError> {
-        let endpoints = self.store.list_endpoints(workspace_id).await?;
+        let endpoints = self.endpoints_of(workspace_id).await?;
         let mut sent = 0;
-        for endpoint in endpoints.iter().filter(|e| e.receives(event_type)) {
+        for endpoint in endpoints.iter().filter(|e| e.subscribes_to(event_type)) {
             let now = self.clock.now();
-            let message = new_message(endpoint, event_type, identity, &data, now)?;
+            let mut message = new_message(endpoint, event_type, identity, &data, now)?;
+            if endpoint.disabled.is_some() {
+                message.status = MessageStatus::Failed;
+                message.last_error = Some("the endpoint was disabled when the event came".to_owned());
+                // The index first: an entry without its message is skipped.
+                self.store.index_failed(&message, true).await?;
+                self.store.create_message(&message).await?;
+                continue;
+            }
             match self.store.create_message(&message).await? {
                 None => {}
                 // An earlier delivery of the event created it and may have
@@ -122,17 +194,28 @@ fn new_message(
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
+    let payload = serde_json::to_string(&payload).map_err(|e| PortError::terminal("encode_message", e.to_string()))?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(PortError::terminal(
+            "webhook_payload",
+            format!(
+                "the {event_type} payload is {} bytes, over the limit of {MAX_PAYLOAD_BYTES}",
+                payload.len()
+            ),
+        )
+        .into());
+    }
     Ok(OutboundMessage {
         id: message_id(&endpoint.id, identity),
         workspace_id: endpoint.workspace_id.clone(),
         endpoint_id: endpoint.id.clone(),
         event_type: event_type.to_owned(),
-        payload: serde_json::to_string(&payload).map_err(|e| PortError::terminal("encode_message", e.to_string()))?,
+        payload,
         created_at: now,
         status: MessageStatus::Pending,
         attempts: 0,
         in_flight_until: None,
-        next_attempt_at: None,
+        next_attempt_at: Some(now),
         last_error: None,
         version: 1,
     })
@@ -175,12 +258,17 @@ enum Verdict {
     /// 429, 502, 504: the endpoint is slowed down, with its `Retry-After`.
     SlowDown(Option<f64>),
     Failed,
+    /// Refused before sending: failed with no attempt after it.
+    Refused,
 }
 
 /// One attempt's exchange, for the log.
 struct Exchange {
     status: Option<u16>,
     error: Option<String>,
+    /// The request was refused before it left (the SSRF guard, a bad URL):
+    /// no later attempt would fare better.
+    refused: bool,
     response: Option<String>,
     retry_after: Option<f64>,
     duration_ms: u64,
@@ -188,6 +276,9 @@ struct Exchange {
 
 impl Exchange {
     fn verdict(&self) -> Verdict {
+        if self.refused {
+            return Verdict::Refused;
+        }
         match self.status {
             Some(200..=299) => Verdict::Delivered,
             Some(410) => Verdict::Gone,
@@ -265,10 +356,13 @@ impl WebhookDeliverer {
             None => return self.abandon(message, "the endpoint was deleted").await,
         };
         if let Some(until) = endpoint.throttled_until.filter(|until| *until > now) {
-            return self.defer(target, until, now).await;
+            return self
+                .defer(target, spread_out(until, now, &target.message_id), now)
+                .await;
         }
         let mut claimed = message.clone();
         claimed.attempts = target.attempt;
+        claimed.status = MessageStatus::Pending;
         claimed.in_flight_until = Some(now + ATTEMPT_TIMEOUT + CLAIM_MARGIN);
         claimed.version += 1;
         if !self.store.replace_message(&claimed, message.version).await? {
@@ -286,10 +380,15 @@ impl WebhookDeliverer {
         target: &DeliveryTarget,
         now: DateTime<Utc>,
     ) -> Result<Option<DeliveryReport>, EngineError> {
-        if message.status != MessageStatus::Pending || message.attempts > target.attempt {
+        if message.attempts > target.attempt {
             return Ok(Some(DeliveryReport::Skipped("the attempt was made")));
         }
         if message.attempts < target.attempt {
+            // A scheduled attempt is for a message still pending; an
+            // operator's resend is for one that settled (or got stuck).
+            if !target.manual && message.status != MessageStatus::Pending {
+                return Ok(Some(DeliveryReport::Skipped("the message was settled")));
+            }
             return Ok(None);
         }
         match message.in_flight_until {
@@ -361,6 +460,7 @@ impl WebhookDeliverer {
             Ok(reply) => Exchange {
                 status: Some(reply.status),
                 error: None,
+                refused: false,
                 response: Some(excerpt(&reply.body)),
                 retry_after: reply
                     .header("retry-after")
@@ -369,6 +469,7 @@ impl WebhookDeliverer {
             },
             Err(err) => Exchange {
                 status: None,
+                refused: err.kind == HttpErrorKind::Invalid,
                 error: Some(err.to_string()),
                 response: None,
                 retry_after: None,
@@ -377,10 +478,12 @@ impl WebhookDeliverer {
         }
     }
 
-    /// Records the attempt, moves the endpoint's health, schedules the next
-    /// attempt, then settles the message. The next order goes out before the
-    /// message is settled: a crash in between leaves a claim that expires,
-    /// never a message nothing will deliver.
+    /// Schedules the next attempt and settles the message, then records the
+    /// attempt and moves the endpoint's health. The next order goes out
+    /// before the message is settled: a crash in between leaves a claim that
+    /// expires, never a message nothing will deliver. The log and the health
+    /// come after, best effort: a failure there must not make the receiver
+    /// get the message again.
     async fn settle(
         &self,
         endpoint: Endpoint,
@@ -391,7 +494,7 @@ impl WebhookDeliverer {
         let now = self.clock.now();
         let verdict = exchange.verdict();
         let next_at = match verdict {
-            Verdict::Delivered | Verdict::Gone => None,
+            Verdict::Delivered | Verdict::Gone | Verdict::Refused => None,
             Verdict::SlowDown(retry_after) => self.next_attempt_at(target, &claimed.id, retry_after, now),
             Verdict::Failed => self.next_attempt_at(target, &claimed.id, exchange.retry_after, now),
         };
@@ -401,30 +504,46 @@ impl WebhookDeliverer {
             (_, Some(_)) => AttemptOutcome::WillRetry,
             (_, None) => AttemptOutcome::Failed,
         };
-        self.store
-            .record_attempt(&DeliveryAttempt {
-                workspace_id: claimed.workspace_id.clone(),
-                endpoint_id: claimed.endpoint_id.clone(),
-                message_id: claimed.id.clone(),
-                event_type: claimed.event_type.clone(),
-                attempt: target.attempt,
-                at: now,
-                status_code: exchange.status,
-                error: exchange.error.clone(),
-                response: exchange.response.clone(),
-                duration_ms: exchange.duration_ms,
-                outcome,
-                next_attempt_at: next_at,
-                manual: target.manual,
-            })
-            .await?;
-        self.update_health(endpoint, &verdict, &exchange).await?;
         if let Some(at) = next_at {
             let mut order = target.clone();
             order.attempt += 1;
             order.due_at = at;
             send_order(self.steps.as_ref(), order, (at - now).to_std().unwrap_or_default()).await?;
         }
+        self.settle_message(&claimed, outcome, next_at, &exchange).await?;
+        tracing::info!(status = exchange.status.unwrap_or(0), outcome = ?outcome,
+            duration_ms = exchange.duration_ms, "webhook attempt");
+        let attempt = DeliveryAttempt {
+            workspace_id: claimed.workspace_id.clone(),
+            endpoint_id: claimed.endpoint_id.clone(),
+            message_id: claimed.id.clone(),
+            event_type: claimed.event_type.clone(),
+            attempt: target.attempt,
+            at: now,
+            status_code: exchange.status,
+            error: exchange.error.clone(),
+            response: exchange.response.clone(),
+            duration_ms: exchange.duration_ms,
+            outcome,
+            next_attempt_at: next_at,
+            manual: target.manual,
+        };
+        if let Err(err) = self.store.record_attempt(&attempt).await {
+            tracing::warn!(error = %err, "the attempt was made but could not be logged");
+        }
+        if let Err(err) = self.update_health(endpoint, &verdict, &exchange).await {
+            tracing::warn!(error = %err, "the endpoint's health could not be updated after the attempt");
+        }
+        Ok(DeliveryReport::Attempted(outcome))
+    }
+
+    async fn settle_message(
+        &self,
+        claimed: &OutboundMessage,
+        outcome: AttemptOutcome,
+        next_at: Option<DateTime<Utc>>,
+        exchange: &Exchange,
+    ) -> Result<(), EngineError> {
         let mut settled = claimed.clone();
         settled.in_flight_until = None;
         settled.next_attempt_at = next_at;
@@ -444,12 +563,14 @@ impl WebhookDeliverer {
             }
         }
         self.store.replace_message(&settled, claimed.version).await?;
-        if outcome == AttemptOutcome::Delivered && target.manual {
-            self.store.index_failed(&settled, false).await?;
+        if outcome == AttemptOutcome::Delivered {
+            // A resent message may be in the failed index (`recover` also
+            // cleans up an entry left behind).
+            if let Err(err) = self.store.index_failed(&settled, false).await {
+                tracing::warn!(error = %err, "a delivered message stays in the failed index");
+            }
         }
-        tracing::info!(status = exchange.status.unwrap_or(0), outcome = ?outcome,
-            duration_ms = exchange.duration_ms, "webhook attempt");
-        Ok(DeliveryReport::Attempted(outcome))
+        Ok(())
     }
 
     /// When the next attempt is due, or `None` when none follows (a manual
@@ -476,9 +597,7 @@ impl WebhookDeliverer {
         Some(now + chrono::Duration::from_std(wait).ok()?)
     }
 
-    /// A success clears the endpoint's failing streak; a failure starts it,
-    /// and disables the endpoint once it is [`FAILING_LIMIT`] old; a 410
-    /// disables it at once; 429/502/504 slow it down. Written only when it
+    /// Moves the endpoint's health ([`health_after`]); written only when it
     /// changes, conditional on the revision read (re-read on a lost race).
     async fn update_health(
         &self,
@@ -489,48 +608,21 @@ impl WebhookDeliverer {
         let mut current = endpoint;
         for _ in 0..5 {
             let now = self.clock.now();
-            let mut changed = current.clone();
-            match verdict {
-                Verdict::Delivered => {
-                    changed.failing_since = None;
-                    changed.throttled_until = None;
-                }
-                Verdict::Gone => disable(
-                    &mut changed,
-                    DisabledBecause::Gone,
-                    "the endpoint answered 410 Gone",
-                    now,
-                ),
-                Verdict::SlowDown(_) | Verdict::Failed => {
-                    let since = *changed.failing_since.get_or_insert(now);
-                    if let Verdict::SlowDown(retry_after) = verdict {
-                        let wait = retry_after
-                            .unwrap_or(0.0)
-                            .max(MIN_THROTTLE.as_secs_f64())
-                            .min(MAX_THROTTLE.as_secs_f64());
-                        changed.throttled_until = chrono::Duration::from_std(Duration::from_secs_f64(wait))
-                            .ok()
-                            .map(|wait| now + wait);
-                    }
-                    if (now - since).to_std().unwrap_or_default() >= FAILING_LIMIT {
-                        let detail = format!(
-                            "deliveries failed since {} without a success (last: {})",
-                            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            exchange.problem()
-                        );
-                        disable(&mut changed, DisabledBecause::FailingTooLong, &detail, now);
-                    }
-                }
-            }
+            let mut changed = health_after(&current, verdict, exchange, now);
             if changed == current {
                 return Ok(());
             }
             let newly_disabled = current.disabled.is_none() && changed.disabled.is_some();
             changed.revision += 1;
             changed.updated_at = now;
+            // The event before the write: if it cannot be sent, the endpoint
+            // stays enabled and the next failure tries again.
+            if newly_disabled {
+                self.announce_disabled(&changed).await?;
+            }
             if self.store.replace_endpoint(&changed, current.revision).await? {
                 if newly_disabled {
-                    self.announce_disabled(&changed).await?;
+                    self.count_disabled(&changed);
                 }
                 return Ok(());
             }
@@ -542,15 +634,11 @@ impl WebhookDeliverer {
         Err(PortError::retryable("replace_endpoint", "the endpoint kept changing under the update").into())
     }
 
-    /// The operational event (through ingest, so endpoints subscribed to
-    /// `WebhookEndpoint.Disabled` receive it), the metric the stack's alarm
-    /// watches, and an error log line.
-    async fn announce_disabled(&self, endpoint: &Endpoint) -> Result<(), EngineError> {
-        let Some(disabled) = &endpoint.disabled else {
-            return Ok(());
-        };
-        tracing::error!(workspace_id = %endpoint.workspace_id, endpoint_id = %endpoint.id, because = ?disabled.because,
-            detail = %disabled.detail, "webhook endpoint disabled");
+    /// The metric the stack's alarm watches, and an error log line.
+    fn count_disabled(&self, endpoint: &Endpoint) {
+        let because = endpoint.disabled.as_ref().map(|d| d.because);
+        tracing::error!(workspace_id = %endpoint.workspace_id, endpoint_id = %endpoint.id, because = ?because,
+            "webhook endpoint disabled");
         self.metrics.count(
             Counter::WebhookEndpointsDisabled,
             &Subject {
@@ -559,6 +647,15 @@ impl WebhookDeliverer {
                 run_id: "",
             },
         );
+    }
+
+    /// The operational event, through ingest, so endpoints subscribed to
+    /// `WebhookEndpoint.Disabled` receive it (its id, from the time it was
+    /// disabled, makes a repeat one event).
+    async fn announce_disabled(&self, endpoint: &Endpoint) -> Result<(), EngineError> {
+        let Some(disabled) = &endpoint.disabled else {
+            return Ok(());
+        };
         let event = TriggerEvent {
             specversion: "1.0".to_owned(),
             id: format!("{}:disabled:{}", endpoint.id, disabled.at.timestamp_micros()),
@@ -593,6 +690,65 @@ pub(super) fn disable(endpoint: &mut Endpoint, because: DisabledBecause, detail:
         });
     }
     endpoint.throttled_until = None;
+}
+
+/// A success clears the endpoint's failing streak; a failure starts it (or
+/// goes on with it, unless a day passed without one), and disables the
+/// endpoint once it is [`FAILING_LIMIT`] old; a 410 disables it at once;
+/// 429/502/504 slow it down.
+fn health_after(endpoint: &Endpoint, verdict: &Verdict, exchange: &Exchange, now: DateTime<Utc>) -> Endpoint {
+    let mut changed = endpoint.clone();
+    match verdict {
+        Verdict::Delivered => {
+            changed.failing_since = None;
+            changed.last_failure_at = None;
+            changed.throttled_until = None;
+        }
+        Verdict::Gone => disable(
+            &mut changed,
+            DisabledBecause::Gone,
+            "the endpoint answered 410 Gone",
+            now,
+        ),
+        Verdict::SlowDown(_) | Verdict::Failed | Verdict::Refused => {
+            let quiet = changed
+                .last_failure_at
+                .is_none_or(|last| (now - last).to_std().unwrap_or_default() > STREAK_GAP);
+            if quiet || changed.failing_since.is_none() {
+                changed.failing_since = Some(now);
+            }
+            changed.last_failure_at = Some(now);
+            if let Verdict::SlowDown(retry_after) = verdict {
+                let wait = retry_after
+                    .unwrap_or(0.0)
+                    .clamp(MIN_THROTTLE.as_secs_f64(), MAX_THROTTLE.as_secs_f64());
+                changed.throttled_until = chrono::Duration::from_std(Duration::from_secs_f64(wait))
+                    .ok()
+                    .map(|wait| now + wait);
+            }
+            let since = changed.failing_since.unwrap_or(now);
+            if (now - since).to_std().unwrap_or_default() >= FAILING_LIMIT {
+                let detail = format!(
+                    "deliveries failed since {} without a success (last: {})",
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    exchange.problem()
+                );
+                disable(&mut changed, DisabledBecause::FailingTooLong, &detail, now);
+            }
+        }
+    }
+    changed
+}
+
+/// A deferred order's time: `until`, plus up to a tenth of the wait (at
+/// least a second's spread), derived from the message, so that the orders
+/// held back by a slow-down do not all arrive at once.
+fn spread_out(until: DateTime<Utc>, now: DateTime<Utc>, message_id: &str) -> DateTime<Utc> {
+    let wait = (until - now).to_std().unwrap_or_default();
+    let spread = (wait / 10).max(Duration::from_secs(1));
+    let digest = Sha256::digest(message_id.as_bytes());
+    let fraction = f64::from(u16::from_be_bytes([digest[0], digest[1]])) / f64::from(u16::MAX);
+    until + chrono::Duration::from_std(spread.mul_f64(fraction)).unwrap_or_default()
 }
 
 /// The start of an answer as text, cut at a character boundary.

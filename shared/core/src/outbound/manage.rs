@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::deliver::{disable, send_order};
 use super::{
-    check_event_type, new_signing_secret, AttemptPage, DeliveryTarget, DisabledBecause, Endpoint, MessageStatus,
-    OutboundMessage, OutboundStore, SigningSecret, MAX_ENDPOINTS, ROTATION_OVERLAP,
+    check_event_type, is_attempt_position, is_endpoint_id, is_message_id, new_signing_secret, AttemptPage,
+    DeliveryTarget, DisabledBecause, Endpoint, MessageStatus, OutboundMessage, OutboundStore, SigningSecret,
+    MAX_ENDPOINTS, ROTATION_OVERLAP,
 };
 use crate::engine::EngineError;
 use crate::ports::{Clock, PortError, Queue};
@@ -31,7 +32,7 @@ pub enum EndpointError {
     NotFound(String),
     #[error("no message {0:?} for this endpoint (messages are kept 30 days)")]
     MessageNotFound(String),
-    #[error("message {0:?} still has attempts scheduled; resend it once it has failed or been delivered")]
+    #[error("message {0:?} still has an attempt scheduled; resend it once it has failed or been delivered")]
     MessagePending(String),
     #[error("the workspace has {MAX_ENDPOINTS} webhook endpoints, the most it may have")]
     TooMany,
@@ -134,6 +135,7 @@ impl WebhookEndpoints {
                 expires_at: None,
             }],
             failing_since: None,
+            last_failure_at: None,
             throttled_until: None,
             created_at: now,
             updated_at: now,
@@ -152,6 +154,9 @@ impl WebhookEndpoints {
     }
 
     pub async fn get(&self, workspace_id: &str, endpoint_id: &str) -> EndpointResult<Endpoint> {
+        if !is_endpoint_id(endpoint_id) {
+            return Err(EndpointError::NotFound(endpoint_id.to_owned()));
+        }
         self.store
             .get_endpoint(workspace_id, endpoint_id)
             .await?
@@ -185,6 +190,7 @@ impl WebhookEndpoints {
                 Some(true) => {
                     endpoint.disabled = None;
                     endpoint.failing_since = None;
+                    endpoint.last_failure_at = None;
                 }
                 Some(false) => disable(endpoint, DisabledBecause::Operator, "disabled by an operator", now),
                 None => {}
@@ -233,6 +239,9 @@ impl WebhookEndpoints {
         message_id: &str,
     ) -> EndpointResult<OutboundMessage> {
         self.get(workspace_id, endpoint_id).await?;
+        if !is_message_id(message_id) {
+            return Err(EndpointError::MessageNotFound(message_id.to_owned()));
+        }
         let message = self
             .store
             .get_message(workspace_id, endpoint_id, message_id)
@@ -285,34 +294,35 @@ impl WebhookEndpoints {
         before: Option<&str>,
     ) -> EndpointResult<AttemptPage> {
         self.get(workspace_id, endpoint_id).await?;
+        if before.is_some_and(|position| !is_attempt_position(position)) {
+            return Err(EndpointError::Invalid("cursor is not one this API returned".into()));
+        }
         Ok(self
             .store
             .list_attempts(workspace_id, endpoint_id, limit.clamp(1, 100), before)
             .await?)
     }
 
+    /// Orders one manual attempt, numbered after the last. Nothing is
+    /// written first: the deliverer claims the attempt, so two resends make
+    /// one attempt and a lost order changes nothing. A pending message is
+    /// refused while its schedule is alive; one whose next attempt is long
+    /// overdue with no live claim (its order was lost) may be resent.
     async fn resend_message(&self, message: OutboundMessage) -> EndpointResult<OutboundMessage> {
-        if message.status == MessageStatus::Pending {
+        let now = self.clock.now();
+        if message.status == MessageStatus::Pending && !is_stuck(&message, now) {
             return Err(EndpointError::MessagePending(message.id));
         }
-        let now = self.clock.now();
-        let mut pending = message.clone();
-        pending.status = MessageStatus::Pending;
-        pending.next_attempt_at = Some(now);
-        pending.version += 1;
-        if !self.store.replace_message(&pending, message.version).await? {
-            return Err(EndpointError::Changed(message.id));
-        }
         let order = DeliveryTarget {
-            workspace_id: pending.workspace_id.clone(),
-            endpoint_id: pending.endpoint_id.clone(),
-            message_id: pending.id.clone(),
-            attempt: pending.attempts + 1,
+            workspace_id: message.workspace_id.clone(),
+            endpoint_id: message.endpoint_id.clone(),
+            message_id: message.id.clone(),
+            attempt: message.attempts + 1,
             due_at: now,
             manual: true,
         };
         send_order(self.steps.as_ref(), order, std::time::Duration::ZERO).await?;
-        Ok(pending)
+        Ok(message)
     }
 
     /// Applies `edit` to the endpoint, conditional on the revision read.
@@ -333,6 +343,18 @@ impl WebhookEndpoints {
         }
         Ok(changed)
     }
+}
+
+/// How long past its due time a pending message's attempt may be before
+/// it counts as lost: past the queue's redeliveries of a 15-minute hop.
+const STUCK_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// A pending message no order will move: its next attempt is long overdue
+/// and no delivery holds a live claim on it.
+fn is_stuck(message: &OutboundMessage, now: DateTime<Utc>) -> bool {
+    let claim_lapsed = message.in_flight_until.is_none_or(|until| until < now);
+    let overdue = message.next_attempt_at.is_none_or(|due| due + STUCK_AFTER < now);
+    claim_lapsed && overdue
 }
 
 fn check_url(url: &str) -> EndpointResult<()> {

@@ -47,6 +47,10 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(10 * 3600),
     Duration::from_secs(10 * 3600),
 ];
+/// The largest payload sent: with its message's other fields it fits one
+/// DynamoDB item (400 KB). An event over it is delivered to no endpoint
+/// (and says so in the dispatcher's log).
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// How many bytes of a receiver's answer the attempt log keeps.
 pub const RESPONSE_EXCERPT_BYTES: usize = 512;
 
@@ -116,9 +120,12 @@ pub struct Endpoint {
     pub disabled: Option<Disabled>,
     /// Newest first; the first has no `expires_at`.
     pub secrets: Vec<SigningSecret>,
-    /// When the current run of failures began; cleared by a success.
+    /// When the current streak of failures began; cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<DateTime<Utc>>,
+    /// The streak's latest failure: a day without one ends the streak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_at: Option<DateTime<Utc>>,
     /// Set by a 429, 502 or 504: no attempt goes to it before then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttled_until: Option<DateTime<Utc>>,
@@ -149,8 +156,8 @@ impl Endpoint {
         })
     }
 
-    pub fn receives(&self, event_type: &str) -> bool {
-        self.disabled.is_none() && self.event_types.iter().any(|t| t == event_type)
+    pub fn subscribes_to(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == event_type)
     }
 
     /// The secrets that sign at `now`, newest first.
@@ -258,6 +265,32 @@ pub fn attempt_position(attempt: &DeliveryAttempt) -> String {
     )
 }
 
+/// `ep_` and a lower-case ULID, as [`WebhookEndpoints::create`] makes them.
+pub fn is_endpoint_id(id: &str) -> bool {
+    id.strip_prefix("ep_")
+        .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
+}
+
+/// `msg_` and 26 lower-case hex digits, as fan-out makes them.
+pub fn is_message_id(id: &str) -> bool {
+    id.strip_prefix("msg_")
+        .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// A position [`attempt_position`] made: what a cursor may hold.
+pub fn is_attempt_position(position: &str) -> bool {
+    let mut parts = position.split('#');
+    let (Some(at), Some(message), Some(attempt), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    at.len() == 20
+        && at.bytes().all(|b| b.is_ascii_digit())
+        && is_message_id(message)
+        && attempt.len() == 3
+        && attempt.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// One attempt to make: the steps queue's other kind of message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryOrder {
@@ -278,13 +311,15 @@ pub struct DeliveryTarget {
 }
 
 impl DeliveryOrder {
-    /// The order in `body`, if it is one. Step messages never start with
-    /// this key, which [`crate::ports::message_body`] writes first.
+    /// Whether `body` is an order (well-formed or not). Step messages never
+    /// start with this key, which [`crate::ports::message_body`] writes first.
+    pub fn is_order(body: &str) -> bool {
+        body.trim_start().starts_with("{\"webhook_delivery\"")
+    }
+
+    /// The order in `body`, if it is a well-formed one.
     pub fn from_body(body: &str) -> Option<Self> {
-        if !body.trim_start().starts_with("{\"webhook_delivery\"") {
-            return None;
-        }
-        serde_json::from_str(body).ok()
+        Self::is_order(body).then(|| serde_json::from_str(body).ok()).flatten()
     }
 }
 
