@@ -180,5 +180,5 @@ async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
             })
         }),
     };
-    run_chaos(target, 100, 6, 30).await;
+    run_chaos(target, 70, 6, 30).await;
 }
