@@ -108,7 +108,7 @@ async fn two_thousand_events_in_memory_lose_nothing_and_act_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_events_on_the_emulator_lose_nothing_and_act_once() {
+async fn seventy_events_on_the_emulator_lose_nothing_and_act_once() {
     let config = hookflow_tests::emulator_config(hookflow_tests::CHAOS_EMULATOR).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);

@@ -32,6 +32,7 @@ pub mod sso;
 pub mod subscription;
 pub mod template;
 pub mod validate;
+pub mod web_url;
 pub mod wiring;
 pub mod worker;
 pub mod workflow;

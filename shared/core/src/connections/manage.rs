@@ -194,22 +194,11 @@ fn check_settings(app: App, credentials: &Credentials, base_url: Option<&str>) -
 /// Credentials travel only over TLS, except to this machine (tests and
 /// local imitations).
 pub fn base_url_problem(url: &str) -> Option<String> {
-    let parsed = match url::Url::parse(url) {
+    let parsed = match crate::web_url::https_or_loopback(url, "base_url") {
         Ok(parsed) => parsed,
-        Err(err) => return Some(format!("base_url is not a URL: {err}")),
+        Err(problem) => return Some(problem),
     };
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        other => return Some(format!("base_url must be https (or http to localhost), not {other}")),
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    if crate::web_url::has_credentials(&parsed) {
         return Some("base_url must not carry credentials; put them in credentials".into());
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {

@@ -358,30 +358,16 @@ fn is_stuck(message: &OutboundMessage, now: DateTime<Utc>) -> bool {
 }
 
 fn check_url(url: &str) -> EndpointResult<()> {
-    let invalid = |why: String| Err(EndpointError::Invalid(format!("url: {why}")));
+    let invalid = |why: String| Err(EndpointError::Invalid(why));
     if url.len() > MAX_URL_BYTES {
-        return invalid(format!("longer than {MAX_URL_BYTES} bytes"));
+        return invalid(format!("url is longer than {MAX_URL_BYTES} bytes"));
     }
-    let parsed = match url::Url::parse(url) {
-        Ok(parsed) => parsed,
-        Err(err) => return invalid(format!("not a URL ({err})")),
-    };
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        other => return invalid(format!("must be https (or http to localhost), not {other}")),
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return invalid("must not carry credentials: receivers verify our signature instead".into());
+    let parsed = crate::web_url::https_or_loopback(url, "url").map_err(EndpointError::Invalid)?;
+    if crate::web_url::has_credentials(&parsed) {
+        return invalid("url must not carry credentials: receivers verify our signature instead".into());
     }
     if parsed.fragment().is_some() {
-        return invalid("must not have a fragment".into());
+        return invalid("url must not have a fragment".into());
     }
     Ok(())
 }
