@@ -312,6 +312,13 @@ async fn recover_and_resend_send_failed_and_delivered_messages_again() {
         "{log}"
     );
 
+    // The dispatcher's listing still says disabled (it is kept 30 s): an
+    // event now is read against the endpoint itself, and delivered.
+    stack.post_event(&won("evt_r4")).await;
+    let received = requests_at(&server, 5).await;
+    let fresh = verify(&secret, &received[4]).expect("verified");
+    assert_eq!(fresh["data"]["id"], "evt_r4", "{fresh}");
+
     let (status, refused) = stack
         .call(
             Method::POST,

@@ -744,7 +744,7 @@ pub async fn run(target: Target, config: ChaosConfig) -> Summary {
     let dispatcher = Arc::new(stores.dispatcher(steps.clone()));
     // Claims shorter than the visibility timeout: a crashed step's claim
     // has lapsed by the time its message comes back.
-    let executor = Arc::new(stores.step_executor(
+    let executor = Arc::new(stores.steps_consumer(
         steps.clone(),
         triggers.clone(),
         http,

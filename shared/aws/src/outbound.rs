@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use hookflow_core::outbound::{
-    attempt_position, AttemptPage, DeliveryAttempt, Endpoint, OutboundMessage, OutboundStore, MAX_ENDPOINTS,
-    MESSAGE_RETENTION,
+    attempt_position, AttemptPage, DeliveryAttempt, Endpoint, OutboundMessage, OutboundStore, MESSAGE_RETENTION,
 };
 use hookflow_core::ports::{PortError, PortResult};
 
@@ -155,12 +154,12 @@ impl OutboundStore for DynamoOutbound {
 
     async fn list_endpoints(&self, workspace_id: &str) -> PortResult<Vec<Endpoint>> {
         const OP: &str = "list_webhook_endpoints";
-        let mut all = workspace_items(&self.client, &self.workflows_table, OP, workspace_id, "EP#", |item| {
+        // Not cut at MAX_ENDPOINTS: two creates racing past it both land,
+        // and both must receive their events.
+        workspace_items(&self.client, &self.workflows_table, OP, workspace_id, "EP#", |item| {
             decode(OP, &item, "endpoint")
         })
-        .await?;
-        all.truncate(MAX_ENDPOINTS);
-        Ok(all)
+        .await
     }
 
     async fn delete_endpoint(&self, workspace_id: &str, endpoint_id: &str) -> PortResult<()> {

@@ -106,7 +106,18 @@ impl FanOut {
             ended_at: Some(self.clock.now()),
             ..run.clone()
         };
-        self.run_ended(&ended).await
+        // A retryable failure brings the caller's message back; a terminal
+        // one (an endpoint item that cannot be read) must not keep the run
+        // from ending, nor stop the reaper's pass.
+        match self.run_ended(&ended).await {
+            Ok(sent) => Ok(sent),
+            Err(err) if err.is_retryable() => Err(err),
+            Err(err) => {
+                tracing::error!(run_id = %run.run_id, error = %err,
+                    "the run's end could not be announced to webhook endpoints");
+                Ok(0)
+            }
+        }
     }
 
     /// `Run.Succeeded` or `Run.Failed` for a run that ended (a live test's
@@ -136,6 +147,14 @@ impl FanOut {
         self.publish(&run.workspace_id, event_type, &identity, data).await
     }
 
+    /// Whether a listed endpoint that was disabled still is: a listing up to
+    /// [`ENDPOINT_CACHE_TTL`] old must not fail the events of an endpoint
+    /// re-enabled since (an operator's `recover` would miss them).
+    async fn still_disabled(&self, listed: &Endpoint) -> Result<bool, EngineError> {
+        let current = self.store.get_endpoint(&listed.workspace_id, &listed.id).await?;
+        Ok(current.is_none_or(|endpoint| endpoint.disabled.is_some()))
+    }
+
     /// One message per endpoint of the workspace subscribed to `event_type`,
     /// created once per (endpoint, identity), and its first order. A
     /// disabled endpoint's message is made failed, for `recover` once it is
@@ -152,12 +171,19 @@ impl FanOut {
         for endpoint in endpoints.iter().filter(|e| e.subscribes_to(event_type)) {
             let now = self.clock.now();
             let mut message = new_message(endpoint, event_type, identity, &data, now)?;
-            if endpoint.disabled.is_some() {
+            if endpoint.disabled.is_some() && self.still_disabled(endpoint).await? {
                 message.status = MessageStatus::Failed;
                 message.last_error = Some("the endpoint was disabled when the event came".to_owned());
                 // The index first: an entry without its message is skipped.
                 self.store.index_failed(&message, true).await?;
-                self.store.create_message(&message).await?;
+                if let Some(existing) = self.store.create_message(&message).await? {
+                    // A redelivered event: the entry just written is not the
+                    // existing message's (its creation time differs).
+                    self.store.index_failed(&message, false).await?;
+                    if existing.status == MessageStatus::Failed {
+                        self.store.index_failed(&existing, true).await?;
+                    }
+                }
                 continue;
             }
             match self.store.create_message(&message).await? {
@@ -383,24 +409,27 @@ impl WebhookDeliverer {
         if message.attempts > target.attempt {
             return Ok(Some(DeliveryReport::Skipped("the attempt was made")));
         }
-        if message.attempts < target.attempt {
-            // A scheduled attempt is for a message still pending; an
-            // operator's resend is for one that settled (or got stuck).
-            if !target.manual && message.status != MessageStatus::Pending {
-                return Ok(Some(DeliveryReport::Skipped("the message was settled")));
-            }
-            return Ok(None);
-        }
-        match message.in_flight_until {
-            // The attempt's claim outlived its delivery: take it over.
-            Some(until) if until <= now => Ok(None),
-            Some(until) => Err(EngineError::DeliveryInProgress {
+        // No second POST while one is in flight, whichever attempt this is.
+        if let Some(until) = message.in_flight_until.filter(|until| *until > now) {
+            return Err(EngineError::DeliveryInProgress {
                 message_id: message.id.clone(),
-                attempt: target.attempt,
+                attempt: message.attempts,
                 until,
-            }),
-            None => Ok(Some(DeliveryReport::Skipped("the attempt was made"))),
+            });
         }
+        if message.attempts == target.attempt {
+            // A claim that outlived its delivery is taken over.
+            return Ok(message
+                .in_flight_until
+                .is_none()
+                .then_some(DeliveryReport::Skipped("the attempt was made")));
+        }
+        // A scheduled attempt is for a message still pending; an operator's
+        // resend is for one that settled (or got stuck).
+        if !target.manual && message.status != MessageStatus::Pending {
+            return Ok(Some(DeliveryReport::Skipped("the message was settled")));
+        }
+        Ok(None)
     }
 
     async fn defer(
@@ -650,15 +679,16 @@ impl WebhookDeliverer {
     }
 
     /// The operational event, through ingest, so endpoints subscribed to
-    /// `WebhookEndpoint.Disabled` receive it (its id, from the time it was
-    /// disabled, makes a repeat one event).
+    /// `WebhookEndpoint.Disabled` receive it.
     async fn announce_disabled(&self, endpoint: &Endpoint) -> Result<(), EngineError> {
         let Some(disabled) = &endpoint.disabled else {
             return Ok(());
         };
         let event = TriggerEvent {
             specversion: "1.0".to_owned(),
-            id: format!("{}:disabled:{}", endpoint.id, disabled.at.timestamp_micros()),
+            // The revision that disabled it: deliverers racing to disable
+            // the same state announce one event.
+            id: format!("{}:disabled:r{}", endpoint.id, endpoint.revision),
             source: "hookflow/webhook-endpoints".to_owned(),
             event_type: ENDPOINT_DISABLED.to_owned(),
             time: Some(disabled.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),

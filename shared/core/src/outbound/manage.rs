@@ -325,23 +325,27 @@ impl WebhookEndpoints {
         Ok(message)
     }
 
-    /// Applies `edit` to the endpoint, conditional on the revision read.
+    /// Applies `edit` to the endpoint, conditional on the revision read;
+    /// a lost race is read and edited again (a failing endpoint's health
+    /// changes with every attempt), a few times, then answered `Changed`.
     async fn change(
         &self,
         workspace_id: &str,
         endpoint_id: &str,
         edit: impl Fn(&mut Endpoint, DateTime<Utc>),
     ) -> EndpointResult<Endpoint> {
-        let read = self.get(workspace_id, endpoint_id).await?;
-        let now = self.clock.now();
-        let mut changed = read.clone();
-        edit(&mut changed, now);
-        changed.revision += 1;
-        changed.updated_at = now;
-        if !self.store.replace_endpoint(&changed, read.revision).await? {
-            return Err(EndpointError::Changed(endpoint_id.to_owned()));
+        for _ in 0..5 {
+            let read = self.get(workspace_id, endpoint_id).await?;
+            let now = self.clock.now();
+            let mut changed = read.clone();
+            edit(&mut changed, now);
+            changed.revision += 1;
+            changed.updated_at = now;
+            if self.store.replace_endpoint(&changed, read.revision).await? {
+                return Ok(changed);
+            }
         }
-        Ok(changed)
+        Err(EndpointError::Changed(endpoint_id.to_owned()))
     }
 }
 
