@@ -94,6 +94,19 @@ async fn create_endpoint(stack: &Stack, url: &str, types: &[&str]) -> Value {
     created
 }
 
+/// PATCHes `enabled` and checks the status the answer shows.
+async fn set_enabled(stack: &Stack, endpoint: &Value, enabled: bool) {
+    let (status, answer) = stack
+        .call(
+            Method::PATCH,
+            &endpoint_path(endpoint, ""),
+            Some(json!({"enabled": enabled})),
+        )
+        .await;
+    let expected = if enabled { "enabled" } else { "disabled" };
+    assert_eq!((status, answer["status"].as_str()), (200, Some(expected)), "{answer}");
+}
+
 fn endpoint_path(endpoint: &Value, tail: &str) -> String {
     format!(
         "/v1/workspaces/{WS}/webhook-endpoints/{}{tail}",
@@ -243,18 +256,7 @@ async fn recover_and_resend_send_failed_and_delivered_messages_again() {
     let stack = Stack::start(vec![]).await;
     let endpoint = create_endpoint(&stack, &server.uri(), &["Prize.Won"]).await;
     let secret = endpoint["secret"].as_str().expect("secret").to_owned();
-    let (status, disabled) = stack
-        .call(
-            Method::PATCH,
-            &endpoint_path(&endpoint, ""),
-            Some(json!({"enabled": false})),
-        )
-        .await;
-    assert_eq!(
-        (status, disabled["status"].as_str()),
-        (200, Some("disabled")),
-        "{disabled}"
-    );
+    set_enabled(&stack, &endpoint, false).await;
 
     let since = Utc::now() - chrono::Duration::seconds(1);
     for id in ["evt_r1", "evt_r2", "evt_r3"] {
@@ -263,18 +265,7 @@ async fn recover_and_resend_send_failed_and_delivered_messages_again() {
     stack.wait_until_idle().await;
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
 
-    let (status, enabled) = stack
-        .call(
-            Method::PATCH,
-            &endpoint_path(&endpoint, ""),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(
-        (status, enabled["status"].as_str()),
-        (200, Some("enabled")),
-        "{enabled}"
-    );
+    set_enabled(&stack, &endpoint, true).await;
     let (status, report) = stack
         .call(
             Method::POST,

@@ -198,7 +198,7 @@ pub(crate) async fn get_item(
 }
 
 /// Deletes one item by key (deleting a missing item is not an error).
-async fn delete_item(
+pub(crate) async fn delete_item(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     operation: &'static str,

@@ -12,7 +12,9 @@ use hookflow_core::outbound::{
 };
 use hookflow_core::ports::{PortError, PortResult};
 
-use crate::dynamo::{get_item, put_if, query_pages, s, unless_condition_failed, workspace_items, Item, NOT_EXISTS};
+use crate::dynamo::{
+    delete_item, get_item, put_if, query_pages, s, unless_condition_failed, workspace_items, Item, NOT_EXISTS,
+};
 use crate::error::{decode_error, port_error};
 use crate::TTL_ATTRIBUTE;
 
@@ -165,15 +167,7 @@ impl OutboundStore for DynamoOutbound {
     async fn delete_endpoint(&self, workspace_id: &str, endpoint_id: &str) -> PortResult<()> {
         const OP: &str = "delete_webhook_endpoint";
         let (pk, sk) = endpoint_key(workspace_id, endpoint_id);
-        self.client
-            .delete_item()
-            .table_name(&self.workflows_table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .send()
-            .await
-            .map_err(|e| port_error(OP, e))?;
-        Ok(())
+        delete_item(&self.client, &self.workflows_table, OP, pk, sk).await
     }
 
     async fn create_message(&self, message: &OutboundMessage) -> PortResult<Option<OutboundMessage>> {
@@ -233,27 +227,19 @@ impl OutboundStore for DynamoOutbound {
         const OP: &str = "index_failed_webhook_message";
         let pk = partition("OUTFAIL", &message.workspace_id, &message.endpoint_id);
         let sk = failed_position(message.created_at, &message.id);
-        if failed {
-            self.client
-                .put_item()
-                .table_name(&self.runs_table)
-                .item("pk", s(pk))
-                .item("sk", s(sk))
-                .item("message_id", s(message.id.clone()))
-                .item(TTL_ATTRIBUTE, expiry(message.created_at))
-                .send()
-                .await
-                .map_err(|e| port_error(OP, e))?;
-        } else {
-            self.client
-                .delete_item()
-                .table_name(&self.runs_table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
-                .send()
-                .await
-                .map_err(|e| port_error(OP, e))?;
+        if !failed {
+            return delete_item(&self.client, &self.runs_table, OP, pk, sk).await;
         }
+        self.client
+            .put_item()
+            .table_name(&self.runs_table)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("message_id", s(message.id.clone()))
+            .item(TTL_ATTRIBUTE, expiry(message.created_at))
+            .send()
+            .await
+            .map_err(|e| port_error(OP, e))?;
         Ok(())
     }
 
