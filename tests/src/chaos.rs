@@ -642,8 +642,8 @@ pub struct ChaosConfig {
     /// deadline: a slower machine only takes longer.
     pub stall: Duration,
     /// Runs that may be unfinished before more events are accepted. A
-    /// backlog makes every SQS call on moto slower (it scans the whole
-    /// queue per message received), so the emulator gets a small window;
+    /// backlog makes every SQS receive on moto slower (it scans the whole
+    /// queue on each), so the emulator gets a small window;
     /// each message still meets the same faults.
     pub window: usize,
 }
