@@ -197,6 +197,7 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
         (status, missing["error"]["code"].as_str()),
         (404, Some("sso_not_configured"))
     );
+    release_and_reclaim(&stack, keys, &token("es256")).await;
 
     // Five distinct sign-ins (the four tokens of user-42 and user-77's):
     // five Contact.Identified runs; the repeat started none.
@@ -215,4 +216,47 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
         "the identified workflow ran for this contact"
     );
     stack.shutdown().await;
+}
+
+async fn delete_sso(stack: &Stack, ws: &str, site: &str) -> (u16, Value) {
+    let response = stack
+        .client
+        .delete(format!("{}/v1/workspaces/{ws}/sites/{site}/sso", stack.base))
+        .send()
+        .await
+        .expect("DELETE sso");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A site claimed by mistake: only its workspace can release it, and then
+/// its tokens are refused until another workspace claims it.
+async fn release_and_reclaim(stack: &Stack, keys: &Value, es256_token: &str) {
+    let (status, refused) = delete_sso(stack, "ws_intruder", "site_es").await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("sso_not_configured")),
+        "another workspace cannot release it: {refused}"
+    );
+    assert_eq!(identify(stack, "site_es", es256_token).await.0, 200, "still configured");
+    assert_eq!(delete_sso(stack, WS, "site_es").await.0, 204);
+    let (status, gone) = identify(stack, "site_es", es256_token).await;
+    assert_eq!(
+        (status, gone["error"]["code"].as_str()),
+        (404, Some("sso_not_configured")),
+        "{gone}"
+    );
+    let (status, again) = delete_sso(stack, WS, "site_es").await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (404, Some("sso_not_configured"))
+    );
+    let (status, claimed) = put_sso(
+        stack,
+        "ws_intruder",
+        "site_es",
+        json!({"algorithm": "ES256", "public_key": keys["es256_public"], "audience": AUDIENCE}),
+    )
+    .await;
+    assert_eq!(status, 200, "a released site can be claimed: {claimed}");
 }

@@ -454,6 +454,11 @@ mod tests {
                 "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
                 Some(Permission::Administer),
             ),
+            (
+                Method::DELETE,
+                "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
+                Some(Permission::Administer),
+            ),
         ];
         for (method, route, expected) in cases {
             assert_eq!(required_permission(&method, route), expected, "{method} {route}");

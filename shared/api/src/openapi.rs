@@ -847,6 +847,7 @@ pub struct EventsAccepted {
         crate::contacts::erase,
         crate::sso::configure,
         crate::sso::show,
+        crate::sso::release,
         crate::sso::identify,
     ),
     modifiers(&CommonRefusals)

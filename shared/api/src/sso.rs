@@ -21,7 +21,7 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route(
         "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
-        get(show).put(configure),
+        get(show).put(configure).delete(release),
     )
 }
 
@@ -81,6 +81,19 @@ pub(crate) async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let (ws, site) = path(ids)?;
     Ok(Json(sites(&state)?.settings(&ws, &site).await?.view()))
+}
+
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/sites/{site_id}/sso", tag = "sso",
+    description = "Remove a site's SSO settings and release the site: any workspace may claim it again. Its visitors cannot sign in until it is configured again.",
+    params(openapi::WorkspaceId, openapi::SiteId),
+    responses((status = 204), (status = 404, body = openapi::ErrorBody)))]
+pub(crate) async fn release(
+    State(state): State<ApiState>,
+    ids: PathResult<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (ws, site) = path(ids)?;
+    sites(&state)?.release(&ws, &site).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

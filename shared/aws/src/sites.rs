@@ -1,13 +1,14 @@
 //! Sites' SSO settings, in the workflows table: `SITE#<site id>`, `SSO`.
 //! The item carries its workspace, and a write is conditional on the site
-//! being unclaimed or already the writer's.
+//! being unclaimed or already the writer's; so is its deletion, which frees
+//! the site.
 
 use async_trait::async_trait;
 use hookflow_core::ports::{PortError, PortResult};
 use hookflow_core::sso::{SiteStore, SsoSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{from_item, get_item, put_if, s, to_item};
+use crate::dynamo::{from_item, get_item, put_if, s, to_item, unless_condition_failed};
 use crate::error::decode_error;
 
 #[derive(Clone)]
@@ -71,5 +72,20 @@ impl SiteStore for DynamoSites {
         serde_json::from_str(&stored.settings)
             .map(Some)
             .map_err(|e| decode_error("get_sso", e))
+    }
+
+    async fn release_sso(&self, workspace_id: &str, site_id: &str) -> PortResult<bool> {
+        let (pk, sk) = key(site_id);
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("workspace_id = :ws")
+            .expression_attribute_values(":ws", s(workspace_id))
+            .send()
+            .await;
+        Ok(unless_condition_failed("release_sso", delete)?.is_some())
     }
 }

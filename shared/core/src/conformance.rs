@@ -1897,6 +1897,21 @@ pub async fn site_store(store: Arc<dyn crate::sso::SiteStore>) {
         store.get_sso("site_conf").await.expect("get"),
         Some(settings("ws_a", "two"))
     );
+    assert!(
+        !store.release_sso("ws_b", "site_conf").await.expect("release"),
+        "another workspace may not release it"
+    );
+    assert!(store.get_sso("site_conf").await.expect("get").is_some());
+    assert!(store.release_sso("ws_a", "site_conf").await.expect("release"));
+    assert!(store.get_sso("site_conf").await.expect("get").is_none());
+    assert!(
+        !store.release_sso("ws_a", "site_conf").await.expect("release"),
+        "nothing left to release"
+    );
+    assert!(
+        store.put_sso(&settings("ws_b", "four")).await.expect("put"),
+        "a released site may be claimed by another workspace"
+    );
 }
 
 #[cfg(test)]

@@ -126,6 +126,9 @@ pub trait SiteStore: Send + Sync {
     /// workspace's; false (nothing written) if another workspace has it.
     async fn put_sso(&self, settings: &SsoSettings) -> PortResult<bool>;
     async fn get_sso(&self, site_id: &str) -> PortResult<Option<SsoSettings>>;
+    /// Removes the site's settings, and with them the workspace's claim, if
+    /// `workspace_id` holds the site; false (nothing removed) otherwise.
+    async fn release_sso(&self, workspace_id: &str, site_id: &str) -> PortResult<bool>;
 }
 
 /// Why a token was refused (HTTP 401); `code` names the reason.
@@ -379,6 +382,20 @@ impl SsoSites {
             "SSO settings stored"
         );
         Ok(settings)
+    }
+
+    /// Removes a site's settings and frees its id for any workspace: a site
+    /// claimed by mistake, or moved to another workspace. Its visitors can
+    /// no longer sign in until the site is configured again.
+    pub async fn release(&self, workspace_id: &str, site_id: &str) -> Result<(), SsoError> {
+        if !crate::validate::is_valid_id(site_id) {
+            return Err(SsoError::BadSiteId);
+        }
+        if !self.sites.release_sso(workspace_id, site_id).await? {
+            return Err(SsoError::NotConfigured(site_id.to_owned()));
+        }
+        tracing::info!(workspace_id, site_id, "SSO settings removed, site released");
+        Ok(())
     }
 
     /// A workspace's settings of one of its sites.

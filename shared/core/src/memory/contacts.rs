@@ -268,4 +268,13 @@ impl crate::sso::SiteStore for MemorySites {
         let sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(sites.get(site_id).cloned())
     }
+
+    async fn release_sso(&self, workspace_id: &str, site_id: &str) -> PortResult<bool> {
+        let mut sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sites.get(site_id).is_none_or(|held| held.workspace_id != workspace_id) {
+            return Ok(false);
+        }
+        sites.remove(site_id);
+        Ok(true)
+    }
 }
