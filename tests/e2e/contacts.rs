@@ -117,6 +117,27 @@ async fn sponsor_leads_are_tagged_posted_and_exported_as_safe_csv() {
         "the formula is neutralised"
     );
     assert_eq!(rows[2]["company"], json!("ACME"));
+    let (status, audit) = stack.get(&format!("/v1/workspaces/{WS}/audit")).await;
+    assert_eq!(status, 200, "{audit}");
+    let exports: Vec<&Value> = audit["entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("GET ")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        exports.len(),
+        1,
+        "the export is audited, the JSON pages are not: {audit}"
+    );
+    assert_eq!(
+        exports[0]["target"],
+        json!(format!("/v1/workspaces/{WS}/contacts?format=csv&tag=sponsor-a")),
+        "with what it selected"
+    );
     stack.shutdown().await;
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection, RawPathParamsRejection};
 use axum::extract::{MatchedPath, Query, RawPathParams, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -123,16 +123,22 @@ pub(crate) async fn check(
     if let Err(err) = actor.authorize(permission, workspace_id.as_deref()) {
         return refusal(err);
     }
-    let target = request.uri().path().to_owned();
+    let export = is_personal_data_export(&method, &route, request.uri());
+    let target = match (export, request.uri().query()) {
+        // What was exported (which tag or list) is part of the record.
+        (true, Some(query)) => format!("{}?{query}", request.uri().path()),
+        _ => request.uri().path().to_owned(),
+    };
     let mut request = request;
     request.extensions_mut().insert(actor.clone());
     let response = next.run(request).await;
-    // Management writes and the on-call actions (replays, cancels) are kept.
+    // Management writes, the on-call actions (replays, cancels) and bulk
+    // exports of personal data are kept.
     let is_write = matches!(permission, Permission::Administer | Permission::Operate)
         && method != Method::GET
         && method != Method::HEAD
         && !route.ends_with("/validate");
-    if let (true, true, Some(workspace_id)) = (is_write, response.status().is_success(), workspace_id) {
+    if let (true, true, Some(workspace_id)) = (is_write || export, response.status().is_success(), workspace_id) {
         let action = format!("{method} {}", action_route(&route, &params));
         // The write is done; a failed audit record is logged, not turned
         // into an error the caller would retry.
@@ -141,6 +147,15 @@ pub(crate) async fn check(
         }
     }
     response
+}
+
+/// The contacts CSV export: every selected contact's personal data in one
+/// answer, so who took it, and when, is kept like a write.
+fn is_personal_data_export(method: &Method, route: &str, uri: &Uri) -> bool {
+    *method == Method::GET
+        && route.ends_with("/contacts")
+        && Query::<HashMap<String, String>>::try_from_uri(uri)
+            .is_ok_and(|query| query.get("format").is_some_and(|format| format == "csv"))
 }
 
 async fn authenticate(

@@ -182,7 +182,7 @@ impl Actor {
     }
 }
 
-/// One management write.
+/// One management write, or one export of contacts' personal data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub format: u32,
@@ -194,7 +194,7 @@ pub struct AuditEntry {
     pub actor: String,
     /// The method and route, e.g. `POST /v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish`.
     pub action: String,
-    /// The path written to.
+    /// The path written to (an export's with its query: what it selected).
     pub target: String,
 }
 
