@@ -219,14 +219,8 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
 }
 
 async fn delete_sso(stack: &Stack, ws: &str, site: &str) -> (u16, Value) {
-    let response = stack
-        .client
-        .delete(format!("{}/v1/workspaces/{ws}/sites/{site}/sso", stack.base))
-        .send()
-        .await
-        .expect("DELETE sso");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let path = format!("/v1/workspaces/{ws}/sites/{site}/sso");
+    stack.call(reqwest::Method::DELETE, &path, None).await
 }
 
 /// A site claimed by mistake: only its workspace can release it, and then
