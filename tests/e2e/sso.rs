@@ -218,39 +218,51 @@ async fn pyjwt_tokens_identify_contacts_and_every_bad_token_is_refused_by_name()
     stack.shutdown().await;
 }
 
-async fn delete_sso(stack: &Stack, ws: &str, site: &str) -> (u16, Value) {
-    let path = format!("/v1/workspaces/{ws}/sites/{site}/sso");
+async fn delete_sso(stack: &Stack, ws: &str, site_and_query: &str) -> (u16, Value) {
+    let path = format!("/v1/workspaces/{ws}/sites/{site_and_query}");
     stack.call(reqwest::Method::DELETE, &path, None).await
 }
 
-/// A site claimed by mistake: only its workspace can release it, and then
-/// its tokens are refused until another workspace claims it.
+/// A site let go of: only its workspace can release it; then its tokens are
+/// refused and other workspaces are held off (its pages may still post
+/// tokens), except the one it is handed to.
 async fn release_and_reclaim(stack: &Stack, keys: &Value, es256_token: &str) {
-    let (status, refused) = delete_sso(stack, "ws_intruder", "site_es").await;
+    let es256 = json!({"algorithm": "ES256", "public_key": keys["es256_public"], "audience": AUDIENCE});
+    let (status, refused) = delete_sso(stack, "ws_intruder", "site_es/sso").await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
         (404, Some("sso_not_configured")),
         "another workspace cannot release it: {refused}"
     );
     assert_eq!(identify(stack, "site_es", es256_token).await.0, 200, "still configured");
-    assert_eq!(delete_sso(stack, WS, "site_es").await.0, 204);
+    assert_eq!(delete_sso(stack, WS, "site_es/sso").await.0, 204);
     let (status, gone) = identify(stack, "site_es", es256_token).await;
     assert_eq!(
         (status, gone["error"]["code"].as_str()),
         (404, Some("sso_not_configured")),
         "{gone}"
     );
-    let (status, again) = delete_sso(stack, WS, "site_es").await;
+    assert_eq!(delete_sso(stack, WS, "site_es/sso").await.0, 204, "a retried release");
+    let (status, held) = put_sso(stack, "ws_intruder", "site_es", es256.clone()).await;
     assert_eq!(
-        (status, again["error"]["code"].as_str()),
-        (404, Some("sso_not_configured"))
+        (status, held["error"]["code"].as_str()),
+        (409, Some("site_taken")),
+        "held against other workspaces: {held}"
     );
-    let (status, claimed) = put_sso(
-        stack,
-        "ws_intruder",
-        "site_es",
-        json!({"algorithm": "ES256", "public_key": keys["es256_public"], "audience": AUDIENCE}),
-    )
-    .await;
-    assert_eq!(status, 200, "a released site can be claimed: {claimed}");
+    assert_eq!(put_sso(stack, WS, "site_es", es256.clone()).await.0, 200, "reclaimed");
+    for (query, code) in [
+        ("?transfer_to=bad%20id", "invalid_transfer"),
+        ("?to=ws_partner", "invalid_query"),
+    ] {
+        let (status, bad) = delete_sso(stack, WS, &format!("site_es/sso{query}")).await;
+        assert_eq!((status, bad["error"]["code"].as_str()), (400, Some(code)), "{bad}");
+    }
+    assert_eq!(delete_sso(stack, WS, "site_es/sso?transfer_to=ws_partner").await.0, 204);
+    assert_eq!(put_sso(stack, "ws_intruder", "site_es", es256.clone()).await.0, 409);
+    let (status, moved) = put_sso(stack, "ws_partner", "site_es", es256).await;
+    assert_eq!(
+        (status, moved["workspace_id"].as_str()),
+        (200, Some("ws_partner")),
+        "{moved}"
+    );
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -15,7 +15,7 @@ use hookflow_core::EngineError;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::params::{decode_body, path, read_body, PathResult};
+use crate::params::{bad_query, decode_body, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -37,7 +37,7 @@ impl From<SsoError> for ApiError {
             SsoError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             SsoError::Refused(_) => StatusCode::UNAUTHORIZED,
             SsoError::IdentityConflict => StatusCode::CONFLICT,
-            SsoError::BadSiteId => StatusCode::BAD_REQUEST,
+            SsoError::BadSiteId | SsoError::BadTransfer => StatusCode::BAD_REQUEST,
             SsoError::Port(port) => return EngineError::from(port.clone()).into(),
         };
         ApiError::new(status, err.code(), err.to_string())
@@ -83,16 +83,25 @@ pub(crate) async fn show(
     Ok(Json(sites(&state)?.settings(&ws, &site).await?.view()))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseQuery {
+    transfer_to: Option<String>,
+}
+
 #[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/sites/{site_id}/sso", tag = "sso",
-    description = "Remove a site's SSO settings and release the site: any workspace may claim it again. Its visitors cannot sign in until it is configured again.",
-    params(openapi::WorkspaceId, openapi::SiteId),
-    responses((status = 204), (status = 404, body = openapi::ErrorBody)))]
+    description = "Remove a site's SSO settings and release the site. The workspace named by `transfer_to` may claim it at once; any other only after 7 days, since the site's pages may still post their visitors' tokens. Its visitors cannot sign in until the site is configured again. Releasing a released site again changes nothing.",
+    params(openapi::WorkspaceId, openapi::SiteId,
+        ("transfer_to" = Option<String>, Query, description = "the workspace that may claim the site at once")),
+    responses((status = 204), (status = 400, body = openapi::ErrorBody), (status = 404, body = openapi::ErrorBody)))]
 pub(crate) async fn release(
     State(state): State<ApiState>,
     ids: PathResult<(String, String)>,
+    query: Result<Query<ReleaseQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let (ws, site) = path(ids)?;
-    sites(&state)?.release(&ws, &site).await?;
+    let Query(query) = query.map_err(|rejection| bad_query(rejection.body_text()))?;
+    sites(&state)?.release(&ws, &site, query.transfer_to.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

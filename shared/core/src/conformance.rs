@@ -1897,20 +1897,64 @@ pub async fn site_store(store: Arc<dyn crate::sso::SiteStore>) {
         store.get_sso("site_conf").await.expect("get"),
         Some(settings("ws_a", "two"))
     );
+    site_releases(store, settings).await;
+}
+
+/// Releases hold a site for [`crate::sso::RELEASE_HOLD`] against every
+/// workspace but the releasing one and the one it was handed to.
+async fn site_releases(
+    store: Arc<dyn crate::sso::SiteStore>,
+    settings: impl Fn(&str, &str) -> crate::sso::SsoSettings,
+) {
+    use crate::sso::{SiteRelease, RELEASE_HOLD};
+    let t0 = settings("ws_a", "x").updated_at;
+    let release = |ws: &str, to: Option<&str>, at| SiteRelease {
+        site_id: "site_conf".into(),
+        workspace_id: ws.into(),
+        handed_to: to.map(str::to_owned),
+        released_at: at,
+    };
+    let claim_at = |ws: &str, at| crate::sso::SsoSettings {
+        updated_at: at,
+        ..settings(ws, "claimed")
+    };
     assert!(
-        !store.release_sso("ws_b", "site_conf").await.expect("release"),
+        !store.release_sso(&release("ws_b", None, t0)).await.expect("release"),
         "another workspace may not release it"
     );
     assert!(store.get_sso("site_conf").await.expect("get").is_some());
-    assert!(store.release_sso("ws_a", "site_conf").await.expect("release"));
-    assert!(store.get_sso("site_conf").await.expect("get").is_none());
+    assert!(store.release_sso(&release("ws_a", None, t0)).await.expect("release"));
+    assert!(store.get_sso("site_conf").await.expect("get").is_none(), "released");
     assert!(
-        !store.release_sso("ws_a", "site_conf").await.expect("release"),
-        "nothing left to release"
+        store.release_sso(&release("ws_a", None, t0)).await.expect("release"),
+        "a retried release is no error"
+    );
+    let just_before = t0 + RELEASE_HOLD - chrono::TimeDelta::seconds(1);
+    assert!(
+        !store.put_sso(&claim_at("ws_b", just_before)).await.expect("put"),
+        "held against other workspaces"
     );
     assert!(
-        store.put_sso(&settings("ws_b", "four")).await.expect("put"),
-        "a released site may be claimed by another workspace"
+        store.put_sso(&claim_at("ws_a", t0)).await.expect("put"),
+        "the releasing workspace may claim it again"
+    );
+    assert!(store
+        .release_sso(&release("ws_a", Some("ws_c"), t0))
+        .await
+        .expect("release"));
+    assert!(!store.put_sso(&claim_at("ws_b", t0)).await.expect("put"));
+    assert!(
+        store.put_sso(&claim_at("ws_c", t0)).await.expect("put"),
+        "handed to ws_c"
+    );
+    assert_eq!(
+        store.get_sso("site_conf").await.expect("get").map(|s| s.workspace_id),
+        Some("ws_c".to_owned())
+    );
+    assert!(store.release_sso(&release("ws_c", None, t0)).await.expect("release"));
+    assert!(
+        store.put_sso(&claim_at("ws_b", t0 + RELEASE_HOLD)).await.expect("put"),
+        "anyone once the hold is over"
     );
 }
 

@@ -119,16 +119,46 @@ impl SsoSettings {
     }
 }
 
+/// How long a released site stays out of other workspaces' reach (unless
+/// it was handed to one): a site's pages may still post their visitors'
+/// tokens after its workspace let go, and whoever claimed it then would
+/// receive those visitors' identities.
+pub const RELEASE_HOLD: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// A workspace letting go of a site: its settings are removed and the site
+/// is held for [`RELEASE_HOLD`], claimable meanwhile by the releasing
+/// workspace and by `handed_to` only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteRelease {
+    pub site_id: String,
+    pub workspace_id: String,
+    pub handed_to: Option<String>,
+    pub released_at: DateTime<Utc>,
+}
+
+impl SiteRelease {
+    /// Whether `workspace_id` may claim the site at `at`.
+    pub fn lets_claim(&self, workspace_id: &str, at: DateTime<Utc>) -> bool {
+        workspace_id == self.workspace_id
+            || self.handed_to.as_deref() == Some(workspace_id)
+            || at >= self.released_at + RELEASE_HOLD
+    }
+}
+
 /// Where sites' SSO settings are kept.
 #[async_trait]
 pub trait SiteStore: Send + Sync {
-    /// Stores `settings` if the site is unclaimed or already the same
-    /// workspace's; false (nothing written) if another workspace has it.
+    /// Stores `settings` if the site is unclaimed, already the same
+    /// workspace's, or released in a way that lets this workspace claim it
+    /// at `settings.updated_at` ([`SiteRelease::lets_claim`]); false
+    /// (nothing written) otherwise.
     async fn put_sso(&self, settings: &SsoSettings) -> PortResult<bool>;
+    /// The settings of a claimed site; `None` for an unknown or released one.
     async fn get_sso(&self, site_id: &str) -> PortResult<Option<SsoSettings>>;
-    /// Removes the site's settings, and with them the workspace's claim, if
-    /// `workspace_id` holds the site; false (nothing removed) otherwise.
-    async fn release_sso(&self, workspace_id: &str, site_id: &str) -> PortResult<bool>;
+    /// Removes the site's settings and holds the site, if the releasing
+    /// workspace has it claimed (true), or had already released it (true,
+    /// nothing changed: a retried release is not an error); false otherwise.
+    async fn release_sso(&self, release: &SiteRelease) -> PortResult<bool>;
 }
 
 /// Why a token was refused (HTTP 401); `code` names the reason.
@@ -301,6 +331,8 @@ pub enum SsoError {
     IdentityConflict,
     #[error("site ids are 1-64 characters of A-Z a-z 0-9 _ -")]
     BadSiteId,
+    #[error("transfer_to must be another workspace's id (1-64 characters of A-Z a-z 0-9 _ -)")]
+    BadTransfer,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -314,6 +346,7 @@ impl SsoError {
             SsoError::Refused(refusal) => refusal.code(),
             SsoError::IdentityConflict => "identity_conflict",
             SsoError::BadSiteId => "invalid_site_id",
+            SsoError::BadTransfer => "invalid_transfer",
             SsoError::Port(_) => "store_unavailable",
         }
     }
@@ -384,17 +417,27 @@ impl SsoSites {
         Ok(settings)
     }
 
-    /// Removes a site's settings and frees its id for any workspace: a site
-    /// claimed by mistake, or moved to another workspace. Its visitors can
-    /// no longer sign in until the site is configured again.
-    pub async fn release(&self, workspace_id: &str, site_id: &str) -> Result<(), SsoError> {
+    /// Removes a site's settings and lets go of the site: for a site claimed
+    /// by mistake, or moving to `handed_to`, which may claim it at once;
+    /// any other workspace only after [`RELEASE_HOLD`]. Its visitors cannot
+    /// sign in until the site is configured again.
+    pub async fn release(&self, workspace_id: &str, site_id: &str, handed_to: Option<&str>) -> Result<(), SsoError> {
         if !crate::validate::is_valid_id(site_id) {
             return Err(SsoError::BadSiteId);
         }
-        if !self.sites.release_sso(workspace_id, site_id).await? {
+        if handed_to.is_some_and(|to| !crate::validate::is_valid_id(to) || to == workspace_id) {
+            return Err(SsoError::BadTransfer);
+        }
+        let release = SiteRelease {
+            site_id: site_id.to_owned(),
+            workspace_id: workspace_id.to_owned(),
+            handed_to: handed_to.map(str::to_owned),
+            released_at: self.clock.now(),
+        };
+        if !self.sites.release_sso(&release).await? {
             return Err(SsoError::NotConfigured(site_id.to_owned()));
         }
-        tracing::info!(workspace_id, site_id, "SSO settings removed, site released");
+        tracing::info!(workspace_id, site_id, handed_to, "SSO settings removed, site released");
         Ok(())
     }
 

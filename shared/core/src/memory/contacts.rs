@@ -244,37 +244,50 @@ impl ContactStore for MemoryContacts {
     }
 }
 
+/// A site as the twin holds it: claimed with settings, or released.
+enum Site {
+    Claimed(crate::sso::SsoSettings),
+    Released(crate::sso::SiteRelease),
+}
+
 /// Sites' SSO settings, by site id.
 #[derive(Default)]
 pub struct MemorySites {
-    sites: Mutex<HashMap<String, crate::sso::SsoSettings>>,
+    sites: Mutex<HashMap<String, Site>>,
 }
 
 #[async_trait]
 impl crate::sso::SiteStore for MemorySites {
     async fn put_sso(&self, settings: &crate::sso::SsoSettings) -> PortResult<bool> {
         let mut sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sites
-            .get(&settings.site_id)
-            .is_some_and(|held| held.workspace_id != settings.workspace_id)
-        {
-            return Ok(false);
+        let may_claim = match sites.get(&settings.site_id) {
+            None => true,
+            Some(Site::Claimed(held)) => held.workspace_id == settings.workspace_id,
+            Some(Site::Released(release)) => release.lets_claim(&settings.workspace_id, settings.updated_at),
+        };
+        if may_claim {
+            sites.insert(settings.site_id.clone(), Site::Claimed(settings.clone()));
         }
-        sites.insert(settings.site_id.clone(), settings.clone());
-        Ok(true)
+        Ok(may_claim)
     }
 
     async fn get_sso(&self, site_id: &str) -> PortResult<Option<crate::sso::SsoSettings>> {
         let sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(sites.get(site_id).cloned())
+        Ok(match sites.get(site_id) {
+            Some(Site::Claimed(settings)) => Some(settings.clone()),
+            _ => None,
+        })
     }
 
-    async fn release_sso(&self, workspace_id: &str, site_id: &str) -> PortResult<bool> {
+    async fn release_sso(&self, release: &crate::sso::SiteRelease) -> PortResult<bool> {
         let mut sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sites.get(site_id).is_none_or(|held| held.workspace_id != workspace_id) {
-            return Ok(false);
+        match sites.get(&release.site_id) {
+            Some(Site::Claimed(held)) if held.workspace_id == release.workspace_id => {
+                sites.insert(release.site_id.clone(), Site::Released(release.clone()));
+                Ok(true)
+            }
+            Some(Site::Released(earlier)) => Ok(earlier.workspace_id == release.workspace_id),
+            _ => Ok(false),
         }
-        sites.remove(site_id);
-        Ok(true)
     }
 }
