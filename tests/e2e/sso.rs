@@ -258,6 +258,12 @@ async fn release_and_reclaim(stack: &Stack, keys: &Value, es256_token: &str) {
         assert_eq!((status, bad["error"]["code"].as_str()), (400, Some(code)), "{bad}");
     }
     assert_eq!(delete_sso(stack, WS, "site_es/sso?transfer_to=ws_partner").await.0, 204);
+    let (_, audit) = stack.get(&format!("/v1/workspaces/{WS}/audit?limit=1")).await;
+    assert_eq!(
+        audit["entries"][0]["target"],
+        json!(format!("/v1/workspaces/{WS}/sites/site_es/sso?transfer_to=ws_partner")),
+        "the audit trail says whom the site was handed to: {audit}"
+    );
     assert_eq!(put_sso(stack, "ws_intruder", "site_es", es256.clone()).await.0, 409);
     let (status, moved) = put_sso(stack, "ws_partner", "site_es", es256).await;
     assert_eq!(

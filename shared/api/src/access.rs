@@ -124,10 +124,11 @@ pub(crate) async fn check(
         return refusal(err);
     }
     let export = is_personal_data_export(&method, &route, request.uri());
-    let target = match (export, request.uri().query()) {
-        // What was exported (which tag or list) is part of the record.
-        (true, Some(query)) => format!("{}?{query}", request.uri().path()),
-        _ => request.uri().path().to_owned(),
+    // The query is part of the record: which tag or list an export took,
+    // which workspace a site was handed to.
+    let target = match request.uri().query() {
+        Some(query) => format!("{}?{query}", request.uri().path()),
+        None => request.uri().path().to_owned(),
     };
     let mut request = request;
     request.extensions_mut().insert(actor.clone());

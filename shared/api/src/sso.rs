@@ -90,7 +90,7 @@ pub(crate) struct ReleaseQuery {
 }
 
 #[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/sites/{site_id}/sso", tag = "sso",
-    description = "Remove a site's SSO settings and release the site. The workspace named by `transfer_to` may claim it at once; any other only after 7 days, since the site's pages may still post their visitors' tokens. Its visitors cannot sign in until the site is configured again. Releasing a released site again changes nothing.",
+    description = "Remove a site's SSO settings and release the site. The workspace named by `transfer_to` may claim it at once; any other only after 7 days, since the site's pages may still post their visitors' tokens. Its visitors cannot sign in until the site is configured again. Releasing a released site again replaces the earlier release (a corrected `transfer_to` takes effect).",
     params(openapi::WorkspaceId, openapi::SiteId,
         ("transfer_to" = Option<String>, Query, description = "the workspace that may claim the site at once")),
     responses((status = 204), (status = 400, body = openapi::ErrorBody), (status = 404, body = openapi::ErrorBody)))]

@@ -117,20 +117,15 @@ impl SiteStore for DynamoSites {
                 handed_to: release.handed_to.clone(),
             },
         )?;
+        // The holder is the claiming workspace, or the releasing one: either
+        // way the same workspace may release (again).
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("workspace_id = :ws AND attribute_not_exists(released_at_ms)")
+            .condition_expression("workspace_id = :ws")
             .expression_attribute_values(":ws", s(&release.workspace_id));
-        if put_if(OP, put).await? {
-            return Ok(true);
-        }
-        // Already released by this workspace (a retried call): done, unchanged.
-        Ok(self
-            .get_site(OP, &release.site_id)
-            .await?
-            .is_some_and(|held| held.workspace_id == release.workspace_id && held.released_at_ms.is_some()))
+        put_if(OP, put).await
     }
 }

@@ -194,7 +194,8 @@ pub struct AuditEntry {
     pub actor: String,
     /// The method and route, e.g. `POST /v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish`.
     pub action: String,
-    /// The path written to (an export's with its query: what it selected).
+    /// The path written to, with its query if it had one (what an export
+    /// selected, whom a site was handed to).
     pub target: String,
 }
 

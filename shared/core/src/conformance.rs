@@ -1907,54 +1907,67 @@ async fn site_releases(
     settings: impl Fn(&str, &str) -> crate::sso::SsoSettings,
 ) {
     use crate::sso::{SiteRelease, RELEASE_HOLD};
-    let t0 = settings("ws_a", "x").updated_at;
-    let release = |ws: &str, to: Option<&str>, at| SiteRelease {
+    // Not on a whole millisecond: both stores count the hold in milliseconds.
+    let t0 = settings("ws_a", "x").updated_at + chrono::TimeDelta::nanoseconds(123_456_789);
+    let release = |ws: &str, to: Option<&str>| SiteRelease {
         site_id: "site_conf".into(),
         workspace_id: ws.into(),
         handed_to: to.map(str::to_owned),
-        released_at: at,
+        released_at: t0,
     };
     let claim_at = |ws: &str, at| crate::sso::SsoSettings {
         updated_at: at,
         ..settings(ws, "claimed")
     };
+    let claims = |ws: &'static str, at| {
+        let store = store.clone();
+        let claim = claim_at(ws, at);
+        async move { store.put_sso(&claim).await.expect("put") }
+    };
     assert!(
-        !store.release_sso(&release("ws_b", None, t0)).await.expect("release"),
+        !store.release_sso(&release("ws_b", None)).await.expect("release"),
         "another workspace may not release it"
     );
     assert!(store.get_sso("site_conf").await.expect("get").is_some());
-    assert!(store.release_sso(&release("ws_a", None, t0)).await.expect("release"));
+    assert!(store.release_sso(&release("ws_a", None)).await.expect("release"));
     assert!(store.get_sso("site_conf").await.expect("get").is_none(), "released");
     assert!(
-        store.release_sso(&release("ws_a", None, t0)).await.expect("release"),
-        "a retried release is no error"
-    );
-    let just_before = t0 + RELEASE_HOLD - chrono::TimeDelta::seconds(1);
-    assert!(
-        !store.put_sso(&claim_at("ws_b", just_before)).await.expect("put"),
-        "held against other workspaces"
+        !store
+            .release_sso(&release("ws_b", Some("ws_b")))
+            .await
+            .expect("release"),
+        "nor release it once released"
     );
     assert!(
-        store.put_sso(&claim_at("ws_a", t0)).await.expect("put"),
-        "the releasing workspace may claim it again"
+        !claims("ws_b", t0 + RELEASE_HOLD - chrono::TimeDelta::milliseconds(1)).await,
+        "held against other workspaces until the last millisecond"
     );
-    assert!(store
-        .release_sso(&release("ws_a", Some("ws_c"), t0))
-        .await
-        .expect("release"));
-    assert!(!store.put_sso(&claim_at("ws_b", t0)).await.expect("put"));
+    assert!(claims("ws_a", t0).await, "the releasing workspace may claim it again");
+    assert!(store.release_sso(&release("ws_a", None)).await.expect("release"));
     assert!(
-        store.put_sso(&claim_at("ws_c", t0)).await.expect("put"),
-        "handed to ws_c"
+        store
+            .release_sso(&release("ws_a", Some("ws_c")))
+            .await
+            .expect("release"),
+        "a repeated release replaces the first: a corrected handoff takes effect"
     );
+    assert!(!claims("ws_b", t0).await);
+    assert!(claims("ws_c", t0).await, "handed to ws_c");
     assert_eq!(
         store.get_sso("site_conf").await.expect("get").map(|s| s.workspace_id),
         Some("ws_c".to_owned())
     );
-    assert!(store.release_sso(&release("ws_c", None, t0)).await.expect("release"));
     assert!(
-        store.put_sso(&claim_at("ws_b", t0 + RELEASE_HOLD)).await.expect("put"),
-        "anyone once the hold is over"
+        !store.release_sso(&release("ws_a", None)).await.expect("release"),
+        "ws_a let go of it"
+    );
+    assert!(store
+        .release_sso(&release("ws_c", Some("ws_d")))
+        .await
+        .expect("release"));
+    assert!(
+        claims("ws_b", t0 + RELEASE_HOLD).await,
+        "anyone once the hold is over, handed to another or not"
     );
 }
 

@@ -137,11 +137,12 @@ pub struct SiteRelease {
 }
 
 impl SiteRelease {
-    /// Whether `workspace_id` may claim the site at `at`.
+    /// Whether `workspace_id` may claim the site at `at`. Times count in
+    /// whole milliseconds, as the stores keep them.
     pub fn lets_claim(&self, workspace_id: &str, at: DateTime<Utc>) -> bool {
         workspace_id == self.workspace_id
             || self.handed_to.as_deref() == Some(workspace_id)
-            || at >= self.released_at + RELEASE_HOLD
+            || at.timestamp_millis() >= (self.released_at + RELEASE_HOLD).timestamp_millis()
     }
 }
 
@@ -156,8 +157,9 @@ pub trait SiteStore: Send + Sync {
     /// The settings of a claimed site; `None` for an unknown or released one.
     async fn get_sso(&self, site_id: &str) -> PortResult<Option<SsoSettings>>;
     /// Removes the site's settings and holds the site, if the releasing
-    /// workspace has it claimed (true), or had already released it (true,
-    /// nothing changed: a retried release is not an error); false otherwise.
+    /// workspace has it claimed or had already released it (true: a repeat
+    /// replaces the earlier release, so a retried call is no error and a
+    /// corrected `handed_to` takes effect); false otherwise.
     async fn release_sso(&self, release: &SiteRelease) -> PortResult<bool>;
 }
 

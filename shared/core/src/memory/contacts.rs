@@ -281,13 +281,15 @@ impl crate::sso::SiteStore for MemorySites {
 
     async fn release_sso(&self, release: &crate::sso::SiteRelease) -> PortResult<bool> {
         let mut sites = self.sites.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match sites.get(&release.site_id) {
-            Some(Site::Claimed(held)) if held.workspace_id == release.workspace_id => {
-                sites.insert(release.site_id.clone(), Site::Released(release.clone()));
-                Ok(true)
-            }
-            Some(Site::Released(earlier)) => Ok(earlier.workspace_id == release.workspace_id),
-            _ => Ok(false),
+        let holder = match sites.get(&release.site_id) {
+            Some(Site::Claimed(held)) => &held.workspace_id,
+            Some(Site::Released(earlier)) => &earlier.workspace_id,
+            None => return Ok(false),
+        };
+        if *holder != release.workspace_id {
+            return Ok(false);
         }
+        sites.insert(release.site_id.clone(), Site::Released(release.clone()));
+        Ok(true)
     }
 }
