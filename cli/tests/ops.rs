@@ -53,6 +53,8 @@ async fn running_run(memory: &MemoryBackend, run_id: &str) -> String {
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     };
     memory.runs.create_run(&run).await.expect("create run");
     json!({"run_id": run_id, "workspace_id": WS, "workflow_id": "wf_ops", "workflow_version": 1,

@@ -236,3 +236,137 @@ async fn a_few_hundred_contacts_export_from_dynamodb() {
     assert_eq!(all.len(), CONTACTS);
     stack.shutdown().await;
 }
+
+/// A workflow that changes the contact, then waits an hour: its run is
+/// still running when the contact is erased.
+fn follow_up_workflow() -> Value {
+    json!({"id": "follow_up", "workspace_id": WS, "name": "Follow up", "status": "active",
+    "scope": {"workspace": true}, "trigger": {"type": "Gameplay.Ended"}, "start": "note",
+    "steps": {
+        "note": {"action": {"type": "UpdateContact", "set": {"last_game": "{{ game }}"}}, "next": "wait"},
+        "wait": {"action": {"type": "Delay", "seconds": 3600}}
+    }})
+}
+
+/// The run of `workflow_id` once `ready` holds for its detail.
+async fn run_when(stack: &Stack, workflow_id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + hookflow_tests::PIPELINE_WAIT;
+    loop {
+        let runs = stack.runs(&format!("?workflow_id={workflow_id}")).await;
+        for run in &runs {
+            let detail = stack.run(run["run_id"].as_str().unwrap_or_default()).await;
+            if ready(&detail) {
+                return detail;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such run of {workflow_id}: {runs:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Erasure keeps only the contact's id in its runs: the ended run and the
+/// waiting one (cancelled first) lose their event, outputs and requests,
+/// another contact's run keeps them, and an erased run cannot be replayed.
+async fn erasure_keeps_only_the_id(stack: Stack, sponsor: &MockServer) {
+    for n in [1, 2] {
+        let (status, body) = stack.post_event(&lead(n, "card_sponsor_a", "ACME")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let ended = event(
+        "game-1",
+        "Gameplay.Ended",
+        &[("contactid", "ct_001")],
+        json!({"game": "trivia", "contact": {"email": "lead1@example.com"}}),
+    );
+    assert_eq!(stack.post_event(&ended).await.0, 202);
+    let waiting = run_when(&stack, "follow_up", |run| {
+        run["status"] == "running" && run["steps"].as_array().is_some_and(|steps| !steps.is_empty())
+    })
+    .await;
+    let leads = |n: usize| {
+        run_when(&stack, "sponsor_leads", move |run| {
+            run["status"] == "succeeded" && run["contact_id"] == json!(format!("ct_{n:03}"))
+        })
+    };
+    let (first, second) = (leads(1).await, leads(2).await);
+    assert_eq!(sponsor.received_requests().await.unwrap_or_default().len(), 2);
+    assert!(first.to_string().contains("lead1@example.com"), "{first:#}");
+
+    let (status, body) = contacts_call(&stack, reqwest::Method::DELETE, "/ct_001", None).await;
+    assert_eq!(status, 204, "{body}");
+    for before in [&first, &waiting] {
+        let run_id = before["run_id"].as_str().unwrap_or_default();
+        let after = stack.run(run_id).await;
+        assert_eq!(after["contact_id"], json!("ct_001"), "{after:#}");
+        assert!(after["erased_at"].is_string(), "{after:#}");
+        assert_eq!(after["event"], Value::Null, "{after:#}");
+        let text = after.to_string();
+        for personal in ["lead1@example.com", "Lead 1", "trivia", "ACME"] {
+            assert!(!text.contains(personal), "{personal} is left in {after:#}");
+        }
+        let steps = after["steps"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            steps.len(),
+            before["steps"].as_array().map_or(0, Vec::len),
+            "attempts kept"
+        );
+        assert!(steps.iter().all(|s| s["status"] == "succeeded"), "{after:#}");
+    }
+    let waiting_id = waiting["run_id"].as_str().unwrap_or_default();
+    assert_eq!(stack.run(waiting_id).await["status"], "cancelled");
+    let (status, refused) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{WS}/runs/{waiting_id}/replay"),
+            Some(json!({"from": "start"})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("run_erased")),
+        "{refused}"
+    );
+    let kept = stack.run(second["run_id"].as_str().unwrap_or_default()).await;
+    assert!(
+        kept.to_string().contains("lead2@example.com"),
+        "another contact's run is kept: {kept:#}"
+    );
+    assert!(kept["erased_at"].is_null());
+
+    let (status, _) = contacts_call(&stack, reqwest::Method::DELETE, "/ct_001", None).await;
+    assert_eq!(status, 404, "erasing twice");
+    stack.shutdown().await;
+}
+
+async fn sponsor_and_stack(on_aws: bool) -> (MockServer, Stack) {
+    let sponsor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&sponsor)
+        .await;
+    let workflows = vec![
+        sponsor_workflow(&format!("{}/leads", sponsor.uri())),
+        follow_up_workflow(),
+    ];
+    let stack = if on_aws {
+        Stack::start_aws(workflows).await
+    } else {
+        Stack::start(workflows).await
+    };
+    (sponsor, stack)
+}
+
+#[tokio::test]
+async fn erasure_keeps_only_the_contact_id_in_its_runs() {
+    let (sponsor, stack) = sponsor_and_stack(false).await;
+    erasure_keeps_only_the_id(stack, &sponsor).await;
+}
+
+#[tokio::test]
+async fn erasure_keeps_only_the_contact_id_in_its_runs_on_dynamodb() {
+    let (sponsor, stack) = sponsor_and_stack(true).await;
+    erasure_keeps_only_the_id(stack, &sponsor).await;
+}

@@ -568,6 +568,8 @@ async fn stranded_run(stores: &hookflow_core::wiring::Stores, run_id: &str) -> S
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     };
     stores.runs.create_run(&run).await.expect("create run");
     StepMessage {

@@ -761,6 +761,8 @@ async fn a_run_the_reaper_ends_is_announced_as_failed() {
         test: false,
         replay_of: None,
         due_at: Some(started),
+        contact_id: None,
+        erased_at: None,
     };
     bench.backend.runs.create_run(&run).await.expect("run");
     let limits = hookflow_core::engine::DeliveryLimits::for_queue(Duration::from_secs(30), 5);

@@ -261,6 +261,20 @@ impl RunLog for FaultyRunLog {
         }
         Ok(sent)
     }
+    async fn list_contact_runs(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        after: Option<&hookflow_core::run::RunPosition>,
+        page_size: usize,
+    ) -> PortResult<RunPage> {
+        self.inner
+            .list_contact_runs(workspace_id, contact_id, after, page_size)
+            .await
+    }
+    async fn erase_run_data(&self, run_id: &str, at: DateTime<Utc>) -> PortResult<()> {
+        self.inner.erase_run_data(run_id, at).await
+    }
 }
 
 /// A queue that delivers every message twice, and crashes before sends

@@ -95,6 +95,8 @@ mod tests {
             test: false,
             replay_of: None,
             due_at: None,
+            contact_id: None,
+            erased_at: None,
         };
         backend.runs.create_run(&run).await.unwrap();
         let http = Arc::new(CountingHttp::default());
@@ -197,6 +199,8 @@ mod tests {
                 test: false,
                 replay_of: None,
                 due_at: Some(due_at),
+                contact_id: None,
+                erased_at: None,
             };
             backend.runs.create_run(&run).await.unwrap();
         }

@@ -653,6 +653,11 @@ pub struct RunSummary {
     pub replays: u32,
     /// A replay from the start: the failed run it replays.
     pub replay_of: Option<String>,
+    /// The contact the trigger event was about (`contactid`).
+    pub contact_id: Option<String>,
+    /// When that contact's erasure erased the run's event, step outputs,
+    /// requests and errors.
+    pub erased_at: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -698,7 +703,10 @@ pub struct RunDetail {
     pub test: bool,
     pub replays: u32,
     pub replay_of: Option<String>,
-    /// Absent for runs that started before start points were recorded.
+    pub contact_id: Option<String>,
+    pub erased_at: Option<String>,
+    /// Absent for runs that started before start points were recorded, and
+    /// for erased runs.
     pub event: Option<Value>,
     /// The newest 100 attempts at most, in time order.
     pub steps: Vec<StepView>,

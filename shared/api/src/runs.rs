@@ -197,7 +197,8 @@ fn run_summary(run: &RunRecord) -> Value {
     json!({"run_id": run.run_id, "workflow_id": run.workflow_id, "workflow_version": run.workflow_version,
            "event_id": run.event_id, "trigger_type": run.trigger_type, "status": run.status,
            "started_at": run.started_at, "ended_at": run.ended_at, "error": run.error, "test": run.test,
-           "replays": run.replays, "replay_of": run.replay_of})
+           "replays": run.replays, "replay_of": run.replay_of, "contact_id": run.contact_id,
+           "erased_at": run.erased_at})
 }
 
 async fn workspace_run(runs: &dyn RunLog, workspace_id: &str, run_id: &str) -> Result<RunRecord, ApiError> {
@@ -299,6 +300,7 @@ impl From<RecoveryError> for ApiError {
                 (StatusCode::CONFLICT, "not_replayable")
             }
             RecoveryError::AlreadyReplayed { .. } => (StatusCode::CONFLICT, "already_replayed"),
+            RecoveryError::Erased(_) => (StatusCode::CONFLICT, "run_erased"),
         };
         ApiError::new(status, code, err.to_string())
     }

@@ -36,6 +36,7 @@ use crate::error::{decode_error, port_error};
 use crate::resources::{
     RUNS_BY_DUE, RUNS_BY_STATUS, RUNS_BY_WORKFLOW, RUNS_BY_WORKFLOW_STATUS, RUNS_BY_WORKSPACE, TTL_ATTRIBUTE,
 };
+use crate::run_erasure::{contact_runs_lookahead, contact_runs_partition, erase_run_items};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 /// (workspace, workflow id, version).
@@ -808,6 +809,10 @@ struct RunItem {
     gsi5pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi5sk: Option<String>,
+    /// In `by_contact` when its event was about a contact
+    /// ([`crate::run_erasure::contact_runs_partition`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi6pk: Option<String>,
     #[serde(flatten)]
     run: RunRecord,
 }
@@ -850,6 +855,10 @@ impl RunItem {
             gsi4pk,
             gsi5pk: due.as_ref().map(|(pk, _)| pk.clone()),
             gsi5sk: due.map(|(_, sk)| sk),
+            gsi6pk: run
+                .contact_id
+                .as_deref()
+                .map(|contact_id| contact_runs_partition(&run.workspace_id, contact_id)),
             run: run.clone(),
         }
     }
@@ -886,7 +895,7 @@ struct StepItem {
 const MAX_INLINE_OUTPUT_BYTES: usize = 300_000;
 
 /// `state` of a step item that is a claim, not yet a record.
-const IN_PROGRESS: &str = "in_progress";
+pub(crate) const IN_PROGRESS: &str = "in_progress";
 /// Blob chunks stay well under DynamoDB's 400 KB item limit.
 const BLOB_CHUNK_BYTES: usize = 350_000;
 
@@ -1545,6 +1554,36 @@ impl RunLog for DynamoRuns {
             ("sk".to_owned(), s(format!("HANDOFF#{key}"))),
         ]);
         self.put_expiring("mark_handed_off", item).await
+    }
+
+    async fn list_contact_runs(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        after: Option<&RunPosition>,
+        page_size: usize,
+    ) -> PortResult<RunPage> {
+        let partition = contact_runs_partition(workspace_id, contact_id);
+        let items = contact_runs_lookahead(&self.client, &self.table, partition, after, page_size).await?;
+        let more = items.len() > page_size;
+        let mut runs = Vec::with_capacity(page_size);
+        // The index holds keys only: each record is read (an erasure's
+        // page, not a listing anyone waits on). One that expired since is
+        // gone, with nothing left to erase.
+        for item in items.iter().take(page_size) {
+            let run_id = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("RUN#"))
+                .ok_or_else(|| PortError::terminal("list_contact_runs", "an index entry without a run key"))?;
+            runs.extend(self.get_run(run_id).await?);
+        }
+        let next = if more { runs.last().map(RunPosition::of) } else { None };
+        Ok(RunPage { runs, next })
+    }
+
+    async fn erase_run_data(&self, run_id: &str, at: DateTime<Utc>) -> PortResult<()> {
+        erase_run_items(&self.client, &self.table, run_id, at).await
     }
 
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool> {

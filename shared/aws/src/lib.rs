@@ -12,6 +12,7 @@ mod messaging;
 mod outbound;
 pub mod request_count;
 mod resources;
+mod run_erasure;
 mod sites;
 mod sqs;
 
@@ -23,8 +24,8 @@ pub use hooks::DynamoHooks;
 pub use messaging::{aws_messaging, messaging_policy_from_env, EMAIL_SENDERS, SMS_COUNTRIES};
 pub use outbound::DynamoOutbound;
 pub use resources::{
-    create_resources, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE, RUNS_TABLE,
-    STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
+    create_resources, IndexSpec, Projection, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE,
+    RUNS_TABLE, STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
 };
 pub use sites::DynamoSites;
 pub use sqs::SqsQueue;

@@ -71,8 +71,9 @@ fn is_dynamodb(service: &str) -> bool {
 
 /// Write units of one write request, from its JSON body: a unit per KiB of
 /// each item written (its wire size stands for its stored size), once for
-/// the table and once more for every index key it carries (every index of
-/// Hookflow's tables projects the whole item); twice over in a transaction.
+/// the table and once more for every index key it carries (the indexes of
+/// Hookflow's tables project the whole item, but for `by_contact`, whose
+/// key only a run's creation carries); twice over in a transaction.
 pub fn write_units(operation: &str, body: &[u8]) -> f64 {
     let text = String::from_utf8_lossy(body);
     let kib = (body.len() as f64 / 1024.0).ceil().max(1.0);

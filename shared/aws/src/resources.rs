@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -29,6 +29,10 @@ pub const RUNS_BY_WORKFLOW_STATUS: &str = "by_workflow_status";
 /// Sparse: a run leaves it when it ends. Sharded so one hot partition
 /// never takes every run's writes.
 pub const RUNS_BY_DUE: &str = "by_due";
+/// A workspace's runs about one contact (`gsi6pk`, sorted like the
+/// listings), for the contact's erasure. Sparse: only runs whose event named
+/// a contact. Keys only.
+pub const RUNS_BY_CONTACT: &str = "by_contact";
 /// Items carrying this attribute (epoch seconds) expire.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Deliveries after which SQS moves a message to the dead-letter queue.
@@ -37,6 +41,45 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// a message may wait in a backlog before SQS drops it.
 pub const STEPS_MESSAGE_RETENTION: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
 
+/// What a global secondary index copies of each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// The whole item: a listing is answered from the index alone, and
+    /// every change of the item is written to the index too.
+    All,
+    /// Only the keys: written when an item enters or leaves the index, or
+    /// moves in it; its readers fetch the items they need.
+    KeysOnly,
+}
+
+impl Projection {
+    /// The `ProjectionType` in `template.yaml` and the DynamoDB API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Projection::All => "ALL",
+            Projection::KeysOnly => "KEYS_ONLY",
+        }
+    }
+}
+
+/// One global secondary index of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub projection: Projection,
+}
+
+const fn index(name: &'static str, hash_key: &'static str, range_key: &'static str) -> IndexSpec {
+    IndexSpec {
+        name,
+        hash_key,
+        range_key,
+        projection: Projection::All,
+    }
+}
+
 /// A table's keys, as both this module and `template.yaml` declare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSpec {
@@ -44,8 +87,7 @@ pub struct TableSpec {
     pub logical_id: &'static str,
     pub hash_key: &'static str,
     pub range_key: &'static str,
-    /// (index name, hash key, range key); every index projects all attributes.
-    pub indexes: &'static [(&'static str, &'static str, &'static str)],
+    pub indexes: &'static [IndexSpec],
     pub ttl_attribute: Option<&'static str>,
 }
 
@@ -62,11 +104,17 @@ pub const RUNS_TABLE: TableSpec = TableSpec {
     hash_key: "pk",
     range_key: "sk",
     indexes: &[
-        (RUNS_BY_WORKSPACE, "gsi1pk", "gsi1sk"),
-        (RUNS_BY_STATUS, "gsi2pk", "gsi1sk"),
-        (RUNS_BY_WORKFLOW, "gsi3pk", "gsi1sk"),
-        (RUNS_BY_WORKFLOW_STATUS, "gsi4pk", "gsi1sk"),
-        (RUNS_BY_DUE, "gsi5pk", "gsi5sk"),
+        index(RUNS_BY_WORKSPACE, "gsi1pk", "gsi1sk"),
+        index(RUNS_BY_STATUS, "gsi2pk", "gsi1sk"),
+        index(RUNS_BY_WORKFLOW, "gsi3pk", "gsi1sk"),
+        index(RUNS_BY_WORKFLOW_STATUS, "gsi4pk", "gsi1sk"),
+        index(RUNS_BY_DUE, "gsi5pk", "gsi5sk"),
+        // Keys only: a run is written to it once, when it is created; its
+        // status changes cost nothing there.
+        IndexSpec {
+            projection: Projection::KeysOnly,
+            ..index(RUNS_BY_CONTACT, "gsi6pk", "gsi1sk")
+        },
     ],
     ttl_attribute: Some(TTL_ATTRIBUTE),
 };
@@ -124,12 +172,20 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Tabl
         .key_schema(key(spec.range_key, KeyType::Range)?)
         .attribute_definitions(string_attribute(spec.hash_key)?)
         .attribute_definitions(string_attribute(spec.range_key)?);
-    for (index, hash, range) in spec.indexes {
+    for index in spec.indexes {
+        let projection = match index.projection {
+            Projection::All => ProjectionType::All,
+            Projection::KeysOnly => ProjectionType::KeysOnly,
+        };
         let gsi = GlobalSecondaryIndex::builder()
-            .index_name(*index)
-            .key_schema(key(hash, KeyType::Hash)?)
-            .key_schema(key(range, KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .index_name(index.name)
+            .key_schema(key(index.hash_key, KeyType::Hash)?)
+            .key_schema(key(index.range_key, KeyType::Range)?)
+            .projection(
+                aws_sdk_dynamodb::types::Projection::builder()
+                    .projection_type(projection)
+                    .build(),
+            )
             .build()
             .map_err(|e| PortError::terminal("create_table", e.to_string()))?;
         request = request.global_secondary_indexes(gsi);
@@ -138,7 +194,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Tabl
     let mut index_keys: Vec<&str> = spec
         .indexes
         .iter()
-        .flat_map(|(_, hash, range)| [*hash, *range])
+        .flat_map(|index| [index.hash_key, index.range_key])
         .collect();
     index_keys.sort_unstable();
     index_keys.dedup();

@@ -188,6 +188,12 @@ async fn run_due_index_conforms() {
 }
 
 #[tokio::test]
+async fn run_erasure_conforms() {
+    let (dynamo, _, names, _) = resources("erasure").await;
+    conformance::run_erasure(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
+}
+
+#[tokio::test]
 async fn dead_letter_store_conforms() {
     let (dynamo, _, names, _) = resources("parked").await;
     conformance::dead_letter_store(Arc::new(DynamoRuns::new(dynamo, names.runs_table, None))).await;
@@ -237,6 +243,8 @@ async fn run_items_expire_after_the_retention() {
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     };
     runs.create_run(&run).await.expect("create");
     let table = names.runs_table.clone();
@@ -338,6 +346,8 @@ async fn a_running_run_outliving_the_retention_keeps_its_items() {
         test: false,
         replay_of: None,
         due_at: Some(started),
+        contact_id: None,
+        erased_at: None,
     };
     runs.create_run(&run).await.expect("create");
     runs.put_blob("run_long", "ctx#wait#1", "{\"contact\": {}}")

@@ -163,6 +163,8 @@ async fn a_page_of_runs_is_one_query_whatever_the_workspace_history() {
             test: false,
             replay_of: None,
             due_at: None,
+            contact_id: None,
+            erased_at: None,
         };
         stores.runs.create_run(&run).await.unwrap();
         let status = if n % 20 == 0 {

@@ -20,7 +20,7 @@ use crate::dead_letter::{ParkedBecause, ParkedMessage, QueueKind};
 use crate::hooks::{AuthRequest, Hook, HookAuth, HookKind, HookRequest, HookStore, Hooks};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, LifecycleError, WorkflowCatalog, WorkflowHead, Workflows};
 use crate::ports::*;
-use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus};
+use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus, ERASED};
 use crate::subscription::Subscription;
 use crate::workflow::{Scope, WorkflowDefinition, WorkflowStatus};
 
@@ -151,6 +151,8 @@ pub(crate) fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32)
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     }
 }
 
@@ -658,6 +660,157 @@ pub async fn run_due_index(log: Arc<dyn RunLog>) {
         !log.has_live_claim("run_due_b", at(22)).await.expect("claims"),
         "claims are per run"
     );
+}
+
+/// A contact's runs are listed apart from every other contact's and
+/// workspace's, newest first, page by page. Erasing a run's data strips
+/// its attempts (a large output kept apart included), deletes its blobs,
+/// replaces its errors and marks it, and keeps its ids, statuses, times
+/// and claims; a second erasure strips what was recorded since and keeps
+/// the first mark.
+pub async fn run_erasure(log: Arc<dyn RunLog>) {
+    let at = |minute: u32| Utc.with_ymd_and_hms(2026, 12, 2, 5, minute, 0).unwrap();
+    let runs = [
+        ("run_e1", Some("c#1"), "ws_e", 1),
+        ("run_e2", Some("c#1"), "ws_e", 2),
+        ("run_e3", Some("c#1"), "ws_e", 3),
+        ("run_e4", Some("c#2"), "ws_e", 4),
+        ("run_e5", Some("c#1"), "ws_e2", 5),
+        ("run_e6", None, "ws_e", 6),
+    ];
+    for (run_id, contact, workspace, minute) in runs {
+        let about = RunRecord {
+            contact_id: contact.map(str::to_owned),
+            ..run(run_id, workspace, "wf_e", minute)
+        };
+        assert_eq!(log.create_run(&about).await.expect("create"), CreateRun::Created);
+    }
+    let first = log.list_contact_runs("ws_e", "c#1", None, 2).await.expect("list");
+    let ids = |page: &RunPage| page.runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&first),
+        ["run_e3", "run_e2"],
+        "newest first, one contact, one workspace"
+    );
+    let next = first.next.expect("a second page");
+    let second = log
+        .list_contact_runs("ws_e", "c#1", Some(&next), 2)
+        .await
+        .expect("list");
+    assert_eq!((ids(&second), second.next), (vec!["run_e1".to_owned()], None));
+
+    let personal = json!({"email": "ada@example.com"});
+    let mut done = step_record("run_e1", "tag", 1, StepStatus::Succeeded, 1);
+    done.output = Some(personal.clone());
+    done.request = Some(personal.clone());
+    let mut failed = step_record("run_e1", "push", 1, StepStatus::Failed, 2);
+    failed.error = Some("HTTP 400 for ada@example.com".into());
+    let mut large = step_record("run_e1", "fetch", 1, StepStatus::Succeeded, 3);
+    large.output = Some(json!({"text": "a".repeat(310_000)}));
+    for record in [&done, &failed, &large] {
+        assert_eq!(log.put_step(record).await.expect("put step"), PutStep::Recorded);
+    }
+    let claim = StepClaim {
+        run_id: "run_e1".into(),
+        step_id: "later".into(),
+        attempt: 1,
+        owner: "worker-a".into(),
+        expires_at: at(40),
+    };
+    assert_eq!(
+        log.claim_step(&claim, at(7)).await.expect("claim"),
+        ClaimOutcome::Acquired
+    );
+    let context = "b".repeat(400_000);
+    for (run_id, key) in [
+        ("run_e1", "start"),
+        ("run_e1", "resume"),
+        ("run_e1", "ctx#push#1"),
+        ("run_e2", "start"),
+    ] {
+        log.put_blob(run_id, key, &context).await.expect("put blob");
+    }
+    assert!(log
+        .finish_run(
+            "run_e1",
+            RunStatus::Failed,
+            Some("push failed for ada@example.com".into()),
+            at(8)
+        )
+        .await
+        .expect("finish"));
+
+    log.erase_run_data("run_e1", at(9)).await.expect("erase");
+    let erased = log.get_run("run_e1").await.expect("get").expect("the run stays");
+    assert_eq!(
+        (
+            erased.status,
+            erased.error.as_deref(),
+            erased.erased_at,
+            erased.contact_id.as_deref()
+        ),
+        (RunStatus::Failed, Some(ERASED), Some(at(9)), Some("c#1")),
+        "status and contact id kept, error erased, run marked"
+    );
+    let steps = log.list_steps("run_e1").await.expect("steps");
+    assert_eq!(steps.len(), 3, "every attempt stays, in order");
+    for step in &steps {
+        assert_eq!(
+            (&step.output, &step.request),
+            (&None, &None),
+            "{} is stripped",
+            step.step_id
+        );
+    }
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| (s.step_id.as_str(), s.status, s.error.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("tag", StepStatus::Succeeded, None),
+            ("push", StepStatus::Failed, Some(ERASED)),
+            ("fetch", StepStatus::Succeeded, None)
+        ]
+    );
+    for key in ["start", "resume", "ctx#push#1"] {
+        assert_eq!(
+            log.get_blob("run_e1", key).await.expect("blob"),
+            None,
+            "blob {key} erased"
+        );
+    }
+    assert_eq!(
+        log.get_blob("run_e2", "start").await.expect("blob").as_deref(),
+        Some(context.as_str()),
+        "another run of the contact is left to its own erasure"
+    );
+    let rival = StepClaim {
+        owner: "worker-b".into(),
+        ..claim.clone()
+    };
+    assert!(
+        matches!(
+            log.claim_step(&rival, at(10)).await.expect("claim"),
+            ClaimOutcome::InProgress { .. }
+        ),
+        "a claim in progress is left to its delivery"
+    );
+
+    let mut late = step_record("run_e1", "later", 1, StepStatus::Succeeded, 4);
+    late.output = Some(personal);
+    log.put_step(&late).await.expect("a late attempt");
+    log.erase_run_data("run_e1", at(11)).await.expect("erase again");
+    let again = log.get_step("run_e1", "later", 1).await.expect("get").expect("kept");
+    assert_eq!(again.output, None, "a second erasure strips what came since");
+    assert_eq!(
+        log.get_run("run_e1").await.expect("get").and_then(|r| r.erased_at),
+        Some(at(9)),
+        "the first erasure's time is kept"
+    );
+    log.erase_run_data("run_missing", at(11))
+        .await
+        .expect("a missing run has nothing to erase");
 }
 
 /// A message parks once per (queue, body); listings are per queue, oldest
@@ -2039,6 +2192,7 @@ mod memory_twins {
         run_listings(Arc::new(MemoryRunLog::default())).await;
         dead_letter_store(Arc::new(crate::memory::MemoryDeadLetters::default())).await;
         run_due_index(Arc::new(MemoryRunLog::default())).await;
+        run_erasure(Arc::new(MemoryRunLog::default())).await;
     }
 
     #[tokio::test]

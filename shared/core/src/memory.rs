@@ -24,7 +24,7 @@ use crate::hooks::{Hook, HookStore};
 use crate::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, WorkflowHead};
 use crate::metrics::MemoryMetrics;
 use crate::ports::*;
-use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
+use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord, ERASED};
 use crate::subscription::Subscription;
 use crate::workflow::WorkflowDefinition;
 
@@ -473,6 +473,50 @@ impl RunLog for MemoryRunLog {
             .runs
             .get(run_id)
             .is_some_and(|entry| entry.handoffs.contains(key)))
+    }
+
+    async fn list_contact_runs(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        after: Option<&RunPosition>,
+        page_size: usize,
+    ) -> PortResult<RunPage> {
+        let data = lock(&self.data);
+        let mut runs: Vec<RunRecord> = data
+            .runs
+            .values()
+            .filter_map(|entry| entry.record.as_ref())
+            .filter(|r| r.workspace_id == workspace_id && r.contact_id.as_deref() == Some(contact_id))
+            .filter(|r| after.is_none_or(|after| RunPosition::of(r) < *after))
+            .cloned()
+            .collect();
+        runs.sort_by_cached_key(|r| std::cmp::Reverse(RunPosition::of(r)));
+        runs.truncate(page_size + 1);
+        Ok(RunPage::from_lookahead(runs, page_size))
+    }
+
+    async fn erase_run_data(&self, run_id: &str, at: DateTime<Utc>) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        let Some(entry) = data.runs.get_mut(run_id) else {
+            return Ok(());
+        };
+        let erased = |error: &mut Option<String>| {
+            if error.is_some() {
+                *error = Some(ERASED.to_owned());
+            }
+        };
+        entry.blobs.clear();
+        for step in &mut entry.steps {
+            step.output = None;
+            step.request = None;
+            erased(&mut step.error);
+        }
+        if let Some(run) = entry.record.as_mut() {
+            erased(&mut run.error);
+            run.erased_at.get_or_insert(at);
+        }
+        Ok(())
     }
 }
 

@@ -249,6 +249,25 @@ pub trait RunLog: Send + Sync {
     /// Notes that the message moving a run on to `key` (a step and attempt) was sent.
     async fn mark_handed_off(&self, run_id: &str, key: &str) -> PortResult<()>;
     async fn handed_off(&self, run_id: &str, key: &str) -> PortResult<bool>;
+    /// One page of the workspace's runs (live tests' included) whose
+    /// [`RunRecord::contact_id`] is `contact_id`, newest first, after
+    /// `after`: an index query, never a scan.
+    async fn list_contact_runs(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+        after: Option<&RunPosition>,
+        page_size: usize,
+    ) -> PortResult<RunPage>;
+    /// Erases what the run holds about people (a contact's erasure): its
+    /// blobs (start and resume points, claim-checked contexts, large
+    /// outputs) go, each recorded attempt keeps its step, status and times
+    /// but loses its output and request, and every error reads
+    /// [`crate::run::ERASED`]. The run keeps its ids, statuses and times and
+    /// is marked [`RunRecord::erased_at`] (the first erasure's `at`).
+    /// Repeatable: a second call erases what was written since. A claim
+    /// still in progress is left to its delivery.
+    async fn erase_run_data(&self, run_id: &str, at: DateTime<Utc>) -> PortResult<()>;
 }
 
 /// Where dead letters are parked (see [`crate::dead_letter`]).

@@ -85,7 +85,19 @@ pub struct RunRecord {
     /// reaper ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// The contact the trigger event was about (its `contactid`): erasing
+    /// that contact erases what the run holds about people
+    /// ([`crate::ports::RunLog::erase_run_data`]) and keeps this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    /// When the run's personal data was erased: its event, step outputs,
+    /// requests and errors are gone, its ids, statuses and times are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
 }
+
+/// What an erased run's error, and each of its attempts' errors, read.
+pub const ERASED: &str = "[erased]";
 
 /// How far a run's recorded [`RunRecord::due_at`] may lag its latest
 /// message: a send moves it only when it would move further, so a run
@@ -336,6 +348,8 @@ mod tests {
             test: false,
             replay_of: None,
             due_at: None,
+            contact_id: None,
+            erased_at: None,
         };
         let early = RunPosition::of(&run("run_b", "2026-12-01T09:59:59.999Z"));
         let late = RunPosition::of(&run("run_a", "2026-12-01T10:00:00Z"));

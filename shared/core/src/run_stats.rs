@@ -136,6 +136,8 @@ mod tests {
             test: false,
             replay_of: None,
             due_at: None,
+            contact_id: None,
+            erased_at: None,
         }
     }
 

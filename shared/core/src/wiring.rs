@@ -222,7 +222,7 @@ impl Stores {
 
     /// The contacts API: list, read, change, erase, export.
     pub fn contacts(&self) -> crate::contacts::Contacts {
-        crate::contacts::Contacts::new(self.contacts.clone(), self.clock.clone())
+        crate::contacts::Contacts::new(self.contacts.clone(), self.runs.clone(), self.clock.clone())
     }
 
     /// Sites' SSO settings (the management API).

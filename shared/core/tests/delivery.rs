@@ -157,6 +157,8 @@ fn run_record(run_id: &str, version: u32) -> RunRecord {
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     }
 }
 

@@ -260,6 +260,8 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
         test: false,
         replay_of: None,
         due_at: None,
+        contact_id: None,
+        erased_at: None,
     };
     stack.backend.runs.create_run(&orphan).await.expect("create");
     stack

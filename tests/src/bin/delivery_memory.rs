@@ -71,6 +71,8 @@ fn run(run_id: &str) -> RunRecord {
         test: false,
         replay_of: None,
         due_at: Some(chrono::Utc::now()),
+        contact_id: None,
+        erased_at: None,
     }
 }
 

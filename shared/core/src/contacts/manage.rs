@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use super::{
     Contact, ContactChange, ContactEdit, ContactPage, ContactQuery, ContactRefusal, ContactStore, NewContact, MAX_EDITS,
 };
-use crate::ports::{Clock, PortError};
+use crate::ports::{Clock, PortError, RunLog};
+use crate::run::RunStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContactError {
@@ -116,12 +117,20 @@ fn check_edits(edits: &[ContactEdit]) -> Result<(), ContactError> {
 
 pub struct Contacts {
     store: Arc<dyn ContactStore>,
+    runs: Arc<dyn RunLog>,
     clock: Arc<dyn Clock>,
 }
 
+/// Runs erased per page of a contact's runs.
+const ERASE_PAGE: usize = 50;
+
+/// The error a run cancelled by its contact's erasure ends with (erased
+/// in turn, like every error of the run).
+const CANCELLED_BY_ERASURE: &str = "cancelled: its contact was erased";
+
 impl Contacts {
-    pub fn new(store: Arc<dyn ContactStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub fn new(store: Arc<dyn ContactStore>, runs: Arc<dyn RunLog>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, runs, clock }
     }
 
     pub fn store(&self) -> Arc<dyn ContactStore> {
@@ -182,13 +191,46 @@ impl Contacts {
     }
 
     /// Erases the contact whole (GDPR): its properties, tags, lists and
-    /// balances. Runs that referenced it keep only its id.
+    /// balances. Runs its events started keep only its id. The runs go
+    /// first, so a call cut off half-way leaves the contact to be erased
+    /// again, and a repeated call (404 once the contact is gone) still
+    /// erases what its runs recorded since.
     pub async fn erase(&self, workspace_id: &str, contact_id: &str) -> Result<(), ContactError> {
+        let runs = self.erase_runs(workspace_id, contact_id).await?;
         if self.store.erase_contact(workspace_id, contact_id).await? {
-            tracing::info!(workspace_id, contact_id, "contact erased");
+            tracing::info!(workspace_id, contact_id, runs, "contact erased");
             Ok(())
         } else {
             Err(ContactError::NotFound(contact_id.to_owned()))
+        }
+    }
+
+    /// Erases what the contact's runs hold about people, cancelling those
+    /// still running first: their next message would carry its data on.
+    /// The number of runs.
+    async fn erase_runs(&self, workspace_id: &str, contact_id: &str) -> Result<usize, PortError> {
+        let now = self.clock.now();
+        let mut after = None;
+        let mut erased = 0;
+        loop {
+            let page = self
+                .runs
+                .list_contact_runs(workspace_id, contact_id, after.as_ref(), ERASE_PAGE)
+                .await?;
+            for run in &page.runs {
+                if run.status == RunStatus::Running {
+                    let reason = Some(CANCELLED_BY_ERASURE.to_owned());
+                    self.runs
+                        .finish_run(&run.run_id, RunStatus::Cancelled, reason, now)
+                        .await?;
+                }
+                self.runs.erase_run_data(&run.run_id, now).await?;
+            }
+            erased += page.runs.len();
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(erased),
+            }
         }
     }
 

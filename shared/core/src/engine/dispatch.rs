@@ -91,6 +91,8 @@ impl Dispatcher {
             // The first step is sent now.
             due_at: Some(self.clock.now()),
             test,
+            contact_id: event.contactid.clone(),
+            erased_at: None,
         }
     }
 

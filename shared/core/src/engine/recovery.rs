@@ -48,6 +48,8 @@ pub enum RecoveryError {
     NoResumePoint(String),
     #[error("run {0} has no start point (it started before start points were recorded)")]
     NoStartPoint(String),
+    #[error("run {0} cannot be replayed: its data was erased with its contact")]
+    Erased(String),
     #[error("run {run_id} was already replayed from the start under this request: run {replay_id}")]
     AlreadyReplayed { run_id: String, replay_id: String },
     #[error("a bulk replay with this idempotency key is still in progress; try again after {0}")]
@@ -198,12 +200,19 @@ impl Recovery {
         idempotency_key: Option<&str>,
     ) -> Result<Replayed, RecoveryError> {
         let run = self.run_of(workspace_id, run_id).await?;
+        let token = idempotency_key.map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned);
+        self.replay_run(run, from, &token).await
+    }
+
+    /// Replays `run` from where `from` says; from the start, `token` names
+    /// the new run. A run whose data was erased has nothing to replay with.
+    async fn replay_run(&self, run: RunRecord, from: ReplayFrom, token: &str) -> Result<Replayed, RecoveryError> {
+        if run.erased_at.is_some() {
+            return Err(RecoveryError::Erased(run.run_id));
+        }
         match from {
             ReplayFrom::FailedStep => self.replay_failed_step(run).await,
-            ReplayFrom::Start => {
-                let token = idempotency_key.map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned);
-                self.replay_from_start(run, &token).await
-            }
+            ReplayFrom::Start => self.replay_from_start(run, token).await,
         }
     }
 
@@ -462,10 +471,7 @@ impl Recovery {
         let outcomes: Vec<(String, Result<Replayed, RecoveryError>)> = futures_util::stream::iter(matching)
             .map(|run| async move {
                 let run_id = run.run_id.clone();
-                let outcome = match request.from {
-                    ReplayFrom::FailedStep => self.replay_failed_step(run).await,
-                    ReplayFrom::Start => self.replay_from_start(run, &request.idempotency_key).await,
-                };
+                let outcome = self.replay_run(run, request.from, &request.idempotency_key).await;
                 (run_id, outcome)
             })
             .buffered(BULK_CONCURRENCY)
