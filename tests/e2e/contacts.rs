@@ -237,14 +237,16 @@ async fn a_few_hundred_contacts_export_from_dynamodb() {
     stack.shutdown().await;
 }
 
-/// A workflow that changes the contact, then waits an hour: its run is
-/// still running when the contact is erased.
+/// A workflow that changes the contact, then waits: its run is still
+/// running when the contact is erased, and its message comes back after.
+const WAKE_UP: std::time::Duration = std::time::Duration::from_secs(4);
+
 fn follow_up_workflow() -> Value {
     json!({"id": "follow_up", "workspace_id": WS, "name": "Follow up", "status": "active",
     "scope": {"workspace": true}, "trigger": {"type": "Gameplay.Ended"}, "start": "note",
     "steps": {
         "note": {"action": {"type": "UpdateContact", "set": {"last_game": "{{ game }}"}}, "next": "wait"},
-        "wait": {"action": {"type": "Delay", "seconds": 3600}}
+        "wait": {"action": {"type": "Delay", "seconds": WAKE_UP.as_secs()}}
     }})
 }
 
@@ -275,6 +277,14 @@ async fn erasure_keeps_only_the_id(stack: Stack, sponsor: &MockServer) {
         let (status, body) = stack.post_event(&lead(n, "card_sponsor_a", "ACME")).await;
         assert_eq!(status, 202, "{body}");
     }
+    let leads = |n: usize| {
+        run_when(&stack, "sponsor_leads", move |run| {
+            run["status"] == "succeeded" && run["contact_id"] == json!(format!("ct_{n:03}"))
+        })
+    };
+    let (first, second) = (leads(1).await, leads(2).await);
+    assert_eq!(sponsor.received_requests().await.unwrap_or_default().len(), 2);
+    assert!(first.to_string().contains("lead1@example.com"), "{first:#}");
     let ended = event(
         "game-1",
         "Gameplay.Ended",
@@ -286,17 +296,11 @@ async fn erasure_keeps_only_the_id(stack: Stack, sponsor: &MockServer) {
         run["status"] == "running" && run["steps"].as_array().is_some_and(|steps| !steps.is_empty())
     })
     .await;
-    let leads = |n: usize| {
-        run_when(&stack, "sponsor_leads", move |run| {
-            run["status"] == "succeeded" && run["contact_id"] == json!(format!("ct_{n:03}"))
-        })
-    };
-    let (first, second) = (leads(1).await, leads(2).await);
-    assert_eq!(sponsor.received_requests().await.unwrap_or_default().len(), 2);
-    assert!(first.to_string().contains("lead1@example.com"), "{first:#}");
-
     let (status, body) = contacts_call(&stack, reqwest::Method::DELETE, "/ct_001", None).await;
     assert_eq!(status, 204, "{body}");
+    // The waiting run's message comes back: it finds the run cancelled and
+    // erased, and records nothing.
+    tokio::time::sleep(WAKE_UP + std::time::Duration::from_secs(2)).await;
     for before in [&first, &waiting] {
         let run_id = before["run_id"].as_str().unwrap_or_default();
         let after = stack.run(run_id).await;

@@ -1445,7 +1445,9 @@ impl RunLog for DynamoRuns {
             .expression_attribute_values(":due_sk", s(due_sk))
             .expression_attribute_values(":by_status", s(by_status))
             .expression_attribute_values(":by_workflow_status", s(by_workflow_status))
-            .condition_expression("attribute_exists(pk) AND #status = :failed")
+            // An erased run stays ended: a replay that read it before the
+            // erasure must not bring it back with the context it read.
+            .condition_expression("attribute_exists(pk) AND #status = :failed AND attribute_not_exists(erased_at)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
@@ -1578,7 +1580,13 @@ impl RunLog for DynamoRuns {
                 .ok_or_else(|| PortError::terminal("list_contact_runs", "an index entry without a run key"))?;
             runs.extend(self.get_run(run_id).await?);
         }
-        let next = if more { runs.last().map(RunPosition::of) } else { None };
+        // From the index, not the records read: a page whose runs all
+        // expired still leads on to the next.
+        let next = items
+            .get(page_size.saturating_sub(1))
+            .filter(|_| more)
+            .and_then(|item| item.get("gsi1sk")?.as_s().ok())
+            .and_then(|key| RunPosition::from_sort_key(key));
         Ok(RunPage { runs, next })
     }
 

@@ -14,6 +14,7 @@ use crate::resources::RUNS_BY_CONTACT;
 
 /// The run record's sort key, the only item of a run the index lists.
 const META: &str = "META";
+const OP: &str = "erase_run_data";
 
 /// The `by_contact` partition (`gsi6pk`) of a workspace's runs about one
 /// contact. Both ids are free text (`#` included), so `%` and `#` are
@@ -58,6 +59,8 @@ pub(crate) async fn contact_runs_lookahead(
 
 /// What one item of a run's partition needs for its erasure.
 enum Erasure {
+    /// The run record: marked last.
+    Record,
     /// A blob chunk: a start or resume point, a context, a large output.
     Delete,
     /// A recorded attempt still holding an output, a request or an error.
@@ -68,6 +71,9 @@ enum Erasure {
 }
 
 fn erasure_of(sk: &str, item: &Item) -> Erasure {
+    if sk == META {
+        return Erasure::Record;
+    }
     if sk.starts_with("BLOB#") {
         return Erasure::Delete;
     }
@@ -89,47 +95,24 @@ fn erasure_of(sk: &str, item: &Item) -> Erasure {
     }
 }
 
-/// Rewrites every item of the run (see `RunLog::erase_run_data`): blob
-/// chunks deleted, attempts stripped, then the run record marked, last, so
-/// an erasure cut off half-way is seen unfinished and repeated whole.
+/// Rewrites every item of the run (see `RunLog::erase_run_data`):
+/// attempts stripped first (so none is left pointing at an output blob
+/// already gone), then blob chunks deleted, then the run record marked,
+/// last, so an erasure cut off half-way is seen unfinished and repeated.
 pub(crate) async fn erase_run_items(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     run_id: &str,
     at: DateTime<Utc>,
 ) -> PortResult<()> {
-    const OP: &str = "erase_run_data";
     let pk = format!("RUN#{run_id}");
-    let query = client
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", s(pk.clone()))
-        .projection_expression("sk, #state, #output, #output_ref, #request, #error")
-        .expression_attribute_names("#state", "state")
-        .expression_attribute_names("#output", "output")
-        .expression_attribute_names("#output_ref", "output_ref")
-        .expression_attribute_names("#request", "request")
-        .expression_attribute_names("#error", "error")
-        .consistent_read(true);
-    let mut items = vec![];
-    query_pages(OP, query, |item| {
-        items.push(item);
-        Ok(true)
-    })
-    .await?;
-    let mut record_has_error = false;
-    for item in &items {
-        let sk = item
-            .get("sk")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| PortError::terminal(OP, "a run item without a sort key"))?;
-        if sk == META {
-            record_has_error = item.get("error").is_some_and(|v| !v.is_null());
-            continue;
-        }
+    let items = run_items(client, table, &pk).await?;
+    let mut record = None;
+    let mut blobs = vec![];
+    for (sk, item) in &items {
         match erasure_of(sk, item) {
-            Erasure::Delete => delete_item(client, table, OP, pk.clone(), sk.clone()).await?,
+            Erasure::Record => record = Some(item),
+            Erasure::Delete => blobs.push(sk),
             Erasure::Attempt { has_error } => {
                 // Every name goes through `#`: `request` is a reserved word.
                 let mut update = "REMOVE #output, #output_ref, #request".to_owned();
@@ -140,6 +123,22 @@ pub(crate) async fn erase_run_items(
             }
             Erasure::Keep => {}
         }
+    }
+    for sk in &blobs {
+        delete_item(client, table, OP, pk.clone(), (*sk).clone()).await?;
+    }
+    let Some(record) = record else {
+        // No run record (expired, or never written): nothing to mark.
+        return Ok(());
+    };
+    let record_has_error = record.get("error").and_then(|v| v.as_s().ok()).is_some();
+    let unerased_error = record
+        .get("error")
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|e| e != ERASED);
+    if record.contains_key("erased_at") && !unerased_error {
+        // Marked by an earlier erasure, which this one only completed.
+        return Ok(());
     }
     let mut update = "SET erased_at = if_not_exists(erased_at, :at)".to_owned();
     if record_has_error {
@@ -159,9 +158,38 @@ pub(crate) async fn erase_run_items(
     } else {
         mark
     };
-    // A condition failure: no run record (expired, or never written).
+    // A condition failure: the record expired meanwhile.
     unless_condition_failed(OP, mark.send().await)?;
     Ok(())
+}
+
+/// Every item of the run's partition, by sort key, with what its erasure
+/// looks at.
+async fn run_items(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> PortResult<Vec<(String, Item)>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .projection_expression("sk, #state, #output, #output_ref, #request, #error, erased_at")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#output", "output")
+        .expression_attribute_names("#output_ref", "output_ref")
+        .expression_attribute_names("#request", "request")
+        .expression_attribute_names("#error", "error")
+        .consistent_read(true);
+    let mut items = vec![];
+    query_pages(OP, query, |item| {
+        let sk = item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| PortError::terminal(OP, "a run item without a sort key"))?;
+        items.push((sk, item));
+        Ok(true)
+    })
+    .await?;
+    Ok(items)
 }
 
 /// Applies `update` to one attempt item, if it is still there.
@@ -182,6 +210,6 @@ async fn strip(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &st
             .expression_attribute_values(":erased", AttributeValue::S(ERASED.to_owned()));
     }
     // A condition failure: the attempt expired meanwhile, nothing to erase.
-    unless_condition_failed("erase_run_data", request.send().await)?;
+    unless_condition_failed(OP, request.send().await)?;
     Ok(())
 }

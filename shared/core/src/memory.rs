@@ -418,7 +418,7 @@ impl RunLog for MemoryRunLog {
                 format!("run {run_id} does not exist"),
             ));
         };
-        if run.status != RunStatus::Failed {
+        if run.status != RunStatus::Failed || run.erased_at.is_some() {
             return Ok(None);
         }
         let ended_at = run.ended_at.take();

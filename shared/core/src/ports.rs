@@ -235,7 +235,8 @@ pub trait RunLog: Send + Sync {
     async fn put_blob(&self, run_id: &str, key: &str, value: &str) -> PortResult<()>;
     async fn get_blob(&self, run_id: &str, key: &str) -> PortResult<Option<String>>;
     /// Moves a failed run back to running for a replay and counts the
-    /// replay: the run's new `replays`, or `None` if it was not failed.
+    /// replay: the run's new `replays`, or `None` if it was not failed or
+    /// its data was erased.
     /// `due_at` becomes the reopened run's [`RunRecord::due_at`].
     async fn reopen_run(&self, run_id: &str, due_at: DateTime<Utc>) -> PortResult<Option<u32>>;
     /// Moves a running run's [`RunRecord::due_at`] to `due_at` if that is

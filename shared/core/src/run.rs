@@ -211,7 +211,11 @@ impl RunPosition {
     /// garbled cursor is refused instead of reaching a query.
     pub fn from_cursor(cursor: &str) -> Option<Self> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
+        Self::from_sort_key(&String::from_utf8(bytes).ok()?)
+    }
+
+    /// The position an index's sort key holds (`gsi1sk`), if well formed.
+    pub fn from_sort_key(text: &str) -> Option<Self> {
         let (time, run_id) = text.split_once('#')?;
         let started = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
         let well_formed = sortable_time(&started) == time
@@ -220,7 +224,7 @@ impl RunPosition {
             && run_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        well_formed.then_some(Self(text))
+        well_formed.then(|| Self(text.to_owned()))
     }
 }
 

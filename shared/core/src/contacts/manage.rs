@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -11,7 +14,7 @@ use super::{
     Contact, ContactChange, ContactEdit, ContactPage, ContactQuery, ContactRefusal, ContactStore, NewContact, MAX_EDITS,
 };
 use crate::ports::{Clock, PortError, RunLog};
-use crate::run::RunStatus;
+use crate::run::{RunRecord, RunStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContactError {
@@ -121,8 +124,10 @@ pub struct Contacts {
     clock: Arc<dyn Clock>,
 }
 
-/// Runs erased per page of a contact's runs.
+/// Runs erased per page of a contact's runs, and at once: each is a few
+/// requests, and a contact may have thousands of runs behind one call.
 const ERASE_PAGE: usize = 50;
+const ERASE_CONCURRENCY: usize = 8;
 
 /// The error a run cancelled by its contact's erasure ends with (erased
 /// in turn, like every error of the run).
@@ -217,21 +222,28 @@ impl Contacts {
                 .runs
                 .list_contact_runs(workspace_id, contact_id, after.as_ref(), ERASE_PAGE)
                 .await?;
-            for run in &page.runs {
-                if run.status == RunStatus::Running {
-                    let reason = Some(CANCELLED_BY_ERASURE.to_owned());
-                    self.runs
-                        .finish_run(&run.run_id, RunStatus::Cancelled, reason, now)
-                        .await?;
-                }
-                self.runs.erase_run_data(&run.run_id, now).await?;
-            }
             erased += page.runs.len();
+            // Owned runs: a future borrowing the page is not `Send` enough
+            // for the API's handler.
+            futures_util::stream::iter(page.runs.into_iter().map(|run| self.erase_run(run, now)))
+                .buffer_unordered(ERASE_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
             match page.next {
                 Some(next) => after = Some(next),
                 None => return Ok(erased),
             }
         }
+    }
+
+    async fn erase_run(&self, run: RunRecord, now: DateTime<Utc>) -> Result<(), PortError> {
+        if run.status == RunStatus::Running {
+            let reason = Some(CANCELLED_BY_ERASURE.to_owned());
+            self.runs
+                .finish_run(&run.run_id, RunStatus::Cancelled, reason, now)
+                .await?;
+        }
+        self.runs.erase_run_data(&run.run_id, now).await
     }
 
     async fn apply(&self, workspace_id: &str, change: &ContactChange) -> Result<Contact, ContactError> {

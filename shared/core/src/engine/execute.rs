@@ -254,8 +254,8 @@ impl StepExecutor {
                 replay: message.replay,
             });
         }
-        if run.status.is_terminal() {
-            tracing::info!("run already ended; message ignored");
+        if run.status.is_terminal() || run.erased_at.is_some() {
+            tracing::info!("run already ended or erased; message ignored");
             return Ok(report);
         }
         if message.replay < run.replays {

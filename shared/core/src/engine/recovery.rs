@@ -263,12 +263,14 @@ impl Recovery {
         let due_at = self.clock.now() + chrono::Duration::from_std(REPLAY_HOLD).unwrap_or_default();
         let Some(replays) = self.runs.reopen_run(run_id, due_at).await? else {
             // Someone else reopened it: their message carries the same
-            // attempt and replay, and the step claim absorbs ours.
-            let status = self
-                .runs
-                .get_run(run_id)
-                .await?
-                .map_or(RunStatus::Running, |r| r.status);
+            // attempt and replay, and the step claim absorbs ours. Or the
+            // contact was erased since our read: the message sent finds the
+            // run erased and is ignored.
+            let now = self.runs.get_run(run_id).await?;
+            if now.as_ref().is_some_and(|r| r.erased_at.is_some()) {
+                return Err(RecoveryError::Erased(run_id.to_owned()));
+            }
+            let status = now.map_or(RunStatus::Running, |r| r.status);
             return Err(RecoveryError::NotFailed {
                 run_id: run_id.to_owned(),
                 status,
