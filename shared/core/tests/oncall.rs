@@ -1,6 +1,7 @@
 //! The on-call actions on the in-memory twins: cancel (a delayed run's later
 //! delivery is a no-op), replay from the start (a new run on the same
-//! event), bulk replay (bounded, reported, once per idempotency key).
+//! event), bulk replay (bounded, reported, once per idempotency key); an
+//! erased run stays ended whatever message or replay comes for it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -81,7 +82,8 @@ impl Stack {
         let mut started = vec![];
         for id in ids {
             let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": id, "source": "tests",
-                "type": "Prize.Won", "workspaceid": "ws", "data": {"contact": {"email": "a@example.com"}}}))
+                "type": "Prize.Won", "workspaceid": "ws", "contactid": "ct_1",
+                "data": {"contact": {"email": "a@example.com"}}}))
             .expect("event");
             started.extend(dispatcher.dispatch(&event).await.expect("dispatch").started);
         }
@@ -319,4 +321,57 @@ async fn a_replay_message_that_outruns_its_reopen_waits_and_runs_nothing() {
     );
     assert_eq!(stack.peer.calls.load(Ordering::SeqCst), calls, "nothing ran");
     assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed, "the run stays failed");
+}
+
+#[tokio::test]
+async fn an_erased_run_is_never_replayed_nor_run_by_a_late_message() {
+    let stack = stack(json!({"call": call_peer()}), "call").await;
+    let runs = stack.trigger(&["evt-erased".into()]).await;
+    stack.drain().await;
+    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed);
+    let calls = stack.peer.calls.load(Ordering::SeqCst);
+    let resume = stack
+        .backend
+        .runs
+        .get_blob(&runs[0], hookflow_core::engine::RESUME_KEY)
+        .await
+        .expect("blob")
+        .expect("a resume point");
+
+    let erased = stack.stores.contacts().erase("ws", "ct_1").await;
+    assert!(
+        matches!(erased, Err(hookflow_core::contacts::ContactError::NotFound(_))),
+        "no contact was stored, its runs are erased all the same: {erased:?}"
+    );
+    let run = stack.backend.runs.get_run(&runs[0]).await.expect("get").expect("kept");
+    assert!(
+        run.erased_at.is_some() && run.contact_id.as_deref() == Some("ct_1"),
+        "{run:?}"
+    );
+    let recovery = stack.stores.recovery(stack.backend.steps.clone());
+    for from in [ReplayFrom::FailedStep, ReplayFrom::Start] {
+        assert!(
+            matches!(
+                recovery.replay("ws", &runs[0], from, None).await,
+                Err(RecoveryError::Erased(_))
+            ),
+            "{from:?}"
+        );
+    }
+    // The message of a replay that read the run before the erasure: its
+    // reopen was refused, and it is acknowledged, not redelivered.
+    let mut late: serde_json::Value = serde_json::from_str(&resume).expect("message");
+    late["replay"] = json!(1);
+    late["attempt"] = json!(2);
+    late["context"] = serde_json::Value::Null;
+    late["context_ref"] = json!("ctx#call#2");
+    let outcome = stack.executor.handle_message(&late.to_string()).await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(stack.peer.calls.load(Ordering::SeqCst), calls, "nothing ran");
+    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed);
+    assert_eq!(
+        stack.backend.runs.list_steps(&runs[0]).await.expect("steps").len(),
+        1,
+        "nothing recorded"
+    );
 }

@@ -245,6 +245,12 @@ impl StepExecutor {
             replayed: vec![],
             next: NextMove::Finished(run.status),
         };
+        if run.erased_at.is_some() {
+            // Erased with its contact (a replay's message included, whose
+            // reopen the erasure refused): nothing of it may run again.
+            tracing::info!("run erased; message ignored");
+            return Ok(report);
+        }
         if run.status == RunStatus::Failed && message.replay > run.replays {
             // A replay's message that arrived before the replay reopened the
             // run: try again later (if the reopen never comes, the message
@@ -254,8 +260,8 @@ impl StepExecutor {
                 replay: message.replay,
             });
         }
-        if run.status.is_terminal() || run.erased_at.is_some() {
-            tracing::info!("run already ended or erased; message ignored");
+        if run.status.is_terminal() {
+            tracing::info!("run already ended; message ignored");
             return Ok(report);
         }
         if message.replay < run.replays {
@@ -266,7 +272,9 @@ impl StepExecutor {
             );
             return Ok(report);
         }
-        resolve_context(self.runs.as_ref(), &mut message).await?;
+        if let Err(err) = resolve_context(self.runs.as_ref(), &mut message).await {
+            return self.unless_ended_since(&message.run_id, err, report).await;
+        }
 
         let mut cursor = Cursor {
             step_id: message.step_id.clone(),
@@ -391,6 +399,27 @@ impl StepExecutor {
                 }
             }
         }
+    }
+
+    /// A message whose claim-checked context is gone: if its run ended or
+    /// was erased since it was read (an erasure deletes contexts), the
+    /// message is stale and acknowledged; otherwise `err` stands.
+    async fn unless_ended_since(
+        &self,
+        run_id: &str,
+        err: EngineError,
+        report: StepReport,
+    ) -> Result<StepReport, EngineError> {
+        let ended = self
+            .runs
+            .get_run(run_id)
+            .await?
+            .is_some_and(|run| run.status.is_terminal() || run.erased_at.is_some());
+        if ended {
+            tracing::info!("run ended or erased while its message was read; message ignored");
+            return Ok(report);
+        }
+        Err(err)
     }
 
     /// Runs the step's action once; the secrets are what its record must
