@@ -113,35 +113,35 @@ pub(crate) async fn erase_run_items(
         match erasure_of(sk, item) {
             Erasure::Record => record = Some(item),
             Erasure::Delete => blobs.push(sk),
-            Erasure::Attempt { has_error } => {
-                // Every name goes through `#`: `request` is a reserved word.
-                let mut update = "REMOVE #output, #output_ref, #request".to_owned();
-                if has_error {
-                    update = format!("SET #error = :erased {update}");
-                }
-                strip(client, table, &pk, sk, &update).await?;
-            }
+            Erasure::Attempt { has_error } => strip(client, table, &pk, sk, has_error).await?,
             Erasure::Keep => {}
         }
     }
     for sk in &blobs {
         delete_item(client, table, OP, pk.clone(), (*sk).clone()).await?;
     }
-    let Some(record) = record else {
+    match record {
+        Some(record) => mark(client, table, pk, record, at).await,
         // No run record (expired, or never written): nothing to mark.
-        return Ok(());
-    };
-    let record_has_error = record.get("error").and_then(|v| v.as_s().ok()).is_some();
-    let unerased_error = record
-        .get("error")
-        .and_then(|v| v.as_s().ok())
-        .is_some_and(|e| e != ERASED);
-    if record.contains_key("erased_at") && !unerased_error {
-        // Marked by an earlier erasure, which this one only completed.
+        None => Ok(()),
+    }
+}
+
+/// Marks the run record erased (the first erasure's time) and erases its
+/// error, unless an earlier erasure did both.
+async fn mark(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    record: &Item,
+    at: DateTime<Utc>,
+) -> PortResult<()> {
+    let error = record.get("error").and_then(|v| v.as_s().ok());
+    if record.contains_key("erased_at") && error.is_none_or(|e| e == ERASED) {
         return Ok(());
     }
     let mut update = "SET erased_at = if_not_exists(erased_at, :at)".to_owned();
-    if record_has_error {
+    if error.is_some() {
         update.push_str(", #error = :erased");
     }
     let mark = client
@@ -152,7 +152,7 @@ pub(crate) async fn erase_run_items(
         .update_expression(update)
         .condition_expression("attribute_exists(pk)")
         .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
-    let mark = if record_has_error {
+    let mark = if error.is_some() {
         mark.expression_attribute_names("#error", "error")
             .expression_attribute_values(":erased", s(ERASED))
     } else {
@@ -192,8 +192,14 @@ async fn run_items(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> 
     Ok(items)
 }
 
-/// Applies `update` to one attempt item, if it is still there.
-async fn strip(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str, update: &str) -> PortResult<()> {
+/// Strips one attempt item of its output and request, and erases its
+/// error if it has one, if the item is still there.
+async fn strip(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &str, has_error: bool) -> PortResult<()> {
+    // Every name goes through `#`: `request` is a reserved word.
+    let mut update = "REMOVE #output, #output_ref, #request".to_owned();
+    if has_error {
+        update = format!("SET #error = :erased {update}");
+    }
     let mut request = client
         .update_item()
         .table_name(table)
@@ -204,7 +210,7 @@ async fn strip(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str, sk: &st
         .expression_attribute_names("#output", "output")
         .expression_attribute_names("#output_ref", "output_ref")
         .expression_attribute_names("#request", "request");
-    if update.contains(":erased") {
+    if has_error {
         request = request
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":erased", AttributeValue::S(ERASED.to_owned()));

@@ -106,6 +106,22 @@ impl Stack {
         }
     }
 
+    /// One run of `event_id` that failed: its id (in a list, like
+    /// `trigger`'s), the peer's calls so far, and the run's resume point.
+    async fn failed_run(&self, event_id: &str) -> (Vec<String>, u32, String) {
+        let runs = self.trigger(&[event_id.into()]).await;
+        self.drain().await;
+        assert_eq!(self.status(&runs[0]).await, RunStatus::Failed);
+        let resume = self
+            .backend
+            .runs
+            .get_blob(&runs[0], hookflow_core::engine::RESUME_KEY)
+            .await
+            .expect("blob")
+            .expect("a resume point");
+        (runs, self.peer.calls.load(Ordering::SeqCst), resume)
+    }
+
     async fn status(&self, run_id: &str) -> RunStatus {
         self.backend
             .runs
@@ -299,18 +315,8 @@ async fn a_bulk_replay_is_bounded_reported_and_done_once_per_key() {
 #[tokio::test]
 async fn a_replay_message_that_outruns_its_reopen_waits_and_runs_nothing() {
     let stack = stack(json!({"call": call_peer()}), "call").await;
-    let runs = stack.trigger(&["evt-early".into()]).await;
-    stack.drain().await;
-    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed);
-    let calls = stack.peer.calls.load(Ordering::SeqCst);
+    let (runs, calls, resume) = stack.failed_run("evt-early").await;
     // The message a replay sends before it reopens the run.
-    let resume = stack
-        .backend
-        .runs
-        .get_blob(&runs[0], hookflow_core::engine::RESUME_KEY)
-        .await
-        .expect("blob")
-        .expect("a resume point");
     let mut early: serde_json::Value = serde_json::from_str(&resume).expect("message");
     early["replay"] = json!(1);
     early["attempt"] = json!(2);
@@ -326,17 +332,7 @@ async fn a_replay_message_that_outruns_its_reopen_waits_and_runs_nothing() {
 #[tokio::test]
 async fn an_erased_run_is_never_replayed_nor_run_by_a_late_message() {
     let stack = stack(json!({"call": call_peer()}), "call").await;
-    let runs = stack.trigger(&["evt-erased".into()]).await;
-    stack.drain().await;
-    assert_eq!(stack.status(&runs[0]).await, RunStatus::Failed);
-    let calls = stack.peer.calls.load(Ordering::SeqCst);
-    let resume = stack
-        .backend
-        .runs
-        .get_blob(&runs[0], hookflow_core::engine::RESUME_KEY)
-        .await
-        .expect("blob")
-        .expect("a resume point");
+    let (runs, calls, resume) = stack.failed_run("evt-erased").await;
 
     let erased = stack.stores.contacts().erase("ws", "ct_1").await;
     assert!(
