@@ -79,7 +79,7 @@ fn change_key(ws: &str, id: &str, token: &str) -> (String, String) {
 }
 
 fn changes_prefix(id: &str) -> String {
-    format!("X#{}#", id.replace('%', "%25").replace('#', "%23"))
+    format!("X#{}#", crate::dynamo::key_part(id))
 }
 
 fn email_key(ws: &str, email: &str) -> (String, String) {

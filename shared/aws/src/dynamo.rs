@@ -44,6 +44,13 @@ type VersionKey = (String, String, u32);
 
 pub(crate) const NOT_EXISTS: &str = "attribute_not_exists(pk)";
 
+/// Free text (an id) made safe as one `#`-separated part of a key: `%`
+/// and `#` are percent-escaped, so no two texts make the same key and no
+/// text's key is a prefix of another's.
+pub(crate) fn key_part(text: &str) -> String {
+    text.replace('%', "%25").replace('#', "%23")
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

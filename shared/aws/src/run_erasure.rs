@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hookflow_core::ports::{PortError, PortResult};
 use hookflow_core::run::{RunPosition, ERASED};
 
-use crate::dynamo::{delete_item, query_pages, s, unless_condition_failed, Item};
+use crate::dynamo::{delete_item, key_part, query_pages, s, unless_condition_failed, Item};
 use crate::error::port_error;
 use crate::resources::RUNS_BY_CONTACT;
 
@@ -20,8 +20,7 @@ const OP: &str = "erase_run_data";
 /// contact. Both ids are free text (`#` included), so `%` and `#` are
 /// escaped: no two (workspace, contact) pairs share a partition.
 pub(crate) fn contact_runs_partition(workspace_id: &str, contact_id: &str) -> String {
-    let escape = |part: &str| part.replace('%', "%25").replace('#', "%23");
-    format!("CONTACT#{}#{}", escape(workspace_id), escape(contact_id))
+    format!("CONTACT#{}#{}", key_part(workspace_id), key_part(contact_id))
 }
 
 /// Up to `page_size + 1` run record items of the partition, newest first,
