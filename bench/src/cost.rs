@@ -21,7 +21,7 @@ use serde_json::json;
 
 /// The counter and its clients on the emulator at `endpoint`.
 pub async fn counted_clients(endpoint: &str) -> (RequestCounter, aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = hookflow_aws::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "hookflow-bench"))

@@ -27,7 +27,7 @@ pub async fn create_with_aws(workspace: &str, role: Role, name: Option<String>) 
                 .into(),
         )
     })?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = hookflow_aws::sdk_config_loader().load().await;
     let store = Arc::new(DynamoAccess::new(aws_sdk_dynamodb::Client::new(&config), table));
     let access = Access::new(store.clone(), store, Arc::new(SystemClock));
     let failed = |e: hookflow_core::access::AccessError| CliError::Failed(format!("cannot make the key: {e}"));

@@ -39,7 +39,7 @@ impl Ports {
     /// `AWS_REGION`, credentials); names from the variables the functions read.
     /// With `create`, missing tables and queues are created (for emulators).
     pub async fn aws(create: bool, visibility_timeout: Duration) -> anyhow::Result<Self> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = hookflow_aws::sdk_config_loader().load().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
         let services = StackServices::from_config(

@@ -464,7 +464,7 @@ async fn on_aws_credentials_live_in_secrets_manager_only() {
     let run = &stack.wait_for_finished_runs(1).await[0];
     assert_eq!(run["status"], "succeeded", "{run:#}");
 
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = hookflow_aws::sdk_config_loader().load().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let ours = || async {
         let listed = secrets.list_secrets().send().await.expect("list secrets");

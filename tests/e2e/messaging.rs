@@ -110,7 +110,7 @@ async fn on_moto_ses_sends_the_email_sns_the_text_and_an_unverified_sender_is_re
                 "to": ["ana@example.com"], "subject": "x", "text": "x"}}}}),
     ])
     .await;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = hookflow_aws::sdk_config_loader().load().await;
     aws_sdk_sesv2::Client::new(&config)
         .create_email_identity()
         .email_identity("hookflow-e2e.example")

@@ -109,7 +109,7 @@ async fn start_proxy() -> (String, Proxy) {
 }
 
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    hookflow_aws::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(

@@ -302,7 +302,7 @@ pub async fn emulator_config(endpoint_var: &str) -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
         "{endpoint_var} must be a loopback address, got {endpoint}"
     );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    hookflow_aws::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(

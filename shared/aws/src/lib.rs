@@ -9,10 +9,12 @@ mod dynamo;
 mod error;
 mod hooks;
 mod messaging;
+mod not_granted;
 mod outbound;
 pub mod request_count;
 mod resources;
 mod run_erasure;
+mod sdk_http;
 mod sites;
 mod sqs;
 
@@ -27,6 +29,7 @@ pub use resources::{
     create_resources, IndexSpec, Projection, QueueUrls, ResourceNames, TableSpec, MAX_RECEIVE_COUNT, RUNS_BY_DUE,
     RUNS_TABLE, STEPS_MESSAGE_RETENTION, TTL_ATTRIBUTE, WORKFLOWS_TABLE,
 };
+pub use sdk_http::{sdk_config_loader, sdk_http_client};
 pub use sites::DynamoSites;
 pub use sqs::SqsQueue;
 
@@ -111,6 +114,20 @@ impl StackServices {
                 aws_sdk_sns::Client::new(config),
                 policy,
             ),
+        }
+    }
+
+    /// No vault, email or SMS: for the functions whose role is not granted
+    /// them; each call fails terminally, saying so.
+    pub fn not_granted() -> Self {
+        let not_granted = Arc::new(not_granted::NotGranted);
+        Self {
+            vault: not_granted.clone(),
+            messaging: hookflow_core::messaging::Messaging {
+                mailer: not_granted.clone(),
+                texts: not_granted,
+                policy: Arc::new(hookflow_core::messaging::MessagingPolicy::default()),
+            },
         }
     }
 

@@ -23,7 +23,7 @@ async fn config() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
         "{ENDPOINT_VAR} must be a loopback address, got {endpoint}"
     );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    hookflow_aws::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "hookflow-tests"))

@@ -24,7 +24,7 @@ struct Clients {
 async fn clients() -> Clients {
     let endpoint = std::env::var("HOOKFLOW_TEST_AWS_ENDPOINT")
         .expect("HOOKFLOW_TEST_AWS_ENDPOINT is not set: run the tests with `make test`, which starts moto");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = hookflow_aws::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "hookflow-tests"))

@@ -219,6 +219,39 @@ fn functions_get_their_configuration() {
     }
 }
 
+/// A function builds Secrets Manager, SES and SNS clients
+/// (`Grants::StackServices` in its `main`) exactly when the template grants
+/// its role one of them; the others get services that refuse, so a grant
+/// and the code that uses it cannot drift apart unnoticed.
+#[test]
+fn stack_services_follow_the_roles_grants() {
+    let template = template();
+    let cases = [
+        ("WebhookFunction", "webhook"),
+        ("EventsFunction", "events"),
+        ("DispatcherFunction", "dispatcher"),
+        ("StepFunction", "step"),
+        ("ApiFunction", "api"),
+    ];
+    for (function, crate_dir) in cases {
+        let policies = serde_yaml::to_string(&template["Resources"][function]["Properties"]["Policies"])
+            .expect("policies serialise");
+        let granted = ["secretsmanager:", "ses:", "sns:Publish"]
+            .iter()
+            .any(|action| policies.contains(action));
+        let main = std::fs::read_to_string(format!(
+            "{}/../../functions/{crate_dir}/src/main.rs",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the function's main.rs");
+        assert_eq!(
+            main.contains("Grants::StackServices"),
+            granted,
+            "{function}: builds the stack services iff its role is granted them"
+        );
+    }
+}
+
 /// The logical id a `!Ref` names.
 fn reference(value: &Value) -> Option<&str> {
     match value {

@@ -63,17 +63,33 @@ pub fn run_retention() -> Result<Option<std::time::Duration>, ConfigError> {
 /// The SDK configuration from the standard AWS environment (region,
 /// credentials, `AWS_ENDPOINT_URL` for emulators).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    hookflow_aws::sdk_config_loader().load().await
+}
+
+/// What a function's role may reach besides its tables and queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grants {
+    /// Tables and queues only (webhook, events, dispatcher).
+    TablesAndQueues,
+    /// Also the connections' vault (Secrets Manager), SES and SNS (step, api).
+    StackServices,
 }
 
 /// The stack's stores on the tables the template names (every function gets
 /// both tables, the retention and the stack's name from the template's
-/// `Globals`), counting into CloudWatch through EMF log lines.
-pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+/// `Globals`), counting into CloudWatch through EMF log lines. `grants`
+/// must be what the template grants the function's role.
+pub fn stores(config: &aws_config::SdkConfig, grants: Grants) -> Result<hookflow_core::wiring::Stores, ConfigError> {
     let stack = required_env(emf::STACK_NAME)?;
+    let services = match grants {
+        Grants::TablesAndQueues => hookflow_aws::StackServices::not_granted(),
+        Grants::StackServices => {
+            hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env())
+        }
+    };
     let mut stores = hookflow_aws::dynamo_stores(
         aws_sdk_dynamodb::Client::new(config),
-        hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env()),
+        services,
         &required_env(WORKFLOWS_TABLE)?,
         &required_env(RUNS_TABLE)?,
         run_retention()?,
