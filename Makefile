@@ -34,7 +34,7 @@ bench-long: build
 
 # A CPU profile of hookflow dev under the pipeline bench: its top 20 functions in bench/profile.txt.
 profile:
-	bash scripts/bench.sh --repetitions 1 --flat-events 0 --starts 0 --profile-to bench/profile.txt --out /tmp/hookflow-profile-results.md
+	bash scripts/bench.sh --repetitions 1 --flat-events 0 --starts 0 --burst 0 --profile-to bench/profile.txt --out /tmp/hookflow-profile-results.md
 
 # Peak memory of one step-function batch at its worst (ten peers answering 1 MiB each), against
 # the function's 256 MiB; fails over half of it.

@@ -91,15 +91,15 @@ impl HttpClient for Ok200 {
     }
 }
 
-/// SetVariables, then two HTTP POSTs: the run the cost is quoted for.
-pub fn three_step_workflow() -> anyhow::Result<WorkflowDefinition> {
+/// SetVariables, then two HTTP POSTs to `peer`: the run the cost is quoted for.
+pub fn three_step_workflow(peer: &str) -> anyhow::Result<WorkflowDefinition> {
     Ok(WorkflowDefinition::from_value(
         json!({"id": "wf_three", "workspace_id": "ws_count", "name": "three",
         "status": "active", "scope": {"workspace": true}, "trigger": {"type": "Prize.Won"}, "start": "s",
         "steps": {
             "s": {"action": {"type": "SetVariables", "values": {"email": "{{ contact.email }}"}}, "next": "crm"},
-            "crm": {"action": {"type": "HttpRequest", "method": "POST", "url": "http://127.0.0.1:9/crm", "body": {"e": "{{ vars.email }}"}}, "next": "notify"},
-            "notify": {"action": {"type": "HttpRequest", "method": "POST", "url": "http://127.0.0.1:9/notify", "body": {}}}
+            "crm": {"action": {"type": "HttpRequest", "method": "POST", "url": peer, "body": {"e": "{{ vars.email }}"}}, "next": "notify"},
+            "notify": {"action": {"type": "HttpRequest", "method": "POST", "url": peer, "body": {}}}
         }}),
     )?)
 }
@@ -127,7 +127,7 @@ pub async fn three_step_run(endpoint: &str) -> anyhow::Result<RunRequests> {
     );
     let triggers = sqs_queue(&sqs, urls.triggers);
     let steps = sqs_queue(&sqs, urls.steps);
-    let workflow = three_step_workflow()?;
+    let workflow = three_step_workflow("http://127.0.0.1:9/peer")?;
     stores.workflows.put_version(&workflow).await?;
     let subscription = Subscription::for_workflow(&workflow).context("the workflow is active")?;
     stores.subscriptions.put(&subscription).await?;

@@ -48,8 +48,34 @@ fn zipped_size(bootstrap: &Path) -> anyhow::Result<u64> {
     Ok(size)
 }
 
-/// What every function reads at start; nothing is contacted before the first poll.
-fn lambda_environment(command: &mut Command, runtime_api: &str) {
+/// What a function is told of its stack: the AWS endpoint, its tables and queues.
+#[derive(Debug, Clone)]
+pub struct LambdaStack {
+    pub endpoint: String,
+    pub workflows_table: String,
+    pub runs_table: String,
+    pub triggers_queue_url: String,
+    pub steps_queue_url: String,
+    pub dead_letter_queue_arn: String,
+}
+
+impl LambdaStack {
+    /// A stack nothing listens at: the start measurement contacts nothing
+    /// before the first poll.
+    fn unreachable() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:9".into(),
+            workflows_table: "bench-workflows".into(),
+            runs_table: "bench-runs".into(),
+            triggers_queue_url: "http://127.0.0.1:9/000000000000/triggers".into(),
+            steps_queue_url: "http://127.0.0.1:9/000000000000/steps".into(),
+            dead_letter_queue_arn: "arn:aws:sqs:us-east-1:000000000000:dlq".into(),
+        }
+    }
+}
+
+/// What every function reads at start, as the template and Lambda set it.
+pub fn lambda_environment(command: &mut Command, runtime_api: &str, stack: &LambdaStack) {
     command
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -61,18 +87,12 @@ fn lambda_environment(command: &mut Command, runtime_api: &str) {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("HOOKFLOW_WORKFLOWS_TABLE", "bench-workflows")
-        .env("HOOKFLOW_RUNS_TABLE", "bench-runs")
-        .env(
-            "HOOKFLOW_TRIGGERS_QUEUE_URL",
-            "http://127.0.0.1:9/000000000000/triggers",
-        )
-        .env("HOOKFLOW_STEPS_QUEUE_URL", "http://127.0.0.1:9/000000000000/steps")
-        .env(
-            "HOOKFLOW_DEAD_LETTER_QUEUE_ARN",
-            "arn:aws:sqs:us-east-1:000000000000:dlq",
-        )
+        .env("AWS_ENDPOINT_URL", &stack.endpoint)
+        .env("HOOKFLOW_WORKFLOWS_TABLE", &stack.workflows_table)
+        .env("HOOKFLOW_RUNS_TABLE", &stack.runs_table)
+        .env("HOOKFLOW_TRIGGERS_QUEUE_URL", &stack.triggers_queue_url)
+        .env("HOOKFLOW_STEPS_QUEUE_URL", &stack.steps_queue_url)
+        .env("HOOKFLOW_DEAD_LETTER_QUEUE_ARN", &stack.dead_letter_queue_arn)
         .env("HOOKFLOW_STACK_NAME", "bench")
         .env("RUST_LOG", "warn");
 }
@@ -82,7 +102,7 @@ async fn start_to_first_poll(binary: &Path) -> anyhow::Result<f64> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let runtime_api = listener.local_addr()?.to_string();
     let mut command = Command::new(binary);
-    lambda_environment(&mut command, &runtime_api);
+    lambda_environment(&mut command, &runtime_api, &LambdaStack::unreachable());
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let spawned = Instant::now();
     let mut child = command

@@ -3,6 +3,7 @@
 //! run; nothing here is a pass/fail timing test. The request budget of a
 //! run is (`tests/request_budget.rs`, part of `make test`).
 
+pub mod burst;
 pub mod cost;
 pub mod flatness;
 pub mod footprint;

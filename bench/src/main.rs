@@ -9,7 +9,7 @@ use hookflow_bench::load::{drive, Numbers, Pace};
 use hookflow_bench::pipeline::{run_level, runs_succeeded, wait_for, LevelResult, System};
 use hookflow_bench::report::Report;
 use hookflow_bench::sink::Sink;
-use hookflow_bench::{cost, flatness, footprint, process, profile, scaling, stats};
+use hookflow_bench::{burst, cost, flatness, footprint, process, profile, scaling, stats};
 
 #[derive(Parser)]
 struct Args {
@@ -50,6 +50,9 @@ struct Args {
     /// Starts per function of the footprint part (0 skips it).
     #[arg(long, default_value_t = 21)]
     starts: usize,
+    /// Messages of each function's burst, on the emulator (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
     /// Skip the pipeline and flatness parts.
     #[arg(long)]
     no_pipeline: bool,
@@ -75,9 +78,12 @@ async fn main() -> anyhow::Result<()> {
             let prices = cost::Prices::load(std::path::Path::new("bench/prices.json"))?;
             let memory = cost::template_memory_mb(&std::fs::read_to_string("template.yaml")?)?;
             report.cost(&run, &prices, memory);
+            if args.burst > 0 {
+                report.burst(&burst::run(endpoint, args.burst).await?);
+            }
         }
         None => report.skipped(
-            "Dispatcher scaling and cost per run",
+            "Dispatcher scaling, cost per run and Lambda memory in a burst",
             "no AWS emulator (HOOKFLOW_BENCH_AWS_ENDPOINT)",
         ),
     }

@@ -1,5 +1,6 @@
-//! The AWS SDK's HTTP client, on the same reqwest and rustls (ring, with
-//! the Mozilla roots compiled in) that the HTTP actions use.
+//! The AWS SDK's configuration and HTTP client, on the same reqwest and
+//! rustls (ring, with the Mozilla roots compiled in) that the HTTP actions
+//! use.
 //!
 //! The SDK's own default client brings a second TLS stack (aws-lc-rs, h2)
 //! into every bootstrap and parses the platform's root certificates when
@@ -26,8 +27,22 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// The SDK configuration loader every Hookflow process starts from: the
 /// standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`), and
 /// this module's HTTP client.
+///
+/// Where the environment holds the region and the credentials (always, on
+/// Lambda), they are taken from it directly. The default chains would take
+/// them from there too, since the environment comes first in both, but
+/// building the chains builds an STS client for web identity and an IMDS
+/// client, which cost a function a third of its start-up and are never used.
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_http_client())
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_http_client());
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
+        loader = loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
+    }
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
+    loader
 }
 
 /// An HTTP client for the AWS SDK. It keeps one connection pool per set of
@@ -186,7 +201,10 @@ mod tests {
             .expect("an answer");
         assert_eq!(response.status().as_u16(), 400);
         assert_eq!(response.headers().get("x-amzn-requestid"), Some("r-1"));
-        assert_eq!(response.body().bytes(), Some(&b"{\"__type\":\"ValidationException\"}"[..]));
+        assert_eq!(
+            response.body().bytes(),
+            Some(&b"{\"__type\":\"ValidationException\"}"[..])
+        );
     }
 
     #[tokio::test]
