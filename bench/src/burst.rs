@@ -22,7 +22,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use hookflow_aws::{create_resources, dynamo_stores, ResourceNames};
 use hookflow_core::access::Role;
-use hookflow_core::subscription::Subscription;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -256,10 +255,7 @@ async fn burst_stack(endpoint: &str, peer: &str) -> anyhow::Result<BurstStack> {
         &names.runs_table,
         None,
     );
-    let workflow = three_step_workflow(peer)?;
-    stores.workflows.put_version(&workflow).await?;
-    let subscription = Subscription::for_workflow(&workflow).context("the workflow is active")?;
-    stores.subscriptions.put(&subscription).await?;
+    stores.workflows().apply_file(three_step_workflow(peer)?).await?;
     let key = stores.access().create_key("ws_count", Role::Admin, None).await?.secret;
     Ok(BurstStack {
         lambda: LambdaStack {
@@ -348,8 +344,10 @@ async fn invocation_burst(
     let mut instance = Instance::start(&sibling_binary(function)?, &stack.lambda, &[]).await?;
     for n in 0..messages {
         if let Answer::Response(answer) = instance.invoke(event(n)).await? {
-            let status = answer["statusCode"].as_u64();
-            if status.is_some_and(|status| status >= 400) {
+            if answer["statusCode"].as_u64().is_some_and(|status| status >= 400) {
+                if instance.failed == 0 {
+                    eprintln!("burst: {function} first refused with {}", answer["body"]);
+                }
                 instance.failed += 1;
             }
         }

@@ -35,7 +35,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// client, which cost a function a third of its start-up and are never used.
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_http_client());
-    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    // Blank counts as unset, as the environment providers read it.
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
     if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
         loader = loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
     }
@@ -82,6 +83,9 @@ impl ReqwestConnector {
             // The SDK retries and signs each request itself; a redirect
             // would send a signed request somewhere it was not signed for.
             .redirect(reqwest::redirect::Policy::none())
+            // As with the SDK's own client, no proxy unless configured: an
+            // HTTP(S)_PROXY meant for other tools must not reroute AWS calls.
+            .no_proxy()
             .pool_idle_timeout(POOL_IDLE_TIMEOUT);
         if let Some(timeout) = connect_timeout {
             builder = builder.connect_timeout(timeout);
@@ -102,7 +106,7 @@ impl HttpConnector for ReqwestConnector {
             let client = client.map_err(|error| ConnectorError::user(Box::new(SharedError(error))))?;
             let request = to_reqwest(request)?;
             let response = client.execute(request).await.map_err(classify)?;
-            from_reqwest(response).await
+            from_reqwest(response)
         })
     }
 }
@@ -124,20 +128,17 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> 
     reqwest::Request::try_from(request).map_err(|error| ConnectorError::user(error.into()))
 }
 
-async fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
-    let mut builder = http::Response::builder().status(response.status());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = response.headers().clone();
-    }
-    let body = response.bytes().await.map_err(classify)?;
-    let response = builder
-        .body(SdkBody::from(body))
-        .map_err(|error| ConnectorError::other(error.into(), None))?;
-    HttpResponse::try_from(response).map_err(|error| ConnectorError::other(error.into(), None))
+/// The body goes on as a stream, as with the SDK's own client: the SDK
+/// reads it, so a body cut off is a response error it retries, and its
+/// stalled-stream protection watches the read.
+fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
+    let response: http::Response<reqwest::Body> = response.into();
+    HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+        .map_err(|error| ConnectorError::other(error.into(), None))
 }
 
 /// The SDK retries timeouts and I/O failures (a refused or reset
-/// connection, a body cut off); anything else is final.
+/// connection, a request that could not be sent); anything else is final.
 fn classify(error: reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         ConnectorError::timeout(error.into())
@@ -163,6 +164,7 @@ impl std::error::Error for SharedError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
     use wiremock::matchers::{body_string, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -201,10 +203,8 @@ mod tests {
             .expect("an answer");
         assert_eq!(response.status().as_u16(), 400);
         assert_eq!(response.headers().get("x-amzn-requestid"), Some("r-1"));
-        assert_eq!(
-            response.body().bytes(),
-            Some(&b"{\"__type\":\"ValidationException\"}"[..])
-        );
+        let body = response.into_body().collect().await.expect("the whole body").to_bytes();
+        assert_eq!(&body[..], b"{\"__type\":\"ValidationException\"}");
     }
 
     #[tokio::test]
@@ -240,5 +240,64 @@ mod tests {
             .await
             .expect_err("timed out");
         assert!(slow.is_timeout(), "{slow:?}");
+    }
+
+    /// Reads one HTTP/1.1 request (headers and a `content-length` body).
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = socket.read(&mut chunk).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            seen.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A response body cut off half-way is a failure the SDK retries, as
+    /// with its own client: the body reaches the SDK as a stream.
+    #[tokio::test]
+    async fn the_sdk_retries_a_response_cut_off_half_way() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+        let served = tokio::spawn(async move {
+            let whole = r#"{"TableNames":["t"]}"#;
+            let answer = |declared: usize, body: &str| {
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {declared}\r\n\r\n{body}")
+            };
+            for answer in [answer(100, &whole[..9]), answer(whole.len(), whole)] {
+                let (mut socket, _) = listener.accept().await.expect("a connection");
+                read_request(&mut socket).await.expect("a request");
+                socket.write_all(answer.as_bytes()).await.expect("written");
+                socket.shutdown().await.expect("closed");
+            }
+        });
+        let config = sdk_config_loader()
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "test"))
+            .load()
+            .await;
+        let tables = aws_sdk_dynamodb::Client::new(&config)
+            .list_tables()
+            .send()
+            .await
+            .expect("answered on the second attempt");
+        assert_eq!(tables.table_names(), ["t"]);
+        served.await.expect("both answers served");
     }
 }

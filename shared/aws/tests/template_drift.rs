@@ -245,7 +245,7 @@ fn stack_services_follow_the_roles_grants() {
         ))
         .expect("the function's main.rs");
         assert_eq!(
-            main.contains("Grants::StackServices"),
+            main.contains("stores(&config, Grants::StackServices)"),
             granted,
             "{function}: builds the stack services iff its role is granted them"
         );
