@@ -13,19 +13,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use hookflow_aws::{create_resources, dynamo_stores, ResourceNames};
 use hookflow_core::access::Role;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cost::three_step_workflow;
+use crate::cost::{counted_clients, emulator_stack, three_step_workflow};
 use crate::footprint::{lambda_environment, LambdaStack};
 use crate::process::{sibling_binary, status_kib};
 
@@ -238,23 +236,8 @@ struct BurstStack {
 }
 
 async fn burst_stack(endpoint: &str, peer: &str) -> anyhow::Result<BurstStack> {
-    let config = hookflow_aws::sdk_config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("bench", "bench", None, None, "hookflow-bench"))
-        .load()
-        .await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let names = ResourceNames::with_prefix(&format!("burst-{}-{}", std::process::id(), ulid::Ulid::new()));
-    let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
-    let stores = dynamo_stores(
-        dynamo,
-        hookflow_aws::StackServices::twins(),
-        &names.workflows_table,
-        &names.runs_table,
-        None,
-    );
+    let (_, dynamo, sqs) = counted_clients(endpoint).await;
+    let (names, urls, stores) = emulator_stack(dynamo, &sqs, "burst").await?;
     stores.workflows().apply_file(three_step_workflow(peer)?).await?;
     let key = stores.access().create_key("ws_count", Role::Admin, None).await?.secret;
     Ok(BurstStack {

@@ -11,10 +11,11 @@ use anyhow::{bail, Context};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use hookflow_aws::request_count::{RequestCounter, Tallies, Tally};
-use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, QueueUrls, ResourceNames};
 use hookflow_core::engine::{DeliveryLimits, NextMove};
 use hookflow_core::ports::*;
 use hookflow_core::subscription::Subscription;
+use hookflow_core::wiring::Stores;
 use hookflow_core::{TriggerEvent, WorkflowDefinition};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,6 +31,26 @@ pub async fn counted_clients(endpoint: &str) -> (RequestCounter, aws_sdk_dynamod
     let counter = RequestCounter::default();
     let (dynamo, sqs) = counter.clients(&config);
     (counter, dynamo, sqs)
+}
+
+/// A fresh stack on the emulator, its tables and queues named from `prefix`
+/// and a ULID, and its stores (the vault and messaging are twins: no
+/// measured run uses them).
+pub async fn emulator_stack(
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> anyhow::Result<(ResourceNames, QueueUrls, Stores)> {
+    let names = ResourceNames::with_prefix(&format!("{prefix}-{}-{}", std::process::id(), ulid::Ulid::new()));
+    let urls = create_resources(&dynamo, sqs, &names, Duration::from_secs(30)).await?;
+    let stores = dynamo_stores(
+        dynamo,
+        hookflow_aws::StackServices::twins(),
+        &names.workflows_table,
+        &names.runs_table,
+        None,
+    );
+    Ok((names, urls, stores))
 }
 
 /// Requests per service and operation of one run, by the function making them.
@@ -116,15 +137,7 @@ pub fn prize_won(id: &str) -> anyhow::Result<TriggerEvent> {
 /// with every request counted.
 pub async fn three_step_run(endpoint: &str) -> anyhow::Result<RunRequests> {
     let (counter, dynamo, sqs) = counted_clients(endpoint).await;
-    let names = ResourceNames::with_prefix(&format!("cost-{}-{}", std::process::id(), ulid::Ulid::new()));
-    let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
-    let stores = dynamo_stores(
-        dynamo,
-        hookflow_aws::StackServices::twins(),
-        &names.workflows_table,
-        &names.runs_table,
-        None,
-    );
+    let (_, urls, stores) = emulator_stack(dynamo, &sqs, "cost").await?;
     let triggers = sqs_queue(&sqs, urls.triggers);
     let steps = sqs_queue(&sqs, urls.steps);
     let workflow = three_step_workflow("http://127.0.0.1:9/peer")?;

@@ -2,16 +2,16 @@
 //! workflows over 5 trigger types and 100 cards (a tenth workspace-wide),
 //! and what one event's dispatch reads from DynamoDB on the emulator.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
+use hookflow_aws::sqs_queue;
 use hookflow_core::subscription::Subscription;
 use hookflow_core::workflow::Scope;
 use hookflow_core::TriggerEvent;
 use serde_json::json;
 
-use crate::cost::counted_clients;
+use crate::cost::{counted_clients, emulator_stack};
 
 const TRIGGERS: [&str; 5] = [
     "Prize.Won",
@@ -66,15 +66,7 @@ pub async fn run(endpoint: &str, workflow_counts: &[usize], events: usize) -> an
     let mut results = vec![];
     for &count in workflow_counts {
         let (counter, dynamo, sqs) = counted_clients(endpoint).await;
-        let names = ResourceNames::with_prefix(&format!("scale-{count}-{}", ulid::Ulid::new()));
-        let urls = create_resources(&dynamo, &sqs, &names, Duration::from_secs(30)).await?;
-        let stores = dynamo_stores(
-            dynamo,
-            hookflow_aws::StackServices::twins(),
-            &names.workflows_table,
-            &names.runs_table,
-            None,
-        );
+        let (_, urls, stores) = emulator_stack(dynamo, &sqs, &format!("scale-{count}")).await?;
         let all: Vec<Subscription> = (0..count).map(subscription).collect();
         for sub in &all {
             stores.subscriptions.put(sub).await?;
