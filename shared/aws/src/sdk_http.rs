@@ -4,9 +4,9 @@
 //!
 //! The SDK's own default client brings a second TLS stack (aws-lc-rs, h2)
 //! into every bootstrap and parses the platform's root certificates when
-//! its first client is built. The two together made up most of a
-//! function's zip and most of its start-up before the first poll; one
-//! stack, whose roots need no parsing, removes both.
+//! its first client is built, which was most of a function's start-up
+//! before the first poll. One stack, whose roots need no parsing, removes
+//! both.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +32,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Lambda), they are taken from it directly. The default chains would take
 /// them from there too, since the environment comes first in both, but
 /// building the chains builds an STS client for web identity and an IMDS
-/// client, which cost a function a third of its start-up and are never used.
+/// client, which cost a function a fifth of its start-up and are never used.
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_http_client());
     // Blank counts as unset, as the environment providers read it.
