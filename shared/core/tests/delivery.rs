@@ -451,7 +451,7 @@ async fn a_redelivered_trigger_resends_the_first_step_of_the_runs_own_version() 
 }
 
 #[tokio::test]
-async fn a_stale_message_from_before_a_replay_is_ignored() {
+async fn a_stale_message_from_before_a_replay_is_ignored_handled_or_parked() {
     let backend = twins(Duration::from_secs(30));
     backend.workflows.put_version(&workflow(1)).await.expect("store");
     backend
@@ -482,6 +482,17 @@ async fn a_stale_message_from_before_a_replay_is_ignored() {
         0,
         "the stale copy acts on nothing"
     );
+    // Dead-lettered (its invocation died every time), it ends nothing either.
+    let stale = Delivery {
+        receipt: "stale".into(),
+        body: step_message("run_stale", 1),
+        receive_count: 5,
+    };
+    Stores::memory(&backend, Arc::new(SystemClock))
+        .dead_letters(QueueKind::Steps, backend.steps.clone())
+        .park(&stale, ParkedBecause::DeliveriesExhausted, "test")
+        .await
+        .expect("park");
     let running = backend.runs.get_run("run_stale").await.expect("get").expect("run");
     assert_eq!(
         running.status,
