@@ -9,9 +9,12 @@ use hookflow_bench::cost::{three_step_run, RunRequests};
 /// Requests of one run, as counted here: one SQS receive and one delete per
 /// message (Lambda's event source batches them; `make bench` prices that).
 /// The run is a cold process's first: the dispatcher and the step function
-/// each list the workspace's webhook endpoints once (2 of the 26), which a
-/// warm process does once per workspace every 30 s.
-const DYNAMODB_REQUESTS_PER_RUN: usize = 26;
+/// each list the workspace's webhook endpoints once (2 of the 27), which a
+/// warm process does once per workspace every 30 s. The event names a card,
+/// so the dispatcher reads two scopes' subscriptions (2 of the 27): a
+/// request more than one read of every subscription to the type, so that
+/// what is read stays what could match as workflows grow.
+const DYNAMODB_REQUESTS_PER_RUN: usize = 27;
 const SQS_REQUESTS_PER_RUN: usize = 12;
 /// Estimated DynamoDB write units of one run (a unit per KiB per item and
 /// per index it carries).

@@ -4,7 +4,7 @@
 //! | table | pk | sk | item |
 //! |---|---|---|---|
 //! | workflows | `WS#<ws>` | `WF#<id>#V#<version>` | an immutable workflow version |
-//! | workflows | `SUB#<ws>#<trigger type>` | `WF#<id>` | one subscription per active workflow |
+//! | workflows | `SUB#<ws>#<trigger type>` | `<scope kind>#<scope id>#<id>` (`workspace#*#…`, `site#<site>#…`, `card#<card>#…`) | one subscription per active workflow, kept by its scope so that an event reads only its workspace's, site's and card's |
 //! | runs | `RUN#<run id>` | `META` | the run record, in four indexes sorted by start + run id (`gsi1sk`): `by_workspace` (`gsi1pk` = `WS#<ws>`, or `TEST#<ws>` for live tests' runs), `by_status` (`gsi2pk` = `WS#<ws>#S#<status>`), `by_workflow` (`gsi3pk` = `WS#<ws>#WF#<workflow>`), `by_workflow_status` (`gsi4pk` = `WS#<ws>#WF#<workflow>#S#<status>`) |
 //! | runs | `RUN#<run id>` | `STEP#<step id>#<attempt>` | one step attempt: a claim (`state` = `in_progress`) until its record replaces it |
 //! | runs | `RUN#<run id>` | `HANDOFF#<step id>#<attempt>` | the message moving the run on to that attempt was sent |
@@ -29,6 +29,7 @@ use hookflow_core::lifecycle::{Commit, HeadChange, HeadWrite, WorkflowCatalog, W
 use hookflow_core::ports::*;
 use hookflow_core::run::{RunPosition, RunRecord, RunStatus, StepRecord, StepStatus};
 use hookflow_core::subscription::Subscription;
+use hookflow_core::workflow::Scope;
 use hookflow_core::WorkflowDefinition;
 use serde::{Deserialize, Serialize};
 
@@ -288,6 +289,10 @@ struct VersionItem {
     definition: String,
 }
 
+/// 2: kept by scope (`<scope kind>#<scope id>#<id>`), where 1 kept one per
+/// workflow (`WF#<id>`). No stack ran format 1 (brief §10).
+const SUBSCRIPTION_FORMAT: u32 = 2;
+
 #[derive(Serialize, Deserialize)]
 struct SubscriptionItem {
     pk: String,
@@ -326,6 +331,22 @@ fn subscription_pk(workspace_id: &str, trigger_type: &str) -> String {
     format!("SUB#{workspace_id}#{trigger_type}")
 }
 
+/// Where a scope's subscriptions begin in their partition (brief §5:
+/// `<scope kind>#<scope id>#<workflow id>`): a lookup reads one scope's
+/// with `begins_with`. Site and card ids are validated ids (no `#`), and
+/// what a lookup reads is still checked against its scope (a disabled
+/// workspace scope, which publishing refuses, shares the enabled one's).
+fn scope_prefix(scope: &Scope) -> String {
+    format!("{}#{}#", scope.kind(), scope.id())
+}
+
+fn subscription_key(subscription: &Subscription) -> (String, String) {
+    (
+        subscription_pk(&subscription.workspace_id, &subscription.trigger_type),
+        format!("{}{}", scope_prefix(&subscription.scope), subscription.workflow_id),
+    )
+}
+
 fn version_item(operation: &'static str, workflow: &WorkflowDefinition) -> PortResult<Item> {
     let (pk, sk) = version_key(&workflow.workspace_id, &workflow.id, workflow.version);
     let definition = serde_json::to_string(workflow).map_err(|e| PortError::terminal(operation, e.to_string()))?;
@@ -344,12 +365,13 @@ fn version_item(operation: &'static str, workflow: &WorkflowDefinition) -> PortR
 
 fn subscription_item(operation: &'static str, subscription: &Subscription) -> PortResult<Item> {
     let json = serde_json::to_string(subscription).map_err(|e| PortError::terminal(operation, e.to_string()))?;
+    let (pk, sk) = subscription_key(subscription);
     to_item(
         operation,
         &SubscriptionItem {
-            pk: subscription_pk(&subscription.workspace_id, &subscription.trigger_type),
-            sk: format!("WF#{}", subscription.workflow_id),
-            format: 1,
+            pk,
+            sk,
+            format: SUBSCRIPTION_FORMAT,
             subscription: json,
         },
     )
@@ -417,29 +439,45 @@ impl SubscriptionIndex for DynamoWorkflows {
         Ok(())
     }
 
-    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()> {
-        delete_item(
-            &self.client,
-            &self.table,
-            "remove_subscription",
-            subscription_pk(workspace_id, trigger_type),
-            format!("WF#{workflow_id}"),
-        )
-        .await
+    async fn remove(&self, subscription: &Subscription) -> PortResult<()> {
+        let (pk, sk) = subscription_key(subscription);
+        delete_item(&self.client, &self.table, "remove_subscription", pk, sk).await
     }
 
-    /// One Query per event; further pages only past DynamoDB's 1 MB page.
-    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+    /// One Query per scope; further pages only past DynamoDB's 1 MB page.
+    async fn find(&self, workspace_id: &str, trigger_type: &str, scope: &Scope) -> PortResult<Vec<Subscription>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :scope)")
+            .expression_attribute_values(":pk", s(subscription_pk(workspace_id, trigger_type)))
+            .expression_attribute_values(":scope", s(scope_prefix(scope)));
+        let found = self.subscriptions_from("find_subscriptions", query).await?;
+        Ok(found.into_iter().filter(|sub| sub.scope == *scope).collect())
+    }
+
+    async fn list(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(subscription_pk(workspace_id, trigger_type)));
+        self.subscriptions_from("list_subscriptions", query).await
+    }
+}
+
+impl DynamoWorkflows {
+    async fn subscriptions_from(
+        &self,
+        operation: &'static str,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> PortResult<Vec<Subscription>> {
         let mut found = vec![];
-        query_pages("find_subscriptions", query, |item| {
-            let stored: SubscriptionItem = from_item("find_subscriptions", item)?;
-            found.push(serde_json::from_str(&stored.subscription).map_err(|e| decode_error("find_subscriptions", e))?);
+        query_pages(operation, query, |item| {
+            let stored: SubscriptionItem = from_item(operation, item)?;
+            found.push(serde_json::from_str(&stored.subscription).map_err(|e| decode_error(operation, e))?);
             Ok(true)
         })
         .await?;
@@ -605,12 +643,15 @@ impl DynamoWorkflows {
                 .condition_expression(NOT_EXISTS);
             items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
         }
-        let replaced = change.subscribe.as_ref().map(|sub| sub.trigger_type.as_str());
-        if let Some(trigger_type) = change.unsubscribe.as_deref().filter(|t| Some(*t) != replaced) {
+        // A transaction may not name an item twice: a put that replaces the
+        // removed subscription is the whole change.
+        let replaced = |old: &&Subscription| change.subscribe.as_ref().is_some_and(|new| old.replaced_by(new));
+        if let Some(old) = change.unsubscribe.as_ref().filter(|old| !replaced(old)) {
+            let (pk, sk) = subscription_key(old);
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .key("pk", s(subscription_pk(&change.workspace_id, trigger_type)))
-                .key("sk", s(format!("WF#{}", change.workflow_id)));
+                .key("pk", s(pk))
+                .key("sk", s(sk));
             items.push(
                 TransactWriteItem::builder()
                     .delete(delete.build().map_err(build)?)

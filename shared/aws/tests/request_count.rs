@@ -12,6 +12,7 @@ use hookflow_aws::request_count::{RequestCounter, Tallies};
 use hookflow_aws::{create_resources, dynamo_stores, sqs_queue, ResourceNames};
 use hookflow_core::ports::*;
 use hookflow_core::subscription::Subscription;
+use hookflow_core::workflow::Scope;
 use hookflow_core::TriggerEvent;
 use serde_json::json;
 
@@ -75,18 +76,25 @@ fn event(id: &str) -> TriggerEvent {
 
 fn subscription(workflow_id: &str) -> Subscription {
     Subscription {
+        scope: Scope::Workspace(true),
+        ..in_card(workflow_id, "card_1")
+    }
+}
+
+fn in_card(workflow_id: &str, card: &str) -> Subscription {
+    Subscription {
         workspace_id: "ws_count".into(),
         trigger_type: "Prize.Won".into(),
         workflow_id: workflow_id.into(),
         workflow_version: 1,
-        scope: hookflow_core::workflow::Scope::Workspace(true),
+        scope: Scope::Card(card.into()),
         filter: None,
         start: "s".into(),
     }
 }
 
 #[tokio::test]
-async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_workflows() {
+async fn the_dispatcher_reads_dynamodb_once_per_scope_of_the_event_whatever_the_number_of_workflows() {
     let c = clients().await;
     let names = ResourceNames::with_prefix(&format!("count-dispatch-{}", std::process::id()));
     let urls = create_resources(&c.dynamo, &c.sqs, &names, Duration::from_secs(30))
@@ -110,21 +118,29 @@ async fn the_dispatcher_reads_dynamodb_once_per_event_whatever_the_number_of_wor
     let counts = c.counter.take();
     print_table("dispatch of one event, 1 active workflow:", &counts);
     assert_eq!(report.started.len(), 1);
-    assert_eq!(reads(&counts), 1, "{counts:?}");
+    // The event names a card: its workspace's subscriptions and its card's.
+    assert_eq!(reads(&counts), 2, "{counts:?}");
 
+    // 999 more, a third in the event's card and the rest in another.
     for i in 1..1000 {
-        index.put(&subscription(&format!("wf_{i:04}"))).await.unwrap();
+        let id = format!("wf_{i:04}");
+        let sub = match i % 3 {
+            0 => subscription(&id),
+            1 => in_card(&id, "card_1"),
+            _ => in_card(&id, "card_2"),
+        };
+        index.put(&sub).await.unwrap();
     }
     c.counter.take();
     let report = dispatcher.dispatch(&event("thousand")).await.unwrap();
     let counts = c.counter.take();
     print_table("dispatch of one event, 1,000 active workflows:", &counts);
-    assert_eq!(report.started.len(), 1000);
-    // Starting 1,000 runs on moto outlasts the 30 s the endpoint listing
+    assert_eq!(report.started.len(), 667, "the workspace's and card_1's, not card_2's");
+    // Starting 667 runs on moto may outlast the 30 s the endpoint listing
     // is kept, so this event may list them again: still a constant.
     assert!(
-        reads(&counts) <= 2,
-        "one Query for 1,000 subscriptions (and at most one endpoint listing): {counts:?}"
+        reads(&counts) <= 3,
+        "one Query per scope (and at most one endpoint listing): {counts:?}"
     );
 }
 

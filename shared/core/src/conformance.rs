@@ -83,53 +83,97 @@ fn subscription(workspace: &str, trigger: &str, workflow_id: &str, scope: Scope)
     }
 }
 
+fn by_workflow(mut subs: Vec<Subscription>) -> Vec<Subscription> {
+    subs.sort_by(|x, y| x.workflow_id.cmp(&y.workflow_id));
+    subs
+}
+
 pub async fn subscription_index(index: Arc<dyn SubscriptionIndex>) {
-    let a = subscription("ws_c", "Prize.Won", "wf_a", Scope::Card("c1".into()));
-    let b = subscription("ws_c", "Prize.Won", "wf_b", Scope::Workspace(true));
-    index.put(&a).await.expect("put");
-    index.put(&b).await.expect("put");
-    index
-        .put(&subscription("ws_c", "Card.Completed", "wf_c", Scope::Site("s".into())))
-        .await
-        .expect("put");
-    index
-        .put(&subscription("ws_other", "Prize.Won", "wf_d", Scope::Workspace(true)))
-        .await
-        .expect("put");
-    let mut found = index.find("ws_c", "Prize.Won").await.expect("find");
-    found.sort_by(|x, y| x.workflow_id.cmp(&y.workflow_id));
+    let card = Scope::Card("c1".into());
+    let site = Scope::Site("s1".into());
+    let everywhere = Scope::Workspace(true);
+    let a = subscription("ws_c", "Prize.Won", "wf_a", card.clone());
+    let b = subscription("ws_c", "Prize.Won", "wf_b", everywhere.clone());
+    let c = subscription("ws_c", "Prize.Won", "wf_c", site.clone());
+    for sub in [&a, &b, &c] {
+        index.put(sub).await.expect("put");
+    }
+    // Neighbours that no lookup below may return: another type, workspace,
+    // card, and a card id that extends c1's.
+    for other in [
+        subscription("ws_c", "Card.Completed", "wf_x", card.clone()),
+        subscription("ws_other", "Prize.Won", "wf_y", card.clone()),
+        subscription("ws_c", "Prize.Won", "wf_z", Scope::Card("c2".into())),
+        subscription("ws_c", "Prize.Won", "wf_w", Scope::Card("c1-b".into())),
+    ] {
+        index.put(&other).await.expect("put");
+    }
     assert_eq!(
-        found,
-        vec![a.clone(), b.clone()],
-        "find returns exactly the workspace's subscriptions to the type"
+        index.find("ws_c", "Prize.Won", &card).await.expect("find"),
+        vec![a.clone()],
+        "find returns exactly the subscriptions of that scope"
     );
+    assert_eq!(
+        index.find("ws_c", "Prize.Won", &site).await.expect("find"),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        index.find("ws_c", "Prize.Won", &everywhere).await.expect("find"),
+        vec![b.clone()]
+    );
+    assert!(index
+        .find("ws_c", "Prize.Won", &Scope::Site("c1".into()))
+        .await
+        .expect("find")
+        .is_empty());
+    assert_eq!(
+        by_workflow(index.list("ws_c", "Prize.Won").await.expect("list"))
+            .iter()
+            .map(|s| s.workflow_id.as_str())
+            .collect::<Vec<_>>(),
+        ["wf_a", "wf_b", "wf_c", "wf_w", "wf_z"],
+        "list returns every scope's"
+    );
+
     let replaced = Subscription {
         workflow_version: 2,
         ..a.clone()
     };
     index.put(&replaced).await.expect("replace");
-    let found = index.find("ws_c", "Prize.Won").await.expect("find");
-    assert_eq!(found.len(), 2, "put replaces a workflow's subscription");
-    assert!(found.contains(&replaced));
-    index.remove("ws_c", "Prize.Won", "wf_a").await.expect("remove");
-    assert_eq!(index.find("ws_c", "Prize.Won").await.expect("find"), vec![b]);
-    assert!(index.find("ws_c", "Nothing.Here").await.expect("find").is_empty());
+    assert_eq!(
+        index.find("ws_c", "Prize.Won", &card).await.expect("find"),
+        vec![replaced.clone()],
+        "put replaces the subscription of the same workflow, type and scope"
+    );
+    index.remove(&replaced).await.expect("remove");
+    assert!(index.find("ws_c", "Prize.Won", &card).await.expect("find").is_empty());
+    assert_eq!(index.find("ws_c", "Prize.Won", &site).await.expect("find"), vec![c]);
+    assert!(index
+        .find("ws_c", "Nothing.Here", &everywhere)
+        .await
+        .expect("find")
+        .is_empty());
     for i in 0..1000 {
         index
             .put(&subscription(
                 "ws_many",
                 "Prize.Won",
                 &format!("wf_{i:04}"),
-                Scope::Workspace(true),
+                everywhere.clone(),
             ))
             .await
             .expect("put");
     }
     assert_eq!(
-        index.find("ws_many", "Prize.Won").await.expect("find").len(),
+        index
+            .find("ws_many", "Prize.Won", &everywhere)
+            .await
+            .expect("find")
+            .len(),
         1000,
         "find is not truncated"
     );
+    assert_eq!(index.list("ws_many", "Prize.Won").await.expect("list").len(), 1000);
 }
 
 pub(crate) fn run(run_id: &str, workspace: &str, workflow_id: &str, minute: u32) -> RunRecord {
@@ -1060,11 +1104,11 @@ pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn 
         "a refused commit stores no version"
     );
     assert!(
-        index.find(ws, "Prize.Won").await.expect("find").is_empty(),
+        index.list(ws, "Prize.Won").await.expect("find").is_empty(),
         "a refused commit subscribes nothing"
     );
     assert_eq!(catalog.commit(&publish).await.expect("publish"), Commit::Applied);
-    let found = index.find(ws, "Prize.Won").await.expect("find");
+    let found = index.list(ws, "Prize.Won").await.expect("find");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].workflow_version, 1);
 
@@ -1075,17 +1119,17 @@ pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn 
     };
     let swap = HeadChange {
         new_version: Some(v2.clone()),
-        unsubscribe: Some("Prize.Won".into()),
+        unsubscribe: Some(Subscription::for_version(&v1)),
         subscribe: Some(Subscription::for_version(&v2)),
         ..change(head_at(ws, "wf", 3, Some(2), 2), Some(2))
     };
     assert_eq!(catalog.commit(&swap).await.expect("swap"), Commit::Applied);
     assert!(
-        index.find(ws, "Prize.Won").await.expect("find").is_empty(),
+        index.list(ws, "Prize.Won").await.expect("find").is_empty(),
         "old trigger unsubscribed"
     );
     assert_eq!(
-        index.find(ws, "Form.Submitted").await.expect("find")[0].workflow_version,
+        index.list(ws, "Form.Submitted").await.expect("find")[0].workflow_version,
         2
     );
 
@@ -1095,7 +1139,7 @@ pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn 
             name: "other".into(),
             ..v2.clone()
         }),
-        unsubscribe: Some("Form.Submitted".into()),
+        unsubscribe: Some(Subscription::for_version(&v2)),
         ..change(head_at(ws, "wf", 4, Some(2), 2), Some(3))
     };
     assert_eq!(catalog.commit(&taken).await.expect("taken"), Commit::Conflict);
@@ -1104,7 +1148,7 @@ pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn 
         Some(3)
     );
     assert_eq!(
-        index.find(ws, "Form.Submitted").await.expect("find").len(),
+        index.list(ws, "Form.Submitted").await.expect("find").len(),
         1,
         "nothing of it applied"
     );
@@ -1158,9 +1202,27 @@ pub enum LifecycleOp {
     Rollback { id: usize, version: u32 },
 }
 
-/// The workflow ids and trigger types the operations pick from.
+/// The workflow ids and trigger types the operations pick from. A draft's
+/// `trigger` number picks its trigger type (modulo 3) and its scope (the
+/// next digit in base 3: workspace, site or card), so an edit can move a
+/// workflow to another type, scope or both.
 pub const LIFECYCLE_IDS: [&str; 3] = ["wf_a", "wf_b", "wf_c"];
 pub const LIFECYCLE_TRIGGERS: [&str; 3] = ["Prize.Won", "Form.Submitted", "Hook.crm"];
+
+fn lifecycle_scope(trigger: usize) -> Scope {
+    match (trigger / LIFECYCLE_TRIGGERS.len()) % 3 {
+        0 => Scope::Workspace(true),
+        1 => Scope::Site("site_1".into()),
+        _ => Scope::Card("card_1".into()),
+    }
+}
+
+fn scoped_draft(ws: &str, id: &str, trigger: usize, valid: bool) -> WorkflowDefinition {
+    WorkflowDefinition {
+        scope: lifecycle_scope(trigger),
+        ..lifecycle_draft(ws, id, LIFECYCLE_TRIGGERS[trigger % LIFECYCLE_TRIGGERS.len()], valid)
+    }
+}
 
 fn hook_request(name: &str) -> HookRequest {
     HookRequest {
@@ -1275,7 +1337,7 @@ pub async fn lifecycle_keeps_the_subscription_invariant(
         }
         let mut subscribed = std::collections::BTreeMap::new();
         for trigger in LIFECYCLE_TRIGGERS {
-            for sub in index.find(ws, trigger).await.expect("find") {
+            for sub in index.list(ws, trigger).await.expect("find") {
                 let previous = subscribed.insert(sub.workflow_id.clone(), sub);
                 assert!(
                     previous.is_none(),
@@ -1309,8 +1371,9 @@ pub async fn lifecycle_keeps_the_subscription_invariant(
                 head.id
             );
             assert_eq!(
-                sub.trigger_type, published.trigger.trigger_type,
-                "after op {i} {op:?}: {} subscribed to another trigger type",
+                (&sub.trigger_type, &sub.scope),
+                (&published.trigger.trigger_type, &published.scope),
+                "after op {i} {op:?}: {} subscribed to another trigger type or scope",
                 head.id
             );
         }
@@ -1323,12 +1386,9 @@ pub async fn lifecycle_keeps_the_subscription_invariant(
 
 async fn apply(workflows: &Workflows, ws: &str, op: &LifecycleOp) -> Result<(), LifecycleError> {
     let id = |n: &usize| LIFECYCLE_IDS[n % LIFECYCLE_IDS.len()];
-    let trigger = |n: &usize| LIFECYCLE_TRIGGERS[n % LIFECYCLE_TRIGGERS.len()];
     match op {
         LifecycleOp::Create { id: n, trigger: t } => {
-            workflows
-                .create(ws, lifecycle_draft(ws, id(n), trigger(t), true))
-                .await?;
+            workflows.create(ws, scoped_draft(ws, id(n), *t, true)).await?;
         }
         LifecycleOp::Edit {
             id: n,
@@ -1336,7 +1396,7 @@ async fn apply(workflows: &Workflows, ws: &str, op: &LifecycleOp) -> Result<(), 
             valid,
         } => {
             let revision = workflows.get(ws, id(n)).await?.revision;
-            let draft = lifecycle_draft(ws, id(n), trigger(t), *valid);
+            let draft = scoped_draft(ws, id(n), *t, *valid);
             workflows.update_draft(ws, id(n), draft, Some(revision)).await?;
         }
         LifecycleOp::Publish(n) => {

@@ -75,9 +75,9 @@ pub struct HeadChange {
     pub head: HeadWrite,
     /// A new immutable version, stored only if that number is free.
     pub new_version: Option<WorkflowDefinition>,
-    /// The trigger type whose subscription of this workflow is removed.
-    pub unsubscribe: Option<String>,
-    /// The subscription put (replacing one on the same trigger type).
+    /// The workflow's subscription removed: its published version's.
+    pub unsubscribe: Option<Subscription>,
+    /// The subscription put (replacing the one it is `replaced_by`).
     pub subscribe: Option<Subscription>,
 }
 
@@ -406,7 +406,7 @@ impl Workflows {
             ..self.next_revision(&head)
         };
         let change = HeadChange {
-            unsubscribe: published.map(|p| p.trigger.trigger_type.clone()),
+            unsubscribe: published.map(|p| Subscription::for_version(&p)),
             ..self.head_only(&next)
         };
         self.commit(&head, change).await?;
@@ -449,7 +449,7 @@ impl Workflows {
             ..self.next_revision(&head)
         };
         let change = HeadChange {
-            unsubscribe: live.map(|p| p.trigger.trigger_type.clone()),
+            unsubscribe: live.map(|p| Subscription::for_version(&p)),
             ..self.head_only(&next)
         };
         self.commit(&head, change).await?;
@@ -561,13 +561,15 @@ impl Workflows {
             ..self.next_revision(head)
         };
         let subscribed = published.filter(|_| head.status == WorkflowStatus::Active);
+        let subscribe = live.then(|| Subscription::for_version(version));
         let change = HeadChange {
             new_version,
-            // The put replaces a subscription on the same trigger type.
+            // A put replaces a subscription with the same trigger type and
+            // scope; one with another is removed.
             unsubscribe: subscribed
-                .map(|p| p.trigger.trigger_type.clone())
-                .filter(|old| !live || *old != version.trigger.trigger_type),
-            subscribe: live.then(|| Subscription::for_version(version)),
+                .map(Subscription::for_version)
+                .filter(|old| !subscribe.as_ref().is_some_and(|new| old.replaced_by(new))),
+            subscribe,
             ..self.head_only(&next)
         };
         self.commit(head, change).await?;

@@ -26,7 +26,7 @@ use crate::metrics::MemoryMetrics;
 use crate::ports::*;
 use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord, ERASED};
 use crate::subscription::Subscription;
-use crate::workflow::WorkflowDefinition;
+use crate::workflow::{Scope, WorkflowDefinition};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the
 /// twins' invariants hold between statements, so the data is still sound.
@@ -96,16 +96,11 @@ impl WorkflowCatalog for MemoryWorkflowStore {
         }
         {
             let mut index = lock(&self.subscriptions.by_trigger);
-            if let Some(trigger_type) = &change.unsubscribe {
-                if let Some(subs) = index.get_mut(&(change.workspace_id.clone(), trigger_type.clone())) {
-                    subs.remove(&change.workflow_id);
-                }
+            if let Some(old) = &change.unsubscribe {
+                remove_subscription(&mut index, old);
             }
             if let Some(sub) = &change.subscribe {
-                index
-                    .entry((sub.workspace_id.clone(), sub.trigger_type.clone()))
-                    .or_default()
-                    .insert(sub.workflow_id.clone(), sub.clone());
+                put_subscription(&mut index, sub);
             }
         }
         match &change.head {
@@ -149,33 +144,56 @@ impl WorkflowStore for MemoryWorkflowStore {
     }
 }
 
+/// (workspace, trigger type) → scope → workflow id → subscription.
+type SubscriptionsByTrigger = HashMap<(String, String), HashMap<Scope, BTreeMap<String, Subscription>>>;
+
 #[derive(Default)]
 pub struct MemorySubscriptions {
-    /// (workspace, trigger type) → workflow id → subscription.
-    by_trigger: Mutex<HashMap<(String, String), BTreeMap<String, Subscription>>>,
+    by_trigger: Mutex<SubscriptionsByTrigger>,
+}
+
+fn put_subscription(index: &mut SubscriptionsByTrigger, subscription: &Subscription) {
+    index
+        .entry((subscription.workspace_id.clone(), subscription.trigger_type.clone()))
+        .or_default()
+        .entry(subscription.scope.clone())
+        .or_default()
+        .insert(subscription.workflow_id.clone(), subscription.clone());
+}
+
+fn remove_subscription(index: &mut SubscriptionsByTrigger, subscription: &Subscription) {
+    let key = (subscription.workspace_id.clone(), subscription.trigger_type.clone());
+    if let Some(scopes) = index.get_mut(&key) {
+        if let Some(subs) = scopes.get_mut(&subscription.scope) {
+            subs.remove(&subscription.workflow_id);
+        }
+    }
 }
 
 #[async_trait]
 impl SubscriptionIndex for MemorySubscriptions {
     async fn put(&self, subscription: &Subscription) -> PortResult<()> {
-        lock(&self.by_trigger)
-            .entry((subscription.workspace_id.clone(), subscription.trigger_type.clone()))
-            .or_default()
-            .insert(subscription.workflow_id.clone(), subscription.clone());
+        put_subscription(&mut lock(&self.by_trigger), subscription);
         Ok(())
     }
 
-    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()> {
-        if let Some(subs) = lock(&self.by_trigger).get_mut(&(workspace_id.to_owned(), trigger_type.to_owned())) {
-            subs.remove(workflow_id);
-        }
+    async fn remove(&self, subscription: &Subscription) -> PortResult<()> {
+        remove_subscription(&mut lock(&self.by_trigger), subscription);
         Ok(())
     }
 
-    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+    async fn find(&self, workspace_id: &str, trigger_type: &str, scope: &Scope) -> PortResult<Vec<Subscription>> {
         Ok(lock(&self.by_trigger)
             .get(&(workspace_id.to_owned(), trigger_type.to_owned()))
+            .and_then(|scopes| scopes.get(scope))
             .map(|subs| subs.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn list(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>> {
+        Ok(lock(&self.by_trigger)
+            .get(&(workspace_id.to_owned(), trigger_type.to_owned()))
+            .map(|scopes| scopes.values().flat_map(|subs| subs.values().cloned()).collect())
             .unwrap_or_default())
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::dead_letter::{ParkedMessage, QueueKind};
 use crate::run::{RunPosition, RunRecord, RunStatus, StepRecord};
 use crate::subscription::Subscription;
-use crate::workflow::WorkflowDefinition;
+use crate::workflow::{Scope, WorkflowDefinition};
 
 /// A failure of a port. Retryable failures (throttling, timeouts) are worth
 /// trying again; terminal ones (access denied, bad data) are not.
@@ -57,11 +57,19 @@ pub trait WorkflowStore: Send + Sync {
 
 #[async_trait]
 pub trait SubscriptionIndex: Send + Sync {
-    /// Adds or replaces the subscription of one workflow.
+    /// Adds the subscription, or replaces the one it is
+    /// [`replaced_by`](Subscription::replaced_by). A workflow moving to
+    /// another scope or trigger type goes through the lifecycle, which
+    /// removes its old subscription in the same commit.
     async fn put(&self, subscription: &Subscription) -> PortResult<()>;
-    async fn remove(&self, workspace_id: &str, trigger_type: &str, workflow_id: &str) -> PortResult<()>;
-    /// Every subscription of a workspace to a trigger type: one lookup per event.
-    async fn find(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>>;
+    async fn remove(&self, subscription: &Subscription) -> PortResult<()>;
+    /// The subscriptions of a workspace to a trigger type in exactly
+    /// `scope`: one lookup per scope an event is in (`Scope::of_event`), so
+    /// what is read follows what could match, not how many workflows exist.
+    async fn find(&self, workspace_id: &str, trigger_type: &str, scope: &Scope) -> PortResult<Vec<Subscription>>;
+    /// Every subscription of a workspace to a trigger type, whatever its
+    /// scope: for checks of the index, never for dispatch.
+    async fn list(&self, workspace_id: &str, trigger_type: &str) -> PortResult<Vec<Subscription>>;
 }
 
 #[derive(Debug, Clone, PartialEq)]

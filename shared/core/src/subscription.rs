@@ -1,5 +1,6 @@
 //! Subscriptions: what the dispatcher reads, once per event, to find the
-//! workflows an event starts. One per active workflow.
+//! workflows an event starts. One per active workflow, kept by (workspace,
+//! trigger type, scope), so an event reads those of the scopes it is in.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,16 @@ impl Subscription {
     /// The subscription of an active workflow; `None` for any other status.
     pub fn for_workflow(workflow: &WorkflowDefinition) -> Option<Self> {
         (workflow.status == WorkflowStatus::Active).then(|| Self::for_version(workflow))
+    }
+
+    /// Whether putting `other` replaces this one: the same workflow's
+    /// subscription to the same trigger type in the same scope (a
+    /// subscription is kept by scope, so a new scope is a new one).
+    pub fn replaced_by(&self, other: &Subscription) -> bool {
+        self.workspace_id == other.workspace_id
+            && self.trigger_type == other.trigger_type
+            && self.scope == other.scope
+            && self.workflow_id == other.workflow_id
     }
 
     /// The subscription of a published version, whatever its document says

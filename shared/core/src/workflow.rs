@@ -44,7 +44,7 @@ pub enum WorkflowStatus {
 }
 
 /// Where a workflow listens: `{"workspace": true}`, `{"site": "<id>"}` or `{"card": "<id>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Workspace(bool),
@@ -61,6 +61,17 @@ impl Scope {
             Scope::Site(site) => site_id == Some(site.as_str()),
             Scope::Card(card) => card_id == Some(card.as_str()),
         }
+    }
+
+    /// The scopes an event at `site_id` / `card_id` is in: its workspace,
+    /// and its site and card where it names them. Exactly the scopes that
+    /// [`Scope::matches`] the event, so the dispatcher reads the
+    /// subscriptions of these and no others.
+    pub fn of_event(site_id: Option<&str>, card_id: Option<&str>) -> Vec<Scope> {
+        let mut scopes = vec![Scope::Workspace(true)];
+        scopes.extend(site_id.map(|site| Scope::Site(site.to_owned())));
+        scopes.extend(card_id.map(|card| Scope::Card(card.to_owned())));
+        scopes
     }
 
     pub fn kind(&self) -> &'static str {
@@ -164,6 +175,31 @@ impl WorkflowDefinition {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_events_scopes_are_exactly_those_that_match_it() {
+        let ids = [None, Some("a"), Some("b")];
+        let scopes = [
+            Scope::Workspace(true),
+            Scope::Workspace(false),
+            Scope::Site("a".into()),
+            Scope::Site("b".into()),
+            Scope::Card("a".into()),
+            Scope::Card("b".into()),
+        ];
+        for site in ids {
+            for card in ids {
+                let of_event = Scope::of_event(site, card);
+                for scope in &scopes {
+                    assert_eq!(
+                        of_event.contains(scope),
+                        scope.matches(site, card),
+                        "{scope:?} for an event at site {site:?}, card {card:?}"
+                    );
+                }
+            }
+        }
+    }
 
     pub(crate) fn issue_example() -> Value {
         json!({"id": "wf_hot_leads", "workspace_id": "ws_demo", "name": "Route hot Sponsor A leads", "status": "active",

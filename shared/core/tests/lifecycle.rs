@@ -70,7 +70,7 @@ async fn a_hook_trigger_is_published_only_while_a_hook_of_the_workspace_emits_it
     hooks.create(WS, conformance_hook("crm")).await.expect("hook");
     let head = workflows.publish(WS, "wf").await.expect("publish");
     assert_eq!(head.published_version, Some(1));
-    assert_eq!(subscriptions.find(WS, "Hook.crm").await.expect("find").len(), 1);
+    assert_eq!(subscriptions.list(WS, "Hook.crm").await.expect("find").len(), 1);
 }
 
 fn conformance_hook(name: &str) -> HookRequest {
@@ -86,7 +86,7 @@ async fn a_draft_is_created_without_status_or_version_of_its_own() {
         (WorkflowStatus::Draft, 1, None)
     );
     assert!(
-        subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty(),
+        subscriptions.list(WS, "Prize.Won").await.expect("find").is_empty(),
         "a draft starts nothing"
     );
     let again = workflows.create(WS, draft("wf", "Prize.Won")).await;
@@ -162,10 +162,10 @@ async fn publishing_swaps_the_subscription_and_an_identical_draft_makes_no_versi
     let v2 = workflows.publish(WS, "wf").await.expect("publish v2");
     assert_eq!(v2.published_version, Some(2));
     assert!(
-        subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty(),
+        subscriptions.list(WS, "Prize.Won").await.expect("find").is_empty(),
         "old trigger type"
     );
-    let subs = subscriptions.find(WS, "Form.Submitted").await.expect("find");
+    let subs = subscriptions.list(WS, "Form.Submitted").await.expect("find");
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].workflow_version, 2);
     let v1_stored = store.get_version(WS, "wf", 1).await.expect("get").expect("v1 kept");
@@ -178,10 +178,10 @@ async fn publishing_swaps_the_subscription_and_an_identical_draft_makes_no_versi
         "a rollback publishes the old version as a new one"
     );
     assert_eq!(
-        subscriptions.find(WS, "Prize.Won").await.expect("find")[0].workflow_version,
+        subscriptions.list(WS, "Prize.Won").await.expect("find")[0].workflow_version,
         3
     );
-    assert!(subscriptions.find(WS, "Form.Submitted").await.expect("find").is_empty());
+    assert!(subscriptions.list(WS, "Form.Submitted").await.expect("find").is_empty());
     let missing = workflows.rollback(WS, "wf", 9).await;
     assert!(matches!(
         missing,
@@ -203,13 +203,13 @@ async fn pause_resume_archive_move_the_subscription_and_refuse_other_moves() {
     workflows.publish(WS, "wf").await.expect("publish");
     workflows.pause(WS, "wf").await.expect("pause");
     assert!(
-        subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty(),
+        subscriptions.list(WS, "Prize.Won").await.expect("find").is_empty(),
         "paused: no runs"
     );
     workflows.resume(WS, "wf").await.expect("resume");
-    assert_eq!(subscriptions.find(WS, "Prize.Won").await.expect("find").len(), 1);
+    assert_eq!(subscriptions.list(WS, "Prize.Won").await.expect("find").len(), 1);
     workflows.archive(WS, "wf").await.expect("archive");
-    assert!(subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty());
+    assert!(subscriptions.list(WS, "Prize.Won").await.expect("find").is_empty());
     assert!(matches!(
         workflows.resume(WS, "wf").await,
         Err(LifecycleError::InvalidTransition { .. })
@@ -252,7 +252,7 @@ async fn a_paused_file_is_published_paused_in_one_commit() {
         (WorkflowStatus::Paused, Some(1), 2)
     );
     assert!(
-        subscriptions.find(WS, "Prize.Won").await.expect("find").is_empty(),
+        subscriptions.list(WS, "Prize.Won").await.expect("find").is_empty(),
         "never live"
     );
     let again = workflows.apply_file(paused).await.expect("apply again");
@@ -314,14 +314,14 @@ async fn of_two_concurrent_publishes_exactly_one_wins() {
     assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} / {b:?}");
     let lost = if a.is_ok() { b } else { a };
     assert_eq!(lost, Err(LifecycleError::Conflict));
-    assert_eq!(subscriptions.find(WS, "Prize.Won").await.expect("find").len(), 1);
+    assert_eq!(subscriptions.list(WS, "Prize.Won").await.expect("find").len(), 1);
 }
 
 fn arb_op() -> impl Strategy<Value = LifecycleOp> {
     let n = 0usize..3;
     prop_oneof![
-        2 => (n.clone(), 0usize..3).prop_map(|(id, trigger)| LifecycleOp::Create { id, trigger }),
-        2 => (n.clone(), 0usize..3, prop::bool::weighted(0.8)).prop_map(|(id, trigger, valid)| LifecycleOp::Edit { id, trigger, valid }),
+        2 => (n.clone(), 0usize..9).prop_map(|(id, trigger)| LifecycleOp::Create { id, trigger }),
+        2 => (n.clone(), 0usize..9, prop::bool::weighted(0.8)).prop_map(|(id, trigger, valid)| LifecycleOp::Edit { id, trigger, valid }),
         3 => n.clone().prop_map(LifecycleOp::Publish),
         2 => n.clone().prop_map(LifecycleOp::Pause),
         2 => n.clone().prop_map(LifecycleOp::Resume),

@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::try_join_all;
+
 use crate::event::TriggerEvent;
 use crate::metrics::{Counter, Metrics, Subject};
 use crate::outbound::FanOut;
 use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex, WorkflowStore};
 use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
-use crate::workflow::WorkflowDefinition;
+use crate::subscription::Subscription;
+use crate::workflow::{Scope, WorkflowDefinition};
 
 use super::handoff::{hand_off, save_start_point, send_step};
 use super::EngineError;
@@ -71,6 +74,18 @@ impl Dispatcher {
             .get_version(&run.workspace_id, &run.workflow_id, run.workflow_version)
             .await?
             .map(|workflow| workflow.start.clone()))
+    }
+
+    /// The subscriptions an event could start, read scope by scope (its
+    /// workspace, site and card) at once, in workflow id order.
+    async fn subscriptions_of(&self, event: &TriggerEvent) -> Result<Vec<Subscription>, EngineError> {
+        let scopes = Scope::of_event(event.siteid.as_deref(), event.cardid.as_deref());
+        let lookups = scopes
+            .iter()
+            .map(|scope| self.subscriptions.find(&event.workspaceid, &event.event_type, scope));
+        let mut found: Vec<Subscription> = try_join_all(lookups).await?.into_iter().flatten().collect();
+        found.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        Ok(found)
     }
 
     /// A run of `event` on that workflow version, starting now.
@@ -175,12 +190,9 @@ impl Dispatcher {
             report.refused = Some(reason);
             return Ok(report);
         }
-        let subscriptions = self.subscriptions.find(&event.workspaceid, &event.event_type).await?;
+        let subscriptions = self.subscriptions_of(event).await?;
         let filter_ctx = filter_context(event);
         for sub in subscriptions {
-            if !sub.scope.matches(event.siteid.as_deref(), event.cardid.as_deref()) {
-                continue;
-            }
             if sub.filter.as_ref().is_some_and(|f| !f.evaluate(&filter_ctx)) {
                 tracing::debug!(workflow_id = %sub.workflow_id, "trigger filter did not match");
                 continue;
