@@ -333,11 +333,16 @@ fn subscription_pk(workspace_id: &str, trigger_type: &str) -> String {
 
 /// Where a scope's subscriptions begin in their partition (brief §5:
 /// `<scope kind>#<scope id>#<workflow id>`): a lookup reads one scope's
-/// with `begins_with`. Site and card ids are validated ids (no `#`), and
-/// what a lookup reads is still checked against its scope (a disabled
-/// workspace scope, which publishing refuses, shares the enabled one's).
+/// with `begins_with`. A site or card id may hold `#`, so the prefix of
+/// card `c1` also covers card `c1#x`'s: what a lookup reads is checked
+/// against its scope. Keys stay unique, as workflow ids hold no `#`.
 fn scope_prefix(scope: &Scope) -> String {
-    format!("{}#{}#", scope.kind(), scope.id())
+    match scope {
+        // Matches no event (publishing refuses it): an item apart from the
+        // enabled scope's, so a key is the same exactly when `replaced_by`.
+        Scope::Workspace(false) => "workspace#off#".to_owned(),
+        _ => format!("{}#{}#", scope.kind(), scope.id()),
+    }
 }
 
 fn subscription_key(subscription: &Subscription) -> (String, String) {

@@ -140,12 +140,13 @@ async fn lifecycle_keeps_the_subscription_invariant_on_dynamodb() {
     };
     let mut ops = vec![Create { id: 0, trigger: 0 }, Publish(0), Create { id: 1, trigger: 1 }];
     for _ in 0..40 {
-        let (id, other) = (next(3), next(3));
+        // A draft's number picks its trigger type and its scope (0..9).
+        let (id, other, draft) = (next(3), next(3), next(9));
         ops.push(match next(10) {
-            0 => Create { id, trigger: other },
+            0 => Create { id, trigger: draft },
             1 => Edit {
                 id,
-                trigger: other,
+                trigger: draft,
                 valid: next(5) > 0,
             },
             2 | 3 => Publish(id),

@@ -98,13 +98,15 @@ pub async fn subscription_index(index: Arc<dyn SubscriptionIndex>) {
     for sub in [&a, &b, &c] {
         index.put(sub).await.expect("put");
     }
-    // Neighbours that no lookup below may return: another type, workspace,
-    // card, and a card id that extends c1's.
+    // Neighbours that no lookup below may return: another type, workspace
+    // and card, a card id that extends c1's (ids may hold `#`), and a
+    // disabled workspace scope.
     for other in [
         subscription("ws_c", "Card.Completed", "wf_x", card.clone()),
         subscription("ws_other", "Prize.Won", "wf_y", card.clone()),
         subscription("ws_c", "Prize.Won", "wf_z", Scope::Card("c2".into())),
-        subscription("ws_c", "Prize.Won", "wf_w", Scope::Card("c1-b".into())),
+        subscription("ws_c", "Prize.Won", "wf_w", Scope::Card("c1#b".into())),
+        subscription("ws_c", "Prize.Won", "wf_v", Scope::Workspace(false)),
     ] {
         index.put(&other).await.expect("put");
     }
@@ -131,8 +133,17 @@ pub async fn subscription_index(index: Arc<dyn SubscriptionIndex>) {
             .iter()
             .map(|s| s.workflow_id.as_str())
             .collect::<Vec<_>>(),
-        ["wf_a", "wf_b", "wf_c", "wf_w", "wf_z"],
+        ["wf_a", "wf_b", "wf_c", "wf_v", "wf_w", "wf_z"],
         "list returns every scope's"
+    );
+    index
+        .remove(&subscription("ws_c", "Prize.Won", "wf_v", Scope::Workspace(false)))
+        .await
+        .expect("remove");
+    assert_eq!(
+        index.find("ws_c", "Prize.Won", &everywhere).await.expect("find"),
+        vec![b.clone()],
+        "removing a disabled scope's subscription leaves the enabled scope's"
     );
 
     let replaced = Subscription {
@@ -1186,6 +1197,52 @@ pub async fn workflow_catalog(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn 
     };
     assert_eq!(catalog.commit(&delete).await.expect("delete"), Commit::Applied);
     assert!(catalog.get_head(ws, "other").await.expect("get").is_none());
+    moves_between_scopes(catalog, index, ws).await;
+}
+
+/// A workflow published in a card, moved to a site on the same trigger
+/// type (the card's subscription goes in the commit), then republished in
+/// the same site (the put replaces the item in place).
+async fn moves_between_scopes(catalog: Arc<dyn WorkflowCatalog>, index: Arc<dyn SubscriptionIndex>, ws: &str) {
+    let in_scope = |version: u32, scope: Scope| WorkflowDefinition {
+        version,
+        scope,
+        ..lifecycle_draft(ws, "moving", "Prize.Won", true)
+    };
+    let (card, site) = (Scope::Card("card_m".into()), Scope::Site("site_m".into()));
+    assert_eq!(
+        catalog
+            .commit(&change(head_at(ws, "moving", 1, None, 0), None))
+            .await
+            .expect("create"),
+        Commit::Applied
+    );
+    let mut published: Option<WorkflowDefinition> = None;
+    for (version, scope) in [(1, &card), (2, &site), (3, &site)] {
+        let next = in_scope(version, scope.clone());
+        let revision = u64::from(version);
+        let commit = HeadChange {
+            new_version: Some(next.clone()),
+            unsubscribe: published.as_ref().map(Subscription::for_version),
+            subscribe: Some(Subscription::for_version(&next)),
+            ..change(
+                head_at(ws, "moving", revision + 1, Some(version), version),
+                Some(revision),
+            )
+        };
+        assert_eq!(catalog.commit(&commit).await.expect("move"), Commit::Applied);
+        published = Some(next);
+        let found = index.find(ws, "Prize.Won", scope).await.expect("find");
+        assert_eq!(
+            found.iter().map(|s| s.workflow_version).collect::<Vec<_>>(),
+            [version],
+            "version {version} is subscribed in {scope:?}"
+        );
+    }
+    assert!(
+        index.find(ws, "Prize.Won", &card).await.expect("find").is_empty(),
+        "the card's subscription went with the move"
+    );
 }
 
 /// One step of a random lifecycle: the property test's alphabet.

@@ -1,5 +1,5 @@
-//! Subscriptions: what the dispatcher reads, once per event, to find the
-//! workflows an event starts. One per active workflow, kept by (workspace,
+//! Subscriptions: what the dispatcher reads, for each event, to find the
+//! workflows it starts. One per active workflow, kept by (workspace,
 //! trigger type, scope), so an event reads those of the scopes it is in.
 
 use serde::{Deserialize, Serialize};

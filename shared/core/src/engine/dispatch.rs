@@ -1,4 +1,5 @@
-//! Dispatch: one subscription lookup per event, one run per matching workflow.
+//! Dispatch: one subscription lookup per scope the event is in, one run per
+//! matching workflow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +78,11 @@ impl Dispatcher {
     }
 
     /// The subscriptions an event could start, read scope by scope (its
-    /// workspace, site and card) at once, in workflow id order.
+    /// workspace, site and card) at once, in workflow id order. The reads
+    /// are separate: one overlapping a publish that moves a workflow
+    /// between two of the event's scopes may see it in both (one run
+    /// still: its id is the event's and the workflow's) or in neither, as
+    /// an event a moment earlier or later would.
     async fn subscriptions_of(&self, event: &TriggerEvent) -> Result<Vec<Subscription>, EngineError> {
         let scopes = Scope::of_event(event.siteid.as_deref(), event.cardid.as_deref());
         let lookups = scopes
@@ -85,6 +90,7 @@ impl Dispatcher {
             .map(|scope| self.subscriptions.find(&event.workspaceid, &event.event_type, scope));
         let mut found: Vec<Subscription> = try_join_all(lookups).await?.into_iter().flatten().collect();
         found.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        found.dedup_by(|a, b| a.workflow_id == b.workflow_id);
         Ok(found)
     }
 

@@ -31,7 +31,7 @@ const MAX_THROTTLE: Duration = Duration::from_secs(3600);
 const STREAK_GAP: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a process reuses a workspace's endpoint listing: the
-/// dispatcher's one subscription lookup per event stays one, and a new
+/// dispatcher's subscription lookups are all it reads per event, and a new
 /// endpoint (or a change of its event types) is seen within this.
 pub const ENDPOINT_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Workspaces whose listings one process keeps; past it, all are forgotten.
