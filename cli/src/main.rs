@@ -19,6 +19,14 @@ use hookflow_core::dead_letter::QueueKind;
 use hookflow_core::memory::RunRetention;
 use serde_json::Value;
 
+/// `hookflow dev` allocates for every message it moves (JSON bodies and
+/// contexts) on several threads; under the pipeline bench glibc's allocator
+/// took a quarter of its CPU (`bench/profile.txt`), and mimalloc's
+/// thread-local heaps raised its runs/s by a quarter or more
+/// (`bench/results.md`, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hookflow: event-driven workflows on AWS Lambda, DynamoDB and SQS.
 #[derive(Parser)]
 #[command(name = "hookflow", version)]
