@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_api::{for_stage, router, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::ports::Queue;
 use hookflow_core::wiring::Stores;
 
@@ -15,28 +15,25 @@ use hookflow_core::wiring::Stores;
 /// keys, the audit trail and the OpenAPI document, every route but the
 /// document behind an API key. The same routes as `hookflow dev` serves.
 pub fn wire(stores: &Stores, steps: Arc<dyn Queue>, stage: Option<&str>) -> Router {
-    router_for_stage(
-        ApiState {
-            gate: Gate {
-                access: Arc::new(stores.access()),
-                keyless: KeylessRequests::Refused,
-            },
-            ingest: None,
-            runs: Some(stores.runs.clone()),
-            workflows: Some(Arc::new(stores.workflows())),
-            live_tests: Some(Arc::new(stores.dispatcher(steps.clone()))),
-            hooks: Some(Arc::new(stores.hooks())),
-            hook_receiver: None,
-            recovery: Some(Arc::new(stores.recovery(steps.clone()))),
-            contacts: Some(Arc::new(stores.contacts())),
-            connections: Some(Arc::new(stores.connections())),
-            webhook_endpoints: Some(Arc::new(stores.webhook_endpoints(steps))),
-            sso_sites: Some(Arc::new(stores.sso_sites())),
-            identify: None,
+    let state = ApiState {
+        gate: Gate {
+            access: Arc::new(stores.access()),
+            keyless: KeylessRequests::Refused,
         },
-        DEFAULT_MAX_BODY_BYTES,
-        stage,
-    )
+        ingest: None,
+        runs: Some(stores.runs.clone()),
+        workflows: Some(Arc::new(stores.workflows())),
+        live_tests: Some(Arc::new(stores.dispatcher(steps.clone()))),
+        hooks: Some(Arc::new(stores.hooks())),
+        hook_receiver: None,
+        recovery: Some(Arc::new(stores.recovery(steps.clone()))),
+        contacts: Some(Arc::new(stores.contacts())),
+        connections: Some(Arc::new(stores.connections())),
+        webhook_endpoints: Some(Arc::new(stores.webhook_endpoints(steps))),
+        sso_sites: Some(Arc::new(stores.sso_sites())),
+        identify: None,
+    };
+    for_stage(router(state, DEFAULT_MAX_BODY_BYTES), stage)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use hookflow_api::{router_for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
+use hookflow_api::{doors_router, for_stage, ApiState, Gate, KeylessRequests, Router, DEFAULT_MAX_BODY_BYTES};
 use hookflow_core::access::Access;
 use hookflow_core::hooks::HookReceiver;
 use hookflow_core::sso::Identify;
@@ -16,28 +16,25 @@ pub fn router(
     identify: Arc<Identify>,
     stage: Option<&str>,
 ) -> Router {
-    router_for_stage(
-        ApiState {
-            gate: Gate {
-                access,
-                keyless: KeylessRequests::Refused,
-            },
-            ingest: Some(ingest),
-            runs: None,
-            workflows: None,
-            live_tests: None,
-            hooks: None,
-            hook_receiver: Some(hook_receiver),
-            recovery: None,
-            contacts: None,
-            connections: None,
-            webhook_endpoints: None,
-            sso_sites: None,
-            identify: Some(identify),
+    let state = ApiState {
+        gate: Gate {
+            access,
+            keyless: KeylessRequests::Refused,
         },
-        DEFAULT_MAX_BODY_BYTES,
-        stage,
-    )
+        ingest: Some(ingest),
+        runs: None,
+        workflows: None,
+        live_tests: None,
+        hooks: None,
+        hook_receiver: Some(hook_receiver),
+        recovery: None,
+        contacts: None,
+        connections: None,
+        webhook_endpoints: None,
+        sso_sites: None,
+        identify: Some(identify),
+    };
+    for_stage(doors_router(state, DEFAULT_MAX_BODY_BYTES), stage)
 }
 
 #[cfg(test)]

@@ -224,8 +224,8 @@ fn action_route(route: &str, params: &RawPathParams) -> String {
         })
 }
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/keys", get(list_keys).post(create_key))
         .route("/v1/workspaces/{workspace_id}/keys/{key_id}", delete(revoke_key))
         .route("/v1/workspaces/{workspace_id}/audit", get(audit_trail))

@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use crate::params::{path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/connections", get(list).post(create))
         .route(
             "/v1/workspaces/{workspace_id}/connections/{name}",

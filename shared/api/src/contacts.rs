@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use crate::params::{bad_query, decode_body, encode_cursor, page, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/contacts", get(list).post(create))
         .route(
             "/v1/workspaces/{workspace_id}/contacts/{contact_id}",

@@ -27,8 +27,8 @@ const STYLE: &str = include_str!("dashboard/app.css");
 pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                           img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/", get(index))
         .route(
             "/dashboard/app.js",

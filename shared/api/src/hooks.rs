@@ -2,6 +2,7 @@
 //! key) and the public `POST /v1/hooks/{hook_id}`, which only the hook's own
 //! sender auth guards.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +24,8 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 const HOOK: &str = "/v1/workspaces/{workspace_id}/hooks/{hook_id}";
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/hooks", get(list).post(create))
         .route(HOOK, get(show).patch(update).delete(remove))
         .route(&format!("{HOOK}/rotate"), post(rotate))
@@ -33,11 +34,13 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 /// The public door, outside the key check: its own body limit (hooks may
 /// take up to 1 MiB), and no key.
-pub(crate) fn public_routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/hooks/{hook_id}", post(receive))
-        .layer(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES))
-        .layer(Extension(MaxBodyBytes(MAX_HOOK_BODY_BYTES)))
+pub(crate) fn public_routes(router: Router<ApiState>) -> Router<ApiState> {
+    router.route(
+        "/v1/hooks/{hook_id}",
+        post(receive)
+            .layer::<_, Infallible>(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES))
+            .layer::<_, Infallible>(Extension(MaxBodyBytes(MAX_HOOK_BODY_BYTES))),
+    )
 }
 
 impl From<HookError> for ApiError {

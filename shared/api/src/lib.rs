@@ -71,11 +71,10 @@ pub struct ApiState {
     pub identify: Option<Arc<hookflow_core::sso::Identify>>,
 }
 
-/// The router behind API Gateway: an HTTP API stage other than `$default`
+/// `routes` behind API Gateway: an HTTP API stage other than `$default`
 /// puts `/<stage>` in front of every path, so the routes are served both with
 /// and without it.
-pub fn router_for_stage(state: ApiState, max_body_bytes: usize, stage: Option<&str>) -> Router {
-    let routes = router(state, max_body_bytes);
+pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
     match stage
         .map(|s| s.trim_matches('/'))
         .filter(|s| !s.is_empty() && *s != "$default")
@@ -96,47 +95,77 @@ pub fn router_for_stage(state: ApiState, max_body_bytes: usize, stage: Option<&s
     }
 }
 
+/// Every route whose use case `state` wires: the management API, the
+/// dashboard, the OpenAPI document and the doors events come in by. Each
+/// group adds its routes to one router: merging routers re-inserts every
+/// route, which was a sixth of the API function's start-up.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
-    let mut router = Router::new();
-    if state.ingest.is_some() {
-        router = router.route("/v1/events", post(events::post_events));
-    }
+    let mut keyed = access::routes(events_door(&state, Router::new()));
     if state.runs.is_some() {
-        router = router.merge(runs::routes());
+        keyed = runs::routes(keyed);
     }
     if state.recovery.is_some() {
-        router = router.merge(runs::action_routes());
+        keyed = runs::action_routes(keyed);
     }
     if state.workflows.is_some() {
-        router = router.merge(workflows::routes());
+        keyed = workflows::routes(keyed);
     }
     if state.hooks.is_some() {
-        router = router.merge(hooks::routes());
+        keyed = hooks::routes(keyed);
     }
     if state.connections.is_some() {
-        router = router.merge(connections::routes());
+        keyed = connections::routes(keyed);
     }
     if state.webhook_endpoints.is_some() {
-        router = router.merge(webhook_endpoints::routes());
+        keyed = webhook_endpoints::routes(keyed);
     }
     if state.contacts.is_some() {
-        router = router.merge(contacts::routes());
+        keyed = contacts::routes(keyed);
     }
     if state.sso_sites.is_some() {
-        router = router.merge(sso::routes());
+        keyed = sso::routes(keyed);
     }
-    let gate = state.gate.clone();
-    let mut public = Router::new().route("/v1/openapi.json", get(openapi::serve));
+    let mut public = public_doors(&state, Router::new().route("/v1/openapi.json", get(openapi::serve)));
+    if state.runs.is_some() {
+        public = dashboard::routes(public);
+    }
+    finish(keyed, public, state, max_body_bytes)
+}
+
+/// Only the doors events come in by (`POST /v1/events`, hooks and
+/// identify), as the webhook function serves them. Built apart from
+/// [`router`] so that the function links none of the management handlers.
+pub fn doors_router(state: ApiState, max_body_bytes: usize) -> Router {
+    let public = public_doors(&state, Router::new());
+    finish(events_door(&state, Router::new()), public, state, max_body_bytes)
+}
+
+fn events_door(state: &ApiState, keyed: Router<ApiState>) -> Router<ApiState> {
+    match state.ingest {
+        Some(_) => keyed.route("/v1/events", post(events::post_events)),
+        None => keyed,
+    }
+}
+
+fn public_doors(state: &ApiState, mut public: Router<ApiState>) -> Router<ApiState> {
     if state.hook_receiver.is_some() {
-        public = public.merge(hooks::public_routes());
+        public = hooks::public_routes(public);
     }
     if state.identify.is_some() {
-        public = public.merge(sso::public_routes());
+        public = sso::public_routes(public);
     }
-    if state.runs.is_some() {
-        public = public.merge(dashboard::routes());
-    }
-    guard(router.merge(access::routes()), gate)
+    public
+}
+
+/// The key check in front of `keyed` (if it has any route), `public` beside
+/// them, and the JSON refusals and body limit around both.
+fn finish(keyed: Router<ApiState>, public: Router<ApiState>, state: ApiState, max_body_bytes: usize) -> Router {
+    let keyed = if keyed.has_routes() {
+        guard(keyed, state.gate.clone())
+    } else {
+        keyed
+    };
+    keyed
         .merge(public)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -27,8 +27,8 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 /// The most attempts one run detail lists (the newest).
 const MAX_DETAIL_ATTEMPTS: usize = 100;
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/runs", get(list_runs))
         .route("/v1/workspaces/{workspace_id}/runs/stats", get(run_stats))
         .route("/v1/workspaces/{workspace_id}/runs/{run_id}", get(get_run))
@@ -39,8 +39,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 }
 
 /// The on-call actions: served where the steps queue is wired.
-pub(crate) fn action_routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn action_routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/runs/replay", post(bulk_replay))
         .route("/v1/workspaces/{workspace_id}/runs/{run_id}/replay", post(replay))
         .route("/v1/workspaces/{workspace_id}/runs/{run_id}/cancel", post(cancel))

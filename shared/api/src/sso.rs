@@ -18,15 +18,15 @@ use serde_json::Value;
 use crate::params::{bad_query, decode_body, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route(
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router.route(
         "/v1/workspaces/{workspace_id}/sites/{site_id}/sso",
         get(show).put(configure).delete(release),
     )
 }
 
-pub(crate) fn public_routes() -> Router<ApiState> {
-    Router::new().route("/v1/sites/{site_id}/identify", post(identify))
+pub(crate) fn public_routes(router: Router<ApiState>) -> Router<ApiState> {
+    router.route("/v1/sites/{site_id}/identify", post(identify))
 }
 
 impl From<SsoError> for ApiError {

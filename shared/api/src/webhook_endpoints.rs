@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use crate::params::{bad_query, decode_body, decode_cursor, encode_cursor, parse_limit, path, read_body, PathResult};
 use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
-pub(crate) fn routes() -> Router<ApiState> {
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
     let endpoint = "/v1/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}";
-    Router::new()
+    router
         .route(
             "/v1/workspaces/{workspace_id}/webhook-endpoints",
             get(list).post(create),

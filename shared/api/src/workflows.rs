@@ -22,8 +22,8 @@ use crate::{openapi, ApiError, ApiState, MaxBodyBytes};
 
 const WORKFLOW: &str = "/v1/workspaces/{workspace_id}/workflows/{workflow_id}";
 
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
+pub(crate) fn routes(router: Router<ApiState>) -> Router<ApiState> {
+    router
         .route("/v1/workspaces/{workspace_id}/workflows", get(list).post(create))
         .route(
             "/v1/workspaces/{workspace_id}/workflows/{workflow_id}",

@@ -14,6 +14,7 @@ use crate::dynamo::{
     from_item, get_item, put_if, s, to_item, unless_condition_failed, workspace_items, Item, NOT_EXISTS,
 };
 use crate::error::{decode_error, port_error};
+use crate::lazy_client::LazyClient;
 
 #[derive(Clone)]
 pub struct DynamoConnections {
@@ -129,15 +130,15 @@ impl ConnectionStore for DynamoConnections {
 /// Credentials in AWS Secrets Manager, as JSON secret strings.
 #[derive(Clone)]
 pub struct SecretsManagerVault {
-    client: aws_sdk_secretsmanager::Client,
+    client: LazyClient<aws_sdk_secretsmanager::Client>,
     /// `hookflow/<stack>/`: every secret of the stack is under it.
     prefix: String,
 }
 
 impl SecretsManagerVault {
-    pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<LazyClient<aws_sdk_secretsmanager::Client>>, prefix: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             prefix: prefix.into(),
         }
     }

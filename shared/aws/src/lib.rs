@@ -8,6 +8,7 @@ mod contacts;
 mod dynamo;
 mod error;
 mod hooks;
+mod lazy_client;
 mod messaging;
 mod not_granted;
 mod outbound;
@@ -23,6 +24,7 @@ pub use connections::{DynamoConnections, SecretsManagerVault};
 pub use contacts::DynamoContacts;
 pub use dynamo::{run_retention_from_env, DynamoRuns, DynamoWorkflows, RUN_RETENTION_DAYS};
 pub use hooks::DynamoHooks;
+pub use lazy_client::LazyClient;
 pub use messaging::{aws_messaging, messaging_policy_from_env, EMAIL_SENDERS, SMS_COUNTRIES};
 pub use outbound::DynamoOutbound;
 pub use resources::{
@@ -84,7 +86,10 @@ pub fn dynamo_stores(
 }
 
 /// The stack's credentials vault: Secrets Manager, under `hookflow/<stack>/`.
-pub fn secrets_vault(client: aws_sdk_secretsmanager::Client, stack_name: &str) -> Arc<dyn SecretVault> {
+pub fn secrets_vault(
+    client: impl Into<LazyClient<aws_sdk_secretsmanager::Client>>,
+    stack_name: &str,
+) -> Arc<dyn SecretVault> {
     Arc::new(SecretsManagerVault::new(
         client,
         SecretsManagerVault::stack_prefix(stack_name),
@@ -101,17 +106,21 @@ pub struct StackServices {
 
 impl StackServices {
     /// Secrets Manager under the stack's prefix, SES v2 and SNS (reaching
-    /// whom `policy` allows), all from one SDK configuration.
+    /// whom `policy` allows), all from one SDK configuration. Each client is
+    /// built on its first call ([`LazyClient`]).
     pub fn from_config(
         config: &aws_config::SdkConfig,
         stack_name: &str,
         policy: hookflow_core::messaging::MessagingPolicy,
     ) -> Self {
         Self {
-            vault: secrets_vault(aws_sdk_secretsmanager::Client::new(config), stack_name),
+            vault: secrets_vault(
+                LazyClient::from_config(config, aws_sdk_secretsmanager::Client::new),
+                stack_name,
+            ),
             messaging: aws_messaging(
-                aws_sdk_sesv2::Client::new(config),
-                aws_sdk_sns::Client::new(config),
+                LazyClient::from_config(config, aws_sdk_sesv2::Client::new),
+                LazyClient::from_config(config, aws_sdk_sns::Client::new),
                 policy,
             ),
         }

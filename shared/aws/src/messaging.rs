@@ -12,11 +12,17 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use hookflow_core::messaging::{Email, Mailer, Messaging, MessagingPolicy, SendError, Sms, SmsType, TextSender};
 use hookflow_core::retry::RetryOn;
 
+use crate::LazyClient;
+
 /// Email and SMS on the stack's account, to whom `policy` allows.
-pub fn aws_messaging(ses: aws_sdk_sesv2::Client, sns: aws_sdk_sns::Client, policy: MessagingPolicy) -> Messaging {
+pub fn aws_messaging(
+    ses: impl Into<LazyClient<aws_sdk_sesv2::Client>>,
+    sns: impl Into<LazyClient<aws_sdk_sns::Client>>,
+    policy: MessagingPolicy,
+) -> Messaging {
     Messaging {
-        mailer: Arc::new(SesMailer { client: ses }),
-        texts: Arc::new(SnsTexts { client: sns }),
+        mailer: Arc::new(SesMailer { client: ses.into() }),
+        texts: Arc::new(SnsTexts { client: sns.into() }),
         policy: Arc::new(policy),
     }
 }
@@ -66,7 +72,7 @@ where
 }
 
 struct SesMailer {
-    client: aws_sdk_sesv2::Client,
+    client: LazyClient<aws_sdk_sesv2::Client>,
 }
 
 fn content(text: &str) -> Result<Content, SendError> {
@@ -119,7 +125,7 @@ impl Mailer for SesMailer {
 }
 
 struct SnsTexts {
-    client: aws_sdk_sns::Client,
+    client: LazyClient<aws_sdk_sns::Client>,
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
