@@ -2,7 +2,7 @@
 
 use function_webhook::wire;
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, init_tracing, required_env, stores, Grants, TRIGGERS_QUEUE_URL};
+use hookflow_lambda::{aws_config, grants, init_tracing, required_env, stores, TRIGGERS_QUEUE_URL};
 use lambda_http::Error;
 
 #[tokio::main]
@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let triggers = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(TRIGGERS_QUEUE_URL)?);
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
     lambda_http::run(wire(
-        &stores(&config, Grants::TablesAndQueues)?,
+        &stores(&config, grants::TablesAndQueues)?,
         triggers,
         stage.as_deref(),
     ))

@@ -220,7 +220,7 @@ fn functions_get_their_configuration() {
 }
 
 /// A function builds Secrets Manager, SES and SNS clients
-/// (`Grants::StackServices` in its `main`) exactly when the template grants
+/// (`grants::StackServices` in its `main`) exactly when the template grants
 /// its role one of them; the others get services that refuse, so a grant
 /// and the code that uses it cannot drift apart unnoticed.
 #[test]
@@ -245,7 +245,7 @@ fn stack_services_follow_the_roles_grants() {
         ))
         .expect("the function's main.rs");
         assert_eq!(
-            main.contains("stores(&config, Grants::StackServices)"),
+            main.contains("stores(&config, grants::StackServices)"),
             granted,
             "{function}: builds the stack services iff its role is granted them"
         );

@@ -66,27 +66,49 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     hookflow_aws::sdk_config_loader().load().await
 }
 
-/// What a function's role may reach besides its tables and queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grants {
-    /// Tables and queues only (webhook, events, dispatcher).
-    TablesAndQueues,
+/// What a function's role may reach besides its tables and queues. Each
+/// grant is a type of its own, so that a function whose role lacks the
+/// stack services does not link their SDK clients at all.
+pub mod grants {
+    use hookflow_aws::StackServices as Services;
+
+    /// Builds the services a grant allows.
+    pub trait Grant {
+        fn services(config: &aws_config::SdkConfig, stack: &str) -> Services;
+    }
+
+    /// Tables and queues only (webhook, events, dispatcher): the services
+    /// refuse each call, as the role would.
+    #[derive(Debug, Clone, Copy)]
+    pub struct TablesAndQueues;
+
     /// Also the connections' vault (Secrets Manager), SES and SNS (step, api).
-    StackServices,
+    #[derive(Debug, Clone, Copy)]
+    pub struct StackServices;
+
+    impl Grant for TablesAndQueues {
+        fn services(_: &aws_config::SdkConfig, _: &str) -> Services {
+            Services::not_granted()
+        }
+    }
+
+    impl Grant for StackServices {
+        fn services(config: &aws_config::SdkConfig, stack: &str) -> Services {
+            Services::from_config(config, stack, hookflow_aws::messaging_policy_from_env())
+        }
+    }
 }
 
 /// The stack's stores on the tables the template names (every function gets
 /// both tables, the retention and the stack's name from the template's
-/// `Globals`), counting into CloudWatch through EMF log lines. `grants`
+/// `Globals`), counting into CloudWatch through EMF log lines. The grant
 /// must be what the template grants the function's role.
-pub fn stores(config: &aws_config::SdkConfig, grants: Grants) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+pub fn stores<G: grants::Grant>(
+    config: &aws_config::SdkConfig,
+    _grant: G,
+) -> Result<hookflow_core::wiring::Stores, ConfigError> {
     let stack = required_env(emf::STACK_NAME)?;
-    let services = match grants {
-        Grants::TablesAndQueues => hookflow_aws::StackServices::not_granted(),
-        Grants::StackServices => {
-            hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env())
-        }
-    };
+    let services = G::services(config, &stack);
     let mut stores = hookflow_aws::dynamo_stores(
         aws_sdk_dynamodb::Client::new(config),
         services,
