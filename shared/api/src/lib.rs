@@ -1,5 +1,5 @@
-//! Hookflow's HTTP surface: one router for `hookflow dev` and the Lambda
-//! functions. Every refusal is a JSON body `{"error": {"code", "message"}}`.
+//! Hookflow's HTTP surface: the routers of `hookflow dev` and the Lambda
+//! functions (`router`, and `doors_router` for the webhook function). Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
 mod access;
 mod connections;

@@ -4,8 +4,8 @@
 //! partitions (its SDK crate's own copy: JSON and a dozen regexes), about
 //! half a million instructions. The step and API functions reach Secrets
 //! Manager, SES and SNS only for some actions and routes, so building those
-//! three clients at start-up was close to a third of those functions' start
-//! before the first poll, paid by every cold start whether or not it sent
+//! three clients at start-up was 1.7 million of the 4.2 million instructions
+//! the step function ran before its first poll (of 6.1 for the API), paid by every cold start whether or not it sent
 //! an email. A lazy client pays it on the first call that needs it, once.
 
 use std::fmt;
@@ -47,7 +47,8 @@ impl<C> LazyClient<C> {
     }
 }
 
-/// A client built already (tests that hand an adapter their own client).
+/// A client to use as it is (tests that hand an adapter their own client):
+/// the first call takes a clone of it, which shares its connections.
 impl<C: Clone + Send + Sync + 'static> From<C> for LazyClient<C> {
     fn from(client: C) -> Self {
         Self::with(move || client.clone())
