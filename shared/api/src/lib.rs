@@ -1,5 +1,6 @@
 //! Hookflow's HTTP surface: the routers of `hookflow dev` and the Lambda
-//! functions (`router`, and `doors_router` for the webhook function). Every refusal is a JSON body `{"error": {"code", "message"}}`.
+//! functions (`router`, and `doors_router` for the webhook function).
+//! Every refusal is a JSON body `{"error": {"code", "message"}}`.
 
 mod access;
 mod connections;
@@ -97,8 +98,8 @@ pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
 
 /// Every route whose use case `state` wires: the management API, the
 /// dashboard, the OpenAPI document and the doors events come in by. Each
-/// group adds its routes to one router: merging routers re-inserts every
-/// route, which was a sixth of the API function's start-up.
+/// group adds its routes to one router: merging routers re-inserted every
+/// route, and building the router was a third of the API function's start.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let mut keyed = access::routes(events_door(&state, Router::new()));
     if state.runs.is_some() {
