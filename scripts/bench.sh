@@ -31,6 +31,10 @@ echo "== building hookflow, the bench and the Lambda functions ($PROFILE profile
 cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench \
   -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
 
+# Two emulators: the burst runs beside the scaling and cost parts, and one
+# moto serves one request at a time.
 start_moto
 export HOOKFLOW_BENCH_AWS_ENDPOINT="$MOTO_ENDPOINT"
+start_moto
+export HOOKFLOW_BENCH_BURST_AWS_ENDPOINT="$MOTO_ENDPOINT"
 "target/$PROFILE/hookflow-bench" "$@"

@@ -215,14 +215,16 @@ fn prize_won(source: &str, n: usize) -> Value {
         "data": {"contact": {"email": format!("player{n}@example.com")}}})
 }
 
-/// An API Gateway (HTTP API, payload 2.0) request.
-fn api_gateway(method: &str, path: &str, query: &str, key: &str, body: Option<String>) -> Value {
-    json!({"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+/// An API Gateway (HTTP API, payload 2.0) request under `stage`, which
+/// API Gateway puts in front of the path.
+fn api_gateway(stage: &str, method: &str, path: &str, key: &str, body: Option<String>) -> Value {
+    let path = format!("/{stage}{path}");
+    json!({"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
         "headers": {"authorization": format!("Bearer {key}"), "content-type": "application/cloudevents+json",
             "host": "bench.execute-api.us-east-1.amazonaws.com"},
         "requestContext": {"accountId": "000000000000", "apiId": "bench", "domainName": "bench.execute-api.us-east-1.amazonaws.com",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": ulid::Ulid::new().to_string(), "routeKey": "$default", "stage": "$default",
+            "requestId": ulid::Ulid::new().to_string(), "routeKey": "$default", "stage": stage,
             "time": "02/Dec/2026:00:00:00 +0000", "timeEpoch": 0},
         "body": body, "isBase64Encoded": false})
 }
@@ -235,7 +237,7 @@ struct BurstStack {
     key: String,
 }
 
-async fn burst_stack(endpoint: &str, peer: &str) -> anyhow::Result<BurstStack> {
+async fn burst_stack(endpoint: &str, peer: &str, stage: &str) -> anyhow::Result<BurstStack> {
     let (_, dynamo, sqs) = counted_clients(endpoint).await;
     let (names, urls, stores) = emulator_stack(dynamo, &sqs, "burst").await?;
     stores.workflows().apply_file(three_step_workflow(peer)?).await?;
@@ -248,6 +250,7 @@ async fn burst_stack(endpoint: &str, peer: &str) -> anyhow::Result<BurstStack> {
             triggers_queue_url: urls.triggers,
             steps_queue_url: urls.steps,
             dead_letter_queue_arn: "arn:aws:sqs:us-east-1:000000000000:burst-dlq".into(),
+            stage: stage.to_owned(),
         },
         sqs,
         key,
@@ -256,15 +259,16 @@ async fn burst_stack(endpoint: &str, peer: &str) -> anyhow::Result<BurstStack> {
 
 /// Every function through a burst of `messages`, in the order the messages
 /// flow; a function's burst fails the bench if any invocation goes unanswered.
-pub async fn run(endpoint: &str, messages: usize) -> anyhow::Result<Vec<Burst>> {
+/// The webhook and api functions are called under the API stage `stage`.
+pub async fn run(endpoint: &str, messages: usize, stage: &str) -> anyhow::Result<Vec<Burst>> {
     let peer = ok_peer().await?;
-    let stack = burst_stack(endpoint, &peer).await?;
+    let stack = burst_stack(endpoint, &peer, stage).await?;
     Ok(vec![
         invocation_burst(&stack, "hookflow-webhook", messages, |n| {
             api_gateway(
+                stage,
                 "POST",
                 "/v1/events",
-                "",
                 &stack.key,
                 Some(prize_won("webhook", n).to_string()),
             )
@@ -299,9 +303,9 @@ pub async fn run(endpoint: &str, messages: usize) -> anyhow::Result<Vec<Burst>> 
 async fn api_burst(stack: &BurstStack, messages: usize) -> anyhow::Result<Burst> {
     invocation_burst(stack, "hookflow-api", messages, |_| {
         api_gateway(
+            &stack.lambda.stage,
             "GET",
             "/v1/workspaces/ws_count/workflows/wf_three",
-            "",
             &stack.key,
             None,
         )

@@ -299,6 +299,20 @@ pub fn step_functions(run: &RunRequests, prices: &Prices) -> (f64, f64) {
 }
 
 /// The functions' memory in MB, from `Globals.Function.MemorySize` of the template.
+/// The default of the template's `Stage` parameter: the HTTP API stage a
+/// deployment gets unless it names another.
+pub fn template_stage(template: &str) -> anyhow::Result<String> {
+    let mut lines = template.lines().skip_while(|line| line.trim_end() != "Parameters:");
+    lines
+        .find(|line| line.trim_end() == "  Stage:")
+        .context("no Stage parameter in template.yaml")?;
+    lines
+        .take_while(|line| line.starts_with("    "))
+        .find_map(|line| line.trim().strip_prefix("Default:"))
+        .map(|stage| stage.trim().trim_matches('"').to_owned())
+        .context("the Stage parameter has no Default")
+}
+
 pub fn template_memory_mb(template: &str) -> anyhow::Result<f64> {
     template
         .lines()
@@ -307,4 +321,19 @@ pub fn template_memory_mb(template: &str) -> anyhow::Result<f64> {
         .trim()
         .parse()
         .context("MemorySize is not a number")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_names_its_default_stage_and_memory() {
+        let template = include_str!("../../template.yaml");
+        assert!(!template_stage(template).expect("a default stage").is_empty());
+        assert!(template_memory_mb(template).expect("a memory size") >= 128.0);
+        let other = "Parameters:\n  StageName:\n    Default: x\n  Stage:\n    Type: String\n    Default: \"prod\"\n";
+        assert_eq!(template_stage(other).expect("stage"), "prod");
+        assert!(template_stage("Parameters:\n  Stage:\n    Type: String\nResources:\n").is_err());
+    }
 }

@@ -57,12 +57,14 @@ pub struct LambdaStack {
     pub triggers_queue_url: String,
     pub steps_queue_url: String,
     pub dead_letter_queue_arn: String,
+    /// The HTTP API stage the webhook and api functions route under.
+    pub stage: String,
 }
 
 impl LambdaStack {
     /// A stack nothing listens at: the start measurement contacts nothing
     /// before the first poll.
-    fn unreachable() -> Self {
+    fn unreachable(stage: &str) -> Self {
         Self {
             endpoint: "http://127.0.0.1:9".into(),
             workflows_table: "bench-workflows".into(),
@@ -70,6 +72,7 @@ impl LambdaStack {
             triggers_queue_url: "http://127.0.0.1:9/000000000000/triggers".into(),
             steps_queue_url: "http://127.0.0.1:9/000000000000/steps".into(),
             dead_letter_queue_arn: "arn:aws:sqs:us-east-1:000000000000:dlq".into(),
+            stage: stage.to_owned(),
         }
     }
 }
@@ -94,15 +97,16 @@ pub fn lambda_environment(command: &mut Command, runtime_api: &str, stack: &Lamb
         .env("HOOKFLOW_STEPS_QUEUE_URL", &stack.steps_queue_url)
         .env("HOOKFLOW_DEAD_LETTER_QUEUE_ARN", &stack.dead_letter_queue_arn)
         .env("HOOKFLOW_STACK_NAME", "bench")
+        .env("HOOKFLOW_API_STAGE", &stack.stage)
         .env("RUST_LOG", "warn");
 }
 
 /// Milliseconds from spawning `binary` to its first request to the runtime API.
-async fn start_to_first_poll(binary: &Path) -> anyhow::Result<f64> {
+async fn start_to_first_poll(binary: &Path, stage: &str) -> anyhow::Result<f64> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let runtime_api = listener.local_addr()?.to_string();
     let mut command = Command::new(binary);
-    lambda_environment(&mut command, &runtime_api, &LambdaStack::unreachable());
+    lambda_environment(&mut command, &runtime_api, &LambdaStack::unreachable(stage));
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let spawned = Instant::now();
     let mut child = command
@@ -127,17 +131,18 @@ async fn start_to_first_poll(binary: &Path) -> anyhow::Result<f64> {
     }
 }
 
-async fn median_start(binary: &Path, starts: usize) -> anyhow::Result<f64> {
+async fn median_start(binary: &Path, starts: usize, stage: &str) -> anyhow::Result<f64> {
     let mut times = vec![];
     for _ in 0..starts {
-        times.push(start_to_first_poll(binary).await?);
+        times.push(start_to_first_poll(binary, stage).await?);
     }
     Ok(median(&times))
 }
 
-/// The baseline's median start, then each function's.
-pub async fn measure(lambda_dir: &Path, starts: usize) -> anyhow::Result<(f64, Vec<Footprint>)> {
-    let baseline = median_start(&sibling_binary(BASELINE)?, starts).await?;
+/// The baseline's median start, then each function's, under the API stage
+/// `stage` (the template's: under a stage the routers are built otherwise).
+pub async fn measure(lambda_dir: &Path, starts: usize, stage: &str) -> anyhow::Result<(f64, Vec<Footprint>)> {
+    let baseline = median_start(&sibling_binary(BASELINE)?, starts, stage).await?;
     let mut footprints = vec![];
     for function in FUNCTIONS {
         let bootstrap: PathBuf = lambda_dir.join(function).join("bootstrap");
@@ -149,7 +154,7 @@ pub async fn measure(lambda_dir: &Path, starts: usize) -> anyhow::Result<(f64, V
         footprints.push(Footprint {
             function,
             zip_bytes,
-            start_ms: median_start(&sibling_binary(function)?, starts).await?,
+            start_ms: median_start(&sibling_binary(function)?, starts, stage).await?,
         });
     }
     Ok((baseline, footprints))

@@ -38,6 +38,12 @@ struct Args {
     /// script starts moto); without it those parts are skipped.
     #[arg(long, env = "HOOKFLOW_BENCH_AWS_ENDPOINT")]
     aws_endpoint: Option<String>,
+    /// A second emulator for the burst (the bench script starts one). The
+    /// burst always runs beside the scaling and cost parts; without this it
+    /// shares their emulator, which serves one request at a time, and the
+    /// parts take as long as they would one after the other.
+    #[arg(long, env = "HOOKFLOW_BENCH_BURST_AWS_ENDPOINT")]
+    burst_aws_endpoint: Option<String>,
     /// Active workflows of the dispatcher scaling part.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
     workflows: Vec<usize>,
@@ -65,23 +71,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let started = std::time::Instant::now();
+    let template = std::fs::read_to_string("template.yaml")?;
+    let stage = cost::template_stage(&template)?;
     let mut report = Report::new(&args.dev_arg);
     if !args.no_pipeline {
         pipeline_and_flatness(&args, &mut report).await?;
     }
     match &args.aws_endpoint {
-        Some(endpoint) => {
-            eprintln!("dispatcher scaling on {endpoint}");
-            report.scaling(&scaling::run(endpoint, &args.workflows, args.scaling_events).await?);
-            eprintln!("requests of a 3-step run on {endpoint}");
-            let run = cost::three_step_run(endpoint).await?;
-            let prices = cost::Prices::load(std::path::Path::new("bench/prices.json"))?;
-            let memory = cost::template_memory_mb(&std::fs::read_to_string("template.yaml")?)?;
-            report.cost(&run, &prices, memory);
-            if args.burst > 0 {
-                report.burst(&burst::run(endpoint, args.burst).await?);
-            }
-        }
+        Some(endpoint) => emulated_parts(&args, endpoint, &template, &stage, &mut report).await?,
         None => report.skipped(
             "Dispatcher scaling, cost per run and Lambda memory in a burst",
             "no AWS emulator (HOOKFLOW_BENCH_AWS_ENDPOINT)",
@@ -89,9 +87,16 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.starts > 0 {
         eprintln!("Lambda footprint: {} starts per function", args.starts);
-        let (baseline, footprints) = footprint::measure(&args.lambda_dir, args.starts).await?;
+        let (baseline, footprints) = footprint::measure(&args.lambda_dir, args.starts, &stage).await?;
         report.footprint(baseline, &footprints);
     }
+    let whole = !args.no_pipeline
+        && args.repetitions >= 3
+        && args.flat_events <= 100_000
+        && args.aws_endpoint.is_some()
+        && args.starts > 0
+        && args.burst > 0;
+    report.duration(started.elapsed(), whole);
     let text = report.render();
     println!("{text}");
     if let Some(dir) = args.out.parent() {
@@ -99,6 +104,38 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&args.out, &text)?;
     eprintln!("written to {}", args.out.display());
+    Ok(())
+}
+
+/// Dispatcher scaling and cost per run on `endpoint`, beside the Lambda
+/// burst: they wait on the emulators, not on this machine's cores.
+async fn emulated_parts(
+    args: &Args,
+    endpoint: &str,
+    template: &str,
+    stage: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let burst_endpoint = args.burst_aws_endpoint.as_deref().unwrap_or(endpoint);
+    let scaling_and_cost = async {
+        eprintln!("dispatcher scaling on {endpoint}");
+        let scaling = scaling::run(endpoint, &args.workflows, args.scaling_events).await?;
+        eprintln!("requests of a 3-step run on {endpoint}");
+        anyhow::Ok((scaling, cost::three_step_run(endpoint).await?))
+    };
+    let bursts = async {
+        match args.burst {
+            0 => Ok(None),
+            messages => burst::run(burst_endpoint, messages, stage).await.map(Some),
+        }
+    };
+    let ((scaling, run), bursts) = tokio::try_join!(scaling_and_cost, bursts)?;
+    report.scaling(&scaling);
+    let prices = cost::Prices::load(std::path::Path::new("bench/prices.json"))?;
+    report.cost(&run, &prices, cost::template_memory_mb(template)?);
+    if let Some(bursts) = bursts {
+        report.burst(&bursts);
+    }
     Ok(())
 }
 

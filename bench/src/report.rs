@@ -176,6 +176,22 @@ impl Report {
         );
     }
 
+    /// How long the measurements took (builds not counted). `whole` is
+    /// false for a run of some parts only, which is no test of the limit.
+    pub fn duration(&mut self, took: std::time::Duration, whole: bool) {
+        let minutes = took.as_secs_f64() / 60.0;
+        if whole {
+            self.target(
+                "`make bench`'s measurements under 10 minutes",
+                format!("{minutes:.1} min"),
+                minutes < 10.0,
+            );
+        } else {
+            self.sections
+                .push(format!("## Duration\n\nThese parts took {minutes:.1} min.\n"));
+        }
+    }
+
     pub fn skipped(&mut self, part: &str, why: &str) {
         self.sections.push(format!("## {part}\n\nNot measured: {why}.\n"));
     }

@@ -10,15 +10,7 @@ const AUDIENCE: &str = "hookflow-tests";
 const ISSUER: &str = "https://login.example";
 
 fn pyjwt_material() -> Value {
-    let python = std::env::var("HOOKFLOW_TEST_PYTHON")
-        .expect("HOOKFLOW_TEST_PYTHON is not set: run the tests with `make test`, which installs PyJWT");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signers/jwt_tokens.py");
-    let output = std::process::Command::new(python)
-        .args([script, AUDIENCE, ISSUER])
-        .output()
-        .expect("run the token maker");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("tokens JSON")
+    hookflow_tests::pyjwt_material(AUDIENCE, ISSUER)
 }
 
 async fn put_sso(stack: &Stack, ws: &str, site: &str, body: Value) -> (u16, Value) {

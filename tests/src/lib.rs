@@ -231,6 +231,21 @@ pub fn sign_hook(args: &[&str], body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Keys and tokens made by PyJWT (`tests/signers/jwt_tokens.py`), so that
+/// the verifier is checked against an independent signer: `{"keys": {…},
+/// "tokens": {case: token}}` for this audience and issuer.
+pub fn pyjwt_material(audience: &str, issuer: &str) -> Value {
+    let python = std::env::var("HOOKFLOW_TEST_PYTHON")
+        .expect("HOOKFLOW_TEST_PYTHON is not set: run the tests with `make test`, which installs PyJWT");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signers/jwt_tokens.py");
+    let output = std::process::Command::new(python)
+        .args([script, audience, issuer])
+        .output()
+        .expect("run the token maker");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("tokens JSON")
+}
+
 /// A file of the repository (an example, a sample event), as text.
 pub fn repository_file(path: &str) -> String {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

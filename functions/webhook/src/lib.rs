@@ -28,6 +28,8 @@ pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> R
 mod tests {
     use hookflow_aws::{dynamo_stores, sqs_queue};
     use hookflow_core::hooks::HookRequest;
+    use hookflow_core::memory::{MemoryBackend, QueueSettings};
+    use hookflow_core::ports::SystemClock;
     use serde_json::{json, Value};
     use tower::ServiceExt;
 
@@ -36,14 +38,16 @@ mod tests {
     /// The API Gateway event of a hook request: the sample's envelope with
     /// this path, these headers and this body.
     fn apigw_hook_request(hook_id: &str, headers: &[(String, String)], body: &str) -> lambda_http::Request {
+        apigw_request(&format!("/v1/hooks/{hook_id}"), headers, body)
+    }
+
+    /// The sample's API Gateway envelope with this raw path (a stage's
+    /// prefix included), these headers and this body.
+    fn apigw_request(path: &str, headers: &[(String, String)], body: &str) -> lambda_http::Request {
         let mut event: Value =
             serde_json::from_str(include_str!("../../../events/lambda/apigw-post-event.json")).expect("fixture");
-        let path = format!("/v1/hooks/{hook_id}");
-        event["routeKey"] = json!("POST /v1/hooks/{hook_id}");
-        event["requestContext"]["routeKey"] = json!("POST /v1/hooks/{hook_id}");
         event["rawPath"] = json!(path);
         event["requestContext"]["http"]["path"] = json!(path);
-        event["pathParameters"] = json!({"hook_id": hook_id});
         let mut sent = json!({"content-type": "application/json", "host": "id.execute-api.us-east-1.amazonaws.com"});
         for (name, value) in headers {
             sent[name.to_ascii_lowercase()] = json!(value);
@@ -106,5 +110,62 @@ mod tests {
             event["source"].as_str(),
             Some(format!("hookflow/hooks/{hook_id}").as_str())
         );
+    }
+
+    /// The hook and identify doors as `main` wires them behind the
+    /// template's default stage (`/dev/…`; the events door is the handler
+    /// tests'): a signed hook request and a PyJWT token each get in, and a
+    /// management path is not served by this function.
+    #[tokio::test]
+    async fn serves_the_hook_and_identify_doors_behind_a_stage() {
+        let backend = MemoryBackend::new(QueueSettings {
+            visibility_timeout: std::time::Duration::from_secs(30),
+            max_receive_count: 5,
+        });
+        let stores = Stores::memory(&backend, Arc::new(SystemClock));
+        let router = wire(&stores, backend.triggers.clone(), Some("dev"));
+
+        let request: HookRequest =
+            serde_json::from_value(json!({"name": "crm", "kind": "webhook", "auth": {"type": "standard_webhooks"}}))
+                .expect("hook request");
+        let minted = stores.hooks().create("ws_fn", request).await.expect("create the hook");
+        let (hook_id, secret) = (minted.hook.id.clone(), minted.secret.expect("a secret").1);
+        let body = r#"{"order": {"id": 7}}"#;
+        let now = chrono::Utc::now().timestamp().to_string();
+        let signed = hookflow_tests::sign_hook(&["standard-webhooks", &secret, "msg_staged", &now], body.as_bytes());
+        let hook = apigw_request(&format!("/dev/v1/hooks/{hook_id}"), &signed, body);
+        let (status, accepted) = status_of(&router, hook).await;
+        assert_eq!(
+            (status, accepted["event_id"].as_str()),
+            (202, Some("msg_staged")),
+            "{accepted}"
+        );
+
+        let (audience, issuer) = ("hookflow-fn", "https://login.example");
+        let material = hookflow_tests::pyjwt_material(audience, issuer);
+        let settings = json!({"algorithm": "HS256", "secret": material["keys"]["hs256_secret"],
+            "issuer": issuer, "audience": audience});
+        stores
+            .sso_sites()
+            .configure("ws_fn", "site_fn", serde_json::from_value(settings).expect("settings"))
+            .await
+            .expect("configure SSO");
+        let token = json!({"token": material["tokens"]["hs256"]}).to_string();
+        let identify = apigw_request("/dev/v1/sites/site_fn/identify", &[], &token);
+        let (status, identified) = status_of(&router, identify).await;
+        assert_eq!(
+            (status, identified["created"].as_bool()),
+            (200, Some(true)),
+            "{identified}"
+        );
+        assert_eq!(
+            backend.triggers.len(),
+            3,
+            "the hook's event, Contact.Identified and Contact.Verified.Sso"
+        );
+
+        let management = apigw_request("/dev/v1/workspaces/ws_fn/workflows", &[], "{}");
+        let (status, missing) = status_of(&router, management).await;
+        assert_eq!(status, 404, "{missing}");
     }
 }

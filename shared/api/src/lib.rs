@@ -19,6 +19,7 @@ mod workflows;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Extension;
 use hookflow_core::engine::Recovery;
@@ -26,6 +27,7 @@ use hookflow_core::hooks::{HookReceiver, Hooks};
 use hookflow_core::lifecycle::Workflows;
 use hookflow_core::ports::RunLog;
 use hookflow_core::{Dispatcher, Ingest};
+use tower::ServiceExt;
 
 pub use access::{Gate, KeylessRequests};
 pub use axum::Router;
@@ -74,26 +76,51 @@ pub struct ApiState {
 
 /// `routes` behind API Gateway: an HTTP API stage other than `$default`
 /// puts `/<stage>` in front of every path, so the routes are served both with
-/// and without it.
+/// and without it. The prefix is cut off before routing, so each route is
+/// inserted once (nesting and merging the router inserted each one twice
+/// more, and building the router dominates the API function's start).
+/// Handlers that link back to the stage read it from `OriginalUri`.
 pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
-    match stage
+    let Some(stage) = stage
         .map(|s| s.trim_matches('/'))
         .filter(|s| !s.is_empty() && *s != "$default")
-    {
-        // `/prod/` is `/prod` (the dashboard's address, typed either way).
-        Some(stage) => {
-            let root = format!("/{stage}");
-            let to_root = root.clone();
-            Router::new()
-                .route(
-                    &format!("{root}/"),
-                    axum::routing::get(move || async move { axum::response::Redirect::permanent(&to_root) }),
-                )
-                .nest(&root, routes.clone())
-                .merge(routes)
+    else {
+        return routes;
+    };
+    let root: Arc<str> = format!("/{stage}").into();
+    Router::new().fallback_service(tower::service_fn(move |request: axum::extract::Request| {
+        let root = root.clone();
+        let routes = routes.clone();
+        async move {
+            // `/prod/` is `/prod` (the dashboard's address, typed either way).
+            if request.uri().path().strip_prefix(&*root) == Some("/") {
+                return Ok(axum::response::Redirect::permanent(&root).into_response());
+            }
+            routes.oneshot(without_stage(request, &root)).await
         }
-        None => routes,
+    }))
+}
+
+/// The request with `root` (`/prod`) cut off the front of its path; any
+/// other path (`/v1/…`, `/products`) is left as it is.
+fn without_stage(mut request: axum::extract::Request, root: &str) -> axum::extract::Request {
+    let uri = request.uri();
+    let rest = match uri.path().strip_prefix(root) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return request,
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    // A path cut from a valid URI at a `/` is itself valid.
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(stripped) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = stripped;
     }
+    request
 }
 
 /// Every route whose use case `state` wires: the management API, the
@@ -179,4 +206,56 @@ fn finish(keyed: Router<ApiState>, public: Router<ApiState>, state: ApiState, ma
 /// `routes` (routes added later are not covered: guard last).
 pub fn guard<S: Clone + Send + Sync + 'static>(routes: Router<S>, gate: Gate) -> Router<S> {
     routes.route_layer(axum::middleware::from_fn_with_state(gate, access::check))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::{OriginalUri, Request};
+    use axum::routing::get;
+
+    use super::*;
+
+    /// Answers with the path it was routed by and the path the client sent.
+    fn echo() -> Router {
+        Router::new().route(
+            "/{*rest}",
+            get(|OriginalUri(original): OriginalUri, request: Request| async move {
+                format!("{} {}", request.uri(), original)
+            }),
+        )
+    }
+
+    async fn served(path: &str) -> (u16, String) {
+        let request = Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = for_stage(echo(), Some("/prod/"))
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").cloned();
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("body");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        (
+            status,
+            location.map_or(text, |l| format!("-> {}", l.to_str().unwrap_or("?"))),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_stage_is_cut_off_before_routing_and_kept_in_the_original_uri() {
+        assert_eq!(
+            served("/prod/v1/runs?status=failed").await,
+            (200, "/v1/runs?status=failed /prod/v1/runs?status=failed".to_owned())
+        );
+        assert_eq!(served("/v1/runs").await, (200, "/v1/runs /v1/runs".to_owned()));
+        assert_eq!(
+            served("/products/1").await,
+            (200, "/products/1 /products/1".to_owned()),
+            "only a whole path segment is the stage"
+        );
+        assert_eq!(served("/prod/").await, (308, "-> /prod".to_owned()));
+    }
 }
