@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench / bench-long / profile: builds what is measured (release, or
 # the profiling profile with --profile-to), starts moto for the dispatcher
-# scaling and cost parts, and runs the bench; arguments go to it
+# scaling, cost and burst parts (not for a profile), and runs the bench; arguments go to it
 # (`target/release/hookflow-bench --help`). The arm64 zips come from
 # `make build`, which `make bench` runs first.
 set -euo pipefail
@@ -32,9 +32,11 @@ cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench \
   -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
 
 # Two emulators: the burst runs beside the scaling and cost parts, and one
-# moto serves one request at a time.
-start_moto
-export HOOKFLOW_BENCH_AWS_ENDPOINT="$MOTO_ENDPOINT"
-start_moto
-export HOOKFLOW_BENCH_BURST_AWS_ENDPOINT="$MOTO_ENDPOINT"
+# moto serves one request at a time. A profile needs neither.
+if [[ " $* " != *" --profile-to "* ]]; then
+  start_moto
+  export HOOKFLOW_BENCH_AWS_ENDPOINT="$MOTO_ENDPOINT"
+  start_moto
+  export HOOKFLOW_BENCH_BURST_AWS_ENDPOINT="$MOTO_ENDPOINT"
+fi
 "target/$PROFILE/hookflow-bench" "$@"

@@ -327,7 +327,10 @@ pub struct Delivery {
 /// where a `\uXXXX` escape decodes to the same text.
 pub fn message_body<T: serde::Serialize>(message: &T) -> Result<String, serde_json::Error> {
     let text = serde_json::to_string(message)?;
-    if !text.contains(['\u{fffe}', '\u{ffff}']) {
+    // Both characters are EF BF BE/BF in UTF-8: a byte search (memchr)
+    // clears nearly every body without decoding it (it was 1.5 % of the
+    // pipeline's CPU when it looked at each char).
+    if !text.as_bytes().contains(&0xEF) || !text.contains(['\u{fffe}', '\u{ffff}']) {
         return Ok(text);
     }
     Ok(text.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff"))
@@ -335,6 +338,10 @@ pub fn message_body<T: serde::Serialize>(message: &T) -> Result<String, serde_js
 
 /// True when SQS accepts every character of `body`.
 pub fn sqs_accepts(body: &str) -> bool {
+    // ASCII, the common case, needs only the control characters checked.
+    if body.is_ascii() {
+        return body.bytes().all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+    }
     body.chars().all(
         |c| matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..),
     )
@@ -438,5 +445,29 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqs_accepts_what_its_character_rule_allows_in_ascii_and_beyond() {
+        for accepted in ["plain", "tab\tnew\nline\rreturn", "del\u{7f}", "é", "\u{fffd}", "😀"] {
+            assert!(sqs_accepts(accepted), "{accepted:?}");
+        }
+        for refused in ["nul\u{0}", "bell\u{7}", "é\u{1}", "\u{fffe}", "\u{ffff}", "\u{d7ff}\u{b}"] {
+            assert!(!sqs_accepts(refused), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn message_bodies_escape_the_two_noncharacters_and_nothing_else() {
+        let body = message_body(&serde_json::json!({"a": "x\u{fffe}y\u{ffff}", "b": "\u{f000}é"})).expect("encode");
+        assert_eq!(body, "{\"a\":\"x\\ufffey\\uffff\",\"b\":\"\u{f000}é\"}");
+        assert!(sqs_accepts(&body));
+        let back: serde_json::Value = serde_json::from_str(&body).expect("decode");
+        assert_eq!(back["a"], "x\u{fffe}y\u{ffff}");
     }
 }
