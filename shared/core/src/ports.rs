@@ -457,7 +457,14 @@ mod tests {
         for accepted in ["plain", "tab\tnew\nline\rreturn", "del\u{7f}", "é", "\u{fffd}", "😀"] {
             assert!(sqs_accepts(accepted), "{accepted:?}");
         }
-        for refused in ["nul\u{0}", "bell\u{7}", "é\u{1}", "\u{fffe}", "\u{ffff}", "\u{d7ff}\u{b}"] {
+        for refused in [
+            "nul\u{0}",
+            "bell\u{7}",
+            "é\u{1}",
+            "\u{fffe}",
+            "\u{ffff}",
+            "\u{d7ff}\u{b}",
+        ] {
             assert!(!sqs_accepts(refused), "{refused:?}");
         }
     }
