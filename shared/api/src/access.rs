@@ -51,8 +51,6 @@ impl From<AccessError> for ApiError {
 
 /// What a route needs, from its method and route template. `None`: public.
 pub(crate) fn required_permission(method: &Method, route: &str) -> Option<Permission> {
-    // Behind a stage prefix (`/dev/v1/…`) the route is the same.
-    let route = route.find("/v1/").map_or(route, |at| &route[at..]);
     if route == "/v1/openapi.json" {
         return None;
     }
@@ -215,7 +213,6 @@ fn refusal(err: AccessError) -> Response {
 /// The route with its verb filled in and its ids left as names:
 /// `/v1/workspaces/{workspace_id}/workflows/{workflow_id}/publish`.
 fn action_route(route: &str, params: &RawPathParams) -> String {
-    let route = route.find("/v1/").map_or(route, |at| &route[at..]);
     params
         .iter()
         .filter(|(name, _)| !name.ends_with("_id"))
@@ -335,7 +332,7 @@ mod tests {
             ),
             (
                 Method::GET,
-                "/prod/v1/workspaces/{workspace_id}/runs/{run_id}",
+                "/v1/workspaces/{workspace_id}/runs/{run_id}",
                 Some(Permission::Operate),
             ),
             (

@@ -19,6 +19,7 @@ mod workflows;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Extension;
@@ -75,11 +76,17 @@ pub struct ApiState {
 }
 
 /// `routes` behind API Gateway: an HTTP API stage other than `$default`
-/// puts `/<stage>` in front of every path, so the routes are served both with
-/// and without it. The prefix is cut off before routing, so each route is
+/// puts `/<stage>` in front of every path on the API's own endpoint (and
+/// none through a custom domain), so the routes are served both with and
+/// without it. The template sets `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`, so
+/// that `lambda_http` hands over the path as sent: otherwise it adds the
+/// stage to a path without it, and the stage's root `/prod` became
+/// `/prod/prod`. The prefix is cut off before routing, so each route is
 /// inserted once (nesting and merging the router inserted each one twice
 /// more, and building the router dominates the API function's start).
-/// Handlers that link back to the stage read it from `OriginalUri`.
+/// Handlers that link back to the stage read it from `OriginalUri`. A stage
+/// named like a route's first segment (`v1`, `dashboard`) would hide that
+/// route when it is called without the prefix.
 pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
     let Some(stage) = stage
         .map(|s| s.trim_matches('/'))
@@ -93,7 +100,8 @@ pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
         let routes = routes.clone();
         async move {
             // `/prod/` is `/prod` (the dashboard's address, typed either way).
-            if request.uri().path().strip_prefix(&*root) == Some("/") {
+            let page = matches!(*request.method(), Method::GET | Method::HEAD);
+            if page && request.uri().path().strip_prefix(&*root) == Some("/") {
                 return Ok(axum::response::Redirect::permanent(&root).into_response());
             }
             routes.oneshot(without_stage(request, &root)).await
@@ -217,12 +225,10 @@ mod tests {
 
     /// Answers with the path it was routed by and the path the client sent.
     fn echo() -> Router {
-        Router::new().route(
-            "/{*rest}",
-            get(|OriginalUri(original): OriginalUri, request: Request| async move {
-                format!("{} {}", request.uri(), original)
-            }),
-        )
+        let echo = get(|OriginalUri(original): OriginalUri, request: Request| async move {
+            format!("{} {}", request.uri(), original)
+        });
+        Router::new().route("/", echo.clone()).route("/{*rest}", echo)
     }
 
     async fn served(path: &str) -> (u16, String) {
@@ -256,6 +262,12 @@ mod tests {
             (200, "/products/1 /products/1".to_owned()),
             "only a whole path segment is the stage"
         );
+        assert_eq!(served("/prod").await, (200, "/ /prod".to_owned()));
         assert_eq!(served("/prod/").await, (308, "-> /prod".to_owned()));
+        let post = Request::post("/prod/")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = for_stage(echo(), Some("prod")).oneshot(post).await.expect("infallible");
+        assert_eq!(response.status().as_u16(), 405, "only a page is redirected");
     }
 }

@@ -219,6 +219,18 @@ fn functions_get_their_configuration() {
     }
 }
 
+/// The HTTP functions cut the API stage off the path themselves
+/// (`hookflow_api::for_stage`): `lambda_http` must hand the path over as API
+/// Gateway sent it, or the stage's root `/<stage>` arrives as
+/// `/<stage>/<stage>` and the dashboard is not found there.
+#[test]
+fn http_functions_get_the_path_as_sent_and_their_stage() {
+    let template = template();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"].as_str(), Some("true"));
+    assert_eq!(reference(&globals["HOOKFLOW_API_STAGE"]), Some("Stage"));
+}
+
 /// A function builds Secrets Manager, SES and SNS clients
 /// (`grants::StackServices` in its `main`) exactly when the template grants
 /// its role one of them; the others get services that refuse, so a grant
