@@ -108,7 +108,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Dispatcher scaling and cost per run on `endpoint`, beside the Lambda
-/// burst: they wait on the emulators, not on this machine's cores.
+/// burst on its own emulator: both spend most of their time waiting on a
+/// moto, which serves one request at a time.
 async fn emulated_parts(
     args: &Args,
     endpoint: &str,

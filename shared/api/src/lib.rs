@@ -86,7 +86,7 @@ pub struct ApiState {
 /// more, and building the router dominates the API function's start).
 /// Handlers that link back to the stage read it from `OriginalUri`. A stage
 /// named like a route's first segment (`v1`, `dashboard`) would hide that
-/// route when it is called without the prefix.
+/// route when it is called without the prefix: the template refuses both.
 pub fn for_stage(routes: Router, stage: Option<&str>) -> Router {
     let Some(stage) = stage
         .map(|s| s.trim_matches('/'))
