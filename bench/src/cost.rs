@@ -298,7 +298,6 @@ pub fn step_functions(run: &RunRequests, prices: &Prices) -> (f64, f64) {
     (standard, express)
 }
 
-/// The functions' memory in MB, from `Globals.Function.MemorySize` of the template.
 /// The default of the template's `Stage` parameter: the HTTP API stage a
 /// deployment gets unless it names another.
 pub fn template_stage(template: &str) -> anyhow::Result<String> {
@@ -313,6 +312,7 @@ pub fn template_stage(template: &str) -> anyhow::Result<String> {
         .context("the Stage parameter has no Default")
 }
 
+/// The functions' memory in MB, from `Globals.Function.MemorySize` of the template.
 pub fn template_memory_mb(template: &str) -> anyhow::Result<f64> {
     template
         .lines()

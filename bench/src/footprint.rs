@@ -98,6 +98,7 @@ pub fn lambda_environment(command: &mut Command, runtime_api: &str, stack: &Lamb
         .env("HOOKFLOW_DEAD_LETTER_QUEUE_ARN", &stack.dead_letter_queue_arn)
         .env("HOOKFLOW_STACK_NAME", "bench")
         .env("HOOKFLOW_API_STAGE", &stack.stage)
+        .env("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true")
         .env("RUST_LOG", "warn");
 }
 
