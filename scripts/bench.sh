@@ -31,12 +31,14 @@ echo "== building hookflow, the bench and the Lambda functions ($PROFILE profile
 cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench \
   -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
 
-# Two emulators: the burst runs beside the scaling and cost parts, and one
-# moto serves one request at a time. A profile needs neither.
+# Three emulators: the burst's two chains run beside the scaling and cost
+# parts, and one moto serves one request at a time. A profile needs none.
 if [[ " $* " != *" --profile-to "* ]]; then
   start_moto
   export HOOKFLOW_BENCH_AWS_ENDPOINT="$MOTO_ENDPOINT"
   start_moto
-  export HOOKFLOW_BENCH_BURST_AWS_ENDPOINT="$MOTO_ENDPOINT"
+  burst_endpoints="$MOTO_ENDPOINT"
+  start_moto
+  export HOOKFLOW_BENCH_BURST_AWS_ENDPOINTS="$burst_endpoints,$MOTO_ENDPOINT"
 fi
 "target/$PROFILE/hookflow-bench" "$@"

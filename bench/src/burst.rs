@@ -7,7 +7,6 @@
 //! dispatcher queued, and the api function shows the workflow they ran.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -137,17 +136,18 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(binary: &Path, stack: &LambdaStack, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    async fn start(function: &str, stack: &LambdaStack, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let (runtime_api, invocations) = RuntimeApi::serve().await?;
-        let mut command = Command::new(binary);
+        let mut command = Command::new(sibling_binary(function)?);
         lambda_environment(&mut command, &runtime_api, stack);
         command.envs(extra_env.iter().copied());
-        let log = std::fs::File::create(std::env::temp_dir().join("hookflow-bench-burst.log"))?;
+        let log_path = std::env::temp_dir().join(format!("hookflow-bench-burst-{function}.log"));
+        let log = std::fs::File::create(log_path)?;
         let child = command
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .with_context(|| format!("starting {function}"))?;
         Ok(Self {
             child,
             invocations,
@@ -237,9 +237,9 @@ struct BurstStack {
     key: String,
 }
 
-async fn burst_stack(endpoint: &str, peer: &str, stage: &str) -> anyhow::Result<BurstStack> {
+async fn burst_stack(endpoint: &str, peer: &str, stage: &str, prefix: &str) -> anyhow::Result<BurstStack> {
     let (_, dynamo, sqs) = counted_clients(endpoint).await;
-    let (names, urls, stores) = emulator_stack(dynamo, &sqs, "burst").await?;
+    let (names, urls, stores) = emulator_stack(dynamo, &sqs, prefix).await?;
     stores.workflows().apply_file(three_step_workflow(peer)?).await?;
     let key = stores.access().create_key("ws_count", Role::Admin, None).await?.secret;
     Ok(BurstStack {
@@ -260,39 +260,59 @@ async fn burst_stack(endpoint: &str, peer: &str, stage: &str) -> anyhow::Result<
 /// Every function through a burst of `messages`, in the order the messages
 /// flow; a function's burst fails the bench if any invocation goes unanswered.
 /// The webhook and api functions are called under the API stage `stage`.
-pub async fn run(endpoint: &str, messages: usize, stage: &str) -> anyhow::Result<Vec<Burst>> {
+///
+/// The bursts run as two chains, side by side: the webhook, dispatcher and
+/// step functions pass the messages on, on the first emulator; the events
+/// and api functions, which feed nothing measured, on the last. A moto
+/// serves one request at a time, so a second one halves the wait.
+pub async fn run(endpoints: &[String], messages: usize, stage: &str) -> anyhow::Result<Vec<Burst>> {
+    let (Some(first), Some(last)) = (endpoints.first(), endpoints.last()) else {
+        bail!("the burst needs an AWS emulator");
+    };
     let peer = ok_peer().await?;
-    let stack = burst_stack(endpoint, &peer, stage).await?;
-    Ok(vec![
-        invocation_burst(&stack, "hookflow-webhook", messages, |n| {
-            api_gateway(
-                stage,
-                "POST",
-                "/v1/events",
-                &stack.key,
-                Some(prize_won("webhook", n).to_string()),
-            )
-        })
-        .await?,
-        invocation_burst(&stack, "hookflow-events", messages, eventbridge).await?,
-        queue_burst(
-            &stack,
-            "hookflow-dispatcher",
-            &stack.lambda.triggers_queue_url,
-            messages,
-            &[],
+    let (flow, side) = tokio::try_join!(
+        flow_chain(first, &peer, messages, stage),
+        side_chain(last, &peer, messages, stage)
+    )?;
+    let [webhook, dispatcher, step] = flow;
+    let [events, api] = side;
+    Ok(vec![webhook, events, dispatcher, step, api])
+}
+
+/// The webhook function ingests the events the dispatcher then dispatches
+/// and whose steps the step function runs.
+async fn flow_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) -> anyhow::Result<[Burst; 3]> {
+    let stack = burst_stack(endpoint, peer, stage, "burst-flow").await?;
+    let webhook = invocation_burst(&stack, "hookflow-webhook", messages, |n| {
+        api_gateway(
+            stage,
+            "POST",
+            "/v1/events",
+            &stack.key,
+            Some(prize_won("webhook", n).to_string()),
         )
-        .await?,
-        queue_burst(
-            &stack,
-            "hookflow-step",
-            &stack.lambda.steps_queue_url,
-            messages,
-            &[("ALLOW_PRIVATE_NETWORKS", "true")],
-        )
-        .await?,
-        api_burst(&stack, messages).await?,
-    ])
+    })
+    .await?;
+    let triggers = &stack.lambda.triggers_queue_url;
+    let dispatcher = queue_burst(&stack, "hookflow-dispatcher", triggers, messages, &[]).await?;
+    let steps = &stack.lambda.steps_queue_url;
+    let step = queue_burst(
+        &stack,
+        "hookflow-step",
+        steps,
+        messages,
+        &[("ALLOW_PRIVATE_NETWORKS", "true")],
+    )
+    .await?;
+    Ok([webhook, dispatcher, step])
+}
+
+/// The events function's ingest and the api function's reads, on a stack
+/// of their own.
+async fn side_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) -> anyhow::Result<[Burst; 2]> {
+    let stack = burst_stack(endpoint, peer, stage, "burst-side").await?;
+    let events = invocation_burst(&stack, "hookflow-events", messages, eventbridge).await?;
+    Ok([events, api_burst(&stack, messages).await?])
 }
 
 /// The workflow's detail (`GET …/workflows/{id}`: its versions and
@@ -328,7 +348,7 @@ async fn invocation_burst(
     event: impl Fn(usize) -> Value,
 ) -> anyhow::Result<Burst> {
     eprintln!("burst: {messages} invocations of {function}");
-    let mut instance = Instance::start(&sibling_binary(function)?, &stack.lambda, &[]).await?;
+    let mut instance = Instance::start(function, &stack.lambda, &[]).await?;
     for n in 0..messages {
         if let Answer::Response(answer) = instance.invoke(event(n)).await? {
             if answer["statusCode"].as_u64().is_some_and(|status| status >= 400) {
@@ -352,7 +372,7 @@ async fn queue_burst(
     extra_env: &[(&str, &str)],
 ) -> anyhow::Result<Burst> {
     eprintln!("burst: {messages} records through {function}");
-    let mut instance = Instance::start(&sibling_binary(function)?, &stack.lambda, extra_env).await?;
+    let mut instance = Instance::start(function, &stack.lambda, extra_env).await?;
     let mut handed = 0;
     let mut empty_polls = 0;
     while handed < messages && empty_polls < 10 {

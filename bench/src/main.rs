@@ -38,12 +38,13 @@ struct Args {
     /// script starts moto); without it those parts are skipped.
     #[arg(long, env = "HOOKFLOW_BENCH_AWS_ENDPOINT")]
     aws_endpoint: Option<String>,
-    /// A second emulator for the burst (the bench script starts one). The
-    /// burst always runs beside the scaling and cost parts; without this it
-    /// shares their emulator, which serves one request at a time, and the
-    /// parts take as long as they would one after the other.
-    #[arg(long, env = "HOOKFLOW_BENCH_BURST_AWS_ENDPOINT")]
-    burst_aws_endpoint: Option<String>,
+    /// Emulators for the burst, comma-separated (the bench script starts
+    /// two). The burst always runs beside the scaling and cost parts, as two
+    /// chains of functions spread over these; a moto serves one request at a
+    /// time, so with fewer the parts take longer. Without any, the burst
+    /// shares the scaling part's emulator.
+    #[arg(long, env = "HOOKFLOW_BENCH_BURST_AWS_ENDPOINTS", value_delimiter = ',')]
+    burst_aws_endpoints: Vec<String>,
     /// Active workflows of the dispatcher scaling part.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
     workflows: Vec<usize>,
@@ -108,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Dispatcher scaling and cost per run on `endpoint`, beside the Lambda
-/// burst on its own emulator: both spend most of their time waiting on a
+/// burst on emulators of its own: both spend most of their time waiting on a
 /// moto, which serves one request at a time.
 async fn emulated_parts(
     args: &Args,
@@ -117,7 +118,10 @@ async fn emulated_parts(
     stage: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let burst_endpoint = args.burst_aws_endpoint.as_deref().unwrap_or(endpoint);
+    let burst_endpoints = match args.burst_aws_endpoints.as_slice() {
+        [] => vec![endpoint.to_owned()],
+        endpoints => endpoints.to_vec(),
+    };
     let scaling_and_cost = async {
         eprintln!("dispatcher scaling on {endpoint}");
         let scaling = scaling::run(endpoint, &args.workflows, args.scaling_events).await?;
@@ -127,7 +131,7 @@ async fn emulated_parts(
     let bursts = async {
         match args.burst {
             0 => Ok(None),
-            messages => burst::run(burst_endpoint, messages, stage).await.map(Some),
+            messages => burst::run(&burst_endpoints, messages, stage).await.map(Some),
         }
     };
     let ((scaling, run), bursts) = tokio::try_join!(scaling_and_cost, bursts)?;
