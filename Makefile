@@ -52,5 +52,5 @@ build:
 # Needs AWS credentials; cannot run on a machine without AWS access.
 deploy: build
 	bash scripts/lint-template.sh
-	PATH="$(CURDIR)/.venv-build/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv-template/bin/sam build --beta-features
+	PATH="$(CURDIR)/.venv-build/bin:$$PATH" CARGO_PROFILE_RELEASE_PANIC=abort SAM_CLI_TELEMETRY=0 .venv-template/bin/sam build --beta-features
 	SAM_CLI_TELEMETRY=0 .venv-template/bin/sam deploy --guided

@@ -28,8 +28,11 @@ fi
 PROFILE="release"
 if [[ " $* " == *" --profile-to "* ]]; then PROFILE="profiling"; fi
 echo "== building hookflow, the bench and the Lambda functions ($PROFILE profile, x86_64)"
-cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench \
+cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench
+# The functions and the bare binary they are measured against abort on panic, as `make build`'s do.
+CARGO_PROFILE_RELEASE_PANIC=abort cargo build --profile "$PROFILE" \
   -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
+CARGO_PROFILE_RELEASE_PANIC=abort cargo build --profile "$PROFILE" -p hookflow-bench --bin bench-lambda-hello
 
 # Three emulators: the burst's two chains run beside the scaling and cost
 # parts, and one moto serves one request at a time. A profile needs none.

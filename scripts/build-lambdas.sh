@@ -12,6 +12,10 @@ fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 # cargo-lambda finds zig through `python3 -m ziglang`: the venv's python must come first.
 export PATH="$PWD/$VENV/bin:$PATH"
+# A function gains nothing from unwinding: after a panic, Lambda reports the invocation failed
+# whether the runtime caught it or the process ended, and the batch comes back after its
+# visibility timeout either way. Aborting drops the unwind paths from the zips.
+export CARGO_PROFILE_RELEASE_PANIC=abort
 cargo lambda build --release --arm64 \
   --bin hookflow-webhook --bin hookflow-events --bin hookflow-dispatcher --bin hookflow-step --bin hookflow-api
 for f in target/lambda/*/bootstrap; do
