@@ -2,9 +2,10 @@
 //! one warm instance meets it: invocations one after another on a loopback
 //! Lambda runtime-API stub, the function's tables and queues on the
 //! emulator. The messages are real: the webhook and events functions ingest
-//! the burst's events, the dispatcher gets what they queued (ten records a
-//! batch, as an SQS event source sends them), the step function what the
-//! dispatcher queued, and the api function shows the workflow they ran.
+//! the burst's events, the dispatcher gets what the webhook function queued
+//! (ten records a batch, as an SQS event source sends them), the step
+//! function what the dispatcher queued, and the api function shows the
+//! workflow they ran.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -317,9 +318,10 @@ async fn side_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) ->
 
 /// The workflow's detail (`GET …/workflows/{id}`: its versions and
 /// subscription), the dashboard's and the CLI's first read. Run details
-/// would be the heavier read, but the emulator answers a query by scanning
-/// the whole runs table, which the burst has filled with thousands of
-/// items: a thousand of them took nine minutes.
+/// would be the heavier read, but the side chain's stack has no runs, and
+/// the emulator answers a query by scanning the whole runs table, which the
+/// flow chain fills with thousands of items: a thousand run details read
+/// there took nine minutes.
 async fn api_burst(stack: &BurstStack, messages: usize) -> anyhow::Result<Burst> {
     invocation_burst(stack, "hookflow-api", messages, |_| {
         api_gateway(

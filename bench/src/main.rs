@@ -40,9 +40,9 @@ struct Args {
     aws_endpoint: Option<String>,
     /// Emulators for the burst, comma-separated (the bench script starts
     /// two). The burst always runs beside the scaling and cost parts, as two
-    /// chains of functions spread over these; a moto serves one request at a
-    /// time, so with fewer the parts take longer. Without any, the burst
-    /// shares the scaling part's emulator.
+    /// chains of functions, on the first and the last of these; a moto serves
+    /// one request at a time, so with one the parts take longer. Without any,
+    /// the burst shares the scaling part's emulator.
     #[arg(long, env = "HOOKFLOW_BENCH_BURST_AWS_ENDPOINTS", value_delimiter = ',')]
     burst_aws_endpoints: Vec<String>,
     /// Active workflows of the dispatcher scaling part.
