@@ -340,8 +340,8 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
 
     // Each function wired by the same `wire` its main.rs calls. The sink
     // is on loopback, so HTTP steps may call private networks here.
-    let webhook = function_webhook::wire(&stores, sqs_queue(&sqs, urls.triggers.clone()), STAGE);
-    let dispatcher = function_dispatcher::wire(&stores, sqs_queue(&sqs, urls.steps.clone()));
+    let webhook = function_webhook::wire(&stores.doors(), sqs_queue(&sqs, urls.triggers.clone()), STAGE);
+    let dispatcher = function_dispatcher::wire(&stores.dispatch(), sqs_queue(&sqs, urls.steps.clone()));
     let executor = function_step::wire(
         &stores,
         sqs_queue(&sqs, urls.steps.clone()),

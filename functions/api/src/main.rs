@@ -2,14 +2,14 @@
 
 use function_api::wire;
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, grants, init_tracing, required_env, stores, STEPS_QUEUE_URL};
+use hookflow_lambda::{aws_config, init_tracing, required_env, stores, STEPS_QUEUE_URL};
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = aws_config().await;
-    let stores = stores(&config, grants::StackServices)?;
+    let stores = stores(&config)?;
     let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
     lambda_http::run(wire(&stores, steps, stage.as_deref())).await

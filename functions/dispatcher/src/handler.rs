@@ -34,7 +34,7 @@ mod tests {
             .await
             .unwrap();
         let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
-        let dispatcher = crate::wire(&stores, backend.steps.clone());
+        let dispatcher = crate::wire(&stores.dispatch(), backend.steps.clone());
         let dead_letters = stores.dead_letters(QueueKind::Triggers, backend.steps.clone());
         let function = QueueConsumer {
             handler: &dispatcher,

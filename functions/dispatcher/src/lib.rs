@@ -6,10 +6,10 @@ pub mod handler;
 use std::sync::Arc;
 
 use hookflow_core::ports::Queue;
-use hookflow_core::wiring::Stores;
+use hookflow_core::wiring::DispatchStores;
 use hookflow_core::Dispatcher;
 
 /// The function as deployed: runs start on the steps queue.
-pub fn wire(stores: &Stores, steps: Arc<dyn Queue>) -> Dispatcher {
+pub fn wire(stores: &DispatchStores, steps: Arc<dyn Queue>) -> Dispatcher {
     stores.dispatcher(steps)
 }

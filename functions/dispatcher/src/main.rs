@@ -4,7 +4,7 @@ use function_dispatcher::{handler, wire};
 use hookflow_aws::sqs_queue;
 use hookflow_core::dead_letter::QueueKind;
 use hookflow_lambda::{
-    aws_config, grants, init_tracing, required_env, stores, QueueConsumer, DEAD_LETTER_QUEUE_ARN, STEPS_QUEUE_URL,
+    aws_config, dispatch_stores, init_tracing, required_env, QueueConsumer, DEAD_LETTER_QUEUE_ARN, STEPS_QUEUE_URL,
 };
 use lambda_runtime::{service_fn, Error};
 
@@ -12,7 +12,7 @@ use lambda_runtime::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = aws_config().await;
-    let stores = stores(&config, grants::TablesAndQueues)?;
+    let stores = dispatch_stores(&config)?;
     let steps = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(STEPS_QUEUE_URL)?);
     let dead_letters = stores.dead_letters(QueueKind::Triggers, steps.clone());
     let dispatcher = wire(&stores, steps);

@@ -54,7 +54,7 @@ mod tests {
         });
         let stores =
             hookflow_core::wiring::Stores::memory(&backend, std::sync::Arc::new(hookflow_core::ports::SystemClock));
-        let ingest = crate::wire(&stores, backend.triggers.clone());
+        let ingest = crate::wire(stores.dedupe.clone(), backend.triggers.clone());
         let event: EventBridgeEvent<Value> =
             serde_json::from_str(include_str!("../../../events/lambda/eventbridge-prize-won.json")).unwrap();
         let reply = handle(&ingest, LambdaEvent::new(event.clone(), Default::default()))

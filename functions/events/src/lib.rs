@@ -7,12 +7,12 @@ pub mod handler;
 
 use std::sync::Arc;
 
-use hookflow_core::ports::Queue;
-use hookflow_core::wiring::Stores;
+use hookflow_core::ports::{EventDedupe, Queue};
 use hookflow_core::Ingest;
 
-/// The function as deployed: events are deduplicated in the runs table and
-/// sent to the triggers queue.
-pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>) -> Ingest {
-    stores.ingest(triggers)
+/// The function as deployed: events are deduplicated by `dedupe` (the runs
+/// table) and sent to the triggers queue. It takes no other store, so links
+/// none.
+pub fn wire(dedupe: Arc<dyn EventDedupe>, triggers: Arc<dyn Queue>) -> Ingest {
+    hookflow_core::wiring::ingest(dedupe, triggers)
 }

@@ -2,7 +2,7 @@
 
 use function_events::{handler, wire};
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, grants, init_tracing, required_env, stores, TRIGGERS_QUEUE_URL};
+use hookflow_lambda::{aws_config, init_tracing, required_env, tables, TRIGGERS_QUEUE_URL};
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let config = aws_config().await;
     let triggers = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(TRIGGERS_QUEUE_URL)?);
-    let ingest = wire(&stores(&config, grants::TablesAndQueues)?, triggers);
+    let ingest = wire(tables(&config)?.dedupe(), triggers);
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event| handler::handle(ingest, event))).await
 }

@@ -6,8 +6,8 @@ use hookflow_aws::sqs_queue;
 use hookflow_core::dead_letter::QueueKind;
 use hookflow_http_client::NetworkPolicy;
 use hookflow_lambda::{
-    aws_config, grants, init_tracing, required_env, stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS,
-    DEAD_LETTER_QUEUE_ARN, STEPS_QUEUE_URL, TRIGGERS_QUEUE_URL,
+    aws_config, init_tracing, required_env, stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS, DEAD_LETTER_QUEUE_ARN,
+    STEPS_QUEUE_URL, TRIGGERS_QUEUE_URL,
 };
 use lambda_runtime::{service_fn, Error};
 
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
         NetworkPolicy::deny_private()
     };
     let config = aws_config().await;
-    let stores = stores(&config, grants::StackServices)?;
+    let stores = stores(&config)?;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let steps = sqs_queue(&sqs, required_env(STEPS_QUEUE_URL)?);
     let triggers = sqs_queue(&sqs, required_env(TRIGGERS_QUEUE_URL)?);

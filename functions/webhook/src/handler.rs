@@ -71,7 +71,7 @@ mod tests {
             .await
             .unwrap();
         let request: Request = lambda_http::request::from_str(fixture).unwrap();
-        let response = crate::wire(&stores, backend.triggers.clone(), Some("dev"))
+        let response = crate::wire(&stores.doors(), backend.triggers.clone(), Some("dev"))
             .oneshot(request)
             .await
             .unwrap();

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use hookflow_api::Router;
 use hookflow_core::ports::Queue;
-use hookflow_core::wiring::Stores;
+use hookflow_core::wiring::DoorStores;
 
 /// The function as deployed: keys and hooks are looked up in the workflows table,
 /// events are deduplicated in the runs table and sent to the triggers queue.
-pub fn wire(stores: &Stores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> Router {
+pub fn wire(stores: &DoorStores, triggers: Arc<dyn Queue>, stage: Option<&str>) -> Router {
     handler::router(
         Arc::new(stores.access()),
         Arc::new(stores.ingest(triggers.clone())),
@@ -82,7 +82,7 @@ mod tests {
         let minted = stores.hooks().create("ws_fn", request).await.expect("create the hook");
         let (hook_id, secret) = (minted.hook.id.clone(), minted.secret.expect("a secret").1);
         let triggers = sqs_queue(&aws.sqs, aws.urls.triggers);
-        let router = wire(&stores, triggers.clone(), Some("$default"));
+        let router = wire(&stores.doors(), triggers.clone(), Some("$default"));
 
         let body = r#"{"order": {"id": 7}}"#;
         let now = chrono::Utc::now().timestamp().to_string();
@@ -122,8 +122,8 @@ mod tests {
             visibility_timeout: std::time::Duration::from_secs(30),
             max_receive_count: 5,
         });
-        let stores = Stores::memory(&backend, Arc::new(SystemClock));
-        let router = wire(&stores, backend.triggers.clone(), Some("dev"));
+        let stores = hookflow_core::wiring::Stores::memory(&backend, Arc::new(SystemClock));
+        let router = wire(&stores.doors(), backend.triggers.clone(), Some("dev"));
 
         let request: HookRequest =
             serde_json::from_value(json!({"name": "crm", "kind": "webhook", "auth": {"type": "standard_webhooks"}}))

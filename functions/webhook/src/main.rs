@@ -2,7 +2,7 @@
 
 use function_webhook::wire;
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, grants, init_tracing, required_env, stores, TRIGGERS_QUEUE_URL};
+use hookflow_lambda::{aws_config, init_tracing, required_env, tables, TRIGGERS_QUEUE_URL};
 use lambda_http::Error;
 
 #[tokio::main]
@@ -11,10 +11,5 @@ async fn main() -> Result<(), Error> {
     let config = aws_config().await;
     let triggers = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(TRIGGERS_QUEUE_URL)?);
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
-    lambda_http::run(wire(
-        &stores(&config, grants::TablesAndQueues)?,
-        triggers,
-        stage.as_deref(),
-    ))
-    .await
+    lambda_http::run(wire(&tables(&config)?.doors(), triggers, stage.as_deref())).await
 }

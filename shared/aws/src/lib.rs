@@ -10,7 +10,6 @@ mod error;
 mod hooks;
 mod lazy_client;
 mod messaging;
-mod not_granted;
 mod outbound;
 pub mod request_count;
 mod resources;
@@ -40,8 +39,8 @@ use std::time::Duration;
 
 use hookflow_core::connections::SecretVault;
 use hookflow_core::messaging::Messaging;
-use hookflow_core::ports::SystemClock;
-use hookflow_core::wiring::Stores;
+use hookflow_core::ports::{EventDedupe, SystemClock};
+use hookflow_core::wiring::{DispatchStores, DoorStores, Stores};
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
 /// subscriptions, keys, hooks, contacts and the audit trail) and the runs table (runs and
@@ -54,34 +53,134 @@ pub fn dynamo_stores(
     runs_table: &str,
     run_retention: Option<Duration>,
 ) -> Stores {
-    let workflows = Arc::new(DynamoWorkflows::new(dynamo.clone(), workflows_table));
-    let access = Arc::new(DynamoAccess::new(dynamo.clone(), workflows_table));
-    let hooks = Arc::new(DynamoHooks::new(dynamo.clone(), workflows_table));
-    let contacts = Arc::new(DynamoContacts::new(dynamo.clone(), workflows_table));
-    let sites = Arc::new(DynamoSites::new(dynamo.clone(), workflows_table));
-    let connections = Arc::new(DynamoConnections::new(dynamo.clone(), workflows_table));
-    let outbound = Arc::new(DynamoOutbound::new(dynamo.clone(), workflows_table, runs_table));
-    let runs = Arc::new(DynamoRuns::new(dynamo, runs_table, run_retention));
-    Stores {
-        workflows: workflows.clone(),
-        catalog: workflows.clone(),
-        subscriptions: workflows,
-        runs: runs.clone(),
-        dedupe: runs.clone(),
-        dead_letters: runs,
-        keys: access.clone(),
-        audit: access,
-        hooks,
-        contacts,
-        sites,
-        connections,
-        vault: services.vault,
-        outbound,
-        messaging: services.messaging,
-        clock: Arc::new(SystemClock),
-        // Counted in this process; Lambda functions write EMF instead
-        // (`hookflow_lambda::stores`).
-        metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
+    DynamoTables::new(dynamo, workflows_table, runs_table, run_retention).stores(services)
+}
+
+/// The stack's two tables, from which a function takes the stores it uses:
+/// all of them ([`DynamoTables::stores`]) or only a part. A store never
+/// built is not linked into the function.
+#[derive(Clone)]
+pub struct DynamoTables {
+    dynamo: aws_sdk_dynamodb::Client,
+    workflows_table: String,
+    runs_table: String,
+    run_retention: Option<Duration>,
+}
+
+impl DynamoTables {
+    /// Run items are kept for `run_retention` (`None`: kept).
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        workflows_table: &str,
+        runs_table: &str,
+        run_retention: Option<Duration>,
+    ) -> Self {
+        Self {
+            dynamo,
+            workflows_table: workflows_table.to_owned(),
+            runs_table: runs_table.to_owned(),
+            run_retention,
+        }
+    }
+
+    fn runs(&self) -> Arc<DynamoRuns> {
+        Arc::new(DynamoRuns::new(
+            self.dynamo.clone(),
+            &self.runs_table,
+            self.run_retention,
+        ))
+    }
+
+    fn workflows(&self) -> Arc<DynamoWorkflows> {
+        Arc::new(DynamoWorkflows::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
+    fn outbound(&self) -> Arc<DynamoOutbound> {
+        Arc::new(DynamoOutbound::new(
+            self.dynamo.clone(),
+            &self.workflows_table,
+            &self.runs_table,
+        ))
+    }
+
+    /// The event ids ingest remembers (in the runs table).
+    pub fn dedupe(&self) -> Arc<dyn EventDedupe> {
+        self.runs()
+    }
+
+    fn access(&self) -> Arc<DynamoAccess> {
+        Arc::new(DynamoAccess::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
+    fn hooks(&self) -> Arc<DynamoHooks> {
+        Arc::new(DynamoHooks::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
+    fn sites(&self) -> Arc<DynamoSites> {
+        Arc::new(DynamoSites::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
+    fn contacts(&self) -> Arc<DynamoContacts> {
+        Arc::new(DynamoContacts::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
+    /// What the public doors use.
+    pub fn doors(&self) -> DoorStores {
+        let access = self.access();
+        DoorStores {
+            dedupe: self.dedupe(),
+            keys: access.clone(),
+            audit: access,
+            hooks: self.hooks(),
+            sites: self.sites(),
+            contacts: self.contacts(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// What dispatch uses, counting into this process's metrics.
+    pub fn dispatch(&self) -> DispatchStores {
+        let runs = self.runs();
+        let workflows = self.workflows();
+        DispatchStores {
+            subscriptions: workflows.clone(),
+            workflows,
+            runs: runs.clone(),
+            outbound: self.outbound(),
+            dead_letters: runs,
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
+        }
+    }
+
+    /// Every store, and the `services` outside the tables. Each table's
+    /// adapter is built once and serves every port it implements (the
+    /// workflows adapter caches versions).
+    pub fn stores(&self, services: StackServices) -> Stores {
+        let workflows = self.workflows();
+        let runs = self.runs();
+        let access = self.access();
+        Stores {
+            workflows: workflows.clone(),
+            catalog: workflows.clone(),
+            subscriptions: workflows,
+            runs: runs.clone(),
+            dedupe: runs.clone(),
+            dead_letters: runs,
+            keys: access.clone(),
+            audit: access,
+            hooks: self.hooks(),
+            contacts: self.contacts(),
+            sites: self.sites(),
+            connections: Arc::new(DynamoConnections::new(self.dynamo.clone(), &self.workflows_table)),
+            vault: services.vault,
+            outbound: self.outbound(),
+            messaging: services.messaging,
+            clock: Arc::new(SystemClock),
+            // Counted in this process; Lambda functions write EMF instead
+            // (`hookflow_lambda`).
+            metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
+        }
     }
 }
 
@@ -123,20 +222,6 @@ impl StackServices {
                 LazyClient::from_config(config, aws_sdk_sns::Client::new),
                 policy,
             ),
-        }
-    }
-
-    /// No vault, email or SMS: for the functions whose role is not granted
-    /// them; each call fails terminally, saying so.
-    pub fn not_granted() -> Self {
-        let not_granted = Arc::new(not_granted::NotGranted);
-        Self {
-            vault: not_granted.clone(),
-            messaging: hookflow_core::messaging::Messaging {
-                mailer: not_granted.clone(),
-                texts: not_granted,
-                policy: Arc::new(hookflow_core::messaging::MessagingPolicy::default()),
-            },
         }
     }
 

@@ -75,29 +75,47 @@ impl Stores {
         }
     }
 
+    /// The stores of the public doors (the webhook function).
+    pub fn doors(&self) -> DoorStores {
+        DoorStores {
+            dedupe: self.dedupe.clone(),
+            keys: self.keys.clone(),
+            audit: self.audit.clone(),
+            hooks: self.hooks.clone(),
+            sites: self.sites.clone(),
+            contacts: self.contacts.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The stores of dispatch (the dispatcher function).
+    pub fn dispatch(&self) -> DispatchStores {
+        DispatchStores {
+            subscriptions: self.subscriptions.clone(),
+            workflows: self.workflows.clone(),
+            runs: self.runs.clone(),
+            outbound: self.outbound.clone(),
+            dead_letters: self.dead_letters.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Accepts events (webhooks, EventBridge, `POST /v1/events`) onto the
     /// triggers queue, once per event id.
     pub fn ingest(&self, triggers: Arc<dyn Queue>) -> Ingest {
-        Ingest::new(self.dedupe.clone(), triggers)
+        ingest(self.dedupe.clone(), triggers)
     }
 
     /// Starts one run per matching workflow on the steps queue, and live test
     /// runs of one version.
     pub fn dispatcher(&self, steps: Arc<dyn Queue>) -> Dispatcher {
-        Dispatcher::new(
-            self.subscriptions.clone(),
-            self.workflows.clone(),
-            self.runs.clone(),
-            steps.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            self.fan_out(steps),
-        )
+        self.dispatch().dispatcher(steps)
     }
 
     /// Webhook messages and their first orders onto `steps`.
     fn fan_out(&self, steps: Arc<dyn Queue>) -> FanOut {
-        FanOut::new(self.outbound.clone(), steps, self.clock.clone())
+        fan_out(self.outbound.clone(), steps, self.clock.clone())
     }
 
     /// Makes webhook attempts from the orders on `steps` through `http`;
@@ -185,7 +203,7 @@ impl Stores {
 
     /// The public hook route: authenticated requests become events on `triggers`.
     pub fn hook_receiver(&self, triggers: Arc<dyn Queue>) -> HookReceiver {
-        HookReceiver::new(self.hooks.clone(), self.ingest(triggers), self.clock.clone())
+        self.doors().hook_receiver(triggers)
     }
 
     /// The on-call actions: replays onto `steps`, bulk replays, cancels.
@@ -198,14 +216,7 @@ impl Stores {
     /// them; a parked step message's run ends failed, announced to webhook
     /// endpoints through orders on `steps`.
     pub fn dead_letters(&self, queue: QueueKind, steps: Arc<dyn Queue>) -> DeadLetters {
-        DeadLetters::new(
-            queue,
-            self.dead_letters.clone(),
-            self.runs.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            self.fan_out(steps),
-        )
+        self.dispatch().dead_letters(queue, steps)
     }
 
     /// Ends runs stuck past the redelivery horizon of the steps queue these
@@ -233,12 +244,7 @@ impl Stores {
     /// The public identify route: a site's JWT upserts its contact, whose
     /// events go through ingest onto `triggers`.
     pub fn identify(&self, triggers: Arc<dyn Queue>) -> crate::sso::Identify {
-        crate::sso::Identify::new(
-            self.sites.clone(),
-            self.contacts.clone(),
-            Arc::new(self.ingest(triggers)),
-            self.clock.clone(),
-        )
+        self.doors().identify(triggers)
     }
 
     /// Connected apps' credentials (the management API).
@@ -248,6 +254,99 @@ impl Stores {
 
     /// API keys and the audit trail.
     pub fn access(&self) -> Access {
+        self.doors().access()
+    }
+}
+
+/// Accepts events onto `triggers`, once per event id: all the events
+/// function needs, so that it links no other store.
+pub fn ingest(dedupe: Arc<dyn EventDedupe>, triggers: Arc<dyn Queue>) -> Ingest {
+    Ingest::new(dedupe, triggers)
+}
+
+fn fan_out(outbound: Arc<dyn OutboundStore>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> FanOut {
+    FanOut::new(outbound, steps, clock)
+}
+
+/// The part of [`Stores`] the public doors use: the webhook function's
+/// routes (events, hooks, identify) and the key check in front of them. A
+/// function built from these alone links no other store: each store in
+/// `Stores` is a trait object, and a trait object's every method is linked
+/// with it.
+#[derive(Clone)]
+pub struct DoorStores {
+    pub dedupe: Arc<dyn EventDedupe>,
+    pub keys: Arc<dyn KeyStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub hooks: Arc<dyn HookStore>,
+    pub sites: Arc<dyn crate::sso::SiteStore>,
+    pub contacts: Arc<dyn ContactStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl DoorStores {
+    /// As [`Stores::ingest`].
+    pub fn ingest(&self, triggers: Arc<dyn Queue>) -> Ingest {
+        ingest(self.dedupe.clone(), triggers)
+    }
+
+    /// As [`Stores::hook_receiver`].
+    pub fn hook_receiver(&self, triggers: Arc<dyn Queue>) -> HookReceiver {
+        HookReceiver::new(self.hooks.clone(), self.ingest(triggers), self.clock.clone())
+    }
+
+    /// As [`Stores::identify`].
+    pub fn identify(&self, triggers: Arc<dyn Queue>) -> crate::sso::Identify {
+        crate::sso::Identify::new(
+            self.sites.clone(),
+            self.contacts.clone(),
+            Arc::new(self.ingest(triggers)),
+            self.clock.clone(),
+        )
+    }
+
+    /// As [`Stores::access`].
+    pub fn access(&self) -> Access {
         Access::new(self.keys.clone(), self.audit.clone(), self.clock.clone())
+    }
+}
+
+/// The part of [`Stores`] dispatch uses: the dispatcher and the parking of
+/// its dead letters (see [`DoorStores`] for why it is a type of its own).
+#[derive(Clone)]
+pub struct DispatchStores {
+    pub subscriptions: Arc<dyn SubscriptionIndex>,
+    pub workflows: Arc<dyn WorkflowStore>,
+    pub runs: Arc<dyn RunLog>,
+    pub outbound: Arc<dyn OutboundStore>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
+}
+
+impl DispatchStores {
+    /// As [`Stores::dispatcher`].
+    pub fn dispatcher(&self, steps: Arc<dyn Queue>) -> Dispatcher {
+        Dispatcher::new(
+            self.subscriptions.clone(),
+            self.workflows.clone(),
+            self.runs.clone(),
+            steps.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            fan_out(self.outbound.clone(), steps, self.clock.clone()),
+        )
+    }
+
+    /// As [`Stores::dead_letters`].
+    pub fn dead_letters(&self, queue: QueueKind, steps: Arc<dyn Queue>) -> DeadLetters {
+        DeadLetters::new(
+            queue,
+            self.dead_letters.clone(),
+            self.runs.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            fan_out(self.outbound.clone(), steps, self.clock.clone()),
+        )
     }
 }

@@ -66,71 +66,65 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     hookflow_aws::sdk_config_loader().load().await
 }
 
-/// What a function's role may reach besides its tables and queues. Each
-/// grant is a type of its own, so that a function whose role lacks the
-/// stack services does not link their SDK clients at all.
-pub mod grants {
-    use hookflow_aws::StackServices as Services;
-
-    /// Builds the services a grant allows.
-    pub trait Grant {
-        fn services(config: &aws_config::SdkConfig, stack: &str) -> Services;
-    }
-
-    /// Tables and queues only (webhook, events, dispatcher): the services
-    /// refuse each call, as the role would.
-    #[derive(Debug, Clone, Copy)]
-    pub struct TablesAndQueues;
-
-    /// Also the connections' vault (Secrets Manager), SES and SNS (step, api).
-    #[derive(Debug, Clone, Copy)]
-    pub struct StackServices;
-
-    impl Grant for TablesAndQueues {
-        fn services(_: &aws_config::SdkConfig, _: &str) -> Services {
-            Services::not_granted()
-        }
-    }
-
-    impl Grant for StackServices {
-        fn services(config: &aws_config::SdkConfig, stack: &str) -> Services {
-            Services::from_config(config, stack, hookflow_aws::messaging_policy_from_env())
-        }
-    }
-}
-
-/// The stack's stores on the tables the template names (every function gets
-/// both tables, the retention and the stack's name from the template's
-/// `Globals`), counting into CloudWatch through EMF log lines. The grant
-/// must be what the template grants the function's role.
-pub fn stores<G: grants::Grant>(
-    config: &aws_config::SdkConfig,
-    _grant: G,
-) -> Result<hookflow_core::wiring::Stores, ConfigError> {
-    let stack = required_env(emf::STACK_NAME)?;
-    let services = G::services(config, &stack);
-    let mut stores = hookflow_aws::dynamo_stores(
+/// The stack's tables as the template names them (every function gets both
+/// tables and the retention from the template's `Globals`). A function takes
+/// from them only the stores it uses, so that it links no other: the events
+/// function its dedupe, the webhook function the doors' stores.
+pub fn tables(config: &aws_config::SdkConfig) -> Result<hookflow_aws::DynamoTables, ConfigError> {
+    Ok(hookflow_aws::DynamoTables::new(
         aws_sdk_dynamodb::Client::new(config),
-        services,
         &required_env(WORKFLOWS_TABLE)?,
         &required_env(RUNS_TABLE)?,
         run_retention()?,
-    );
+    ))
+}
+
+/// CloudWatch metrics through EMF log lines, under the stack's name.
+fn emf_metrics() -> Result<std::sync::Arc<EmfMetrics>, ConfigError> {
+    let stack = required_env(emf::STACK_NAME)?;
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "hookflow".into());
-    stores.metrics = std::sync::Arc::new(EmfMetrics::new(stack, function));
+    Ok(std::sync::Arc::new(EmfMetrics::new(stack, function)))
+}
+
+/// The dispatcher function's stores, counting through EMF.
+pub fn dispatch_stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::DispatchStores, ConfigError> {
+    let mut stores = tables(config)?.dispatch();
+    stores.metrics = emf_metrics()?;
+    Ok(stores)
+}
+
+/// Every store, with the stack's services outside the tables (the
+/// connections' vault in Secrets Manager, SES and SNS), counting through
+/// EMF: for the step and api functions, the only roles the template grants
+/// those services.
+pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+    let stack = required_env(emf::STACK_NAME)?;
+    let services = hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env());
+    let mut stores = tables(config)?.stores(services);
+    stores.metrics = emf_metrics()?;
     Ok(stores)
 }
 
 /// JSON logs for CloudWatch Logs Insights; level from `RUST_LOG`.
+///
+/// `RUST_LOG` is read as a level and levels per target (`debug`,
+/// `info,hookflow_core=debug`): the template sets one of four levels. Not as
+/// an `EnvFilter`, whose span and field filters compile regular expressions
+/// and link a regex engine into every function.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .without_time()
-        .with_env_filter(filter)
+        .finish()
+        .with(filter)
         .init();
 }
 
