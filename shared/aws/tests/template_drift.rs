@@ -188,8 +188,9 @@ fn dead_letter_queues_have_consumers() {
 fn functions_get_their_configuration() {
     let template = template();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    // Every function builds the stack's stores from both tables
-    // (`hookflow_lambda::stores`), then takes the queue it sends to.
+    // Every function builds its stores from both tables' names
+    // (`hookflow_lambda::tables`; the stack's name goes into the metrics of
+    // those that count), then takes the queue it sends to.
     let stores = ["HOOKFLOW_WORKFLOWS_TABLE", "HOOKFLOW_RUNS_TABLE", "HOOKFLOW_STACK_NAME"];
     let cases = [
         ("WebhookFunction", "HOOKFLOW_TRIGGERS_QUEUE_URL"),

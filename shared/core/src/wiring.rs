@@ -1,7 +1,8 @@
 //! The one place where use cases are built from ports. The Lambda functions,
 //! `hookflow dev`, the CLI and the tests all call these constructors, so a
 //! use case runs the same way wherever it runs: what differs between them is
-//! only which adapters fill [`Stores`] and which queues they pass.
+//! only which adapters fill [`Stores`] (or the part of it a function uses,
+//! [`DoorStores`] and [`DispatchStores`]) and which queues they pass.
 
 use std::sync::Arc;
 

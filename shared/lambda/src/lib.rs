@@ -106,26 +106,35 @@ pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::S
 }
 
 /// JSON logs for CloudWatch Logs Insights; level from `RUST_LOG`.
-///
-/// `RUST_LOG` is read as a level and levels per target (`debug`,
-/// `info,hookflow_core=debug`): the template sets one of four levels. Not as
-/// an `EnvFilter`, whose span and field filters compile regular expressions
-/// and link a regex engine into every function.
 pub fn init_tracing() {
-    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<tracing_subscriber::filter::Targets>().ok())
-        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    log_subscriber(std::env::var("RUST_LOG").ok().as_deref()).init();
+}
+
+/// `rust_log` is read as a level and levels per target (`debug`,
+/// `info,hookflow_core=debug`; the template sets one of four levels), and
+/// anything else as `info`. Not as an `EnvFilter`, whose span and field
+/// filters compile regular expressions and would link a regex engine into
+/// every function.
+fn log_subscriber(rust_log: Option<&str>) -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::layer::SubscriberExt;
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .without_time()
+        // The builder caps events at INFO unless told otherwise; `filter`
+        // decides instead.
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
         .finish()
-        .with(filter)
-        .init();
+        .with(log_filter(rust_log))
+}
+
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    rust_log
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The ARN of the dead-letter queue a queue function also consumes: its
@@ -209,6 +218,31 @@ fn delivery_of(record: SqsMessage, message_id: &str) -> Result<Delivery, EngineE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_sets_the_level_and_levels_per_target() {
+        use tracing::Level;
+        let logs = |rust_log, target, level| log_filter(rust_log).would_enable(target, &level);
+        assert!(logs(Some("debug"), "hookflow_core", Level::DEBUG));
+        assert!(!logs(Some("warn"), "hookflow_core", Level::INFO));
+        assert!(!logs(None, "hookflow_core", Level::DEBUG) && logs(None, "hookflow_core", Level::INFO));
+        let per_target = Some("info,hookflow_core=debug");
+        assert!(logs(per_target, "hookflow_core", Level::DEBUG));
+        assert!(!logs(per_target, "lambda_runtime", Level::DEBUG) && logs(per_target, "lambda_runtime", Level::INFO));
+        let unreadable = Some("hookflow_core[span{field=1}]=debug");
+        assert!(!logs(unreadable, "hookflow_core", Level::DEBUG) && logs(unreadable, "hookflow_core", Level::INFO));
+    }
+
+    /// The subscriber itself lets through what the filter allows: the fmt
+    /// builder's own cap would otherwise stop debug events.
+    #[test]
+    fn the_templates_debug_level_logs_debug_events() {
+        let debug_logged = |rust_log| {
+            tracing::subscriber::with_default(log_subscriber(rust_log), || tracing::enabled!(tracing::Level::DEBUG))
+        };
+        assert!(debug_logged(Some("debug")));
+        assert!(!debug_logged(Some("info")));
+    }
     use async_trait::async_trait;
     use hookflow_core::dead_letter::{ParkedBecause, QueueKind};
     use hookflow_core::memory::{MemoryBackend, QueueSettings};
