@@ -343,7 +343,7 @@ async fn the_readme_walkthrough_runs_through_the_lambda_handlers_on_dynamodb_and
     let webhook = function_webhook::wire(&stores.doors(), sqs_queue(&sqs, urls.triggers.clone()), STAGE);
     let dispatcher = function_dispatcher::wire(&stores.dispatch(), sqs_queue(&sqs, urls.steps.clone()));
     let executor = function_step::wire(
-        &stores,
+        &stores.steps(),
         sqs_queue(&sqs, urls.steps.clone()),
         sqs_queue(&sqs, urls.triggers.clone()),
         NetworkPolicy::allow_all(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hookflow_aws::{MAX_RECEIVE_COUNT, STEPS_MESSAGE_RETENTION};
 use hookflow_core::engine::DeliveryLimits;
 use hookflow_core::ports::{HttpError, Queue};
-use hookflow_core::wiring::Stores;
+use hookflow_core::wiring::StepStores;
 use hookflow_core::worker::StepsWork;
 use hookflow_http_client::{NetworkPolicy, ReqwestHttpClient};
 
@@ -29,7 +29,7 @@ pub fn steps_limits() -> DeliveryLimits {
 /// stack allows them), and the events contact steps emit (and disabled
 /// webhook endpoints announce) sent through ingest onto `triggers`.
 pub fn wire(
-    stores: &Stores,
+    stores: &StepStores,
     steps: Arc<dyn Queue>,
     triggers: Arc<dyn Queue>,
     policy: NetworkPolicy,

@@ -6,7 +6,7 @@ use hookflow_aws::sqs_queue;
 use hookflow_core::dead_letter::QueueKind;
 use hookflow_http_client::NetworkPolicy;
 use hookflow_lambda::{
-    aws_config, init_tracing, required_env, stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS, DEAD_LETTER_QUEUE_ARN,
+    init_tracing, required_env, sdk_config, step_stores, QueueConsumer, ALLOW_PRIVATE_NETWORKS, DEAD_LETTER_QUEUE_ARN,
     STEPS_QUEUE_URL, TRIGGERS_QUEUE_URL,
 };
 use lambda_runtime::{service_fn, Error};
@@ -20,13 +20,13 @@ async fn main() -> Result<(), Error> {
     } else {
         NetworkPolicy::deny_private()
     };
-    let config = aws_config().await;
-    let stores = stores(&config)?;
+    let config = sdk_config()?;
+    let stores = step_stores(&config)?;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let steps = sqs_queue(&sqs, required_env(STEPS_QUEUE_URL)?);
     let triggers = sqs_queue(&sqs, required_env(TRIGGERS_QUEUE_URL)?);
-    let dead_letters = stores.dead_letters(QueueKind::Steps, steps.clone());
-    let reaper = stores.reaper(steps_limits(), steps.clone());
+    let dead_letters = stores.run.dead_letters(QueueKind::Steps, steps.clone());
+    let reaper = stores.run.reaper(steps_limits(), steps.clone());
     let executor = wire(&stores, steps, triggers, policy)?;
     let dead_letter_queue_arn = required_env(DEAD_LETTER_QUEUE_ARN)?;
     let function = StepFunction {

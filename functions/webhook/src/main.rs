@@ -2,13 +2,13 @@
 
 use function_webhook::wire;
 use hookflow_aws::sqs_queue;
-use hookflow_lambda::{aws_config, init_tracing, required_env, tables, TRIGGERS_QUEUE_URL};
+use hookflow_lambda::{init_tracing, required_env, sdk_config, tables, TRIGGERS_QUEUE_URL};
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = aws_config().await;
+    let config = sdk_config()?;
     let triggers = sqs_queue(&aws_sdk_sqs::Client::new(&config), required_env(TRIGGERS_QUEUE_URL)?);
     let stage = std::env::var("HOOKFLOW_API_STAGE").ok();
     lambda_http::run(wire(&tables(&config)?.doors(), triggers, stage.as_deref())).await

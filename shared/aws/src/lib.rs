@@ -40,7 +40,7 @@ use std::time::Duration;
 use hookflow_core::connections::SecretVault;
 use hookflow_core::messaging::Messaging;
 use hookflow_core::ports::{EventDedupe, SystemClock};
-use hookflow_core::wiring::{DispatchStores, DoorStores, Stores};
+use hookflow_core::wiring::{DispatchStores, DoorStores, RunStores, StepStores, Stores};
 
 /// The stack's stores on DynamoDB: the workflows table (workflows,
 /// subscriptions, keys, hooks, contacts and the audit trail) and the runs table (runs and
@@ -124,6 +124,10 @@ impl DynamoTables {
         Arc::new(DynamoContacts::new(self.dynamo.clone(), &self.workflows_table))
     }
 
+    fn connections(&self) -> Arc<DynamoConnections> {
+        Arc::new(DynamoConnections::new(self.dynamo.clone(), &self.workflows_table))
+    }
+
     /// What the public doors use.
     pub fn doors(&self) -> DoorStores {
         let access = self.access();
@@ -138,18 +142,39 @@ impl DynamoTables {
         }
     }
 
-    /// What dispatch uses, counting into this process's metrics.
-    pub fn dispatch(&self) -> DispatchStores {
-        let runs = self.runs();
-        let workflows = self.workflows();
-        DispatchStores {
-            subscriptions: workflows.clone(),
+    /// What a run's use cases share, from the `workflows` and `runs`
+    /// adapters the caller also serves other ports with, counting into
+    /// this process's metrics.
+    fn run_stores(&self, workflows: Arc<DynamoWorkflows>, runs: Arc<DynamoRuns>) -> RunStores {
+        RunStores {
             workflows,
             runs: runs.clone(),
             outbound: self.outbound(),
             dead_letters: runs,
             clock: Arc::new(SystemClock),
             metrics: Arc::new(hookflow_core::metrics::MemoryMetrics::default()),
+        }
+    }
+
+    /// What dispatch uses.
+    pub fn dispatch(&self) -> DispatchStores {
+        let workflows = self.workflows();
+        DispatchStores {
+            subscriptions: workflows.clone(),
+            run: self.run_stores(workflows, self.runs()),
+        }
+    }
+
+    /// What the steps use, and the `services` outside the tables.
+    pub fn steps(&self, services: StackServices) -> StepStores {
+        let runs = self.runs();
+        StepStores {
+            run: self.run_stores(self.workflows(), runs.clone()),
+            dedupe: runs,
+            contacts: self.contacts(),
+            connections: self.connections(),
+            vault: services.vault,
+            messaging: services.messaging,
         }
     }
 
@@ -172,7 +197,7 @@ impl DynamoTables {
             hooks: self.hooks(),
             contacts: self.contacts(),
             sites: self.sites(),
-            connections: Arc::new(DynamoConnections::new(self.dynamo.clone(), &self.workflows_table)),
+            connections: self.connections(),
             vault: services.vault,
             outbound: self.outbound(),
             messaging: services.messaging,

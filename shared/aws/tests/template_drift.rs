@@ -232,11 +232,11 @@ fn http_functions_get_the_path_as_sent_and_their_stage() {
     assert_eq!(reference(&globals["HOOKFLOW_API_STAGE"]), Some("Stage"));
 }
 
-/// A function builds Secrets Manager, SES and SNS clients (every store,
-/// `stores(&config)` in its `main`) exactly when the template grants its
-/// role one of them; the others build only the stores they use, with no
-/// vault, email or SMS at all, so a grant and the code that uses it cannot
-/// drift apart unnoticed.
+/// A function builds Secrets Manager, SES and SNS clients (the stores of
+/// `stores(&config)` or `step_stores(&config)` in its `main`) exactly when
+/// the template grants its role one of them; the others build only stores
+/// with no vault, email or SMS at all, so a grant and the code that uses it
+/// cannot drift apart unnoticed.
 #[test]
 fn stack_services_follow_the_roles_grants() {
     let template = template();
@@ -259,7 +259,9 @@ fn stack_services_follow_the_roles_grants() {
         ))
         .expect("the function's main.rs");
         assert_eq!(
-            main.contains(" stores(&config)?"),
+            [" stores(&config)?", " step_stores(&config)?"]
+                .iter()
+                .any(|call| main.contains(call)),
             granted,
             "{function}: builds the stack services iff its role is granted them"
         );

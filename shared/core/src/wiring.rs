@@ -1,8 +1,9 @@
 //! The one place where use cases are built from ports. The Lambda functions,
 //! `hookflow dev`, the CLI and the tests all call these constructors, so a
 //! use case runs the same way wherever it runs: what differs between them is
-//! only which adapters fill [`Stores`] (or the part of it a function uses,
-//! [`DoorStores`] and [`DispatchStores`]) and which queues they pass.
+//! only which adapters fill [`Stores`] (or the part of it a function uses:
+//! [`DoorStores`], [`DispatchStores`] or [`StepStores`]) and which queues
+//! they pass.
 
 use std::sync::Arc;
 
@@ -89,16 +90,35 @@ impl Stores {
         }
     }
 
-    /// The stores of dispatch (the dispatcher function).
-    pub fn dispatch(&self) -> DispatchStores {
-        DispatchStores {
-            subscriptions: self.subscriptions.clone(),
+    /// The stores every run's use cases share.
+    fn run_stores(&self) -> RunStores {
+        RunStores {
             workflows: self.workflows.clone(),
             runs: self.runs.clone(),
             outbound: self.outbound.clone(),
             dead_letters: self.dead_letters.clone(),
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
+        }
+    }
+
+    /// The stores of dispatch (the dispatcher function).
+    pub fn dispatch(&self) -> DispatchStores {
+        DispatchStores {
+            subscriptions: self.subscriptions.clone(),
+            run: self.run_stores(),
+        }
+    }
+
+    /// The stores of the steps (the step function).
+    pub fn steps(&self) -> StepStores {
+        StepStores {
+            run: self.run_stores(),
+            dedupe: self.dedupe.clone(),
+            contacts: self.contacts.clone(),
+            connections: self.connections.clone(),
+            vault: self.vault.clone(),
+            messaging: self.messaging.clone(),
         }
     }
 
@@ -114,28 +134,14 @@ impl Stores {
         self.dispatch().dispatcher(steps)
     }
 
-    /// Webhook messages and their first orders onto `steps`.
-    fn fan_out(&self, steps: Arc<dyn Queue>) -> FanOut {
-        fan_out(self.outbound.clone(), steps, self.clock.clone())
-    }
-
-    /// Makes webhook attempts from the orders on `steps` through `http`;
-    /// the operational `WebhookEndpoint.Disabled` goes through ingest onto
-    /// `triggers`.
+    /// As [`StepStores::webhook_deliverer`].
     pub fn webhook_deliverer(
         &self,
         steps: Arc<dyn Queue>,
         triggers: Arc<dyn Queue>,
         http: Arc<dyn HttpClient>,
     ) -> WebhookDeliverer {
-        WebhookDeliverer::new(
-            self.outbound.clone(),
-            steps,
-            http,
-            self.clock.clone(),
-            self.metrics.clone(),
-            Arc::new(self.ingest(triggers)),
-        )
+        self.steps().webhook_deliverer(steps, triggers, http)
     }
 
     /// Webhook endpoints and their operator controls; resends go onto `steps`.
@@ -143,9 +149,7 @@ impl Stores {
         WebhookEndpoints::new(self.outbound.clone(), steps, self.clock.clone())
     }
 
-    /// Executes steps from `steps`, whose redelivery `limits` bound the
-    /// claims; actions call out through `http`, change contacts, and emit
-    /// their events through ingest onto `triggers`.
+    /// As [`StepStores::step_executor`].
     pub fn step_executor(
         &self,
         steps: Arc<dyn Queue>,
@@ -153,31 +157,10 @@ impl Stores {
         http: Arc<dyn HttpClient>,
         limits: DeliveryLimits,
     ) -> StepExecutor {
-        let ports = ActionPorts {
-            http,
-            contacts: self.contacts.clone(),
-            events: Arc::new(self.ingest(triggers)),
-            connections: Arc::new(ConnectionResolver::new(
-                self.connections.clone(),
-                self.vault.clone(),
-                self.clock.clone(),
-            )),
-            messaging: self.messaging.clone(),
-        };
-        StepExecutor::new(
-            self.workflows.clone(),
-            self.runs.clone(),
-            steps.clone(),
-            ports,
-            self.clock.clone(),
-            self.metrics.clone(),
-            limits,
-            self.fan_out(steps),
-        )
+        self.steps().step_executor(steps, triggers, http, limits)
     }
 
-    /// The steps queue's consumer: the step executor and the webhook
-    /// deliverer, both calling out through `http`.
+    /// As [`StepStores::steps_consumer`].
     pub fn steps_consumer(
         &self,
         steps: Arc<dyn Queue>,
@@ -185,10 +168,7 @@ impl Stores {
         http: Arc<dyn HttpClient>,
         limits: DeliveryLimits,
     ) -> crate::worker::StepsWork {
-        crate::worker::StepsWork {
-            executor: self.step_executor(steps.clone(), triggers.clone(), http.clone(), limits),
-            deliverer: self.webhook_deliverer(steps, triggers, http),
-        }
+        self.steps().steps_consumer(steps, triggers, http, limits)
     }
 
     /// The workflow lifecycle (drafts, versions, subscriptions); publishing
@@ -212,24 +192,14 @@ impl Stores {
         Recovery::new(self.runs.clone(), steps, self.clock.clone(), self.metrics.clone())
     }
 
-    /// Parks `queue`'s dead letters (the consumer of its dead-letter queue,
-    /// and every consumer of it on a terminal error), lists and redrives
-    /// them; a parked step message's run ends failed, announced to webhook
-    /// endpoints through orders on `steps`.
+    /// As [`RunStores::dead_letters`].
     pub fn dead_letters(&self, queue: QueueKind, steps: Arc<dyn Queue>) -> DeadLetters {
-        self.dispatch().dead_letters(queue, steps)
+        self.run_stores().dead_letters(queue, steps)
     }
 
-    /// Ends runs stuck past the redelivery horizon of the steps queue these
-    /// `limits` describe.
+    /// As [`RunStores::reaper`].
     pub fn reaper(&self, limits: DeliveryLimits, steps: Arc<dyn Queue>) -> Reaper {
-        Reaper::new(
-            self.runs.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            limits.redelivery_horizon,
-            self.fan_out(steps),
-        )
+        self.run_stores().reaper(limits, steps)
     }
 
     /// The contacts API: list, read, change, erase, export.
@@ -263,10 +233,6 @@ impl Stores {
 /// function needs, so that it links no other store.
 pub fn ingest(dedupe: Arc<dyn EventDedupe>, triggers: Arc<dyn Queue>) -> Ingest {
     Ingest::new(dedupe, triggers)
-}
-
-fn fan_out(outbound: Arc<dyn OutboundStore>, steps: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> FanOut {
-    FanOut::new(outbound, steps, clock)
 }
 
 /// The part of [`Stores`] the public doors use: the webhook function's
@@ -312,11 +278,11 @@ impl DoorStores {
     }
 }
 
-/// The part of [`Stores`] dispatch uses: the dispatcher and the parking of
-/// its dead letters (see [`DoorStores`] for why it is a type of its own).
+/// The stores the use cases of a run share, wherever it is started or
+/// ended: the dispatcher, the steps, the reaper and the parking of dead
+/// letters.
 #[derive(Clone)]
-pub struct DispatchStores {
-    pub subscriptions: Arc<dyn SubscriptionIndex>,
+pub struct RunStores {
     pub workflows: Arc<dyn WorkflowStore>,
     pub runs: Arc<dyn RunLog>,
     pub outbound: Arc<dyn OutboundStore>,
@@ -325,21 +291,16 @@ pub struct DispatchStores {
     pub metrics: Arc<dyn Metrics>,
 }
 
-impl DispatchStores {
-    /// As [`Stores::dispatcher`].
-    pub fn dispatcher(&self, steps: Arc<dyn Queue>) -> Dispatcher {
-        Dispatcher::new(
-            self.subscriptions.clone(),
-            self.workflows.clone(),
-            self.runs.clone(),
-            steps.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            fan_out(self.outbound.clone(), steps, self.clock.clone()),
-        )
+impl RunStores {
+    /// Webhook messages and their first orders onto `steps`.
+    fn fan_out(&self, steps: Arc<dyn Queue>) -> FanOut {
+        FanOut::new(self.outbound.clone(), steps, self.clock.clone())
     }
 
-    /// As [`Stores::dead_letters`].
+    /// Parks `queue`'s dead letters (the consumer of its dead-letter queue,
+    /// and every consumer of it on a terminal error), lists and redrives
+    /// them; a parked step message's run ends failed, announced to webhook
+    /// endpoints through orders on `steps`.
     pub fn dead_letters(&self, queue: QueueKind, steps: Arc<dyn Queue>) -> DeadLetters {
         DeadLetters::new(
             queue,
@@ -347,7 +308,129 @@ impl DispatchStores {
             self.runs.clone(),
             self.clock.clone(),
             self.metrics.clone(),
-            fan_out(self.outbound.clone(), steps, self.clock.clone()),
+            self.fan_out(steps),
         )
+    }
+
+    /// Ends runs stuck past the redelivery horizon of the steps queue these
+    /// `limits` describe.
+    pub fn reaper(&self, limits: DeliveryLimits, steps: Arc<dyn Queue>) -> Reaper {
+        Reaper::new(
+            self.runs.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            limits.redelivery_horizon,
+            self.fan_out(steps),
+        )
+    }
+}
+
+/// The part of [`Stores`] dispatch uses: the dispatcher and the parking of
+/// its dead letters (see [`DoorStores`] for why it is a type of its own).
+#[derive(Clone)]
+pub struct DispatchStores {
+    pub subscriptions: Arc<dyn SubscriptionIndex>,
+    pub run: RunStores,
+}
+
+impl DispatchStores {
+    /// Starts one run per matching workflow on the steps queue, and live
+    /// test runs of one version.
+    pub fn dispatcher(&self, steps: Arc<dyn Queue>) -> Dispatcher {
+        let run = &self.run;
+        Dispatcher::new(
+            self.subscriptions.clone(),
+            run.workflows.clone(),
+            run.runs.clone(),
+            steps.clone(),
+            run.clock.clone(),
+            run.metrics.clone(),
+            run.fan_out(steps),
+        )
+    }
+}
+
+/// The part of [`Stores`] the steps use: the step executor, the webhook
+/// deliverer, the reaper and the parking of their dead letters (see
+/// [`DoorStores`] for why it is a type of its own).
+#[derive(Clone)]
+pub struct StepStores {
+    pub run: RunStores,
+    /// The events contact steps emit go through ingest.
+    pub dedupe: Arc<dyn EventDedupe>,
+    pub contacts: Arc<dyn ContactStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub vault: Arc<dyn SecretVault>,
+    pub messaging: Messaging,
+}
+
+impl StepStores {
+    /// Executes steps from `steps`, whose redelivery `limits` bound the
+    /// claims; actions call out through `http`, change contacts, and emit
+    /// their events through ingest onto `triggers`.
+    pub fn step_executor(
+        &self,
+        steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+        limits: DeliveryLimits,
+    ) -> StepExecutor {
+        let run = &self.run;
+        let ports = ActionPorts {
+            http,
+            contacts: self.contacts.clone(),
+            events: Arc::new(ingest(self.dedupe.clone(), triggers)),
+            connections: Arc::new(ConnectionResolver::new(
+                self.connections.clone(),
+                self.vault.clone(),
+                run.clock.clone(),
+            )),
+            messaging: self.messaging.clone(),
+        };
+        StepExecutor::new(
+            run.workflows.clone(),
+            run.runs.clone(),
+            steps.clone(),
+            ports,
+            run.clock.clone(),
+            run.metrics.clone(),
+            limits,
+            run.fan_out(steps),
+        )
+    }
+
+    /// Makes webhook attempts from the orders on `steps` through `http`;
+    /// the operational `WebhookEndpoint.Disabled` goes through ingest onto
+    /// `triggers`.
+    pub fn webhook_deliverer(
+        &self,
+        steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+    ) -> WebhookDeliverer {
+        let run = &self.run;
+        WebhookDeliverer::new(
+            run.outbound.clone(),
+            steps,
+            http,
+            run.clock.clone(),
+            run.metrics.clone(),
+            Arc::new(ingest(self.dedupe.clone(), triggers)),
+        )
+    }
+
+    /// The steps queue's consumer: the step executor and the webhook
+    /// deliverer, both calling out through `http`.
+    pub fn steps_consumer(
+        &self,
+        steps: Arc<dyn Queue>,
+        triggers: Arc<dyn Queue>,
+        http: Arc<dyn HttpClient>,
+        limits: DeliveryLimits,
+    ) -> crate::worker::StepsWork {
+        crate::worker::StepsWork {
+            executor: self.step_executor(steps.clone(), triggers.clone(), http.clone(), limits),
+            deliverer: self.webhook_deliverer(steps, triggers, http),
+        }
     }
 }

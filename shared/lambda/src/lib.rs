@@ -10,8 +10,10 @@ use hookflow_core::EngineError;
 use tracing::Instrument;
 
 pub mod emf;
+mod sdk_config;
 
 pub use emf::EmfMetrics;
+pub use sdk_config::sdk_config;
 
 /// A missing or invalid environment variable, named, so a misconfigured
 /// deploy fails at init, loudly.
@@ -60,17 +62,12 @@ pub fn run_retention() -> Result<Option<std::time::Duration>, ConfigError> {
     })
 }
 
-/// The SDK configuration from the standard AWS environment (region,
-/// credentials, `AWS_ENDPOINT_URL` for emulators).
-pub async fn aws_config() -> aws_config::SdkConfig {
-    hookflow_aws::sdk_config_loader().load().await
-}
-
 /// The stack's tables as the template names them (every function gets both
 /// tables and the retention from the template's `Globals`). A function takes
 /// from them only the stores it uses, so that it links no other: the events
-/// function its dedupe, the webhook function the doors' stores.
-pub fn tables(config: &aws_config::SdkConfig) -> Result<hookflow_aws::DynamoTables, ConfigError> {
+/// function its dedupe, the webhook function the doors' stores, the
+/// dispatcher and the step function theirs.
+pub fn tables(config: &aws_types::SdkConfig) -> Result<hookflow_aws::DynamoTables, ConfigError> {
     Ok(hookflow_aws::DynamoTables::new(
         aws_sdk_dynamodb::Client::new(config),
         &required_env(WORKFLOWS_TABLE)?,
@@ -87,20 +84,36 @@ fn emf_metrics() -> Result<std::sync::Arc<EmfMetrics>, ConfigError> {
 }
 
 /// The dispatcher function's stores, counting through EMF.
-pub fn dispatch_stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::DispatchStores, ConfigError> {
+pub fn dispatch_stores(config: &aws_types::SdkConfig) -> Result<hookflow_core::wiring::DispatchStores, ConfigError> {
     let mut stores = tables(config)?.dispatch();
-    stores.metrics = emf_metrics()?;
+    stores.run.metrics = emf_metrics()?;
     Ok(stores)
 }
 
-/// Every store, with the stack's services outside the tables (the
-/// connections' vault in Secrets Manager, SES and SNS), counting through
-/// EMF: for the step and api functions, the only roles the template grants
-/// those services.
-pub fn stores(config: &aws_config::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+/// The stack's services outside the tables: the connections' vault in
+/// Secrets Manager, SES and SNS. Only the step and api functions' roles are
+/// granted them.
+fn stack_services(config: &aws_types::SdkConfig) -> Result<hookflow_aws::StackServices, ConfigError> {
     let stack = required_env(emf::STACK_NAME)?;
-    let services = hookflow_aws::StackServices::from_config(config, &stack, hookflow_aws::messaging_policy_from_env());
-    let mut stores = tables(config)?.stores(services);
+    Ok(hookflow_aws::StackServices::from_config(
+        config,
+        &stack,
+        hookflow_aws::messaging_policy_from_env(),
+    ))
+}
+
+/// The step function's stores, with the stack's services, counting
+/// through EMF.
+pub fn step_stores(config: &aws_types::SdkConfig) -> Result<hookflow_core::wiring::StepStores, ConfigError> {
+    let mut stores = tables(config)?.steps(stack_services(config)?);
+    stores.run.metrics = emf_metrics()?;
+    Ok(stores)
+}
+
+/// Every store, with the stack's services, counting through EMF: for the
+/// api function.
+pub fn stores(config: &aws_types::SdkConfig) -> Result<hookflow_core::wiring::Stores, ConfigError> {
+    let mut stores = tables(config)?.stores(stack_services(config)?);
     stores.metrics = emf_metrics()?;
     Ok(stores)
 }

@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let stores = Stores::memory(&backend, Arc::new(SystemClock));
     let executor = function_step::wire(
-        &stores,
+        &stores.steps(),
         backend.steps.clone(),
         backend.triggers.clone(),
         NetworkPolicy::allow_all(),
