@@ -23,11 +23,17 @@ const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 const SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+/// Read with the credentials, as the loader does: DynamoDB then sends to
+/// the account's own endpoint.
+const ACCOUNT_ID: &str = "AWS_ACCOUNT_ID";
 /// Every service's endpoint: an emulator's, in tests and benches.
 const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 
-/// What `aws_config`'s loader reads that changes where a request goes, how
-/// it is retried or whose credentials sign it, and that this does not read.
+/// Every variable `aws_config`'s loader reads and this does not, but those
+/// that only take effect through one listed here (a container credentials
+/// token, a role's session name, the instance metadata endpoint). A value
+/// that would change nothing (`AWS_RETRY_MODE=standard`) is refused too:
+/// the function cannot tell that it was meant as a no-op.
 const NOT_READ: &[&str] = &[
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SQS",
@@ -46,14 +52,25 @@ const NOT_READ: &[&str] = &[
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE",
+    "AWS_NEW_RETRIES_2026",
+    "AWS_DISABLE_CLOCK_SKEW_CORRECTION",
+    "AWS_AUTH_SCHEME_PREFERENCE",
+    "AWS_SIGV4A_SIGNING_REGION_SET",
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
+    "AWS_DISABLE_REQUEST_COMPRESSION",
+    "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
+    "AWS_SDK_UA_APP_ID",
 ];
 
 /// What the loader's defaults come to without a profile: a 3.1 s connect
 /// timeout and standard retries (3 attempts).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
-/// The configuration from this process's environment: the region, the
-/// credentials Lambda sets, and `AWS_ENDPOINT_URL` when set.
+/// The configuration from this process's environment: the region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the credentials Lambda sets
+/// (and `AWS_ACCOUNT_ID`), and `AWS_ENDPOINT_URL` when set.
 pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
     sdk_config_from(&|name| std::env::var(name).ok())
 }
@@ -75,13 +92,13 @@ fn sdk_config_from(env: &dyn Fn(&str) -> Option<String>) -> Result<SdkConfig, Co
         })
     };
     let region = set(REGION).map_or_else(|| required(DEFAULT_REGION), Ok)?;
-    let credentials = Credentials::new(
-        required(ACCESS_KEY_ID)?,
-        required(SECRET_ACCESS_KEY)?,
-        set(SESSION_TOKEN),
-        None,
-        "Environment",
-    );
+    let mut credentials = Credentials::builder()
+        .access_key_id(required(ACCESS_KEY_ID)?)
+        .secret_access_key(required(SECRET_ACCESS_KEY)?)
+        .provider_name("Environment");
+    credentials.set_session_token(set(SESSION_TOKEN));
+    credentials.set_account_id(set(ACCOUNT_ID).map(Into::into));
+    let credentials = credentials.build();
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
@@ -103,13 +120,33 @@ mod tests {
 
     use super::*;
 
+    /// What Lambda sets in a function's environment (its reserved
+    /// variables), and what the template adds.
     const LAMBDA: &[(&str, &str)] = &[
         ("AWS_REGION", "eu-west-1"),
-        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "eu-central-1"),
         ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
         ("AWS_SECRET_ACCESS_KEY", "secret"),
         ("AWS_SESSION_TOKEN", "token"),
+        ("AWS_ACCESS_KEY", "ASIAEXAMPLE"),
+        ("_HANDLER", "bootstrap"),
+        ("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
         ("AWS_LAMBDA_FUNCTION_NAME", "hookflow-step"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/hookflow-step"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/03/[$LATEST]abc"),
+        ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
+        ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+        ("TZ", ":UTC"),
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+        ("RUST_LOG", "info"),
     ];
 
     fn config(vars: &[(&str, &str)]) -> Result<SdkConfig, ConfigError> {
@@ -135,27 +172,38 @@ mod tests {
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
+        assert_eq!(credentials.account_id(), None);
+        // The loader's defaults.
         assert_eq!(
             config.timeout_config().and_then(|t| t.connect_timeout()),
-            Some(CONNECT_TIMEOUT)
+            Some(Duration::from_millis(3100))
         );
         assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(3));
         assert!(config.behavior_version().is_some());
         assert!(config.http_client().is_some());
     }
 
-    #[test]
-    fn the_endpoint_url_and_the_default_region_are_read() {
+    #[tokio::test]
+    async fn the_endpoint_url_the_default_region_and_the_account_are_read() {
         let vars = [
             ("AWS_DEFAULT_REGION", "us-east-2"),
             ("AWS_REGION", " "),
             ("AWS_ACCESS_KEY_ID", "AKIA"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_ACCOUNT_ID", "123456789012"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ];
         let config = config(&vars).expect("config");
         assert_eq!(config.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        let credentials = config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .expect("static credentials");
+        assert_eq!(credentials.account_id().map(|id| id.as_str()), Some("123456789012"));
+        assert_eq!(credentials.session_token(), None);
     }
 
     #[test]
