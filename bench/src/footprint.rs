@@ -132,20 +132,35 @@ async fn start_to_first_poll(binary: &Path, stage: &str) -> anyhow::Result<f64> 
     }
 }
 
-async fn median_start(binary: &Path, starts: usize, stage: &str) -> anyhow::Result<f64> {
-    let mut times = vec![];
-    for _ in 0..starts {
-        times.push(start_to_first_poll(binary, stage).await?);
+/// Median starts of each of `binaries`, `starts` of each, taken in rounds
+/// (each binary once per round, after one round not counted, which reads
+/// them into the page cache): a shift in the machine's load then reaches
+/// every binary alike, where one binary's starts taken after another's
+/// would each see a different machine.
+async fn median_starts(binaries: &[PathBuf], starts: usize, stage: &str) -> anyhow::Result<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(starts); binaries.len()];
+    for round in 0..=starts {
+        for (binary, times) in binaries.iter().zip(&mut times) {
+            let elapsed = start_to_first_poll(binary, stage).await?;
+            if round > 0 {
+                times.push(elapsed);
+            }
+        }
     }
-    Ok(median(&times))
+    Ok(times.iter().map(|times| median(times)).collect())
 }
 
-/// The baseline's median start, then each function's, under the API stage
-/// `stage` (the template's: under a stage the routers are built otherwise).
+/// The baseline's median start and each function's, measured in rounds,
+/// under the API stage `stage` (the template's: under a stage the routers
+/// are built otherwise).
 pub async fn measure(lambda_dir: &Path, starts: usize, stage: &str) -> anyhow::Result<(f64, Vec<Footprint>)> {
-    let baseline = median_start(&sibling_binary(BASELINE)?, starts, stage).await?;
-    let mut footprints = vec![];
+    let mut binaries = vec![sibling_binary(BASELINE)?];
     for function in FUNCTIONS {
+        binaries.push(sibling_binary(function)?);
+    }
+    let medians = median_starts(&binaries, starts, stage).await?;
+    let mut footprints = vec![];
+    for (function, start_ms) in FUNCTIONS.into_iter().zip(&medians[1..]) {
         let bootstrap: PathBuf = lambda_dir.join(function).join("bootstrap");
         let zip_bytes = if bootstrap.exists() {
             Some(zipped_size(&bootstrap)?)
@@ -155,8 +170,8 @@ pub async fn measure(lambda_dir: &Path, starts: usize, stage: &str) -> anyhow::R
         footprints.push(Footprint {
             function,
             zip_bytes,
-            start_ms: median_start(&sibling_binary(function)?, starts, stage).await?,
+            start_ms: *start_ms,
         });
     }
-    Ok((baseline, footprints))
+    Ok((medians[0], footprints))
 }

@@ -317,7 +317,7 @@ impl Report {
     pub fn footprint(&mut self, baseline_ms: f64, footprints: &[Footprint]) {
         let mut out = format!(
             "## Lambda footprint\n\nZip: `zip -9` of each arm64 bootstrap from `make build`. Start: process start to the first \
-             poll of the runtime API on a loopback stub, median of the starts, x86_64 release builds; the bare \
+             poll of the runtime API on a loopback stub, median of the starts, taken in rounds of one start per binary, the bare one included; x86_64 release builds; the bare \
              `lambda_runtime` binary takes {baseline_ms:.1} ms.\n\n| function | zip MB | start ms | of bare |\n|---|---|---|---|\n"
         );
         for f in footprints {
