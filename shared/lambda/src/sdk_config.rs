@@ -154,6 +154,15 @@ mod tests {
         sdk_config_from(&|name| env.get(name).cloned())
     }
 
+    async fn credentials_of(config: &SdkConfig) -> Credentials {
+        config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .expect("static credentials")
+    }
+
     fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
         LAMBDA.iter().chain(extra).copied().collect()
     }
@@ -163,12 +172,7 @@ mod tests {
         let config = config(LAMBDA).expect("Lambda's environment is enough");
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.endpoint_url(), None);
-        let credentials = config
-            .credentials_provider()
-            .expect("credentials")
-            .provide_credentials()
-            .await
-            .expect("static credentials");
+        let credentials = credentials_of(&config).await;
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
@@ -196,12 +200,7 @@ mod tests {
         let config = config(&vars).expect("config");
         assert_eq!(config.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
-        let credentials = config
-            .credentials_provider()
-            .expect("credentials")
-            .provide_credentials()
-            .await
-            .expect("static credentials");
+        let credentials = credentials_of(&config).await;
         assert_eq!(credentials.account_id().map(|id| id.as_str()), Some("123456789012"));
         assert_eq!(credentials.session_token(), None);
     }
