@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make bench / bench-long / profile: builds what is measured (release, or
-# the profiling profile with --profile-to), starts moto for the dispatcher
-# scaling, cost and burst parts (not for a profile), and runs the bench; arguments go to it
-# (`target/release/hookflow-bench --help`). The arm64 zips come from
+# make bench / bench-long / profile: builds what is measured (`hookflow` and
+# the relay with the speed profile, or the profiling one with --profile-to;
+# the functions as SAM builds them), starts moto for the dispatcher scaling,
+# cost and burst parts (not for a profile), and runs the bench; arguments go
+# to it (`target/speed/hookflow-bench --help`). The arm64 zips come from
 # `make build`, which `make bench` runs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +26,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt_get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-PROFILE="release"
-if [[ " $* " == *" --profile-to "* ]]; then PROFILE="profiling"; fi
-echo "== building hookflow, the bench and the Lambda functions ($PROFILE profile, x86_64)"
-cargo build --profile "$PROFILE" -p hookflow-cli -p hookflow-bench
-# The functions and the bare binary they are measured against abort on panic, as `make build`'s do.
-CARGO_PROFILE_RELEASE_PANIC=abort cargo build --profile "$PROFILE" \
-  -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
-CARGO_PROFILE_RELEASE_PANIC=abort cargo build --profile "$PROFILE" -p hookflow-bench --bin bench-lambda-hello
+# hookflow dev, the relay and the bench itself: the speed profile, or with
+# --profile-to the profiling one (the same code, with symbols).
+SERVER_PROFILE="speed"
+if [[ " $* " == *" --profile-to "* ]]; then SERVER_PROFILE="profiling"; fi
+echo "== building hookflow, the relay and the bench ($SERVER_PROFILE profile, x86_64)"
+cargo build --profile "$SERVER_PROFILE" -p hookflow-cli -p hookflow-bench
+# The functions and the bare binary they are measured against, as SAM builds
+# them (--release) and aborting on panic as `make build`'s do. A profile runs
+# none of them.
+if [[ " $* " != *" --profile-to "* ]]; then
+  echo "== building the Lambda functions and the bare lambda_runtime binary (release profile, x86_64)"
+  CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release \
+    -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
+  CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release -p hookflow-bench --bin bench-lambda-hello
+fi
 
 # Three emulators: the burst's two chains run beside the scaling and cost
 # parts, and one moto serves one request at a time. A profile needs none.
@@ -44,4 +52,4 @@ if [[ " $* " != *" --profile-to "* ]]; then
   start_moto
   export HOOKFLOW_BENCH_BURST_AWS_ENDPOINTS="$burst_endpoints,$MOTO_ENDPOINT"
 fi
-"target/$PROFILE/hookflow-bench" "$@"
+"target/$SERVER_PROFILE/hookflow-bench" --functions-dir target/release "$@"

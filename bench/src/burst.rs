@@ -8,6 +8,7 @@
 //! workflow they ran.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cost::{counted_clients, emulator_stack, three_step_workflow};
 use crate::footprint::{lambda_environment, LambdaStack};
-use crate::process::{sibling_binary, status_kib};
+use crate::process::{binary_in, status_kib};
 
 /// One function's burst.
 #[derive(Debug, Clone)]
@@ -137,10 +138,10 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(function: &str, stack: &LambdaStack, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    async fn start(function: &str, stack: &BurstStack, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let (runtime_api, invocations) = RuntimeApi::serve().await?;
-        let mut command = Command::new(sibling_binary(function)?);
-        lambda_environment(&mut command, &runtime_api, stack);
+        let mut command = Command::new(binary_in(&stack.functions_dir, function)?);
+        lambda_environment(&mut command, &runtime_api, &stack.lambda);
         command.envs(extra_env.iter().copied());
         let log_path = std::env::temp_dir().join(format!("hookflow-bench-burst-{function}.log"));
         let log = std::fs::File::create(log_path)?;
@@ -231,17 +232,30 @@ fn api_gateway(stage: &str, method: &str, path: &str, key: &str, body: Option<St
 }
 
 /// The emulator's stack for the burst, with the three-step workflow (its
-/// HTTP steps call `peer`) and an admin key.
+/// HTTP steps call `peer`) and an admin key, and where the functions'
+/// binaries are.
 struct BurstStack {
     lambda: LambdaStack,
+    functions_dir: PathBuf,
     sqs: aws_sdk_sqs::Client,
     key: String,
 }
 
-async fn burst_stack(endpoint: &str, peer: &str, stage: &str, prefix: &str) -> anyhow::Result<BurstStack> {
+/// What the burst's two chains share.
+struct Chain<'a> {
+    /// Where the functions' binaries are.
+    functions_dir: &'a Path,
+    /// The local server the three-step workflow's HTTP steps call.
+    peer: &'a str,
+    messages: usize,
+    /// The API stage the webhook and api functions are called under.
+    stage: &'a str,
+}
+
+async fn burst_stack(chain: &Chain<'_>, endpoint: &str, prefix: &str) -> anyhow::Result<BurstStack> {
     let (_, dynamo, sqs) = counted_clients(endpoint).await;
     let (names, urls, stores) = emulator_stack(dynamo, &sqs, prefix).await?;
-    stores.workflows().apply_file(three_step_workflow(peer)?).await?;
+    stores.workflows().apply_file(three_step_workflow(chain.peer)?).await?;
     let key = stores.access().create_key("ws_count", Role::Admin, None).await?.secret;
     Ok(BurstStack {
         lambda: LambdaStack {
@@ -251,8 +265,9 @@ async fn burst_stack(endpoint: &str, peer: &str, stage: &str, prefix: &str) -> a
             triggers_queue_url: urls.triggers,
             steps_queue_url: urls.steps,
             dead_letter_queue_arn: "arn:aws:sqs:us-east-1:000000000000:burst-dlq".into(),
-            stage: stage.to_owned(),
+            stage: chain.stage.to_owned(),
         },
+        functions_dir: chain.functions_dir.to_owned(),
         sqs,
         key,
     })
@@ -260,21 +275,30 @@ async fn burst_stack(endpoint: &str, peer: &str, stage: &str, prefix: &str) -> a
 
 /// Every function through a burst of `messages`, in the order the messages
 /// flow; a function's burst fails the bench if any invocation goes unanswered.
-/// The webhook and api functions are called under the API stage `stage`.
+/// The webhook and api functions are called under the API stage `stage`;
+/// the functions' binaries are in `functions_dir`.
 ///
 /// The bursts run as two chains, side by side: the webhook, dispatcher and
 /// step functions pass the messages on, on the first emulator; the events
 /// and api functions, which feed nothing measured, on the last. A moto
 /// serves one request at a time, so a second one halves the wait.
-pub async fn run(endpoints: &[String], messages: usize, stage: &str) -> anyhow::Result<Vec<Burst>> {
+pub async fn run(
+    endpoints: &[String],
+    messages: usize,
+    stage: &str,
+    functions_dir: &Path,
+) -> anyhow::Result<Vec<Burst>> {
     let (Some(first), Some(last)) = (endpoints.first(), endpoints.last()) else {
         bail!("the burst needs an AWS emulator");
     };
     let peer = ok_peer().await?;
-    let (flow, side) = tokio::try_join!(
-        flow_chain(first, &peer, messages, stage),
-        side_chain(last, &peer, messages, stage)
-    )?;
+    let chain = Chain {
+        functions_dir,
+        peer: &peer,
+        messages,
+        stage,
+    };
+    let (flow, side) = tokio::try_join!(flow_chain(&chain, first), side_chain(&chain, last))?;
     let [webhook, dispatcher, step] = flow;
     let [events, api] = side;
     Ok(vec![webhook, events, dispatcher, step, api])
@@ -282,8 +306,9 @@ pub async fn run(endpoints: &[String], messages: usize, stage: &str) -> anyhow::
 
 /// The webhook function ingests the events the dispatcher then dispatches
 /// and whose steps the step function runs.
-async fn flow_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) -> anyhow::Result<[Burst; 3]> {
-    let stack = burst_stack(endpoint, peer, stage, "burst-flow").await?;
+async fn flow_chain(chain: &Chain<'_>, endpoint: &str) -> anyhow::Result<[Burst; 3]> {
+    let (messages, stage) = (chain.messages, chain.stage);
+    let stack = burst_stack(chain, endpoint, "burst-flow").await?;
     let webhook = invocation_burst(&stack, "hookflow-webhook", messages, |n| {
         api_gateway(
             stage,
@@ -310,10 +335,10 @@ async fn flow_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) ->
 
 /// The events function's ingest and the api function's reads, on a stack
 /// of their own.
-async fn side_chain(endpoint: &str, peer: &str, messages: usize, stage: &str) -> anyhow::Result<[Burst; 2]> {
-    let stack = burst_stack(endpoint, peer, stage, "burst-side").await?;
-    let events = invocation_burst(&stack, "hookflow-events", messages, eventbridge).await?;
-    Ok([events, api_burst(&stack, messages).await?])
+async fn side_chain(chain: &Chain<'_>, endpoint: &str) -> anyhow::Result<[Burst; 2]> {
+    let stack = burst_stack(chain, endpoint, "burst-side").await?;
+    let events = invocation_burst(&stack, "hookflow-events", chain.messages, eventbridge).await?;
+    Ok([events, api_burst(&stack, chain.messages).await?])
 }
 
 /// The workflow's detail (`GET …/workflows/{id}`: its versions and
@@ -350,7 +375,7 @@ async fn invocation_burst(
     event: impl Fn(usize) -> Value,
 ) -> anyhow::Result<Burst> {
     eprintln!("burst: {messages} invocations of {function}");
-    let mut instance = Instance::start(function, &stack.lambda, &[]).await?;
+    let mut instance = Instance::start(function, stack, &[]).await?;
     for n in 0..messages {
         if let Answer::Response(answer) = instance.invoke(event(n)).await? {
             if answer["statusCode"].as_u64().is_some_and(|status| status >= 400) {
@@ -374,7 +399,7 @@ async fn queue_burst(
     extra_env: &[(&str, &str)],
 ) -> anyhow::Result<Burst> {
     eprintln!("burst: {messages} records through {function}");
-    let mut instance = Instance::start(function, &stack.lambda, extra_env).await?;
+    let mut instance = Instance::start(function, stack, extra_env).await?;
     let mut handed = 0;
     let mut empty_polls = 0;
     while handed < messages && empty_polls < 10 {

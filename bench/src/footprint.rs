@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::io::AsyncReadExt;
 
-use crate::process::sibling_binary;
+use crate::process::binary_in;
 use crate::stats::median;
 
 pub const FUNCTIONS: [&str; 5] = [
@@ -152,11 +152,17 @@ async fn median_starts(binaries: &[PathBuf], starts: usize, stage: &str) -> anyh
 
 /// The baseline's median start and each function's, measured in rounds,
 /// under the API stage `stage` (the template's: under a stage the routers
-/// are built otherwise).
-pub async fn measure(lambda_dir: &Path, starts: usize, stage: &str) -> anyhow::Result<(f64, Vec<Footprint>)> {
-    let mut binaries = vec![sibling_binary(BASELINE)?];
+/// are built otherwise); their x86_64 binaries are in `functions_dir`, the
+/// arm64 bootstraps whose zips are measured in `lambda_dir`.
+pub async fn measure(
+    lambda_dir: &Path,
+    functions_dir: &Path,
+    starts: usize,
+    stage: &str,
+) -> anyhow::Result<(f64, Vec<Footprint>)> {
+    let mut binaries = vec![binary_in(functions_dir, BASELINE)?];
     for function in FUNCTIONS {
-        binaries.push(sibling_binary(function)?);
+        binaries.push(binary_in(functions_dir, function)?);
     }
     let medians = median_starts(&binaries, starts, stage).await?;
     let mut footprints = vec![];

@@ -54,6 +54,11 @@ struct Args {
     /// Where `make build` leaves the arm64 bootstraps.
     #[arg(long, default_value = "target/lambda")]
     lambda_dir: PathBuf,
+    /// Where the x86_64 builds of the functions and of the bare
+    /// `lambda_runtime` binary are, built as SAM builds them (`--release`);
+    /// `hookflow` and the relay are taken from beside the bench itself.
+    #[arg(long, default_value = "target/release")]
+    functions_dir: PathBuf,
     /// Starts per function of the footprint part (0 skips it).
     #[arg(long, default_value_t = 21)]
     starts: usize,
@@ -88,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.starts > 0 {
         eprintln!("Lambda footprint: {} starts per function", args.starts);
-        let (baseline, footprints) = footprint::measure(&args.lambda_dir, args.starts, &stage).await?;
+        let (baseline, footprints) =
+            footprint::measure(&args.lambda_dir, &args.functions_dir, args.starts, &stage).await?;
         report.footprint(baseline, &footprints);
     }
     let whole = !args.no_pipeline
@@ -131,7 +137,9 @@ async fn emulated_parts(
     let bursts = async {
         match args.burst {
             0 => Ok(None),
-            messages => burst::run(&burst_endpoints, messages, stage).await.map(Some),
+            messages => burst::run(&burst_endpoints, messages, stage, &args.functions_dir)
+                .await
+                .map(Some),
         }
     };
     let ((scaling, run), bursts) = tokio::try_join!(scaling_and_cost, bursts)?;

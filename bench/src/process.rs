@@ -129,12 +129,18 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A binary of this build's target folder, next to the bench itself.
+/// A binary of this build's target folder, next to the bench itself
+/// (`hookflow` and the relay, built by the same profile).
 pub fn sibling_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let me = std::env::current_exe()?;
     let dir = me.parent().context("the bench binary has no folder")?;
+    binary_in(dir, name)
+}
+
+/// The binary `name` in `dir`, which must have been built.
+pub fn binary_in(dir: &Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(name);
-    if !Path::new(&path).exists() {
+    if !path.exists() {
         bail!("{} is missing: run `make bench`, which builds it", path.display());
     }
     Ok(path)
