@@ -1,4 +1,4 @@
-//! The pipeline bench: `hookflow dev` (release build, in-memory backend)
+//! The pipeline bench: `hookflow dev` (speed profile, in-memory backend)
 //! and the bare relay, side by side, at each level of connections.
 
 use std::path::Path;

@@ -51,7 +51,7 @@ impl Report {
         };
         Self {
             header: format!(
-                "# Hookflow bench\n\nMeasured by `make bench` on {}, `hookflow dev` release build, in-memory backend, {retention}. \
+                "# Hookflow bench\n\nMeasured by `make bench` on {}, `hookflow dev` and the relay built with the speed profile (opt-level 3), in-memory backend, {retention}. \
                  The load generator, the sink and both systems share the machine: compare ratios, not absolute figures.\n",
                 machine()
             ),
