@@ -27,20 +27,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # hookflow dev, the relay and the bench itself: the speed profile, or with
-# --profile-to the profiling one (the same code, with symbols).
+# --profile-to the profiling one (its opt-level, with symbols, without LTO).
 SERVER_PROFILE="speed"
 if [[ " $* " == *" --profile-to "* ]]; then SERVER_PROFILE="profiling"; fi
 echo "== building hookflow, the relay and the bench ($SERVER_PROFILE profile, x86_64)"
 cargo build --profile "$SERVER_PROFILE" -p hookflow-cli -p hookflow-bench
 # The functions and the bare binary they are measured against, as SAM builds
-# them (--release) and aborting on panic as `make build`'s do. A profile runs
-# none of them.
-if [[ " $* " != *" --profile-to "* ]]; then
-  echo "== building the Lambda functions and the bare lambda_runtime binary (release profile, x86_64)"
-  CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release \
-    -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
-  CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release -p hookflow-bench --bin bench-lambda-hello
-fi
+# them (--release) and aborting on panic as `make build`'s do.
+echo "== building the Lambda functions and the bare lambda_runtime binary (release profile, x86_64)"
+CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release \
+  -p function-webhook -p function-events -p function-dispatcher -p function-step -p function-api
+CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release -p hookflow-bench --bin bench-lambda-hello
 
 # Three emulators: the burst's two chains run beside the scaling and cost
 # parts, and one moto serves one request at a time. A profile needs none.

@@ -60,7 +60,7 @@ impl Recording {
             .take(20)
             .collect();
         let body = format!(
-            "# {title}\n\n`perf record -F 999 -g` on `hookflow dev` (profiling build: the speed profile's code with symbols) during \
+            "# {title}\n\n`perf record -F 999 -g` on `hookflow dev` (profiling build: the speed profile's opt-level, with symbols, without LTO) during \
              the bench's first repetition; self time, top 20 symbols.\n\n```\n{}\n```\n",
             top.join("\n")
         );
