@@ -49,4 +49,7 @@ if [[ " $* " != *" --profile-to "* ]]; then
   start_moto
   export HOOKFLOW_BENCH_BURST_AWS_ENDPOINTS="$burst_endpoints,$MOTO_ENDPOINT"
 fi
-"target/$SERVER_PROFILE/hookflow-bench" --functions-dir target/release "$@"
+# The functions just built, unless the caller names others.
+functions_dir=(--functions-dir target/release)
+if [[ " $* " == *" --functions-dir"* ]]; then functions_dir=(); fi
+"target/$SERVER_PROFILE/hookflow-bench" "${functions_dir[@]}" "$@"

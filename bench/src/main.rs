@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let template = std::fs::read_to_string("template.yaml")?;
     let stage = cost::template_stage(&template)?;
-    let mut report = Report::new(&args.dev_arg);
+    let mut report = Report::new(&args.dev_arg, &process::build_profile()?);
     if !args.no_pipeline {
         pipeline_and_flatness(&args, &mut report).await?;
     }

@@ -141,7 +141,27 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
 pub fn binary_in(dir: &Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is missing: run `make bench`, which builds it", path.display());
+        bail!(
+            "{} is missing: build it into {} first (`make bench` builds everything it measures)",
+            path.display(),
+            dir.display()
+        );
     }
     Ok(path)
+}
+
+/// The Cargo profile the bench, and so `hookflow` and the relay beside it,
+/// was built with: the name of the target folder it runs from (`debug` is
+/// the `dev` profile's).
+pub fn build_profile() -> anyhow::Result<String> {
+    let me = std::env::current_exe()?;
+    let folder = me
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .context("the bench binary's folder has no name")?;
+    Ok(match folder {
+        "debug" => "dev".to_owned(),
+        profile => profile.to_owned(),
+    })
 }

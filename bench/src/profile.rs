@@ -56,7 +56,7 @@ impl Recording {
         let top: Vec<&str> = text
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(str::trim_end)
+            .map(without_empty_columns)
             .take(20)
             .collect();
         let body = format!(
@@ -67,5 +67,32 @@ impl Recording {
         std::fs::write(out, body)?;
         let _ = std::fs::remove_file(&self.data);
         Ok(())
+    }
+}
+
+/// A report line without the columns perf pads it with when it has nothing
+/// for them (the IPC ones, printed `-` after a symbol padded to the widest).
+fn without_empty_columns(line: &str) -> &str {
+    let mut line = line.trim_end();
+    while let Some(rest) = line
+        .strip_suffix('-')
+        .filter(|rest| rest.ends_with(char::is_whitespace))
+    {
+        line = rest.trim_end();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_empty_columns;
+
+    #[test]
+    fn the_padding_and_empty_ipc_columns_go_and_the_symbol_stays() {
+        let line = "     6.72%  [.] _mi_page_malloc_zero                                   -      -   ";
+        assert_eq!(without_empty_columns(line), "     6.72%  [.] _mi_page_malloc_zero");
+        let symbol = "     0.85%  [.] <impl Sub for a-b>::sub";
+        assert_eq!(without_empty_columns(symbol), symbol);
+        assert_eq!(without_empty_columns("     1.00%  [.] x - y"), "     1.00%  [.] x - y");
     }
 }

@@ -43,7 +43,8 @@ fn machine() -> String {
 }
 
 impl Report {
-    pub fn new(dev_args: &[String]) -> Self {
+    /// `profile`: the Cargo profile `hookflow dev` and the relay were built with.
+    pub fn new(dev_args: &[String], profile: &str) -> Self {
         let retention = if dev_args.is_empty() {
             "default retention".to_owned()
         } else {
@@ -51,7 +52,7 @@ impl Report {
         };
         Self {
             header: format!(
-                "# Hookflow bench\n\nMeasured by `make bench` on {}, `hookflow dev` and the relay built with the speed profile (opt-level 3), in-memory backend, {retention}. \
+                "# Hookflow bench\n\nMeasured by `make bench` on {}, `hookflow dev` and the relay built with the `{profile}` profile (`Cargo.toml`), in-memory backend, {retention}. \
                  The load generator, the sink and both systems share the machine: compare ratios, not absolute figures.\n",
                 machine()
             ),

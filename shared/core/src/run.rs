@@ -295,17 +295,27 @@ pub fn initial_context(event: &TriggerEvent, run_id: &str, workflow_id: &str, wo
     );
     context.insert("steps".into(), json!({}));
     context.insert("vars".into(), json!({}));
-    context.insert(
-        "run".into(),
-        json!({"id": run_id, "workflow_id": workflow_id, "version": workflow_version}),
-    );
-    Value::Object(context)
+    let mut context = Value::Object(context);
+    set_run(&mut context, run_id, workflow_id, workflow_version);
+    context
 }
 
 /// The context a dispatcher evaluates trigger filters against: the same
 /// shape as a run's, before any run exists.
 pub fn filter_context(event: &TriggerEvent) -> Value {
     initial_context(event, "", "", 0)
+}
+
+/// Makes an event's context (from [`filter_context`]) the one a run of it
+/// starts with: what [`initial_context`] would build, without building the
+/// event's part again.
+pub fn set_run(context: &mut Value, run_id: &str, workflow_id: &str, workflow_version: u32) {
+    if let Value::Object(context) = context {
+        context.insert(
+            "run".into(),
+            json!({"id": run_id, "workflow_id": workflow_id, "version": workflow_version}),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +330,21 @@ mod tests {
         assert_ne!(a, run_id_of("ws", "other", "evt", "wf"), "one id from two sources");
         assert_ne!(run_id_of("ws", "s", "ab", "c"), run_id_of("ws", "s", "a", "bc"));
         assert_eq!(a.len(), 4 + 26);
+    }
+
+    #[test]
+    fn an_events_filter_context_becomes_a_runs_initial_one_key_order_and_all() {
+        let event: TriggerEvent = serde_json::from_value(json!({"specversion": "1.0", "id": "e", "source": "s",
+            "type": "Prize.Won", "workspaceid": "w", "data": {"zeta": 1, "alpha": {"b": 2, "a": 1}}}))
+        .unwrap();
+        let mut context = filter_context(&event);
+        set_run(&mut context, "run_1", "wf", 3);
+        let built = initial_context(&event, "run_1", "wf", 3);
+        assert_eq!(context, built);
+        assert_eq!(
+            serde_json::to_string(&context).unwrap(),
+            serde_json::to_string(&built).unwrap()
+        );
     }
 
     #[test]

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
+use serde_json::Value;
 
 use crate::event::TriggerEvent;
 use crate::metrics::{Counter, Metrics, Subject};
 use crate::outbound::FanOut;
 use crate::ports::{Clock, CreateRun, PortError, Queue, RunLog, SubscriptionIndex, WorkflowStore};
-use crate::run::{filter_context, initial_context, run_id_for, RunRecord, RunStatus, StepMessage};
+use crate::run::{filter_context, run_id_for, set_run, RunRecord, RunStatus, StepMessage};
 use crate::subscription::Subscription;
 use crate::workflow::{Scope, WorkflowDefinition};
 
@@ -133,8 +134,15 @@ impl Dispatcher {
             // A fresh ULID is never taken: this is a broken store.
             return Err(PortError::terminal("create_run", format!("test run id {run_id} already exists")).into());
         }
-        let message = first_message(event, &run_id, &workflow.id, workflow.version, workflow.start.clone());
-        save_start_point(self.runs.as_ref(), &message).await?;
+        let message = first_message(
+            event,
+            filter_context(event),
+            &run_id,
+            &workflow.id,
+            workflow.version,
+            workflow.start.clone(),
+        );
+        let message = save_start_point(self.runs.as_ref(), message).await?;
         // No trigger comes back for a test run: if its first step cannot be
         // sent, nothing would ever move it, so it ends here (the caller's
         // retry starts a new one).
@@ -197,11 +205,16 @@ impl Dispatcher {
             return Ok(report);
         }
         let subscriptions = self.subscriptions_of(event).await?;
-        let filter_ctx = filter_context(event);
-        for sub in subscriptions {
-            if sub.filter.as_ref().is_some_and(|f| !f.evaluate(&filter_ctx)) {
-                tracing::debug!(workflow_id = %sub.workflow_id, "trigger filter did not match");
-                continue;
+        let last = subscriptions.len().saturating_sub(1);
+        // Built once, when a filter or a run first needs it; the last
+        // subscription's run takes it rather than a copy.
+        let mut event_context: Option<Value> = None;
+        for (index, sub) in subscriptions.into_iter().enumerate() {
+            if let Some(filter) = &sub.filter {
+                if !filter.evaluate(event_context.get_or_insert_with(|| filter_context(event))) {
+                    tracing::debug!(workflow_id = %sub.workflow_id, "trigger filter did not match");
+                    continue;
+                }
             }
             let run_id = run_id_for(event, &sub.workflow_id);
             let run = self.new_run(&run_id, event, &sub.workflow_id, sub.workflow_version, false);
@@ -243,10 +256,15 @@ impl Dispatcher {
                     }
                 }
             };
-            let message = first_message(event, &run_id, &sub.workflow_id, version, start);
+            let context = if index == last {
+                event_context.take().unwrap_or_else(|| filter_context(event))
+            } else {
+                event_context.get_or_insert_with(|| filter_context(event)).clone()
+            };
+            let message = first_message(event, context, &run_id, &sub.workflow_id, version, start);
             // Rewritten by a redelivery (the same text): the delivery that
             // created the run may have died before saving it.
-            save_start_point(self.runs.as_ref(), &message).await?;
+            let message = save_start_point(self.runs.as_ref(), message).await?;
             hand_off(
                 self.runs.as_ref(),
                 self.steps.as_ref(),
@@ -261,8 +279,17 @@ impl Dispatcher {
     }
 }
 
-/// The message that starts `run_id` at `start` of that workflow version.
-fn first_message(event: &TriggerEvent, run_id: &str, workflow_id: &str, version: u32, start: String) -> StepMessage {
+/// The message that starts `run_id` at `start` of that workflow version;
+/// `event_context` is the event's [`filter_context`].
+fn first_message(
+    event: &TriggerEvent,
+    mut event_context: Value,
+    run_id: &str,
+    workflow_id: &str,
+    version: u32,
+    start: String,
+) -> StepMessage {
+    set_run(&mut event_context, run_id, workflow_id, version);
     StepMessage {
         run_id: run_id.to_owned(),
         workspace_id: event.workspaceid.clone(),
@@ -270,7 +297,7 @@ fn first_message(event: &TriggerEvent, run_id: &str, workflow_id: &str, version:
         workflow_version: version,
         step_id: start,
         attempt: 1,
-        context: initial_context(event, run_id, workflow_id, version),
+        context: event_context,
         context_ref: None,
         resume_at: None,
         replay: 0,

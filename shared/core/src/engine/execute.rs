@@ -16,7 +16,7 @@ use crate::retry::RetryPolicy;
 use crate::run::{jitter_seed, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus, DUE_SLACK};
 use crate::workflow::{Step, WorkflowDefinition};
 
-use super::handoff::{hand_off, resolve_context, save_resume_point, send_step};
+use super::handoff::{hand_off, resolve_context, save_resume_point, send_step, Encoded};
 use super::EngineError;
 
 /// SQS's longest `DelaySeconds`; longer waits hop through the queue.
@@ -520,9 +520,16 @@ impl StepExecutor {
         match progress {
             Some(report) => {
                 let replay_only = report.executed.is_empty();
-                hand_off(self.runs.as_ref(), self.steps.as_ref(), next, delay, replay_only).await?;
+                hand_off(
+                    self.runs.as_ref(),
+                    self.steps.as_ref(),
+                    Encoded::new(next)?,
+                    delay,
+                    replay_only,
+                )
+                .await?;
             }
-            None => send_step(self.runs.as_ref(), self.steps.as_ref(), next, delay).await?,
+            None => send_step(self.runs.as_ref(), self.steps.as_ref(), Encoded::new(next)?, delay).await?,
         }
         tracing::debug!(next_step = %step_id, attempt, delay_ms = delay.as_millis() as u64, "step enqueued");
         Ok(NextMove::Enqueued {

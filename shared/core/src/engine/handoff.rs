@@ -31,14 +31,28 @@ pub(crate) fn encode(message: &StepMessage) -> Result<String, EngineError> {
     crate::ports::message_body(message).map_err(|e| EngineError::Undecodable(e.to_string()))
 }
 
-/// Sends `message`, moving its context into the run log first if needed.
+/// A step message with its queue body: encoded once for every write of it
+/// (a run's start point and its first send are the same text).
+pub(crate) struct Encoded {
+    message: StepMessage,
+    body: String,
+}
+
+impl Encoded {
+    pub(crate) fn new(message: StepMessage) -> Result<Self, EngineError> {
+        let body = encode(&message)?;
+        Ok(Self { message, body })
+    }
+}
+
+/// Sends the message, moving its context into the run log first if needed.
 pub(crate) async fn send_step(
     runs: &dyn RunLog,
     steps: &dyn Queue,
-    mut message: StepMessage,
+    encoded: Encoded,
     delay: Duration,
 ) -> Result<(), EngineError> {
-    let mut body = encode(&message)?;
+    let Encoded { mut message, mut body } = encoded;
     if body.len() > MAX_INLINE_MESSAGE_BYTES {
         let key = context_key(&message.step_id, message.attempt);
         let context = serde_json::to_string(&message.context).map_err(|e| EngineError::Undecodable(e.to_string()))?;
@@ -71,17 +85,17 @@ fn handoff_key(message: &StepMessage) -> String {
 pub(crate) async fn hand_off(
     runs: &dyn RunLog,
     steps: &dyn Queue,
-    message: StepMessage,
+    encoded: Encoded,
     delay: Duration,
     check_first: bool,
 ) -> Result<(), EngineError> {
-    let key = handoff_key(&message);
-    let run_id = message.run_id.clone();
+    let key = handoff_key(&encoded.message);
+    let run_id = encoded.message.run_id.clone();
     if check_first && runs.handed_off(&run_id, &key).await? {
         tracing::debug!(run_id = %run_id, handoff = %key, "hand-off already sent by an earlier delivery");
         return Ok(());
     }
-    send_step(runs, steps, message, delay).await?;
+    send_step(runs, steps, encoded, delay).await?;
     runs.mark_handed_off(&run_id, &key).await?;
     Ok(())
 }
@@ -107,16 +121,22 @@ pub(crate) async fn save_resume_point(runs: &dyn RunLog, message: &StepMessage) 
     Ok(())
 }
 
-/// Saves the message that starts a run (see [`START_KEY`]).
-pub(crate) async fn save_start_point(runs: &dyn RunLog, message: &StepMessage) -> Result<(), EngineError> {
-    runs.put_blob(&message.run_id, START_KEY, &encode(message)?).await?;
-    Ok(())
+/// Saves the message that starts a run (see [`START_KEY`]), and gives it
+/// back encoded, for its send.
+pub(crate) async fn save_start_point(runs: &dyn RunLog, message: StepMessage) -> Result<Encoded, EngineError> {
+    let encoded = Encoded::new(message)?;
+    runs.put_blob(&encoded.message.run_id, START_KEY, &encoded.body).await?;
+    Ok(encoded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::{MemoryQueue, MemoryRunLog, QueueSettings};
+
+    fn encoded(replay: u32) -> Encoded {
+        Encoded::new(message(replay)).expect("encodes")
+    }
 
     fn message(replay: u32) -> StepMessage {
         StepMessage {
@@ -141,14 +161,14 @@ mod tests {
             max_receive_count: 5,
         };
         let steps = MemoryQueue::new("steps", settings, None);
-        hand_off(&runs, &steps, message(0), Duration::ZERO, false)
+        hand_off(&runs, &steps, encoded(0), Duration::ZERO, false)
             .await
             .expect("first pass");
-        hand_off(&runs, &steps, message(0), Duration::ZERO, true)
+        hand_off(&runs, &steps, encoded(0), Duration::ZERO, true)
             .await
             .expect("its duplicate");
         assert_eq!(steps.len(), 1, "a redelivery of the same pass sends nothing again");
-        hand_off(&runs, &steps, message(1), Duration::ZERO, true)
+        hand_off(&runs, &steps, encoded(1), Duration::ZERO, true)
             .await
             .expect("the replay");
         assert_eq!(steps.len(), 2, "the replay moves on past the first pass's note");

@@ -14,7 +14,7 @@ use crate::metrics::{Counter, Metrics, Subject};
 use crate::ports::{collect_runs, ClaimOutcome, Clock, CreateRun, PortError, Queue, RunLog, RunQuery, StepClaim};
 use crate::run::{digest_id, RunRecord, RunStatus, StepMessage, StepRecord, StepStatus};
 
-use super::handoff::{hand_off, resolve_context, save_start_point, send_step, RESUME_KEY, START_KEY};
+use super::handoff::{hand_off, resolve_context, save_start_point, send_step, Encoded, RESUME_KEY, START_KEY};
 use super::EngineError;
 
 /// Moves up to `max` messages from `dead_letters` back to `source`; returns
@@ -259,7 +259,13 @@ impl Recovery {
             attempt: message.attempt,
             replay_of: None,
         };
-        send_step(self.runs.as_ref(), self.steps.as_ref(), message.clone(), REPLAY_HOLD).await?;
+        send_step(
+            self.runs.as_ref(),
+            self.steps.as_ref(),
+            Encoded::new(message.clone())?,
+            REPLAY_HOLD,
+        )
+        .await?;
         let due_at = self.clock.now() + chrono::Duration::from_std(REPLAY_HOLD).unwrap_or_default();
         let Some(replays) = self.runs.reopen_run(run_id, due_at).await? else {
             // Someone else reopened it: their message carries the same
@@ -280,7 +286,13 @@ impl Recovery {
             // Replayed and failed again between our read and our reopen: the
             // message sent is stale for this replay; send it again as this one.
             message.replay = replays;
-            send_step(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO).await?;
+            send_step(
+                self.runs.as_ref(),
+                self.steps.as_ref(),
+                Encoded::new(message)?,
+                Duration::ZERO,
+            )
+            .await?;
         }
         tracing::info!(run_id, step_id = %replayed.step_id, attempt = replayed.attempt, "run replayed");
         Ok(replayed)
@@ -334,7 +346,7 @@ impl Recovery {
             // off before its first step went out, this one sends it (once:
             // the hand-off note says whether it was sent).
             if existing.status == RunStatus::Running {
-                save_start_point(self.runs.as_ref(), &message).await?;
+                let message = save_start_point(self.runs.as_ref(), message).await?;
                 hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, true).await?;
             }
             return Err(RecoveryError::AlreadyReplayed {
@@ -350,7 +362,7 @@ impl Recovery {
             };
             self.metrics.count(Counter::RunsStarted, &subject);
         }
-        save_start_point(self.runs.as_ref(), &message).await?;
+        let message = save_start_point(self.runs.as_ref(), message).await?;
         if let Err(err) = hand_off(self.runs.as_ref(), self.steps.as_ref(), message, Duration::ZERO, false).await {
             // Nothing moves a run whose first step was never sent: end it.
             let reason = format!("the first step could not be sent: {err}");
