@@ -206,8 +206,8 @@ impl Dispatcher {
         }
         let subscriptions = self.subscriptions_of(event).await?;
         let last = subscriptions.len().saturating_sub(1);
-        // Built once, when a filter or a run first needs it; the last
-        // subscription's run takes it rather than a copy.
+        // Built once, when a filter or a run first needs it; a run of the
+        // last subscription in the list takes it rather than a copy.
         let mut event_context: Option<Value> = None;
         for (index, sub) in subscriptions.into_iter().enumerate() {
             if let Some(filter) = &sub.filter {

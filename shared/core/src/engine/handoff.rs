@@ -31,8 +31,10 @@ pub(crate) fn encode(message: &StepMessage) -> Result<String, EngineError> {
     crate::ports::message_body(message).map_err(|e| EngineError::Undecodable(e.to_string()))
 }
 
-/// A step message with its queue body: encoded once for every write of it
-/// (a run's start point and its first send are the same text).
+/// A step message with its queue body, encoded once for every write of it:
+/// a run's start point and its first send are the same text, unless the
+/// message is over [`MAX_INLINE_MESSAGE_BYTES`] (the send then carries a
+/// reference to its context, the start point the context itself).
 pub(crate) struct Encoded {
     message: StepMessage,
     body: String,
