@@ -309,7 +309,7 @@ pub fn filter_context(event: &TriggerEvent) -> Value {
 /// Makes an event's context (from [`filter_context`]) the one a run of it
 /// starts with: what [`initial_context`] would build, without building the
 /// event's part again.
-pub fn set_run(context: &mut Value, run_id: &str, workflow_id: &str, workflow_version: u32) {
+pub(crate) fn set_run(context: &mut Value, run_id: &str, workflow_id: &str, workflow_version: u32) {
     if let Value::Object(context) = context {
         context.insert(
             "run".into(),
